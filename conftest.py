@@ -1,0 +1,1 @@
+"""Root conftest: makes the project importable; suites and tests register their plugins."""
