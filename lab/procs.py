@@ -1,0 +1,92 @@
+"""Background processes of the lab (emulator, S3): started detached, tracked by PID file, stopped by PID.
+
+Only a PID this module recorded is ever signalled, and only after checking that the process
+still runs the command it started (a PID can be reused after a reboot or a crash).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Service:
+    """A lab process: its name, the Python module it runs and that module's arguments."""
+
+    name: str
+    module: str
+    args: tuple[str, ...]
+
+
+def _pid_file(run_dir: Path, name: str) -> Path:
+    return run_dir / f"{name}.pid"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def running_pid(run_dir: Path, service: Service) -> int | None:
+    """Return the PID of the service if its PID file names a live process running its module."""
+    pid_file = _pid_file(run_dir, service.name)
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if f"-m {service.module}" in _cmdline(pid):
+        return pid
+    return None
+
+
+def start(run_dir: Path, log_dir: Path, service: Service) -> int:
+    """Start the service detached (own session, log file) unless it already runs; return its PID."""
+    pid = running_pid(run_dir, service)
+    if pid:
+        return pid
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    root = Path(__file__).resolve().parent.parent
+    with open(log_dir / f"{service.name}.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", service.module, *service.args],
+            cwd=root,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    _pid_file(run_dir, service.name).write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def stop(run_dir: Path, service: Service, timeout: float = 10.0) -> bool:
+    """Stop the service by its recorded PID (SIGTERM, then SIGKILL after timeout); True if one was stopped."""
+    pid = running_pid(run_dir, service)
+    _pid_file(run_dir, service.name).unlink(missing_ok=True)
+    if not pid:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
+            return True
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return True

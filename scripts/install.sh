@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Install everything the suite and the embedded lab need on a Debian 12 machine (run as root / sudo).
+# Idempotent: a second run only checks. Nothing here downloads outside apt, PyPI and npm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(lxc uidmap bridge-utils debootstrap openssh-server openssh-client rsync iptables iproute2 python3-venv)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/install.sh needs root (apt-get, LXC): run it with sudo" >&2
+  exit 1
+fi
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "==> apt: installing ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+else
+  echo "==> apt: all ${#APT_PACKAGES[@]} packages present"
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "==> venv: creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+if ! cmp -s requirements.txt .venv/.requirements.installed 2>/dev/null; then
+  echo "==> pip: installing requirements.txt (pinned)"
+  .venv/bin/pip install -q -r requirements.txt
+  cp requirements.txt .venv/.requirements.installed
+else
+  echo "==> pip: requirements.txt already installed"
+fi
+
+if ! cmp -s package-lock.json node_modules/.lock.installed 2>/dev/null; then
+  echo "==> npm: installing allure (report renderer)"
+  npm ci --no-audit --no-fund --silent
+  cp package-lock.json node_modules/.lock.installed
+else
+  echo "==> npm: tools already installed"
+fi
