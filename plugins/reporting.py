@@ -1,0 +1,128 @@
+"""Allure helpers (attachments, steps, environment, categories), harmless when allure is not active.
+
+Every text that reaches the report passes through the Redactor first. Register as a pytest plugin
+(`plugins.reporting`) to get environment.properties and categories.json written at session end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plugins.redact import REDACTOR, install_log_redaction, redact
+
+try:
+    import allure
+except ImportError:  # allure-pytest not installed: helpers become no-ops
+    allure = None
+
+ENVIRONMENT_KEY = pytest.StashKey[dict]()
+
+# Allure matches categories in order, first match wins; its (Java) regexes must match the whole
+# message, which allure-pytest starts with the exception's class name.
+INFRASTRUCTURE_PATTERN = (
+    r"(?s).*(ProxmoxError|TaskFailed|TaskTimeout|InventoryError|FencedConnection|ConnectionError|"
+    r"ConnectTimeout|ReadTimeout|SSLError|TimeoutError|authentication failed|permission denied|"
+    r"not found on https?://|cannot connect to|did not answer within|GitHub answered).*"
+)
+CATEGORIES = [
+    {
+        "name": "Infrastructure failures",
+        "description": "Proxmox, network, TLS, credentials or inventory: the environment, not the code under test",
+        "matchedStatuses": ["failed", "broken"],
+        "messageRegex": INFRASTRUCTURE_PATTERN,
+    },
+    {
+        "name": "Product defects",
+        "description": "An assertion about the deployed homelab failed",
+        "matchedStatuses": ["failed"],
+    },
+    {
+        "name": "Test defects",
+        "description": "The test or a fixture raised an unexpected error",
+        "matchedStatuses": ["broken"],
+    },
+]
+
+
+def attach_text(name: str, text: Any) -> None:
+    """Attach redacted text to the current Allure test or step (no-op without allure)."""
+    if allure is not None:
+        allure.attach(redact(text), name=redact(name), attachment_type=allure.attachment_type.TEXT)
+
+
+def attach_json(name: str, obj: Any) -> None:
+    """Attach a redacted JSON document to the current Allure test or step (no-op without allure)."""
+    if allure is None:
+        return
+    data = REDACTOR.redact_obj(obj)
+    allure.attach(json.dumps(data, indent=2, sort_keys=True, default=str), name=redact(name),
+                  attachment_type=allure.attachment_type.JSON)
+
+
+@contextlib.contextmanager
+def step(title: str) -> Iterator[None]:
+    """An Allure step with a redacted title (a plain block without allure)."""
+    if allure is None:
+        yield
+        return
+    with allure.step(redact(title)):
+        yield
+
+
+def set_environment(config: pytest.Config, **properties: Any) -> None:
+    """Record properties (environment, node, run id, …) for environment.properties; values redacted."""
+    config.stash.setdefault(ENVIRONMENT_KEY, {}).update(
+        {key: redact(value) for key, value in properties.items() if value is not None}
+    )
+
+
+def write_environment(alluredir: str | Path, properties: Mapping[str, Any]) -> Path:
+    """Write environment.properties (key=value lines, redacted) into the alluredir."""
+    path = Path(alluredir) / "environment.properties"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{_property_key(key)}={_property_value(redact(value))}" for key, value in sorted(properties.items())]
+    path.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+    return path
+
+
+def write_categories(alluredir: str | Path) -> Path:
+    """Write categories.json (infrastructure failures vs product and test defects) into the alluredir."""
+    path = Path(alluredir) / "categories.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(CATEGORIES, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def alluredir(config: pytest.Config) -> Path | None:
+    """The --alluredir of this session, or None when allure-pytest is not writing results."""
+    value = getattr(config.option, "allure_report_dir", None)
+    return Path(value) if value else None
+
+
+def _property_key(key: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in str(key))
+
+
+def _property_value(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Mask secrets in every log record of the session."""
+    install_log_redaction()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write environment.properties and categories.json when allure results are being written."""
+    target = alluredir(session.config)
+    if target is None:
+        return
+    write_environment(target, session.config.stash.get(ENVIRONMENT_KEY, {}))
+    write_categories(target)
