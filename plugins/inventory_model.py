@@ -1,0 +1,412 @@
+"""Typed inventory model: one validated object per environment, read by every layer."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from plugins.inventory_rules import check_rules
+
+
+def _ipv4(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 address") from None
+
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TOKEN_ID = re.compile(r"^[^@!\s]+@[^@!\s]+![A-Za-z][A-Za-z0-9._-]*$")
+_IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
+RESERVED_GROUPS = ("all", "ungrouped", "runner")
+
+
+def _label(value: str) -> str:
+    if not _LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not an RFC 1123 label (expected 1-63 of a-z 0-9 '-', not starting or ending with '-')"
+        )
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_NAME.match(value):
+        # Never echo it: a value that is not a variable name may be the secret itself.
+        raise ValueError(
+            "expected the NAME of an environment variable (e.g. PVE_TOKEN_SECRET), found a value (not shown)"
+        )
+    return value
+
+
+def _token_id(value: str) -> str:
+    if not _TOKEN_ID.match(value):
+        raise ValueError(
+            f"{value!r} is not a Proxmox API token id (expected user@realm!name, e.g. root@pam!deploy)"
+        )
+    return value
+
+
+def _role(value: str) -> str:
+    if not _IDENT.match(value) or value in RESERVED_GROUPS:
+        raise ValueError(
+            f"{value!r} is not a usable role name (expected a-z 0-9 '_', starting with a letter: it becomes an "
+            f"Ansible group; reserved: {', '.join(RESERVED_GROUPS)})"
+        )
+    return value
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"{value!r} is not an http(s) URL (expected e.g. http://198.18.0.200:8080/health)"
+        )
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError(f"{value!r} has an invalid port") from None
+    return value
+
+
+def _no_tls_off(value: bool) -> bool:
+    if value is not True:
+        raise ValueError(
+            "TLS verification cannot be turned off (expected true; trust a private CA with ca_file)"
+        )
+    return value
+
+
+Int = Annotated[int, Field(strict=True)]
+Text = Annotated[str, Field(strict=True, min_length=1)]
+IPv4 = Annotated[
+    str, Field(strict=True, json_schema_extra={"format": "ipv4"}), AfterValidator(_ipv4)
+]
+# Patterns go to the JSON schema only: the validators give the better message.
+Label = Annotated[
+    str,
+    Field(strict=True, json_schema_extra={"pattern": _LABEL.pattern}),
+    AfterValidator(_label),
+]
+HttpUrl = Annotated[
+    str,
+    Field(strict=True, json_schema_extra={"pattern": "^https?://"}),
+    AfterValidator(_http_url),
+]
+TlsOn = Annotated[bool, Field(strict=True), AfterValidator(_no_tls_off)]
+StatusCode = Annotated[int, Field(strict=True, ge=100, le=599)]
+Flag = Annotated[bool, Field(strict=True)]
+
+
+class Strict(BaseModel):
+    """Base of every inventory section: a misspelt key is an error."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class Proxmox(Strict):
+    """The Proxmox VE API the suite talks to, and the container defaults it creates."""
+
+    host: Text = Field(description="API host name or address")
+    port: Annotated[int, Field(strict=True, ge=1, le=65535)] = 8006
+    node: Label = Field(
+        description="default node of every host (the owner's is 'homelab', not 'pve')"
+    )
+    token_id: Annotated[str, Field(strict=True), AfterValidator(_token_id)] = Field(
+        description="user@realm!name"
+    )
+    token_secret_env: Annotated[str, Field(strict=True), AfterValidator(_env_name)] = (
+        Field(
+            description="NAME of the environment variable holding the token secret (never the secret)"
+        )
+    )
+    ca_file: Text | None = Field(
+        None, description="CA bundle that signs the API certificate"
+    )
+    verify_tls: TlsOn = Field(
+        True, description="always true; use ca_file for a private CA"
+    )
+    ostemplate: Text
+    bridge: Text
+    gateway: IPv4
+    prefix_length: Annotated[int, Field(strict=True, ge=1, le=32)]
+
+    @property
+    def tls_verify(self) -> str | bool:
+        """Value for requests' `verify`: the CA file, or True for the system CAs."""
+        return self.ca_file or True
+
+
+class StateBackend(Strict):
+    """Terraform S3 backend (AWS or an S3-compatible store such as OVH)."""
+
+    bucket: Text
+    key: Text
+    region: Text
+    endpoint: HttpUrl | None = None
+    sts_endpoint: HttpUrl | None = None
+    iam_endpoint: HttpUrl | None = None
+    use_path_style: Flag = False
+    use_lockfile: Flag = True
+    skip_credentials_validation: Flag = False
+    skip_requesting_account_id: Flag = False
+    skip_region_validation: Flag = False
+    skip_metadata_api_check: Flag = False
+    skip_s3_checksum: Flag = False
+
+    def backend_config(self) -> dict:
+        """Terraform `backend "s3"` settings (endpoints nested as Terraform >= 1.6 expects)."""
+        config = self.model_dump(exclude={"endpoint", "sts_endpoint", "iam_endpoint"})
+        endpoints = {
+            "s3": self.endpoint,
+            "sts": self.sts_endpoint,
+            "iam": self.iam_endpoint,
+        }
+        endpoints = {name: url for name, url in endpoints.items() if url}
+        if endpoints:
+            config["endpoints"] = endpoints
+        return config
+
+
+class Runner(Strict):
+    """The machine the suite runs on, and the key it deploys with."""
+
+    host: Label | None = Field(
+        description="hostname of the inventory host the suite runs on, or null"
+    )
+    deploy_key: Text = Field(
+        description="path of the private deploy key (its public half is <path>.pub)"
+    )
+    deploy_user: Label = "deploy"
+
+
+class Github(Strict):
+    """Where the deploy workflow runs (incidents #1, #15, #16)."""
+
+    branch: Text = "main"
+    runs_on: Text = "self-hosted-proxmox"
+    environment: Text = "production"
+
+
+class Deploy(Strict):
+    """Deploy stage settings."""
+
+    snapshot_retention: Annotated[int, Field(strict=True, ge=1)] = 3
+
+
+class Service(Strict):
+    """One HTTP endpoint and the status codes that mean it is healthy (incident #12)."""
+
+    name: Label
+    url: HttpUrl
+    accepted: Annotated[list[StatusCode], Field(min_length=1)] = Field(
+        description="healthy codes"
+    )
+    warmup: list[StatusCode] = Field(
+        [], description="codes accepted only while the service warms up"
+    )
+    deadline: Annotated[float, Field(strict=True, gt=0)] = Field(
+        60, description="seconds to wait for a healthy code"
+    )
+    verify_tls: TlsOn = True
+    ca_file: Text | None = None
+
+    @property
+    def url_host(self) -> str:
+        """Host part of the url (an inventory host's ip or hostname)."""
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def tls_verify(self) -> str | bool:
+        """Value for requests' `verify`: the CA file, or True for the system CAs."""
+        return self.ca_file or True
+
+
+class Host(Strict):
+    """One LXC container of the homelab."""
+
+    vmid: Annotated[int, Field(strict=True, ge=100, le=999_999_999)]
+    hostname: Label
+    ip: IPv4
+    node: Label | None = Field(None, description="default: proxmox.node")
+    roles: list[Annotated[str, Field(strict=True), AfterValidator(_role)]] = []
+    protected: Flag = Field(
+        False, description="the plan guard refuses to delete or replace it"
+    )
+    rollback: Flag | None = Field(
+        None, description="in the rollback set; default true, false for the runner"
+    )
+    packages: list[Text] = []
+    containers: list[Text] = Field([], description="Docker containers expected running")
+    memory: Annotated[int, Field(strict=True, ge=16)] = 512
+    cores: Annotated[int, Field(strict=True, ge=1, le=512)] = 1
+    services: list[Service] = []
+
+
+class Inventory(Strict):
+    """One environment: the single source of truth for every layer."""
+
+    environment: Label
+    proxmox: Proxmox
+    state_backend: StateBackend
+    runner: Runner
+    github: Github = Github()
+    deploy: Deploy = Deploy()
+    hosts: Annotated[list[Host], Field(min_length=1)]
+
+    _source: str = PrivateAttr("<inventory>")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Inventory:
+        problems = check_rules(self)
+        if problems:
+            summary = "; ".join(f"{path}: {message}" for path, message in problems)
+            raise PydanticCustomError(
+                "inventory_rules",
+                "{summary}",
+                {"summary": summary, "problems": problems},
+            )
+        for host in self.hosts:
+            host.node = host.node or self.proxmox.node
+            if host.rollback is None:
+                host.rollback = host.hostname != self.runner.host
+        return self
+
+    @property
+    def source(self) -> str:
+        """The file this inventory was loaded from, as shown in messages."""
+        return self._source
+
+    def where(self, key_path: str) -> str:
+        """Point a message at a key of the inventory file: `inventories/lab.yml: proxmox.node`."""
+        return f"{self._source}: {key_path}"
+
+    def host(self, name: str | int) -> Host:
+        """The host with this hostname (or vmid); LookupError naming the known hosts otherwise."""
+        for host in self.hosts:
+            if name in (host.hostname, host.vmid):
+                return host
+        known = ", ".join(f"{h.hostname} ({h.vmid})" for h in self.hosts)
+        raise LookupError(f"no host {name!r} in {self._source}; hosts: {known}")
+
+    @property
+    def runner_host(self) -> Host | None:
+        """The inventory host the suite runs on, or None when the runner is off-inventory."""
+        return self.host(self.runner.host) if self.runner.host else None
+
+    def is_runner(self, host: Host) -> bool:
+        """Tell whether this host is the one the suite runs on."""
+        return host.hostname == self.runner.host
+
+    @property
+    def rollback_set(self) -> list[Host]:
+        """Hosts snapshotted before a deploy and rolled back on failure: never the runner."""
+        return [h for h in self.hosts if h.rollback and not self.is_runner(h)]
+
+    @property
+    def protected_hosts(self) -> list[Host]:
+        """Hosts the plan guard refuses to delete or replace."""
+        return [h for h in self.hosts if h.protected]
+
+    @property
+    def services(self) -> list[tuple[Host, Service]]:
+        """Every (host, service) pair, in inventory order."""
+        return [(h, s) for h in self.hosts for s in h.services]
+
+    def hosts_with_role(self, role: str) -> list[Host]:
+        """Hosts that carry this role."""
+        return [h for h in self.hosts if role in h.roles]
+
+    @property
+    def roles(self) -> list[str]:
+        """Every role of the inventory, in order of first appearance."""
+        return list(dict.fromkeys(r for h in self.hosts for r in h.roles))
+
+    @property
+    def proxmox_url(self) -> str:
+        """Base URL of the Proxmox VE API server (without /api2/json)."""
+        host = self.proxmox.host
+        return (
+            f"https://[{host}]:{self.proxmox.port}"
+            if ":" in host
+            else f"https://{host}:{self.proxmox.port}"
+        )
+
+    def ssh_public_keys(self) -> str:
+        """The deploy key's public half (<deploy_key>.pub), or '' when it does not exist yet."""
+        public = Path(self.runner.deploy_key + ".pub")
+        return public.read_text().strip() if public.is_file() else ""
+
+    def _container_vars(self, host: Host) -> dict:
+        return {
+            "vmid": host.vmid,
+            "hostname": host.hostname,
+            "node": host.node,
+            "ip": host.ip,
+            "prefix_length": self.proxmox.prefix_length,
+            "memory": host.memory,
+            "cores": host.cores,
+            "tags": sorted(host.roles),
+            "protected": host.protected,
+        }
+
+    def terraform_vars(self) -> dict:
+        """JSON-able tfvars; `containers` excludes the runner (a direct, prevent_destroy resource)."""
+        runner = self.runner_host
+        return {
+            "node": self.proxmox.node,
+            "ostemplate": self.proxmox.ostemplate,
+            "bridge": self.proxmox.bridge,
+            "gateway": self.proxmox.gateway,
+            "prefix_length": self.proxmox.prefix_length,
+            "ssh_public_keys": self.ssh_public_keys(),
+            "containers": {
+                h.hostname: self._container_vars(h)
+                for h in self.hosts
+                if not self.is_runner(h)
+            },
+            "runner": self._container_vars(runner) if runner else None,
+        }
+
+    def ansible_inventory(self) -> dict:
+        """Ansible YAML/JSON inventory: all.hosts with host vars, a group per role, group `runner`."""
+        hostvars = {
+            h.hostname: {
+                "ansible_host": h.ip,
+                "vmid": h.vmid,
+                "protected": h.protected,
+                "rollback": h.rollback,
+                "packages": list(h.packages),
+                "containers": list(h.containers),
+            }
+            for h in self.hosts
+        }
+        children = {
+            role: {"hosts": {h.hostname: {} for h in self.hosts_with_role(role)}}
+            for role in self.roles
+        }
+        if self.runner_host:
+            children["runner"] = {"hosts": {self.runner_host.hostname: {}}}
+        return {
+            "all": {
+                "vars": {
+                    "ansible_ssh_private_key_file": self.runner.deploy_key,
+                    "deploy_user": self.runner.deploy_user,
+                },
+                "hosts": hostvars,
+                "children": children,
+            }
+        }

@@ -1,0 +1,153 @@
+"""Cross-field rules of the inventory: each returns (key path, what was expected and found)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from typing import Any
+
+Problem = tuple[str, str]
+
+
+def host_ref(hostnames: list[Any], index: int) -> str:
+    """`hosts[app-demo]` when that hostname names one host only, else `hosts[2]`."""
+    name = hostnames[index] if index < len(hostnames) else None
+    if isinstance(name, str) and name and Counter(hostnames)[name] == 1:
+        return f"hosts[{name}]"
+    return f"hosts[{index}]"
+
+
+def check_rules(inv: Any) -> list[Problem]:
+    """Every rule that spans more than one field, in a stable order."""
+    refs = [host_ref([h.hostname for h in inv.hosts], i) for i in range(len(inv.hosts))]
+    return [
+        *_unique(inv, refs, "vmid"),
+        *_unique(inv, refs, "ip"),
+        *_unique(inv, refs, "hostname"),
+        *_runner(inv, refs),
+        *_subnet(inv, refs),
+        *_services(inv, refs),
+    ]
+
+
+def _unique(inv: Any, refs: list[str], field: str) -> list[Problem]:
+    first: dict[Any, str] = {}
+    problems = []
+    for ref, host in zip(refs, inv.hosts):
+        value = getattr(host, field)
+        if value in first:
+            problems.append(
+                (
+                    f"{ref}.{field}",
+                    f"{value!r} is already the {field} of {first[value]} (expected a unique {field})",
+                )
+            )
+        else:
+            first[value] = ref
+    return problems
+
+
+def _runner(inv: Any, refs: list[str]) -> list[Problem]:
+    name = inv.runner.host
+    if name is None:
+        return []
+    matches = [i for i, h in enumerate(inv.hosts) if h.hostname == name]
+    if not matches:
+        known = ", ".join(h.hostname for h in inv.hosts)
+        return [
+            (
+                "runner.host",
+                f"{name!r} is not a host of this inventory (expected one of: {known}, or null)",
+            )
+        ]
+    return [
+        (
+            f"{refs[i]}.rollback",
+            (
+                "the runner (runner.host) cannot be in the rollback set: rolling it back kills the deploy "
+                "running on it (expected false or absent, found true)"
+            ),
+        )
+        for i in matches
+        if inv.hosts[i].rollback is True
+    ]
+
+
+def _subnet(inv: Any, refs: list[str]) -> list[Problem]:
+    gateway = ipaddress.IPv4Address(inv.proxmox.gateway)
+    prefix = inv.proxmox.prefix_length
+    outside = []
+    problems = []
+    for ref, host in zip(refs, inv.hosts):
+        network = ipaddress.IPv4Interface(f"{host.ip}/{prefix}").network
+        if gateway not in network:
+            outside.append((ref, host, network))
+        elif ipaddress.IPv4Address(host.ip) == gateway:
+            problems.append(
+                (
+                    f"{ref}.ip",
+                    f"{host.ip} is the gateway's address (expected a host address)",
+                )
+            )
+    if outside and len(outside) == len(inv.hosts) and len(inv.hosts) > 1:
+        networks = ", ".join(sorted({str(n) for _, _, n in outside}))
+        return [
+            (
+                "proxmox.gateway",
+                f"{gateway} is outside every host's subnet (expected an address in {networks})",
+            )
+        ]
+    for ref, host, network in outside:
+        problems.append(
+            (
+                f"{ref}.ip",
+                (
+                    f"{host.ip}/{prefix} is not in the gateway {gateway}'s subnet (expected an address in "
+                    f"{ipaddress.IPv4Interface(f'{gateway}/{prefix}').network})"
+                ),
+            )
+        )
+    return problems
+
+
+def _services(inv: Any, refs: list[str]) -> list[Problem]:
+    addresses = {h.ip for h in inv.hosts} | {h.hostname for h in inv.hosts}
+    seen: dict[str, str] = {}
+    problems = []
+    for ref, host in zip(refs, inv.hosts):
+        for index, service in enumerate(host.services):
+            path = f"{ref}.services[{index}]"
+            if service.name in seen:
+                problems.append(
+                    (
+                        f"{path}.name",
+                        (
+                            f"{service.name!r} is already the name of {seen[service.name]} "
+                            "(expected a unique service name)"
+                        ),
+                    )
+                )
+            seen.setdefault(service.name, path)
+            if service.url_host not in addresses:
+                problems.append(
+                    (
+                        f"{path}.url",
+                        (
+                            f"host {service.url_host!r} of {service.url} is not the ip or hostname of a "
+                            "host of this inventory"
+                        ),
+                    )
+                )
+            accepted = set(service.accepted)
+            for code_index, code in enumerate(service.warmup):
+                if code in accepted:
+                    problems.append(
+                        (
+                            f"{path}.warmup[{code_index}]",
+                            (
+                                f"{code} is also in accepted (expected a code accepted "
+                                "only while warming up)"
+                            ),
+                        )
+                    )
+    return problems
