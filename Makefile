@@ -1,0 +1,40 @@
+# The README's commands. Run as root (sudo): the lab creates LXC containers, a bridge and mounts.
+PY      := .venv/bin/python
+PYTEST  := .venv/bin/pytest
+INVENTORY ?= inventories/lab.yml
+LABENV  := eval "$$($(PY) -m lab env)"
+
+.PHONY: install lab-up lab-down lab-status deploy plan health test test-unit report lint
+
+install:            ## apt, pip (pinned) and npm tools
+	bash scripts/install.sh
+
+lab-up: install     ## the homelab-in-a-box: bridge, base, PVE emulator, S3 state store
+	$(PY) -m lab up
+
+lab-down:           ## remove every container, bridge, mount and process of the lab
+	$(PY) -m lab down
+
+lab-status:
+	$(PY) -m lab status
+
+deploy: lab-up      ## full deploy of the inventory on the lab (preflight → … → notify)
+	$(LABENV) && $(PYTEST) suites/deploy --inventory $(INVENTORY)
+
+plan: lab-up        ## preflight + terraform plan + guard + ansible --check: nothing changes
+	$(LABENV) && $(PYTEST) suites/deploy --inventory $(INVENTORY) --plan-only
+
+health:             ## read-only validation of every host and service
+	$(LABENV) && $(PYTEST) suites/health --inventory $(INVENTORY)
+
+test: lab-up        ## the project's own tests (unit, emulator conformance, end to end on the lab)
+	$(LABENV) && $(PYTEST) tests
+
+test-unit: install  ## only the fast tests: no root, no lab
+	$(PYTEST) tests -m unit
+
+report:             ## render reports/allure-results to reports/allure-report (offline)
+	npx --no-install allure generate reports/allure-results --output reports/allure-report
+
+lint:
+	.venv/bin/ruff check .

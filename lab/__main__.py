@@ -1,0 +1,84 @@
+"""python -m lab up | down | status [--json] | reset — the embedded homelab-in-a-box.
+
+Needs root (LXC containers, a bridge, overlay mounts): real users run it with sudo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+
+from lab import orchestrate
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        sys.exit("python -m lab needs root (it creates LXC containers, the labbr0 bridge and overlay mounts): run it with sudo")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Bring bridge, base, keys, emulator and S3 up (idempotent) and say where each listens."""
+    started = time.monotonic()
+    status = orchestrate.up(progress=print)
+    print(f"lab up in {time.monotonic() - started:.1f} s")
+    orchestrate.print_status(status)
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    """Remove every container, bridge, mount and process the lab made (the base cache stays)."""
+    leftovers = orchestrate.down(progress=print, purge=args.purge)
+    if leftovers:
+        print("left behind (remove by hand):", *leftovers, sep="\n  ", file=sys.stderr)
+        return 1
+    print("lab down: no container, bridge, mount or lab process left")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Show the lab's services and every container (--json for scripts)."""
+    status = orchestrate.status()
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        orchestrate.print_status(status)
+    return 0 if status["up"] else 3
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    """Print shell exports that point the suite at this lab (eval "$(python -m lab env)")."""
+    for name, value in orchestrate.suite_env(orchestrate.status()).items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    """down, then up."""
+    cmd_down(argparse.Namespace(purge=False))
+    return cmd_up(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run one lab command."""
+    parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="bring the lab up (idempotent)").set_defaults(func=cmd_up)
+    down = sub.add_parser("down", help="remove every container, bridge, mount and process of the lab")
+    down.add_argument("--purge", action="store_true", help="also remove keys, CA and tokens (the base cache stays)")
+    down.set_defaults(func=cmd_down)
+    status = sub.add_parser("status", help="show services and containers")
+    status.add_argument("--json", action="store_true", help="machine-readable, includes the lab's token secret")
+    status.set_defaults(func=cmd_status)
+    sub.add_parser("reset", help="down + up").set_defaults(func=cmd_reset)
+    sub.add_parser("env", help="shell exports for the suite (token secret, S3 keys)").set_defaults(func=cmd_env)
+    args = parser.parse_args(argv)
+    _require_root()
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

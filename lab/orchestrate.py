@@ -1,0 +1,181 @@
+"""Bring the embedded lab up and down: bridge, base, keys, PVE emulator, S3 state store.
+
+Every step is idempotent, so `up` twice is harmless and `down` after a killed session
+still finds and removes what was left (containers, mounts, bridge, processes by PID file).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+from lab import config, net, procs
+from lab.hosts import LabHosts
+from lab.pve import auth as pve_auth
+from lab.pve import ca as pve_ca
+
+PATHS = config.PATHS
+PVE_PORT = 8006
+S3_PORT = 9000
+REJECT_PORT = 9001
+S3_BUCKET = "homelab-tfstate"
+
+PVE = procs.Service("pve", "lab.pve", ("serve", "--node", config.NODE, "--port", str(PVE_PORT),
+                                        "--state-dir", str(PATHS.pve_dir)))
+S3 = procs.Service("s3", "lab.s3", ("--port", str(S3_PORT), "--reject-port", str(REJECT_PORT),
+                                     "--bucket", S3_BUCKET))
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def ensure_deploy_key(key: Path = PATHS.deploy_key) -> Path:
+    """Generate the runner's deploy key (ed25519, no passphrase) once."""
+    if not key.exists() or not key.with_suffix(".pub").exists():
+        key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key.unlink(missing_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lab-runner-deploy",
+                        "-f", str(key)], check=True)
+    return key
+
+
+def _wait_port(port: int, timeout: float, name: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    log = PATHS.log_dir / f"{name}.log"
+    tail = log.read_text(errors="replace").splitlines()[-5:] if log.exists() else []
+    raise RuntimeError(f"lab {name} did not listen on 127.0.0.1:{port} within {timeout:.0f} s; "
+                       f"log {log}: {' | '.join(tail)}")
+
+
+def up(progress: Progress = _quiet) -> dict:
+    """Bring every piece of the lab up (idempotent) and return the status."""
+    progress(f"bridge {config.BRIDGE} {config.BRIDGE_ADDRESS}/{config.PREFIX}")
+    net.bridge_up()
+    progress(f"deploy key {ensure_deploy_key()}")
+    hosts = LabHosts()
+    progress("base rootfs (a cold build takes a few minutes; cached afterwards)")
+    hosts.ensure_base()
+    pve_ca.ensure_ca(PATHS.pve_dir)
+    pve_auth.ensure_tokens(PATHS.pve_dir)
+    procs.start(PATHS.run_dir, PATHS.log_dir, PVE)
+    procs.start(PATHS.run_dir, PATHS.log_dir, S3)
+    _wait_port(PVE_PORT, 30, "pve")
+    _wait_port(S3_PORT, 60, "s3")
+    status_now = status()
+    _check_api(status_now)
+    return status_now
+
+
+def _check_api(status_now: dict) -> None:
+    """Prove the emulator answers an authenticated call, verified against the lab's CA."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            resp = requests.get(f"{status_now['api_url']}/version", timeout=5, verify=status_now["ca_file"],
+                                headers={"Authorization": f"PVEAPIToken={status_now['token_id']}="
+                                                          f"{status_now['token_secret']}"})
+            resp.raise_for_status()
+            return
+        except requests.RequestException as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"lab PVE emulator does not answer {status_now['api_url']}/version: {exc}") from exc
+            time.sleep(0.2)
+
+
+def down(progress: Progress = _quiet, purge: bool = False) -> list[str]:
+    """Remove containers, processes, mounts and the bridge; return what could not be removed."""
+    hosts = LabHosts()
+    for service in (PVE, S3):
+        if procs.stop(PATHS.run_dir, service):
+            progress(f"stopped {service.name}")
+    removed = hosts.destroy_all()
+    if removed:
+        progress(f"destroyed containers: {', '.join(map(str, removed))}")
+    net.bridge_down()
+    progress(f"bridge {config.BRIDGE} removed")
+    # The emulator's CT configs describe containers that no longer exist.
+    shutil.rmtree(PATHS.pve_dir / "state", ignore_errors=True)
+    for sub in (PATHS.snapshots_root, PATHS.docker_root, PATHS.lxc_path, PATHS.run_dir):
+        shutil.rmtree(sub, ignore_errors=True)
+    if purge:
+        shutil.rmtree(PATHS.lab_dir, ignore_errors=True)
+        progress(f"purged {PATHS.lab_dir} (keys, CA, tokens)")
+    return [str(x) for x in hosts.find_leftovers()] + (
+        [f"bridge {config.BRIDGE}"] if net.bridge_exists() else [])
+
+
+def status() -> dict:
+    """Everything a script needs to drive the lab, including the lab's own token secret."""
+    tokens = pve_auth.load_tokens(PATHS.pve_dir) if (PATHS.pve_dir / "tokens.json").exists() else {}
+    full = tokens.get(pve_auth.FULL_TOKEN_ID, "")
+    readonly = tokens.get(pve_auth.READONLY_TOKEN_ID, "")
+    try:
+        containers = [{"vmid": h.vmid, "hostname": h.hostname, "address": h.ip, "state": h.state}
+                      for h in LabHosts().list()]
+    except Exception as exc:  # noqa: BLE001 - status must print even when LXC is half set up
+        containers = [{"error": str(exc)}]
+    services = {
+        "pve": procs.running_pid(PATHS.run_dir, PVE),
+        "s3": procs.running_pid(PATHS.run_dir, S3),
+    }
+    return {
+        "up": bool(net.bridge_exists() and all(services.values())),
+        "bridge": f"{config.BRIDGE} {config.BRIDGE_ADDRESS}/{config.PREFIX}" if net.bridge_exists() else None,
+        "pids": services,
+        "api_url": f"https://127.0.0.1:{PVE_PORT}/api2/json",
+        "node": config.NODE,
+        "ca_file": str(PATHS.pve_dir / "ca.pem"),
+        "token_id": pve_auth.FULL_TOKEN_ID,
+        "token_secret": full,
+        "readonly_token_id": pve_auth.READONLY_TOKEN_ID,
+        "readonly_token_secret": readonly,
+        "s3_endpoint": f"http://127.0.0.1:{S3_PORT}",
+        "s3_bucket": S3_BUCKET,
+        "sts_endpoint": f"http://127.0.0.1:{REJECT_PORT}",
+        "deploy_key": str(PATHS.deploy_key),
+        "containers": containers,
+    }
+
+
+def suite_env(st: dict) -> dict[str, str]:
+    """Environment the suite reads for this lab: the names inventories/lab.yml refers to."""
+    return {
+        "PVE_TOKEN_SECRET": st["token_secret"],
+        # moto accepts any key; real S3-compatible stores get theirs from CI secrets.
+        "AWS_ACCESS_KEY_ID": "lab",
+        "AWS_SECRET_ACCESS_KEY": "lab",
+    }
+
+
+def print_status(st: dict) -> None:
+    """Human-readable status: where each service listens and every container (no secret)."""
+    def mark(pid):
+        return f"running (pid {pid})" if pid else "stopped"
+    print(f"bridge      {st['bridge'] or 'absent'}")
+    print(f"pve api     {st['api_url']}  node {st['node']}  {mark(st['pids']['pve'])}")
+    print(f"  ca file   {st['ca_file']}")
+    print(f"  token     {st['token_id']} (secret: python -m lab status --json)")
+    print(f"s3 state    {st['s3_endpoint']}  bucket {st['s3_bucket']}  {mark(st['pids']['s3'])}")
+    print(f"sts/iam     {st['sts_endpoint']} (rejects: S3-compatible stores have no STS)")
+    print(f"deploy key  {st['deploy_key']}")
+    print(f"containers  {len([c for c in st['containers'] if 'vmid' in c])}")
+    for c in st["containers"]:
+        if "vmid" in c:
+            print(f"  {c['vmid']:>5}  {c['hostname']:<12} {c['address']:<15} {c['state']}")
+        else:
+            print(f"  error: {c['error']}")
