@@ -63,12 +63,16 @@ def check_snapshot_name(name: str) -> str:
 
 def snapshot_name(run_id: str | int) -> str:
     """The snapshot name of a deploy run: deploy_<run id>, checked against PVE's rule."""
+    if str(run_id) == "":
+        raise InvalidSnapshotName("snapshot name needs a run id, got an empty one (deploy_<run id>: letter first, "
+                                  f"then letters, digits, '_' or '-', at most {SNAPSHOT_MAX_LEN} characters)")
     return check_snapshot_name(f"{SNAPSHOT_PREFIX}{run_id}")
 
 
 def is_deploy_snapshot(name: str) -> bool:
     """Tell whether a snapshot name was made by snapshot_name (deploy_<run id>)."""
-    return isinstance(name, str) and name.startswith(SNAPSHOT_PREFIX) and bool(_CONFIGID.match(name))
+    return (isinstance(name, str) and name.startswith(SNAPSHOT_PREFIX) and len(name) > len(SNAPSHOT_PREFIX)
+            and bool(_CONFIGID.match(name)))
 
 
 def snapshots_to_prune(snapshots: Iterable[Mapping], retention: int, *, current: str | None = None) -> list[str]:
