@@ -1,0 +1,36 @@
+# One Proxmox LXC container. The caller iterates (for_each keyed by hostname), so plan
+# addresses read module.container["<hostname>"].proxmox_lxc.this.
+
+resource "proxmox_lxc" "this" {
+  target_node     = coalesce(var.container.node, var.node)
+  vmid            = var.container.vmid
+  hostname        = var.container.hostname
+  ostemplate      = var.ostemplate
+  unprivileged    = true
+  memory          = var.container.memory
+  cores           = var.container.cores
+  ssh_public_keys = var.ssh_public_keys
+  tags            = join(";", sort(var.container.tags))
+  protection      = var.container.protected
+  start           = true
+  onboot          = true
+
+  rootfs {
+    storage = var.rootfs_storage
+    size    = var.rootfs_size
+  }
+
+  network {
+    name   = "eth0"
+    bridge = var.bridge
+    ip     = "${var.container.ip}/${var.container.prefix_length}"
+    gw     = var.gateway
+  }
+
+  lifecycle {
+    # Incident #4: PVE reports keys and tags differently from what was sent (keys are
+    # not read back, tags come back sorted), so without this every apply planned a
+    # replacement of every container.
+    ignore_changes = [ssh_public_keys, tags]
+  }
+}
