@@ -154,7 +154,7 @@ def test_untrusted_certificate_is_a_diagnosis_naming_the_ca_file(tmp_path):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(served_cert, served_key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         client = ProxmoxClient.from_inventory(_cfg(port=server.server_address[1], ca_file=str(trusted)),
                                               env={"PVE_TOKEN_SECRET": SECRET})

@@ -1,0 +1,144 @@
+"""The notifier against a local HTTP server answering as GitHub does (201, 401, 403, 404)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import threading
+
+import pytest
+
+from plugins.notify import NotifyOutcome, notify_commit, render_markdown
+
+pytestmark = pytest.mark.unit
+
+TOKEN = "ghs_16C7e42F292c6912E7710c838347Ae178B4a"
+REPO = "owner/homelab"
+SHA = "0123456789abcdef0123456789abcdef01234567"
+RESULT = {"ok": False, "run_id": "42", "failed": ["test_health::test_grafana"], "stages": {"snapshot": "ok"}}
+
+GITHUB_ANSWERS = {
+    201: {"id": 1, "html_url": f"https://github.com/{REPO}/commit/{SHA}#commitcomment-1", "body": "…"},
+    401: {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"},
+    403: {"message": "Resource not accessible by integration", "status": "403"},
+    404: {"message": "Not Found", "status": "404"},
+}
+
+
+class GitHubLike(http.server.ThreadingHTTPServer):
+    """Answers every POST with a fixed status and GitHub's JSON body; records requests."""
+
+    def __init__(self, status: int):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.status = status
+        self.requests: list[dict] = []
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        """Record the request and answer with the server's status."""
+        length = int(self.headers.get("Content-Length", 0))
+        self.server.requests.append({"path": self.path, "headers": dict(self.headers),
+                                     "body": json.loads(self.rfile.read(length) or b"{}")})
+        payload = json.dumps(GITHUB_ANSWERS[self.server.status]).encode()
+        self.send_response(self.server.status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        """Keep the test output quiet."""
+
+
+@pytest.fixture
+def github(request):
+    """A GitHubLike server on 127.0.0.1 answering the status given by indirect parametrization."""
+    server = GitHubLike(request.param)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _notify(server, tmp_path, **overrides):
+    kwargs = {"repo": REPO, "sha": SHA, "token": TOKEN, "api_url": f"http://127.0.0.1:{server.server_address[1]}",
+              "sink_dir": tmp_path / "reports"}
+    kwargs.update(overrides)
+    return notify_commit(RESULT, **kwargs)
+
+
+@pytest.mark.parametrize("github", [201], indirect=True)
+def test_201_comments_on_the_commit(github, tmp_path):
+    """The comment is POSTed to /repos/{repo}/commits/{sha}/comments with the markdown body."""
+    outcome = _notify(github, tmp_path)
+    assert outcome.ok and outcome.url.endswith("#commitcomment-1")
+    assert outcome.message.startswith(f"commented on commit {SHA[:12]} of {REPO}")
+    (sent,) = github.requests
+    assert sent["path"] == f"/repos/{REPO}/commits/{SHA}/comments"
+    assert sent["headers"]["Authorization"] == f"Bearer {TOKEN}"
+    assert "## Deploy failure" in sent["body"]["body"] and "test_health::test_grafana" in sent["body"]["body"]
+    assert not (tmp_path / "reports" / "deploy-result.md").exists()
+
+
+@pytest.mark.parametrize("github", [403], indirect=True)
+def test_403_is_explained_as_the_missing_contents_write_permission(github, tmp_path):
+    """Incident #14: a 403 names the missing permission and the workflow fix; the result still lands in a file."""
+    outcome = _notify(github, tmp_path)
+    assert not outcome.ok
+    assert outcome.message.startswith(
+        "GitHub answered 403 to the commit comment: the token lacks `contents: write` "
+        "(workflow `permissions: contents: write`) (GitHub: Resource not accessible by integration)"
+    )
+    assert outcome.path == tmp_path / "reports" / "deploy-result.md" and outcome.path.is_file()
+    assert TOKEN not in outcome.message
+
+
+@pytest.mark.parametrize("github", [404], indirect=True)
+def test_404_names_the_repository_and_commit(github, tmp_path):
+    """A 404 says which repository / commit was not found or not visible to the token."""
+    outcome = _notify(github, tmp_path)
+    assert not outcome.ok
+    assert f"GitHub answered 404 to the commit comment: repository {REPO} or commit {SHA[:12]} not found" in outcome.message
+
+
+@pytest.mark.parametrize("github", [401], indirect=True)
+def test_401_says_the_token_is_invalid(github, tmp_path):
+    """A 401 says the token is invalid or expired, never the token itself."""
+    outcome = _notify(github, tmp_path)
+    assert "token is invalid or expired" in outcome.message and TOKEN not in outcome.message
+
+
+def test_without_token_the_result_goes_to_a_markdown_file(tmp_path):
+    """No token: reports/deploy-result.md is written and the message says where."""
+    outcome = notify_commit(RESULT, repo=REPO, sha=SHA, token=None, sink_dir=tmp_path / "reports")
+    path = tmp_path / "reports" / "deploy-result.md"
+    assert outcome == NotifyOutcome(True, f"no GitHub token given; result written to {path}", None, path)
+    assert path.read_text().startswith("## Deploy failure")
+
+
+def test_unreachable_api_never_raises_and_keeps_the_result(tmp_path):
+    """Nothing listening on the API URL: an explained outcome, the result in the file, no exception."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    outcome = notify_commit(RESULT, repo=REPO, sha=SHA, token=TOKEN, api_url=f"http://127.0.0.1:{port}",
+                            sink_dir=tmp_path, timeout=5)
+    assert not outcome.ok and outcome.message.startswith(f"could not reach the GitHub API at http://127.0.0.1:{port}")
+    assert outcome.path.is_file() and TOKEN not in outcome.message
+
+
+def test_the_token_is_masked_in_the_body_too(tmp_path):
+    """A result that happens to contain the token never writes it anywhere."""
+    outcome = notify_commit(f"env dump: GITHUB_TOKEN={TOKEN}", repo=None, sha=None, token=TOKEN, sink_dir=tmp_path)
+    assert TOKEN not in outcome.path.read_text() and "***" in outcome.path.read_text()
+    assert "no GitHub repository, commit sha given" in outcome.message
+
+
+def test_render_markdown_shapes():
+    """Strings pass through, objects with to_markdown are asked, mappings become a list."""
+    assert render_markdown("# done\n") == "# done\n"
+    assert render_markdown(type("R", (), {"to_markdown": lambda self: "custom"})()) == "custom"
+    text = render_markdown({"ok": True, "run_id": "7", "hosts": []})
+    assert text.splitlines()[0] == "## Deploy success" and "- **run_id**: 7" in text and "  - (none)" in text
