@@ -41,10 +41,7 @@ class InventoryError(ValueError):
         self.source = source
         self.problems = problems
         super().__init__(
-            "; ".join(
-                f"{source}: {path}: {message}" if path else f"{source}: {message}"
-                for path, message in problems
-            )
+            "; ".join(f"{source}: {path}: {message}" if path else f"{source}: {message}" for path, message in problems)
         )
 
 
@@ -87,16 +84,10 @@ def read_document(path: str | Path) -> tuple[str, dict]:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = " ".join(
-            str(error.problem or error.context or "syntax error").split()
-        )
-        raise InventoryError(
-            source, [("", f"{where}invalid YAML: {problem}")]
-        ) from None
+        problem = " ".join(str(error.problem or error.context or "syntax error").split())
+        raise InventoryError(source, [("", f"{where}invalid YAML: {problem}")]) from None
     except (yaml.YAMLError, OSError, UnicodeDecodeError) as error:
-        raise InventoryError(
-            source, [("", f"cannot read: {' '.join(str(error).split())}")]
-        ) from None
+        raise InventoryError(source, [("", f"cannot read: {' '.join(str(error).split())}")]) from None
     if document is None:
         raise InventoryError(
             source,
@@ -114,10 +105,7 @@ def read_document(path: str | Path) -> tuple[str, dict]:
             [
                 (
                     "",
-                    (
-                        f"top level is a {kind} (expected a mapping with environment, proxmox, "
-                        "hosts, …)"
-                    ),
+                    (f"top level is a {kind} (expected a mapping with environment, proxmox, hosts, …)"),
                 )
             ],
         )
@@ -139,9 +127,7 @@ def describe_errors(error: ValidationError, document: dict) -> list[tuple[str, s
     """Turn pydantic's errors into (key path, expected/found) pairs, hosts named by hostname."""
     raw_hosts = document.get("hosts")
     hostnames = (
-        [h.get("hostname") if isinstance(h, dict) else None for h in raw_hosts]
-        if isinstance(raw_hosts, list)
-        else []
+        [h.get("hostname") if isinstance(h, dict) else None for h in raw_hosts] if isinstance(raw_hosts, list) else []
     )
     problems: list[tuple[str, str]] = []
     for item in error.errors(include_url=False):
@@ -155,11 +141,7 @@ def describe_errors(error: ValidationError, document: dict) -> list[tuple[str, s
 
 def _strip_union_branches(loc: tuple) -> tuple:
     # `X | None` fields add the branch's type name to the location (e.g. 'function-after[...]').
-    return tuple(
-        part
-        for part in loc
-        if isinstance(part, int) or not any(c in part for c in "[(")
-    )
+    return tuple(part for part in loc if isinstance(part, int) or not any(c in part for c in "[("))
 
 
 def _key_path(loc: tuple, hostnames: list) -> str:
@@ -176,9 +158,7 @@ def _key_path(loc: tuple, hostnames: list) -> str:
 
 
 def _found(item: dict, loc: tuple) -> str:
-    if any(
-        isinstance(p, str) and any(w in p.lower() for w in _SECRET_WORDS) for p in loc
-    ):
+    if any(isinstance(p, str) and any(w in p.lower() for w in _SECRET_WORDS) for p in loc):
         return "a value (not shown)"
     text = repr(item.get("input"))
     return text if len(text) <= 60 else text[:57] + "..."
@@ -214,15 +194,9 @@ def _message(item: dict, loc: tuple) -> str:
         "string_too_short": "a non-empty string",
         "too_short": f"at least {ctx.get('min_length')} item(s)",
     }.get(kind)
-    if (
-        kind in ("greater_than_equal", "less_than_equal")
-        and loc
-        and loc[-2:-1] in (("accepted",), ("warmup",))
-    ):
+    if kind in ("greater_than_equal", "less_than_equal") and loc and loc[-2:-1] in (("accepted",), ("warmup",)):
         expected = "an HTTP status code 100-599"
-    elif (
-        kind in ("greater_than_equal", "less_than_equal") and loc and loc[-1] == "vmid"
-    ):
+    elif kind in ("greater_than_equal", "less_than_equal") and loc and loc[-1] == "vmid":
         expected = "a VMID 100-999999999"
     if expected is None:
         return f"{item['msg'][0].lower()}{item['msg'][1:]}, found {found}"
@@ -311,11 +285,11 @@ def get_inventory(config: pytest.Config) -> Inventory:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Fail the session with the one-line message when the inventory is not valid."""
+    """Stop the session (exit 4, `ERROR: <one line>`) when the inventory is not valid."""
     try:
         get_inventory(session.config)
     except InventoryError as error:
-        pytest.exit(str(error), returncode=pytest.ExitCode.USAGE_ERROR)
+        raise pytest.UsageError(str(error)) from None
 
 
 @pytest.fixture(scope="session")
@@ -347,15 +321,9 @@ def main(argv: list[str]) -> int:
         print(error, file=sys.stderr)
         return 1
     if command == "check":
-        print(
-            f"{inventory.source}: ok ({len(inventory.hosts)} hosts, {len(inventory.services)} services)"
-        )
+        print(f"{inventory.source}: ok ({len(inventory.hosts)} hosts, {len(inventory.services)} services)")
     else:
-        derived = (
-            inventory.terraform_vars()
-            if command == "tfvars"
-            else inventory.ansible_inventory()
-        )
+        derived = inventory.terraform_vars() if command == "tfvars" else inventory.ansible_inventory()
         print(json.dumps(derived, indent=2))
     return 0
 

@@ -54,9 +54,7 @@ def _env_name(value: str) -> str:
 
 def _token_id(value: str) -> str:
     if not _TOKEN_ID.match(value):
-        raise ValueError(
-            f"{value!r} is not a Proxmox API token id (expected user@realm!name, e.g. root@pam!deploy)"
-        )
+        raise ValueError(f"{value!r} is not a Proxmox API token id (expected user@realm!name, e.g. root@pam!deploy)")
     return value
 
 
@@ -72,9 +70,7 @@ def _role(value: str) -> str:
 def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(
-            f"{value!r} is not an http(s) URL (expected e.g. http://198.18.0.200:8080/health)"
-        )
+        raise ValueError(f"{value!r} is not an http(s) URL (expected e.g. http://198.18.0.200:8080/health)")
     try:
         _ = parts.port
     except ValueError:
@@ -84,17 +80,13 @@ def _http_url(value: str) -> str:
 
 def _no_tls_off(value: bool) -> bool:
     if value is not True:
-        raise ValueError(
-            "TLS verification cannot be turned off (expected true; trust a private CA with ca_file)"
-        )
+        raise ValueError("TLS verification cannot be turned off (expected true; trust a private CA with ca_file)")
     return value
 
 
 Int = Annotated[int, Field(strict=True)]
 Text = Annotated[str, Field(strict=True, min_length=1)]
-IPv4 = Annotated[
-    str, Field(strict=True, json_schema_extra={"format": "ipv4"}), AfterValidator(_ipv4)
-]
+IPv4 = Annotated[str, Field(strict=True, json_schema_extra={"format": "ipv4"}), AfterValidator(_ipv4)]
 # Patterns go to the JSON schema only: the validators give the better message.
 Label = Annotated[
     str,
@@ -122,23 +114,13 @@ class Proxmox(Strict):
 
     host: Text = Field(description="API host name or address")
     port: Annotated[int, Field(strict=True, ge=1, le=65535)] = 8006
-    node: Label = Field(
-        description="default node of every host (the owner's is 'homelab', not 'pve')"
+    node: Label = Field(description="default node of every host (the owner's is 'homelab', not 'pve')")
+    token_id: Annotated[str, Field(strict=True), AfterValidator(_token_id)] = Field(description="user@realm!name")
+    token_secret_env: Annotated[str, Field(strict=True), AfterValidator(_env_name)] = Field(
+        description="NAME of the environment variable holding the token secret (never the secret)"
     )
-    token_id: Annotated[str, Field(strict=True), AfterValidator(_token_id)] = Field(
-        description="user@realm!name"
-    )
-    token_secret_env: Annotated[str, Field(strict=True), AfterValidator(_env_name)] = (
-        Field(
-            description="NAME of the environment variable holding the token secret (never the secret)"
-        )
-    )
-    ca_file: Text | None = Field(
-        None, description="CA bundle that signs the API certificate"
-    )
-    verify_tls: TlsOn = Field(
-        True, description="always true; use ca_file for a private CA"
-    )
+    ca_file: Text | None = Field(None, description="CA bundle that signs the API certificate")
+    verify_tls: TlsOn = Field(True, description="always true; use ca_file for a private CA")
     ostemplate: Text
     bridge: Text
     gateway: IPv4
@@ -184,12 +166,8 @@ class StateBackend(Strict):
 class Runner(Strict):
     """The machine the suite runs on, and the key it deploys with."""
 
-    host: Label | None = Field(
-        description="hostname of the inventory host the suite runs on, or null"
-    )
-    deploy_key: Text = Field(
-        description="path of the private deploy key (its public half is <path>.pub)"
-    )
+    host: Label | None = Field(description="hostname of the inventory host the suite runs on, or null")
+    deploy_key: Text = Field(description="path of the private deploy key (its public half is <path>.pub)")
     deploy_user: Label = "deploy"
 
 
@@ -212,17 +190,12 @@ class Service(Strict):
 
     name: Label
     url: HttpUrl
-    accepted: Annotated[list[StatusCode], Field(min_length=1)] = Field(
-        description="healthy codes"
-    )
-    warmup: list[StatusCode] = Field(
-        [], description="codes accepted only while the service warms up"
-    )
-    deadline: Annotated[float, Field(strict=True, gt=0)] = Field(
-        60, description="seconds to wait for a healthy code"
-    )
+    accepted: Annotated[list[StatusCode], Field(min_length=1)] = Field(description="healthy codes")
+    warmup: list[StatusCode] = Field([], description="codes accepted only while the service warms up")
+    deadline: Annotated[float, Field(strict=True, gt=0)] = Field(60, description="seconds to wait for a healthy code")
     verify_tls: TlsOn = True
     ca_file: Text | None = None
+    follow_redirects: Flag = Field(False, description="false: a redirect is the answer checked")
 
     @property
     def url_host(self) -> str:
@@ -243,12 +216,8 @@ class Host(Strict):
     ip: IPv4
     node: Label | None = Field(None, description="default: proxmox.node")
     roles: list[Annotated[str, Field(strict=True), AfterValidator(_role)]] = []
-    protected: Flag = Field(
-        False, description="the plan guard refuses to delete or replace it"
-    )
-    rollback: Flag | None = Field(
-        None, description="in the rollback set; default true, false for the runner"
-    )
+    protected: Flag = Field(False, description="the plan guard refuses to delete or replace it")
+    rollback: Flag | None = Field(None, description="in the rollback set; default true, false for the runner")
     packages: list[Text] = []
     containers: list[Text] = Field([], description="Docker containers expected running")
     memory: Annotated[int, Field(strict=True, ge=16)] = 512
@@ -339,11 +308,7 @@ class Inventory(Strict):
     def proxmox_url(self) -> str:
         """Base URL of the Proxmox VE API server (without /api2/json)."""
         host = self.proxmox.host
-        return (
-            f"https://[{host}]:{self.proxmox.port}"
-            if ":" in host
-            else f"https://{host}:{self.proxmox.port}"
-        )
+        return f"https://[{host}]:{self.proxmox.port}" if ":" in host else f"https://{host}:{self.proxmox.port}"
 
     def ssh_public_keys(self) -> str:
         """The deploy key's public half (<deploy_key>.pub), or '' when it does not exist yet."""
@@ -373,11 +338,7 @@ class Inventory(Strict):
             "gateway": self.proxmox.gateway,
             "prefix_length": self.proxmox.prefix_length,
             "ssh_public_keys": self.ssh_public_keys(),
-            "containers": {
-                h.hostname: self._container_vars(h)
-                for h in self.hosts
-                if not self.is_runner(h)
-            },
+            "containers": {h.hostname: self._container_vars(h) for h in self.hosts if not self.is_runner(h)},
             "runner": self._container_vars(runner) if runner else None,
         }
 
@@ -394,10 +355,7 @@ class Inventory(Strict):
             }
             for h in self.hosts
         }
-        children = {
-            role: {"hosts": {h.hostname: {} for h in self.hosts_with_role(role)}}
-            for role in self.roles
-        }
+        children = {role: {"hosts": {h.hostname: {} for h in self.hosts_with_role(role)}} for role in self.roles}
         if self.runner_host:
             children["runner"] = {"hosts": {self.runner_host.hostname: {}}}
         return {

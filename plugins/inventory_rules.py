@@ -144,10 +144,7 @@ def _services(inv: Any, refs: list[str]) -> list[Problem]:
                     problems.append(
                         (
                             f"{path}.warmup[{code_index}]",
-                            (
-                                f"{code} is also in accepted (expected a code accepted "
-                                "only while warming up)"
-                            ),
+                            (f"{code} is also in accepted (expected a code accepted only while warming up)"),
                         )
                     )
     return problems

@@ -1,0 +1,375 @@
+"""The inventory: shipped files load, derivations are right, every bad input is one clear line."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from plugins.inventory import InventoryError, load_inventory, schema_text
+from plugins.inventory_model import Inventory
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB = ROOT / "inventories" / "lab.yml"
+HOMELAB = ROOT / "inventories" / "homelab.yml"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Inventory:
+    """The shipped lab inventory."""
+    return load_inventory(LAB)
+
+
+@pytest.fixture(scope="module")
+def homelab() -> Inventory:
+    """The shipped homelab inventory (rendered only, never contacted)."""
+    return load_inventory(HOMELAB)
+
+
+def lab_document() -> dict:
+    """A fresh copy of the lab inventory as plain data, to break in a test."""
+    return yaml.safe_load(LAB.read_text())
+
+
+def write(tmp_path: Path, content: str | dict) -> Path:
+    """Write an inventory into tmp_path and give its path."""
+    path = tmp_path / "inv.yml"
+    path.write_text(content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False))
+    return path
+
+
+# --- the shipped inventories -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [LAB, HOMELAB], ids=["lab", "homelab"])
+def test_shipped_inventory_loads(path):
+    """Both shipped inventories validate."""
+    inventory = load_inventory(path)
+    assert [h.vmid for h in inventory.hosts] == [200, 201, 210, 240, 250]
+    assert inventory.proxmox.node == "homelab"
+    assert inventory.runner_host.hostname == "ci-runner"
+
+
+def test_vmid_240_lives_at_202_in_both(lab, homelab):
+    """Nothing derives an address from a VMID: monitoring (240) is at .202 in both inventories."""
+    assert lab.host("monitoring").ip == "198.18.0.202"
+    assert homelab.host(240).ip == "192.168.1.202"
+    assert lab.terraform_vars()["containers"]["monitoring"]["ip"] == "198.18.0.202"
+    assert lab.ansible_inventory()["all"]["hosts"]["monitoring"]["ansible_host"] == "198.18.0.202"
+
+
+def test_lab_stays_inside_the_lab_range(lab):
+    """Every address of the lab inventory may be contacted (198.18.0.0/15 or loopback)."""
+    from plugins.netfence import is_allowed
+
+    addresses = [lab.proxmox.host, lab.proxmox.gateway, *(h.ip for h in lab.hosts)]
+    addresses += [s.url_host for _, s in lab.services]
+    assert all(is_allowed(a) for a in addresses), addresses
+
+
+def test_owner_lan_appears_only_in_homelab(lab, homelab):
+    """192.168.1.x is in homelab.yml and nowhere in the lab inventory."""
+    assert "192.168." not in LAB.read_text()
+    assert all(h.ip.startswith("192.168.1.") for h in homelab.hosts)
+
+
+def test_rollback_set_never_holds_the_runner(lab, homelab):
+    """The runner defaults out of the rollback set; every other host is in it (incident #7)."""
+    for inventory in (lab, homelab):
+        assert [h.hostname for h in inventory.rollback_set] == ["proxy", "utilities", "monitoring", "app-demo"]
+
+
+def test_runner_rollback_defaults_to_false(tmp_path):
+    """Without an explicit `rollback`, the runner is false and the others true."""
+    document = lab_document()
+    del document["hosts"][2]["rollback"]
+    inventory = load_inventory(write(tmp_path, document))
+    assert inventory.host("ci-runner").rollback is False
+    assert inventory.host("proxy").rollback is True
+    assert inventory.is_runner(inventory.host("ci-runner"))
+
+
+def test_off_inventory_runner(tmp_path):
+    """runner.host null: no runner host, every host in the rollback set, tfvars runner null."""
+    document = lab_document()
+    document["runner"]["host"] = None
+    del document["hosts"][2]["rollback"]
+    inventory = load_inventory(write(tmp_path, document))
+    assert inventory.runner_host is None
+    assert len(inventory.rollback_set) == 5
+    assert inventory.terraform_vars()["runner"] is None
+    assert "runner" not in inventory.ansible_inventory()["all"]["children"]
+
+
+def test_helpers(lab):
+    """Lookups by name, vmid and role; services in order; the API URL; key locations."""
+    assert lab.host("app-demo").vmid == 250
+    assert lab.host(201).hostname == "utilities"
+    assert [h.hostname for h in lab.hosts_with_role("monitoring")] == ["monitoring"]
+    assert [s.name for _, s in lab.services] == ["proxy-redirect", "utilities-vault", "monitoring-grafana", "app-demo-health"]
+    assert all(s in h.services for h, s in lab.services)
+    assert len(lab.protected_hosts) == 5
+    assert lab.proxmox_url == "https://127.0.0.1:8006"
+    assert lab.proxmox.tls_verify == "/var/lib/homelab-lab/pve/ca.pem"
+    assert lab.where("proxmox.node").endswith("lab.yml: proxmox.node")
+    assert all(h.node == "homelab" for h in lab.hosts)
+    with pytest.raises(LookupError, match="no host 'nope'.*proxy \\(200\\)"):
+        lab.host("nope")
+
+
+def test_terraform_vars(lab, tmp_path):
+    """tfvars: the runner apart from containers, tags sorted, the key read from <deploy_key>.pub."""
+    tfvars = lab.terraform_vars()
+    assert set(tfvars) == {
+        "node", "ostemplate", "bridge", "gateway", "prefix_length", "ssh_public_keys", "containers", "runner",
+    }
+    assert list(tfvars["containers"]) == ["proxy", "utilities", "monitoring", "app-demo"]
+    assert tfvars["runner"] == {
+        "vmid": 210, "hostname": "ci-runner", "node": "homelab", "ip": "198.18.0.210", "prefix_length": 24,
+        "memory": 1024, "cores": 1, "tags": ["github_runner"], "protected": True,
+    }
+    assert tfvars["containers"]["app-demo"]["vmid"] == 250
+    json.dumps(tfvars)  # JSON-able
+
+    document = lab_document()
+    key = tmp_path / "deploy_ed25519"
+    (tmp_path / "deploy_ed25519.pub").write_text("ssh-ed25519 AAAAC3Nz deploy@lab\n")
+    document["runner"]["deploy_key"] = str(key)
+    document["hosts"][0]["roles"] = ["zeta", "alpha"]
+    inventory = load_inventory(write(tmp_path, document))
+    assert inventory.terraform_vars()["ssh_public_keys"] == "ssh-ed25519 AAAAC3Nz deploy@lab"
+    assert inventory.terraform_vars()["containers"]["proxy"]["tags"] == ["alpha", "zeta"]
+
+
+def test_ansible_inventory(lab):
+    """Ansible inventory: all.hosts with ansible_host and host vars, a group per role, group runner."""
+    document = lab.ansible_inventory()["all"]
+    assert document["hosts"]["proxy"] == {
+        "ansible_host": "198.18.0.200", "vmid": 200, "protected": True, "rollback": True,
+        "packages": ["rsync", "python3"], "containers": ["proxy"],
+    }
+    assert document["children"]["runner"] == {"hosts": {"ci-runner": {}}}
+    assert document["children"]["app_demo"] == {"hosts": {"app-demo": {}}}
+    assert set(document["children"]) == {"proxy", "utilities", "github_runner", "monitoring", "app_demo", "runner"}
+    assert document["vars"]["ansible_ssh_private_key_file"] == "/var/lib/homelab-lab/keys/deploy_ed25519"
+    yaml.safe_load(yaml.safe_dump(lab.ansible_inventory()))
+
+
+def test_state_backend_config_carries_skip_flags(homelab):
+    """The OVH backend skips STS/IAM calls (incident #3) and names its endpoint."""
+    config = homelab.state_backend.backend_config()
+    assert config["endpoints"] == {"s3": "https://s3.gra.io.cloud.ovh.net"}
+    assert config["skip_requesting_account_id"] and config["skip_credentials_validation"]
+
+
+def test_schema_is_up_to_date():
+    """inventories/schema.json is what the model generates (`python -m plugins.inventory schema`)."""
+    shipped = (ROOT / "inventories" / "schema.json").read_text()
+    assert shipped == schema_text(), "inventories/schema.json is stale: run python -m plugins.inventory schema"
+
+
+# --- bad inputs: one line naming file, key, expected and found --------------------------------
+
+
+def _set(*path_and_value):
+    *path, value = path_and_value
+
+    def mutate(document):
+        target = document
+        for part in path[:-1]:
+            target = target[part]
+        target[path[-1]] = value
+
+    return mutate
+
+
+def _service(**fields):
+    return _set("hosts", 4, "services", 0, {**lab_document()["hosts"][4]["services"][0], **fields})
+
+
+BAD = [
+    ("duplicate-vmid", _set("hosts", 1, "vmid", 200),
+     ["hosts[utilities].vmid", "200 is already the vmid of hosts[proxy]", "unique"]),
+    ("duplicate-ip", _set("hosts", 1, "ip", "198.18.0.200"),
+     ["hosts[utilities].ip", "'198.18.0.200' is already the ip of hosts[proxy]"]),
+    ("duplicate-hostname", _set("hosts", 1, "hostname", "proxy"),
+     ["hosts[1].hostname", "'proxy' is already the hostname of hosts[0]"]),
+    ("runner-in-rollback-set", _set("hosts", 2, "rollback", True),
+     ["hosts[ci-runner].rollback", "rollback set", "expected false", "found true"]),
+    ("runner-unknown", _set("runner", "host", "ci-runnr"),
+     ["runner.host", "'ci-runnr' is not a host", "expected one of: proxy"]),
+    ("not-an-address", _set("hosts", 2, "ip", "198.18.0.300"),
+     ["hosts[ci-runner].ip", "'198.18.0.300' is not an IPv4 address"]),
+    ("misspelt-top-level-key", _set("hostz", []),
+     ["hostz", "unknown key 'hostz'", "did you mean 'hosts'", "expected one of"]),
+    ("misspelt-host-key", _set("hosts", 0, "protectd", True),
+     ["hosts[proxy].protectd", "unknown key", "did you mean 'protected'"]),
+    ("service-on-unknown-host", _service(url="http://198.18.0.99:8080/health"),
+     ["hosts[app-demo].services[0].url", "'198.18.0.99'", "not the ip or hostname of a host"]),
+    ("accepted-999", _service(accepted=[200, 999]),
+     ["hosts[app-demo].services[0].accepted[1]", "expected an HTTP status code 100-599", "found 999"]),
+    ("accepted-abc", _service(accepted=[200, "abc"]),
+     ["hosts[app-demo].services[0].accepted[1]", "expected an integer", "found 'abc'"]),
+    ("accepted-and-warmup", _service(accepted=[200, 503], warmup=[502, 503]),
+     ["hosts[app-demo].services[0].warmup[1]", "503 is also in accepted"]),
+    ("negative-deadline", _service(deadline=-5),
+     ["hosts[app-demo].services[0].deadline", "expected a number > 0", "found -5"]),
+    ("bad-token-id", _set("proxmox", "token_id", "root@pam"),
+     ["proxmox.token_id", "expected user@realm!name", "'root@pam'"]),
+    ("vmid-0", _set("hosts", 0, "vmid", 0),
+     ["hosts[proxy].vmid", "expected a VMID 100-999999999", "found 0"]),
+    ("gateway-outside-subnet", _set("proxmox", "gateway", "198.18.5.1"),
+     ["proxmox.gateway", "198.18.5.1 is outside every host's subnet", "198.18.0.0/24"]),
+    ("one-host-outside-subnet", _set("hosts", 4, "ip", "198.18.1.250"),
+     ["hosts[app-demo].ip", "not in the gateway 198.18.0.1's subnet", "198.18.0.0/24"]),
+    ("duplicate-service-name", _service(name="proxy-redirect"),
+     ["hosts[app-demo].services[0].name", "'proxy-redirect' is already the name of hosts[proxy].services[0]"]),
+    ("empty-role", _set("hosts", 0, "roles", [""]),
+     ["hosts[proxy].roles[0]", "'' is not a usable role name", "expected"]),
+    ("hostname-not-a-label", _set("hosts", 0, "hostname", "-proxy"),
+     ["hostname", "'-proxy' is not an RFC 1123 label"]),
+    ("missing-key", lambda d: d["hosts"][0].pop("ip"), ["hosts[proxy].ip", "required key is missing"]),
+    ("tls-off", _set("proxmox", "verify_tls", False), ["proxmox.verify_tls", "cannot be turned off", "ca_file"]),
+    ("url-not-http", _service(url="ftp://198.18.0.250/"), ["services[0].url", "is not an http(s) URL"]),
+    ("bool-as-string", _set("hosts", 0, "protected", "yes"),
+     ["hosts[proxy].protected", "expected true or false", "found 'yes'"]),
+    ("no-hosts", _set("hosts", []), ["hosts", "expected at least 1 item(s)", "found []"]),
+    ("section-not-a-mapping", _set("proxmox", "127.0.0.1"), ["proxmox", "expected a mapping", "found '127.0.0.1'"]),
+]
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [(m, e) for _, m, e in BAD], ids=[i for i, _, _ in BAD])
+def test_bad_inventory_is_one_line(tmp_path, mutate, expected):
+    """A broken inventory raises InventoryError: one line, the file, the key, what was expected and found."""
+    document = lab_document()
+    mutate(document)
+    path = write(tmp_path, document)
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    for fragment in expected:
+        assert fragment in message, message
+
+
+BAD_FILES = [
+    ("empty-file", "", ["file is empty", "expected a mapping"]),
+    ("comments-only", "# nothing yet\n", ["file is empty"]),
+    ("top-level-list", "- vmid: 200\n", ["top level is a list", "expected a mapping"]),
+    ("top-level-scalar", "lab\n", ["top level is a str", "expected a mapping"]),
+    ("invalid-yaml", "environment: lab\nproxmox: {host: [\n", ["line 3", "invalid YAML"]),
+    ("tab-indent", "environment: lab\nproxmox:\n\thost: x\n", ["line 3", "invalid YAML"]),
+    ("duplicate-yaml-key", "environment: lab\nenvironment: prod\n", ["line 2", "duplicate key 'environment'"]),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [(t, e) for _, t, e in BAD_FILES], ids=[i for i, _, _ in BAD_FILES])
+def test_unreadable_inventory_is_one_line(tmp_path, text, expected):
+    """Empty, non-mapping and invalid YAML files are one line naming the file (and the line)."""
+    path = write(tmp_path, text)
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    for fragment in expected:
+        assert fragment in message, message
+
+
+def test_missing_file_is_one_line(tmp_path):
+    """A missing file names itself and says a YAML file was expected."""
+    with pytest.raises(InventoryError, match=r"nope\.yml: no such inventory file \(expected a YAML file"):
+        load_inventory(tmp_path / "nope.yml")
+
+
+def test_relative_path_is_shown_as_given(monkeypatch, tmp_path):
+    """Messages name the file relative to the working directory, like `inventories/lab.yml: …`."""
+    (tmp_path / "inventories").mkdir()
+    document = lab_document()
+    document["hosts"][2]["ip"] = "198.18.0.300"
+    (tmp_path / "inventories" / "lab.yml").write_text(yaml.safe_dump(document))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InventoryError) as caught:
+        load_inventory("inventories/lab.yml")
+    assert str(caught.value) == "inventories/lab.yml: hosts[ci-runner].ip: '198.18.0.300' is not an IPv4 address"
+
+
+@pytest.mark.parametrize("key", ["token_secret_env", "token_secret"])
+def test_secret_is_never_shown(tmp_path, key):
+    """A secret pasted where a variable name belongs, or under a made-up key, stays out of the message."""
+    document = lab_document()
+    document["proxmox"][key] = "9f8e-very-secret-value"
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(write(tmp_path, document))
+    assert "9f8e" not in str(caught.value)
+    assert f"proxmox.{key}" in str(caught.value)
+
+
+def test_all_problems_on_one_line(tmp_path):
+    """Several field errors come together, still on one line."""
+    document = lab_document()
+    document["hosts"][0]["vmid"] = 0
+    document["hosts"][1]["ip"] = "nope"
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(write(tmp_path, document))
+    assert len(caught.value.problems) == 2
+    assert "\n" not in str(caught.value)
+
+
+def test_model_accepts_python_data_too():
+    """The model validates plain data (not only files) with the same rules."""
+    document = copy.deepcopy(lab_document())
+    document["hosts"][1]["vmid"] = 200
+    with pytest.raises(ValueError, match="already the vmid"):
+        Inventory.model_validate(document)
+
+
+# --- pytest integration ------------------------------------------------------------------------
+
+
+def run_pytest(tmp_path: Path, inventory: Path, conftest: str = "") -> subprocess.CompletedProcess:
+    """Run a tiny pytest session with the inventory plugin in a subprocess."""
+    (tmp_path / "conftest.py").write_text(conftest)
+    (tmp_path / "test_uses_inventory.py").write_text(
+        "def test_it(inventory):\n    assert inventory.host('proxy').vmid == 200\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "plugins.inventory", "--inventory", str(inventory),
+         "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+def test_fixture_gives_the_inventory_even_when_registered_twice(tmp_path):
+    """`inventory` fixture works; a conftest registering the plugin and the option again is harmless."""
+    conftest = (
+        'pytest_plugins = ["plugins.inventory"]\n'
+        "def pytest_addoption(parser):\n"
+        "    try:\n        parser.addoption('--inventory')\n"
+        "    except ValueError:\n        pass\n"
+    )
+    result = run_pytest(tmp_path, LAB, conftest)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_bad_inventory_stops_the_session_with_one_line(tmp_path):
+    """A bad --inventory ends the session (exit 4) with the one-line message, no traceback."""
+    document = lab_document()
+    document["hosts"][0]["vmid"] = 0
+    bad = tmp_path / "bad.yml"
+    bad.write_text(yaml.safe_dump(document))
+    result = run_pytest(tmp_path, bad)
+    output = result.stdout + result.stderr
+    assert result.returncode == 4, output
+    assert "hosts[proxy].vmid: expected a VMID 100-999999999, found 0" in output
+    assert "Traceback" not in output
