@@ -1,0 +1,62 @@
+"""`python -m lab.pve serve [--node homelab] [--port 8006]`: the emulator in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from .app import Emulator
+from .ca import ensure_ca
+from .server import PveServer
+
+DEFAULT_LAB_DIR = "/var/lib/homelab-lab"
+
+
+def load_driver(spec: str):
+    """Import a driver given as `module:Class` and instantiate it."""
+    module, _, cls = spec.partition(":")
+    mod = __import__(module, fromlist=[cls])
+    return getattr(mod, cls)()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and serve until SIGTERM/SIGINT."""
+    ap = argparse.ArgumentParser(prog="python -m lab.pve")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    serve = sub.add_parser("serve", help="serve the PVE API over HTTPS in the foreground")
+    serve.add_argument("--node", default="homelab")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8006)
+    serve.add_argument("--state-dir", default=None, help="default: $LAB_DIR/pve")
+    serve.add_argument("--driver", default="lab.hosts:LabHosts", help="module:Class of the host driver")
+    serve.add_argument("--auth-delay", type=float, default=float(os.environ.get("PVE_AUTH_DELAY", "0.05")),
+                       help="seconds before answering a 401 (PVE uses 3)")
+    args = ap.parse_args(argv)
+
+    state_dir = Path(args.state_dir or Path(os.environ.get("LAB_DIR", DEFAULT_LAB_DIR)) / "pve")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    ca_file, cert, key = ensure_ca(state_dir)
+    app = Emulator(state_dir, load_driver(args.driver), node=args.node)
+    server = PveServer((args.host, args.port), app, cert, key, auth_delay=args.auth_delay)
+
+    def stop(signum, frame):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"pve: serving https://{args.host}:{server.server_address[1]}/api2/json node={args.node} "
+          f"ca={ca_file} tokens={state_dir / 'tokens.json'} pid={os.getpid()}", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+        print("pve: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""POST /nodes/{node}/lxc: create a CT (vzcreate) through the host driver."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import TaskFailure, fail
+from .netconf import decode_keys, parse_net
+from .routes import Call, route
+from .schema import BOOL, INT, STR, VMID, P
+
+LAB_TEMPLATE = "local:vztmpl/debian-12-lab_amd64.tar.zst"
+SCHEMA = {
+    "vmid": VMID, "ostemplate": P(optional=False), "hostname": STR, "net0": STR, "rootfs": STR,
+    "memory": P("integer", minimum=16), "swap": P("integer", minimum=0),
+    "cores": P("integer", minimum=1, maximum=8192), "ssh-public-keys": STR, "unprivileged": BOOL,
+    "start": BOOL, "tags": STR, "description": P(max_length=8192), "onboot": BOOL,
+    "protection": BOOL, "nameserver": STR, "searchdomain": STR, "features": STR, "password": STR,
+    "storage": STR, "ostype": STR, "arch": STR, "pool": STR, "force": BOOL, "restore": BOOL,
+    "timezone": STR, "startup": STR, "cpuunits": INT, "cpulimit": STR, "console": BOOL, "tty": INT,
+    "cmode": STR,
+}
+STORED = ("hostname", "memory", "swap", "cores", "tags", "description", "onboot", "protection",
+          "nameserver", "searchdomain", "features", "unprivileged", "timezone", "startup", "cpuunits",
+          "cpulimit", "console", "tty", "cmode")
+
+
+def _rootfs(value: str | None, vmid: int) -> str:
+    storage, size = "local", "8"
+    if value:
+        m = re.match(r"^([\w-]+):(\d+)", value)
+        if m:
+            storage, size = m.groups()
+    return f"{storage}:{vmid}/vm-{vmid}-disk-0.raw,size={size}G"
+
+
+@route("POST", "/nodes/{node}/lxc", SCHEMA, perm=("/vms/{vmid}", ["VM.Allocate"], False))
+def lxc_create(call: Call):
+    """Create a CT: config recorded with lock=create, driver creates (and starts with start=1)."""
+    from .api_lxc import start_ct
+
+    app, p = call.app, call.params
+    vmid = call.vmid
+    net_text, net = parse_net(p["net0"], vmid) if "net0" in p else (None, None)
+    if net is None:
+        raise fail("the lab needs net0 with a static ip=198.18.x.y/nn")
+    hostname = p.get("hostname", f"CT{vmid}")
+    config = {"arch": p.get("arch", "amd64"), "ostype": p.get("ostype", "debian"),
+              "hostname": hostname, "memory": p.get("memory", 512), "swap": p.get("swap", 512),
+              "cores": p.get("cores", 1), "net0": net_text, "rootfs": _rootfs(p.get("rootfs"), vmid),
+              "lock": "create"}
+    config.update({k: p[k] for k in STORED if k in p})
+    if vmid in app.vmids() or app.driver.exists(vmid) or not app.store.create(vmid, config):
+        raise fail(f"CT {vmid} already exists on node '{app.node}'")
+    keys = decode_keys(p.get("ssh-public-keys", ""))
+
+    def worker(task):
+        try:
+            if p["ostemplate"] != LAB_TEMPLATE:
+                raise TaskFailure(f"volume '{p['ostemplate']}' does not exist")
+            task.log(f"extracting archive '{p['ostemplate']}' (lab: overlay clone of the base)")
+            app.driver.create(vmid, hostname, net["ip"], net["prefix"], net["gateway"], net["mac"], keys,
+                              memory=config["memory"], cores=config["cores"])
+        except Exception:
+            app.store.delete(vmid)
+            if app.driver.exists(vmid):
+                app.driver.destroy(vmid)
+            raise
+        rec = app.store.load(vmid)
+        rec["config"].pop("lock", None)
+        app.store.save(vmid, rec)
+        task.log(f"Architecture detected: {config['arch']}")
+        if p.get("start"):
+            start_ct(app, vmid)
+            task.log(f"started CT {vmid}")
+
+    return app.run_task(call, "vzcreate", vmid, worker)

@@ -1,0 +1,209 @@
+"""LXC endpoints: list, status, power actions, config GET/PUT, destroy."""
+
+from __future__ import annotations
+
+import time
+
+from .errors import TaskFailure, fail, param_error
+from .netconf import parse_net
+from .routes import Call, route
+from .schema import BOOL, INT, STR, P
+from .state import digest
+
+MIB = 1024 * 1024
+DISK = 8 * 1024**3
+HIDDEN = ("lock",)
+POWER = ("/vms/{vmid}", ["VM.PowerMgmt"], False)
+CONFIG_PRIVS = {"memory": "VM.Config.Memory", "swap": "VM.Config.Memory", "cores": "VM.Config.CPU",
+                "cpulimit": "VM.Config.CPU", "cpuunits": "VM.Config.CPU", "rootfs": "VM.Config.Disk"}
+CONFIG_KEYS = {"hostname": STR, "memory": P("integer", minimum=16), "swap": P("integer", minimum=0),
+               "cores": P("integer", minimum=1, maximum=8192), "net0": STR, "tags": STR,
+               "description": P(max_length=8192), "onboot": BOOL, "protection": BOOL,
+               "nameserver": STR, "searchdomain": STR, "startup": STR, "features": STR,
+               "cpulimit": STR, "cpuunits": INT, "timezone": STR, "ostype": STR, "arch": STR,
+               "cmode": STR, "console": BOOL, "tty": INT, "unprivileged": BOOL, "rootfs": STR}
+
+
+def ct_entry(app, vmid: int) -> dict | None:
+    """Return a CT's object as in GET /nodes/{node}/lxc and status/current."""
+    rec = app.store.load(vmid)
+    if rec is None:
+        return None
+    conf = rec["config"]
+    running = app.running(vmid)
+    since = app.started.get(vmid)
+    entry = {"vmid": vmid, "type": "lxc", "name": conf.get("hostname", f"CT{vmid}"),
+             "status": "running" if running else "stopped",
+             "maxmem": int(conf.get("memory", 512)) * MIB, "mem": 0,
+             "maxswap": int(conf.get("swap", 512)) * MIB, "swap": 0,
+             "maxdisk": DISK, "disk": 0, "cpu": 0, "cpus": int(conf.get("cores", 1)),
+             "uptime": int(time.time() - since) if running and since else 0,
+             "netin": 0, "netout": 0, "diskread": 0, "diskwrite": 0}
+    if conf.get("tags"):
+        entry["tags"] = conf["tags"]
+    if conf.get("lock"):
+        entry["lock"] = conf["lock"]
+    return entry
+
+
+@route("GET", "/nodes/{node}/lxc")
+def lxc_list(call: Call):
+    """GET /nodes/{node}/lxc (CTs the caller may audit)."""
+    if not call.principal.has("VM.Audit"):
+        return []
+    return [e for e in (ct_entry(call.app, v) for v in call.app.vmids()) if e]
+
+
+@route("GET", "/nodes/{node}/lxc/{vmid}/status/current", perm=("/vms/{vmid}", ["VM.Audit"], False))
+def lxc_status(call: Call):
+    """GET status/current."""
+    call.app.record(call.vmid)
+    return {**ct_entry(call.app, call.vmid), "ha": {"managed": 0}}
+
+
+@route("POST", "/nodes/{node}/lxc/{vmid}/status/start", {"skiplock": BOOL}, perm=POWER)
+def lxc_start(call: Call):
+    """POST status/start (vzstart)."""
+    app, vmid = call.app, call.vmid
+    if app.running(vmid):
+        raise fail(f"CT {vmid} already running")
+
+    def worker(task):
+        app.record(vmid, in_task=True)
+        start_ct(app, vmid)
+
+    return app.run_task(call, "vzstart", vmid, worker)
+
+
+def start_ct(app, vmid: int) -> None:
+    """Start a CT through the driver and remember when."""
+    app.driver.start(vmid)
+    app.started[vmid] = time.time()
+
+
+def stop_ct(app, vmid: int, timeout: int = 10) -> None:
+    """Stop a CT through the driver."""
+    app.driver.stop(vmid, timeout=timeout)
+    app.started.pop(vmid, None)
+
+
+def _stopper(call: Call, type_: str, timeout: int):
+    app, vmid = call.app, call.vmid
+    if not app.running(vmid):
+        raise fail(f"CT {vmid} not running")
+
+    def worker(task):
+        app.record(vmid, in_task=True)
+        stop_ct(app, vmid, timeout)
+
+    return app.run_task(call, type_, vmid, worker)
+
+
+@route("POST", "/nodes/{node}/lxc/{vmid}/status/stop", {"skiplock": BOOL, "overrule-shutdown": BOOL},
+       perm=POWER)
+def lxc_stop(call: Call):
+    """POST status/stop (vzstop)."""
+    return _stopper(call, "vzstop", 1)
+
+
+@route("POST", "/nodes/{node}/lxc/{vmid}/status/shutdown",
+       {"timeout": P("integer", minimum=0), "forceStop": BOOL}, perm=POWER)
+def lxc_shutdown(call: Call):
+    """POST status/shutdown (vzshutdown)."""
+    return _stopper(call, "vzshutdown", call.params.get("timeout", 60))
+
+
+@route("POST", "/nodes/{node}/lxc/{vmid}/status/reboot", {"timeout": P("integer", minimum=0)},
+       perm=POWER)
+def lxc_reboot(call: Call):
+    """POST status/reboot (vzreboot)."""
+    app, vmid = call.app, call.vmid
+    if not app.running(vmid):
+        raise fail(f"VM {vmid} not running")
+
+    def worker(task):
+        stop_ct(app, vmid, call.params.get("timeout", 60))
+        start_ct(app, vmid)
+
+    return app.run_task(call, "vzreboot", vmid, worker)
+
+
+@route("GET", "/nodes/{node}/lxc/{vmid}/config", {"current": BOOL, "snapshot": STR},
+       perm=("/vms/{vmid}", ["VM.Audit"], False))
+def config_get(call: Call):
+    """GET config: the flat config with its digest (or a snapshot's config)."""
+    rec = call.app.record(call.vmid)
+    conf = rec["config"]
+    name = call.params.get("snapshot")
+    if name is not None:
+        if name not in rec["snapshots"]:
+            raise fail(f"snapshot '{name}' does not exist")
+        snap = rec["snapshots"][name]
+        conf = {**snap["config"], "snaptime": snap["snaptime"], "description": snap["description"]}
+        if snap.get("parent"):
+            conf["parent"] = snap["parent"]
+    return {**conf, "digest": digest(conf)}
+
+
+def _config_perm(params: dict):
+    keys = [k for k in params if k in CONFIG_KEYS]
+    keys += [k.strip() for k in str(params.get("delete", "")).split(",") if k.strip()]
+    privs = sorted({CONFIG_PRIVS.get(k, "VM.Config.Network" if k.startswith("net") else "VM.Config.Options")
+                    for k in keys}) or ["VM.Config.Options"]
+    return f"/vms/{params.get('vmid', '')}", privs, False
+
+
+@route("PUT", "/nodes/{node}/lxc/{vmid}/config",
+       {**CONFIG_KEYS, "delete": STR, "digest": P(max_length=64), "revert": STR}, perm=_config_perm)
+def config_put(call: Call):
+    """PUT config: set keys, `delete` keys, refuse a stale `digest`; answers null."""
+    app, vmid, params = call.app, call.vmid, dict(call.params)
+    params.pop("node")
+    params.pop("vmid")
+    want = params.pop("digest", None)
+    delete = [k.strip() for k in params.pop("delete", "").split(",") if k.strip()]
+    params.pop("revert", None)
+    if not params and not delete:
+        raise fail("no options specified")
+    if "net0" in params:
+        params["net0"] = parse_net(params["net0"], vmid)[0]
+    with app.store.lock(vmid):
+        rec = app.record(vmid)
+        conf = rec["config"]
+        if want and want != digest(conf):
+            raise fail("detected modified configuration - file changed by other user? Try again.")
+        bad = {k: "unable to delete required option" for k in delete if k in ("rootfs", "hostname")}
+        if bad:
+            raise param_error(bad)
+        for key in delete:
+            conf.pop(key, None)
+        conf.update(params)
+        app.store.save(vmid, rec)
+
+
+@route("DELETE", "/nodes/{node}/lxc/{vmid}",
+       {"force": BOOL, "purge": BOOL, "destroy-unreferenced-disks": BOOL},
+       perm=("/vms/{vmid}", ["VM.Allocate"], False))
+def lxc_destroy(call: Call):
+    """DELETE a CT (vzdestroy); a running CT without force is refused before the task."""
+    app, vmid = call.app, call.vmid
+    conf = app.record(vmid)["config"]
+    if conf.get("protection"):
+        raise fail(f"can't remove CT {vmid} - protection mode enabled")
+    running_msg = f"unable to destroy CT {vmid} - container is running"
+    if not call.params.get("force") and app.running(vmid):
+        raise fail(running_msg)
+
+    def worker(task):
+        app.record(vmid, in_task=True)
+        if app.running(vmid):
+            if not call.params.get("force"):
+                raise TaskFailure(running_msg)
+            task.log(f"forced to stop CT {vmid} before destroying!")
+            stop_ct(app, vmid, 1)
+        if app.driver.exists(vmid):
+            app.driver.destroy(vmid)
+        app.store.delete(vmid)
+        task.log(f"destroyed CT {vmid}")
+
+    return app.run_task(call, "vzdestroy", vmid, worker)

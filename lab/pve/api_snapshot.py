@@ -1,0 +1,122 @@
+"""Snapshot endpoints: list (with `current`), create, delete, rollback."""
+
+from __future__ import annotations
+
+import time
+
+from .api_lxc import start_ct, stop_ct
+from .errors import TaskFailure, fail
+from .routes import Call, route
+from .schema import BOOL, P, configid
+from .state import digest
+
+SNAPNAME = P(optional=False, max_length=40, fmt=configid)
+RESERVED = ("current", "vzdump")
+
+
+@route("GET", "/nodes/{node}/lxc/{vmid}/snapshot", perm=("/vms/{vmid}", ["VM.Audit"], False))
+def snapshot_list(call: Call):
+    """GET snapshot: every snapshot with its parent, then `current` (You are here!)."""
+    rec = call.app.record(call.vmid)
+    out = []
+    for name, snap in rec["snapshots"].items():
+        entry = {"name": name, "snaptime": snap["snaptime"], "description": snap.get("description", "")}
+        if snap.get("parent"):
+            entry["parent"] = snap["parent"]
+        out.append(entry)
+    current = {"name": "current", "description": "You are here!", "digest": digest(rec["config"]),
+               "running": 1 if call.app.running(call.vmid) else 0}
+    if rec["config"].get("parent"):
+        current["parent"] = rec["config"]["parent"]
+    out.append(current)
+    return out
+
+
+def _snapshot(app, vmid: int, name: str, in_task: bool = True) -> dict:
+    rec = app.record(vmid, in_task=in_task)
+    if name not in rec["snapshots"]:
+        raise (TaskFailure if in_task else fail)(f"snapshot '{name}' does not exist")
+    return rec
+
+
+def _locked(app, vmid: int, lock: str):
+    rec = app.record(vmid, in_task=True)
+    if rec["config"].get("lock"):
+        raise TaskFailure(f"CT is locked ({rec['config']['lock']})")
+    rec["config"]["lock"] = lock
+    app.store.save(vmid, rec)
+
+
+def _unlock(app, vmid: int) -> None:
+    rec = app.store.load(vmid)
+    if rec is not None:
+        rec["config"].pop("lock", None)
+        app.store.save(vmid, rec)
+
+
+@route("POST", "/nodes/{node}/lxc/{vmid}/snapshot", {"snapname": SNAPNAME, "description": P()},
+       perm=("/vms/{vmid}", ["VM.Snapshot"], False))
+def snapshot_create(call: Call):
+    """POST snapshot (vzsnapshot); reserved names refused before the task."""
+    app, vmid, name = call.app, call.vmid, call.params["snapname"]
+    if name in RESERVED:
+        raise fail(f"unable to use snapshot name '{name}' (reserved name)")
+
+    def worker(task):
+        rec = app.record(vmid, in_task=True)
+        if name in rec["snapshots"]:
+            raise TaskFailure(f"snapshot name '{name}' already used")
+        _locked(app, vmid, "snapshot")
+        try:
+            task.log(f"create snapshot '{name}'")
+            app.driver.snapshot(vmid, name)
+            app.store.add_snapshot(vmid, name, int(time.time()), call.params.get("description", ""))
+        finally:
+            _unlock(app, vmid)
+
+    return app.run_task(call, "vzsnapshot", vmid, worker)
+
+
+@route("DELETE", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}", {"snapname": SNAPNAME, "force": BOOL},
+       perm=("/vms/{vmid}", ["VM.Snapshot"], False))
+def snapshot_delete(call: Call):
+    """DELETE a snapshot (vzdelsnapshot)."""
+    app, vmid, name = call.app, call.vmid, call.params["snapname"]
+
+    def worker(task):
+        _snapshot(app, vmid, name)
+        task.log(f"delete snapshot '{name}'")
+        app.driver.delete_snapshot(vmid, name)
+        app.store.remove_snapshot(vmid, name)
+
+    return app.run_task(call, "vzdelsnapshot", vmid, worker)
+
+
+@route("GET", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}", {"snapname": SNAPNAME},
+       perm=("/vms/{vmid}", ["VM.Audit"], False))
+def snapshot_index(call: Call):
+    """GET a snapshot's directory index."""
+    _snapshot(call.app, call.vmid, call.params["snapname"], in_task=False)
+    return [{"rel": "rollback"}, {"rel": "config"}]
+
+
+@route("POST", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback", {"snapname": SNAPNAME, "start": BOOL},
+       perm=("/vms/{vmid}", ["VM.Snapshot", "VM.Snapshot.Rollback"], True))
+def snapshot_rollback(call: Call):
+    """POST rollback (vzrollback): stop if running, restore files + config, start when start=1."""
+    app, vmid, name = call.app, call.vmid, call.params["snapname"]
+    start = bool(call.params.get("start", 0))
+
+    def worker(task):
+        _snapshot(app, vmid, name)
+        if app.running(vmid):
+            task.log(f"stopping CT {vmid} before rollback")
+            stop_ct(app, vmid, 10)
+        task.log(f"rollback to snapshot '{name}'")
+        app.driver.rollback(vmid, name, start=False)
+        app.store.restore_snapshot(vmid, name)
+        if start:
+            task.log(f"starting CT {vmid}")
+            start_ct(app, vmid)
+
+    return app.run_task(call, "vzrollback", vmid, worker)

@@ -1,0 +1,135 @@
+"""The emulator: dispatch (auth, permission, node, parameters, handler) and shared CT helpers."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import api_cluster, api_create, api_lxc, api_snapshot  # noqa: F401 - registers the routes
+from .auth import TokenStore, check
+from .driver import HostDriver, driver_vmids
+from .errors import ApiError, TaskFailure, fail, missing_config, not_implemented, unknown_node
+from .routes import Call, WithTotal, find
+from .schema import validate
+from .state import CTStore
+from .tasks import Task, TaskRegistry
+
+API_PREFIX = "/api2/json"
+
+
+@dataclass
+class Reply:
+    """What the HTTP layer sends: status, reason phrase and JSON body (None = empty body)."""
+
+    status: int
+    reason: str
+    body: dict | None
+
+
+class Emulator:
+    """The PVE API of one node, backed by a host driver and a state directory."""
+
+    def __init__(self, state_dir: str | os.PathLike, driver: HostDriver, node: str = "homelab"):
+        self.node = node
+        self.driver = driver
+        self.state_dir = Path(state_dir)
+        self.store = CTStore(self.state_dir / "state")
+        self.tokens = TokenStore(self.state_dir)
+        self.tasks = TaskRegistry(node)
+        self.started: dict[int, float] = {}
+        self.boot = time.time()
+        self._adopt_lock = threading.Lock()
+
+    # --- dispatch -------------------------------------------------------------------------
+    def handle(self, method: str, path: str, params: dict[str, str], authorization: str | None) -> Reply:
+        """Answer one request the way pve-http-server orders its checks."""
+        try:
+            return self._handle(method, path, params, authorization)
+        except ApiError as err:
+            return self._error(err)
+
+    def _error(self, err: ApiError) -> Reply:
+        if err.status == 401:
+            return Reply(401, err.message, None)
+        body: dict[str, Any] = {"data": None, "message": err.message + "\n"}
+        if err.errors:
+            body["errors"] = err.errors
+        return Reply(err.status, err.message, body)
+
+    def _handle(self, method, path, params, authorization) -> Reply:
+        if not path.startswith(API_PREFIX + "/"):
+            raise ApiError(501, "Not Implemented")
+        rel = path[len(API_PREFIX):].rstrip("/") or "/"
+        principal = self.tokens.authenticate(authorization)
+        found = find(method, rel)
+        if found is None:
+            raise not_implemented(method, rel)
+        route, uri = found
+        dup = sorted(set(uri) & set(params))
+        if dup:
+            raise ApiError(400, f"Parameter verification failed - duplicate parameter '{dup[0]}'")
+        merged = {**params, **uri}
+        perm = route.permission(merged)
+        if perm is not None:
+            check(principal, *perm)
+        if "node" in uri and uri["node"] != self.node:
+            raise unknown_node(uri["node"])
+        typed = validate(route.schema, merged, route.extra)
+        result = route.handler(Call(self, principal, typed))
+        if isinstance(result, WithTotal):
+            return Reply(200, "OK", {"data": result.data, "total": result.total})
+        return Reply(200, "OK", {"data": result})
+
+    # --- helpers for handlers -------------------------------------------------------------
+    def running(self, vmid: int) -> bool:
+        """Tell whether a CT runs (False when the driver does not know it)."""
+        try:
+            return self.driver.exists(vmid) and self.driver.status(vmid) == "running"
+        except Exception:  # noqa: BLE001 - a driver that cannot tell means "not running"
+            return False
+
+    def vmids(self) -> list[int]:
+        """Return every CT: those with a config plus any the driver holds (adopted)."""
+        known = set(self.store.vmids())
+        try:
+            for vmid in driver_vmids(self.driver) - known:
+                self.adopt(vmid)
+                known.add(vmid)
+        except Exception as exc:  # noqa: BLE001 - listing must not fail on a driver hiccup
+            print(f"pve: driver list failed: {exc}", file=sys.stderr)
+        return sorted(known)
+
+    def adopt(self, vmid: int) -> None:
+        """Give a CT the driver created outside the API a minimal config."""
+        with self._adopt_lock:
+            self.store.create(vmid, {"arch": "amd64", "hostname": f"CT{vmid}", "memory": 512,
+                                     "cores": 1, "ostype": "debian", "swap": 512,
+                                     "rootfs": f"local:{vmid}/vm-{vmid}-disk-0.raw,size=8G"})
+
+    def record(self, vmid: int, in_task: bool = False) -> dict:
+        """Return a CT's record or fail with PVE's missing-config text."""
+        rec = self.store.load(vmid)
+        if rec is None and vmid in self.vmids():
+            rec = self.store.load(vmid)
+        if rec is None:
+            raise (TaskFailure if in_task else fail)(missing_config(self.node, vmid))
+        return rec
+
+    def run_task(self, call: Call, type_: str, vmid: int | str, worker: Callable[[Task], None],
+                 lock: bool = True) -> str:
+        """Start a task for the caller; with lock, tasks on one CT run one after the other."""
+
+        def body(task: Task) -> None:
+            if not lock:
+                worker(task)
+                return
+            with self.store.lock(int(vmid)):
+                worker(task)
+
+        return self.tasks.start(type_, str(vmid), call.principal.authid, body)

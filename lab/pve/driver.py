@@ -1,0 +1,68 @@
+"""The host driver interface the emulator drives (lab.hosts.LabHosts implements it)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class HostDriver(Protocol):
+    """What the emulator needs from the machine that runs the containers."""
+
+    def create(
+        self,
+        vmid: int,
+        hostname: str,
+        ip: str,
+        prefix: int,
+        gateway: str,
+        mac: str,
+        ssh_public_keys: str,
+        memory: int = 512,
+        cores: int = 1,
+    ) -> Any:
+        """Create a stopped container."""
+
+    def start(self, vmid: int) -> Any:
+        """Start the container."""
+
+    def stop(self, vmid: int, timeout: int = 10) -> Any:
+        """Stop the container."""
+
+    def status(self, vmid: int) -> str:
+        """Return "running" or "stopped"."""
+
+    def exists(self, vmid: int) -> bool:
+        """Tell whether the container exists."""
+
+    def list(self) -> Any:
+        """List the containers (vmids, dicts or objects with a vmid)."""
+
+    def snapshot(self, vmid: int, name: str) -> Any:
+        """Snapshot the container's files."""
+
+    def rollback(self, vmid: int, name: str, start: bool) -> Any:
+        """Restore the files of a snapshot, starting the container after when asked."""
+
+    def delete_snapshot(self, vmid: int, name: str) -> Any:
+        """Delete a snapshot."""
+
+    def snapshots(self, vmid: int) -> Any:
+        """List the snapshot names."""
+
+    def destroy(self, vmid: int) -> Any:
+        """Destroy a stopped container and its snapshots."""
+
+
+def driver_vmids(driver: HostDriver) -> set[int]:
+    """Return the vmids a driver knows, whatever shape its list() has."""
+    out: set[int] = set()
+    for item in driver.list() or []:
+        if isinstance(item, dict):
+            item = item.get("vmid")
+        elif hasattr(item, "vmid"):
+            item = item.vmid
+        try:
+            out.add(int(item))
+        except (TypeError, ValueError):
+            continue
+    return out

@@ -1,0 +1,82 @@
+"""An in-memory host driver for the emulator's unit tests (no LXC, no root)."""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+
+class HostError(RuntimeError):
+    """Raised like lab.hosts.HostError."""
+
+
+class MemHosts:
+    """Containers as dicts: files are a dict path -> text, snapshots copy them."""
+
+    def __init__(self):
+        self.cts: dict[int, dict] = {}
+        self.lock = threading.Lock()
+        self.calls: list[tuple] = []
+
+    def _ct(self, vmid: int) -> dict:
+        if vmid not in self.cts:
+            raise HostError(f"container {vmid} does not exist")
+        return self.cts[vmid]
+
+    def create(self, vmid, hostname, ip, prefix, gateway, mac, ssh_public_keys, memory=512, cores=1):
+        """Create a stopped CT."""
+        self.calls.append(("create", vmid, hostname, ip, prefix, gateway, mac, ssh_public_keys, memory, cores))
+        if vmid in self.cts:
+            raise HostError(f"container {vmid} exists")
+        self.cts[vmid] = {"state": "stopped", "files": {"/etc/hostname": hostname}, "snaps": {},
+                          "keys": ssh_public_keys}
+
+    def start(self, vmid):
+        """Start."""
+        self.calls.append(("start", vmid))
+        self._ct(vmid)["state"] = "running"
+
+    def stop(self, vmid, timeout=10):
+        """Stop."""
+        self.calls.append(("stop", vmid))
+        self._ct(vmid)["state"] = "stopped"
+
+    def status(self, vmid):
+        """Return running/stopped."""
+        return self._ct(vmid)["state"]
+
+    def exists(self, vmid):
+        """Tell whether the CT exists."""
+        return vmid in self.cts
+
+    def list(self):
+        """Return the vmids."""
+        return sorted(self.cts)
+
+    def snapshot(self, vmid, name):
+        """Copy the files."""
+        ct = self._ct(vmid)
+        ct["snaps"][name] = copy.deepcopy(ct["files"])
+
+    def rollback(self, vmid, name, start):
+        """Restore the files; the CT must be stopped."""
+        ct = self._ct(vmid)
+        if ct["state"] == "running":
+            raise HostError("rollback of a running container")
+        ct["files"] = copy.deepcopy(ct["snaps"][name])
+        if start:
+            ct["state"] = "running"
+
+    def delete_snapshot(self, vmid, name):
+        """Forget a snapshot."""
+        del self._ct(vmid)["snaps"][name]
+
+    def snapshots(self, vmid):
+        """Return the snapshot names."""
+        return list(self._ct(vmid)["snaps"])
+
+    def destroy(self, vmid):
+        """Remove a stopped CT."""
+        if self._ct(vmid)["state"] == "running":
+            raise HostError("destroy of a running container")
+        del self.cts[vmid]

@@ -1,0 +1,113 @@
+"""The emulator over HTTPS: proxmoxer with the lab CA, PVE's wire details, SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from proxmoxer import ProxmoxAPI, ResourceException
+from proxmoxer.tools import Tasks
+from pve_memdriver import MemHosts
+
+from lab.pve.app import Emulator
+from lab.pve.auth import FULL_TOKEN_ID, READONLY_TOKEN_ID, load_tokens
+from lab.pve.ca import ensure_ca
+from lab.pve.server import PveServer
+
+pytestmark = pytest.mark.unit
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    state = tmp_path_factory.mktemp("pve")
+    ca_file, cert, key = ensure_ca(state)
+    server = PveServer(("127.0.0.1", 0), Emulator(state, MemHosts()), cert, key, auth_delay=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, ca_file, load_tokens(state)
+    server.shutdown()
+    server.server_close()
+
+
+def api(served, token_id=FULL_TOKEN_ID, secret=None):
+    server, ca_file, tokens = served
+    user, _, name = token_id.partition("!")
+    return ProxmoxAPI("127.0.0.1", port=server.server_address[1], user=user, token_name=name,
+                      token_value=secret or tokens[token_id], verify_ssl=ca_file, timeout=10)
+
+
+def test_proxmoxer_with_ca_file(served):
+    prox = api(served)
+    assert prox.version.get()["release"] == "8.2"
+    upid = prox.nodes("homelab").lxc.post(
+        vmid=910, ostemplate="local:vztmpl/debian-12-lab_amd64.tar.zst", hostname="t910",
+        net0="name=eth0,bridge=labbr0,ip=198.18.0.91/24,gw=198.18.0.1", start=1)
+    status = Tasks.blocking_status(prox, upid, timeout=10, polling_interval=0.05)
+    assert status["exitstatus"] == "OK" and status["tokenid"] == "lab"
+    assert prox.nodes("homelab").lxc(910).status.current.get()["status"] == "running"
+
+
+def test_wire_headers_and_reason(served):
+    server, ca_file, tokens = served
+    url = f"https://127.0.0.1:{server.server_address[1]}/api2/json/nodes/pve/foo"
+    resp = requests.get(url, verify=ca_file, timeout=5,
+                        headers={"Authorization": f"PVEAPIToken={FULL_TOKEN_ID}={tokens[FULL_TOKEN_ID]}"})
+    assert resp.status_code == 501 and resp.reason == "Method 'GET /nodes/pve/foo' not implemented"
+    assert resp.headers["Server"] == "pve-api-daemon/3.0"
+    assert resp.json() == {"data": None, "message": "Method 'GET /nodes/pve/foo' not implemented\n"}
+
+
+def test_errors_as_proxmoxer_raises_them(served):
+    with pytest.raises(ResourceException) as exc:
+        api(served, secret="wrong").version.get()
+    assert exc.value.status_code == 401 and exc.value.content == "authentication failure"
+    with pytest.raises(ResourceException) as exc:
+        api(served, READONLY_TOKEN_ID).nodes("homelab").lxc(910).snapshot.post(snapname="x1")
+    assert exc.value.status_code == 403 and exc.value.content == "Permission check failed (/vms/910, VM.Snapshot)"
+    with pytest.raises(ResourceException) as exc:
+        api(served).nodes("homelab").lxc(910).snapshot("x1").rollback.post(start=True)
+    assert exc.value.status_code == 400 and exc.value.errors == {"start": "type check ('boolean') failed - got 'True'"}
+    with pytest.raises(ResourceException) as exc:
+        api(served).nodes("pve").lxc.get()
+    assert exc.value.content.startswith("hostname lookup 'pve' failed")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_main_serves_and_stops_on_sigterm(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests' / 'unit'}"}
+    proc = subprocess.Popen([sys.executable, "-m", "lab.pve", "serve", "--port", str(port), "--state-dir",
+                             str(tmp_path), "--driver", "pve_memdriver:MemHosts"], cwd=ROOT, env=env,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                resp = requests.get(f"https://127.0.0.1:{port}/api2/json/version", timeout=2,
+                                    verify=str(tmp_path / "ca.pem"))
+                break
+            except (requests.ConnectionError, OSError):
+                time.sleep(0.1)
+        assert resp.status_code == 401
+        assert oct((tmp_path / "tokens.json").stat().st_mode & 0o777) == "0o600"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "pve: GET /api2/json/version 401" in err
+    secrets = load_tokens(tmp_path).values()
+    assert not any(s in err for s in secrets)
