@@ -39,6 +39,13 @@ def lab_document() -> dict:
     return yaml.safe_load(LAB.read_text())
 
 
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch) -> Path:
+    """Work in tmp_path, so messages name the file `inv.yml` as a user in its directory would see it."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 def write(tmp_path: Path, content: str | dict) -> Path:
     """Write an inventory into tmp_path and give its path."""
     path = tmp_path / "inv.yml"
@@ -247,16 +254,16 @@ BAD = [
 
 
 @pytest.mark.parametrize(("mutate", "expected"), [(m, e) for _, m, e in BAD], ids=[i for i, _, _ in BAD])
-def test_bad_inventory_is_one_line(tmp_path, mutate, expected):
+def test_bad_inventory_is_one_line(in_tmp, mutate, expected):
     """A broken inventory raises InventoryError: one line, the file, the key, what was expected and found."""
     document = lab_document()
     mutate(document)
-    path = write(tmp_path, document)
+    path = write(in_tmp, document)
     with pytest.raises(InventoryError) as caught:
         load_inventory(path)
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith(f"{path}: ")
+    assert message.startswith(f"{path.name}: ")
     for fragment in expected:
         assert fragment in message, message
 
@@ -273,14 +280,14 @@ BAD_FILES = [
 
 
 @pytest.mark.parametrize(("text", "expected"), [(t, e) for _, t, e in BAD_FILES], ids=[i for i, _, _ in BAD_FILES])
-def test_unreadable_inventory_is_one_line(tmp_path, text, expected):
+def test_unreadable_inventory_is_one_line(in_tmp, text, expected):
     """Empty, non-mapping and invalid YAML files are one line naming the file (and the line)."""
-    path = write(tmp_path, text)
+    path = write(in_tmp, text)
     with pytest.raises(InventoryError) as caught:
         load_inventory(path)
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith(f"{path}: ")
+    assert message.startswith(f"{path.name}: ")
     for fragment in expected:
         assert fragment in message, message
 
