@@ -1,0 +1,232 @@
+"""SSH connection reuse for checks: one OpenSSH ControlMaster per host, opened concurrently, closed at the end.
+
+Why OpenSSH masters rather than one paramiko connection per host (LAB-NOTES, "The floor for health
+checks"): a fresh handshake is CPU-bound on these machines, a command over an open master costs
+~13 ms and runs in its own process (no GIL), and testinfra's `ssh` backend reuses the master through
+the generated ssh_config. `KexAlgorithms curve25519-sha256` costs ~10 ms of client CPU against ~90 ms
+for OpenSSH 9's default sntrup761x25519.
+
+Host keys: `StrictHostKeyChecking accept-new` into a dedicated UserKnownHostsFile (never "no").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Self
+
+import testinfra
+
+KEX = "curve25519-sha256"
+CONNECT_TIMEOUT = 10
+# Masters outlive an idle gap between tests, and die on their own if the process is killed before close_all.
+CONTROL_PERSIST = 600
+OPEN_WORKERS = 16
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+_METHODS = re.compile(r"Authentications that can continue: ([\w,@.-]+)")
+_DENIED = re.compile(r"Permission denied \(([\w,@.-]+)\)")
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """Where and as whom to connect: the inventory hostname is the ssh alias, the address its HostName."""
+
+    name: str
+    address: str
+    user: str
+    identity_file: str
+    port: int = 22
+
+
+@dataclass
+class MasterState:
+    """The outcome of opening one host's master: open or the error ssh gave, and the methods sshd offered."""
+
+    target: SshTarget
+    is_open: bool = False
+    error: str | None = None
+    auth_methods: tuple[str, ...] | None = None
+    seconds: float = 0.0
+    log: Path | None = field(default=None, repr=False)
+
+    @property
+    def auth_refused(self) -> bool:
+        """True when sshd answered but refused the key (as opposed to an unreachable host)."""
+        return bool(self.error and "Permission denied" in self.error)
+
+
+def ssh_config_text(targets: Iterable[SshTarget], control_dir: Path, known_hosts: Path,
+                    persist: int = CONTROL_PERSIST, connect_timeout: int = CONNECT_TIMEOUT) -> str:
+    """Write the ssh_config that makes every ssh (ours, testinfra's) reuse the host's master."""
+    lines = []
+    for target in targets:
+        lines += [
+            f"Host {target.name}",
+            f"  HostName {target.address}",
+            f"  Port {target.port}",
+            f"  User {target.user}",
+            f"  IdentityFile {target.identity_file}",
+        ]
+    lines += [
+        "Host *",
+        "  IdentitiesOnly yes",
+        "  BatchMode yes",
+        f"  KexAlgorithms {KEX}",
+        "  ControlMaster auto",
+        f"  ControlPath {control_dir}/%C",
+        f"  ControlPersist {persist}",
+        f"  UserKnownHostsFile {known_hosts}",
+        "  StrictHostKeyChecking accept-new",
+        "  HashKnownHosts no",
+        f"  ConnectTimeout {connect_timeout}",
+        "  ServerAliveInterval 5",
+        "  ServerAliveCountMax 3",
+        "  LogLevel ERROR",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class SshPool:
+    """One ControlMaster per host for a session: open_all() concurrently, run()/host(), close_all()."""
+
+    def __init__(self, targets: Iterable[SshTarget], *, known_hosts: str | Path = DEFAULT_KNOWN_HOSTS,
+                 persist: int = CONTROL_PERSIST, connect_timeout: int = CONNECT_TIMEOUT):
+        """Write the ssh_config in a short private dir under /tmp; no connection is opened yet."""
+        self.targets = {t.name: t for t in targets}
+        # A unix socket path is limited to 108 bytes: /tmp/hc-XXXXXXXX/<40 hex> fits, a pytest tmp_path may not.
+        self.control_dir = Path(tempfile.mkdtemp(prefix="hc-", dir="/tmp"))
+        self.known_hosts = Path(os.path.expanduser(str(known_hosts)))
+        self.known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.ssh_config = self.control_dir / "ssh_config"
+        self.ssh_config.write_text(ssh_config_text(self.targets.values(), self.control_dir, self.known_hosts,
+                                                   persist, connect_timeout))
+        self.states: dict[str, MasterState] = {}
+        self._lock = threading.Lock()
+        self._hosts: dict[str, object] = {}
+
+    def __enter__(self) -> Self:
+        """Use the pool as a context manager that closes every master on exit."""
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """Close every master and remove the control dir."""
+        self.close_all()
+
+    def ssh_args(self, name: str, *options: str) -> list[str]:
+        """The ssh command line for a host through this pool's config (append the remote command)."""
+        return ["ssh", "-F", str(self.ssh_config), *options, name]
+
+    def open(self, name: str) -> MasterState:
+        """Open (once) the master of one host; give its state, with ssh's own error when it failed."""
+        with self._lock:
+            if name in self.states:
+                return self.states[name]
+        target = self.targets[name]
+        log = self.control_dir / f"{name}.log"
+        started = time.monotonic()
+        # -v into a log file: the server's "Authentications that can continue" tells whether sshd offers
+        # passwords, without a second connection.
+        command = self.ssh_args(name, "-M", "-N", "-f", "-o", "LogLevel=DEBUG1", "-E", str(log))
+        try:
+            done = subprocess.run(command, check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  timeout=CONNECT_TIMEOUT * 3)
+            rc, stderr = done.returncode, done.stderr
+        except subprocess.TimeoutExpired:
+            rc, stderr = 255, f"ssh did not finish within {CONNECT_TIMEOUT * 3} s"
+        text = _read(log) + stderr
+        state = MasterState(target, is_open=rc == 0, seconds=time.monotonic() - started, log=log,
+                            auth_methods=auth_methods_in(text))
+        if rc != 0:
+            state.error = last_error(text) or f"ssh exited {rc}"
+        with self._lock:
+            self.states.setdefault(name, state)
+            return self.states[name]
+
+    def open_all(self, names: Iterable[str] | None = None, workers: int = OPEN_WORKERS) -> dict[str, MasterState]:
+        """Open the masters of these hosts (default all) concurrently from threads; give each state."""
+        names = list(self.targets if names is None else names)
+        if names:
+            with ThreadPoolExecutor(max_workers=min(workers, len(names)), thread_name_prefix="ssh-open") as pool:
+                list(pool.map(self.open, names))
+        return {name: self.states[name] for name in names}
+
+    def run(self, name: str, command: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run one command on a host over its master (opened if needed); rc 255 means ssh itself failed."""
+        self.open(name)
+        try:
+            return subprocess.run(self.ssh_args(name, "--", command), check=False, stdin=subprocess.DEVNULL,
+                                  capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(command, 255, "", f"no answer within {timeout:g} s")
+
+    def host(self, name: str):
+        """A pytest-testinfra Host for this host, whose every command goes over the master."""
+        with self._lock:
+            if name not in self._hosts:
+                self._hosts[name] = testinfra.get_host(
+                    f"ssh://{name}", ssh_config=str(self.ssh_config),
+                    # naming ControlMaster keeps testinfra from adding its own ControlPersist=60s
+                    ssh_extra_args="-o ControlMaster=auto",
+                )
+            return self._hosts[name]
+
+    def auth_methods(self, name: str) -> tuple[str, ...] | None:
+        """The authentication methods sshd offers this host's user, from the master's log or a probe."""
+        state = self.open(name)
+        if state.auth_methods is not None:
+            return state.auth_methods
+        probe = subprocess.run(
+            self.ssh_args(name, "-o", "ControlPath=none", "-o", "PubkeyAuthentication=no",
+                          "-o", "PreferredAuthentications=keyboard-interactive,password",
+                          "-o", "NumberOfPasswordPrompts=0", "-o", "LogLevel=DEBUG1", "--", "true"),
+            check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=CONNECT_TIMEOUT * 3)
+        return auth_methods_in(probe.stderr)
+
+    def forget(self, name: str) -> None:
+        """Drop a failed open so that the next open() tries again (an open master is kept)."""
+        with self._lock:
+            if name in self.states and not self.states[name].is_open:
+                del self.states[name]
+
+    def close(self, name: str) -> None:
+        """Ask one host's master to exit (ssh -O exit)."""
+        subprocess.run(self.ssh_args(name, "-O", "exit"), check=False, stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=10)
+
+    def close_all(self) -> None:
+        """Close every master this pool opened, then remove its control dir."""
+        # every host we touched: testinfra's ControlMaster=auto may have opened a master after a failed open()
+        opened = sorted(set(self.states) | set(self._hosts))
+        if opened:
+            with ThreadPoolExecutor(max_workers=min(OPEN_WORKERS, len(opened)), thread_name_prefix="ssh-close") as pool:
+                list(pool.map(self.close, opened))
+        self.states.clear()
+        shutil.rmtree(self.control_dir, ignore_errors=True)
+
+
+def auth_methods_in(text: str) -> tuple[str, ...] | None:
+    """The methods sshd offered, from ssh's debug output or its final `Permission denied (...)`."""
+    found = _METHODS.findall(text) or _DENIED.findall(text)
+    return tuple(found[0].split(",")) if found else None
+
+
+def last_error(text: str) -> str | None:
+    """The line of ssh's output that says why it failed (not a debug line)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("debug")]
+    return lines[-1] if lines else None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""

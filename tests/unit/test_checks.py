@@ -1,0 +1,256 @@
+"""plugins/checks.py: the probe script and the judges, run for real in a local shell with stub commands."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from plugins import checks
+from plugins.ssh import MasterState, SshTarget
+
+pytestmark = pytest.mark.unit
+
+
+
+def fake_key(seed: bytes, comment: str) -> str:
+    """An ed25519-shaped public key line (valid base64, never a real key)."""
+    blob = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + (seed * 32)[:32]
+    return f"ssh-ed25519 {base64.b64encode(blob).decode()} {comment}"
+
+
+KEY = fake_key(b"runner", "runner@ci")
+OTHER = fake_key(b"owner", "owner@laptop")
+
+
+@dataclass
+class Host:
+    """The inventory host's shape, as far as the checks read it."""
+
+    hostname: str = "app-demo"
+    ip: str = "198.18.0.250"
+    packages: list[str] = field(default_factory=lambda: ["rsync", "python3"])
+    containers: list[str] = field(default_factory=lambda: ["web"])
+
+
+class StubHost:
+    """A testinfra-like host whose run() executes the script locally with stub commands first on PATH."""
+
+    def __init__(self, bin_dir: Path):
+        self.bin_dir = bin_dir
+        self.scripts: list[str] = []
+
+    def run(self, command: str):
+        """Run the command like a remote shell would, with only the stub dir and a few tools on PATH."""
+        self.scripts.append(command)
+        done = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, check=False,
+                              env={"PATH": str(self.bin_dir), "HOME": str(self.bin_dir.parent / "home")})
+        return SimpleNamespace(rc=done.returncode, stdout=done.stdout, stderr=done.stderr)
+
+
+@pytest.fixture
+def lab_host(tmp_path):
+    """Give (StubHost, stub writer): coreutils linked in, `docker`, `dpkg-query`, `rsync`, `getent` stubbable."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sh", "timeout", "head", "cut", "cat", "sleep"):
+        os.symlink(shutil.which(tool), bin_dir / tool)
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "authorized_keys").write_text(f"{OTHER}\nrestrict,command=\"x\" {KEY}\n")
+
+    def stub(name: str, body: str) -> None:
+        path = bin_dir / name
+        path.write_text("#!/bin/sh\n" + body + "\n")
+        path.chmod(0o755)
+
+    stub("getent", f'echo "deploy:x:1000:1000::{home}:/bin/sh"')
+    stub("rsync", 'echo "rsync  version 3.2.7  protocol version 31"')
+    stub("dpkg-query", r"""for p in "$@"; do case "$p" in
+  rsync) printf 'rsync\tinstall ok installed\t3.2.7-1\n';;
+  python3) printf 'python3\tinstall ok installed\t3.11.2-1\n';;
+  git) printf 'git\tdeinstall ok config-files\t1:2.39\n';;
+  -*|'${Package}'*) ;;
+  *) echo "dpkg-query: no packages found matching $p" >&2; missing=1;;
+esac; done; exit ${missing:-0}""")
+    stub("docker", r"""printf 'web\trunning\tUp 5 minutes (healthy)\n'
+printf 'worker\trunning\tUp 5 minutes\n'
+printf 'db\texited\tExited (1) 2 minutes ago\n'
+printf 'api\trunning\tUp 1 minute (unhealthy)\n'""")
+    return StubHost(bin_dir), stub
+
+
+def run(lab_host, *probes):
+    """Run probes on the stub host; give results by (check, subject)."""
+    conn, _ = lab_host
+    return {(r.check, r.subject): r for r in checks.run_probes(Host(), conn, list(probes))}
+
+
+def test_all_probes_run_in_one_command_and_pass(lab_host, tmp_path):
+    pub = tmp_path / "deploy_ed25519.pub"
+    pub.write_text(KEY + "\n")
+    probes = [checks.rsync_probe(), checks.docker_probe(), checks.container_probe("web"),
+              checks.container_probe("worker"), checks.package_probe("rsync", ["rsync", "python3"]),
+              checks.package_probe("python3", ["rsync", "python3"]), checks.runner_key_probe("deploy", pub)]
+    results = run(lab_host, *probes)
+    assert [r.outcome for r in results.values()] == ["pass"] * 7, [r.message for r in results.values()]
+    assert len(lab_host[0].scripts) == 1, "one remote command per host"
+    assert lab_host[0].scripts[0].count("docker ps") == 1, "identical commands run once"
+    assert results[("container_running", "web")].message == "app-demo (198.18.0.250): container web running (healthy)"
+    assert "rsync  version 3.2.7" in results[("rsync_installed", None)].message
+
+
+def test_rsync_missing_names_host_and_incident(lab_host):
+    conn, _ = lab_host
+    (conn.bin_dir / "rsync").unlink()
+    outcome = run(lab_host, checks.rsync_probe())[("rsync_installed", None)]
+    assert outcome.outcome == "fail"
+    assert outcome.message.startswith("app-demo (198.18.0.250): rsync is not installed")
+    assert "incident #11" in outcome.message
+
+
+def test_docker_down_fails_docker_and_skips_its_containers(lab_host):
+    _, stub = lab_host
+    stub("docker", 'echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. '
+                   'Is the docker daemon running?" >&2; exit 1')
+    results = run(lab_host, checks.docker_probe(), checks.container_probe("web"))
+    assert results[("docker_running", None)].outcome == "fail"
+    assert "docker is not running" in results[("docker_running", None)].message
+    assert results[("container_running", "web")].outcome == "skip"
+    assert results[("container_running", "web")].message.startswith("not checked: docker is not running")
+
+
+def test_docker_permission_denied_is_explained(lab_host):
+    _, stub = lab_host
+    stub("docker", 'echo "permission denied while trying to connect to the Docker daemon socket" >&2; exit 1')
+    message = run(lab_host, checks.docker_probe())[("docker_running", None)].message
+    assert "group docker" in message
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("db", "app-demo (198.18.0.250): container db is exited (Exited (1) 2 minutes ago); expected running"),
+    ("api", "app-demo (198.18.0.250): container api is running but not healthy (Up 1 minute (unhealthy))"),
+    ("cache", "app-demo (198.18.0.250): container cache does not exist; containers there: api, db, web, worker"),
+])
+def test_container_failures_say_what_was_found(lab_host, name, expected):
+    outcome = run(lab_host, checks.container_probe(name))[("container_running", name)]
+    assert outcome.outcome == "fail"
+    assert outcome.message.startswith(expected), outcome.message
+
+
+def test_missing_and_removed_packages_fail(lab_host):
+    names = ["git", "nginx"]
+    results = run(lab_host, checks.package_probe("git", names), checks.package_probe("nginx", names))
+    assert "dpkg status: deinstall ok config-files" in results[("package_installed", "git")].message
+    assert "nginx is not installed" in results[("package_installed", "nginx")].message
+
+
+def test_runner_key_absent_names_fingerprint_not_key(lab_host, tmp_path):
+    conn, _ = lab_host
+    (conn.bin_dir.parent / "home" / ".ssh" / "authorized_keys").write_text(OTHER + "\n")
+    pub = tmp_path / "deploy_ed25519.pub"
+    pub.write_text(KEY + "\n")
+    outcome = run(lab_host, checks.runner_key_probe("deploy", pub))[("runner_key_authorized", None)]
+    assert outcome.outcome == "fail"
+    assert "SHA256:" in outcome.message and "1 other key(s) there" in outcome.message
+    assert KEY.split()[1] not in outcome.message
+    assert "incident #9" in outcome.message
+
+
+def test_missing_public_key_file_is_reported(lab_host, tmp_path):
+    outcome = run(lab_host, checks.runner_key_probe("deploy", tmp_path / "absent.pub"))[("runner_key_authorized", None)]
+    assert outcome.outcome == "fail" and "cannot read the runner's public key" in outcome.message
+
+
+def test_a_hanging_probe_is_cut_by_the_timeout(lab_host, monkeypatch):
+    _, stub = lab_host
+    stub("docker", "sleep 5")
+    monkeypatch.setattr(checks, "PROBE_TIMEOUT", 1)
+    message = run(lab_host, checks.docker_probe(), checks.rsync_probe())
+    assert "docker is not answering" in message[("docker_running", None)].message
+    assert message[("rsync_installed", None)].outcome == "pass"
+
+
+class FakePool:
+    """An SshPool stand-in whose masters are given open or failed, and whose hosts are stub hosts."""
+
+    def __init__(self, conn, error=None, methods=("publickey",)):
+        self.conn, self.error, self.methods, self.opened = conn, error, methods, []
+
+    def open(self, name):
+        self.opened.append(name)
+        target = SshTarget(name, "198.18.0.250", "deploy", "/keys/deploy_ed25519")
+        return MasterState(target, is_open=self.error is None, error=self.error, auth_methods=self.methods)
+
+    def open_all(self, names):
+        return {name: self.open(name) for name in names}
+
+    def auth_methods(self, name):
+        return self.methods
+
+    def host(self, name):
+        return self.conn
+
+
+PLAN = [("ssh_reachable", None), ("sshd_refuses_passwords", None), ("runner_key_authorized", None),
+        ("rsync_installed", None), ("docker_running", None), ("container_running", "web")]
+
+
+def test_check_host_all_pass(lab_host, tmp_path):
+    pub = tmp_path / "k.pub"
+    pub.write_text(KEY)
+    results = checks.check_host(Host(), FakePool(lab_host[0]), PLAN, user="deploy", public_key_file=pub)
+    assert [r.outcome for r in results] == ["pass"] * 6, [r.message for r in results]
+
+
+def test_password_auth_offered_fails(lab_host, tmp_path):
+    pool = FakePool(lab_host[0], methods=("publickey", "password"))
+    results = checks.check_host(Host(), pool, PLAN[:2], user="deploy", public_key_file=tmp_path / "k.pub")
+    assert results[1].outcome == "fail"
+    assert "sshd offers password authentication (methods: publickey,password)" in results[1].message
+
+
+def test_key_refused_fails_ssh_and_key_and_skips_the_rest(lab_host, tmp_path):
+    pool = FakePool(lab_host[0], error="deploy@198.18.0.250: Permission denied (publickey).", methods=("publickey",))
+    results = {r.check: r for r in checks.check_host(Host(), pool, PLAN, user="deploy",
+                                                     public_key_file=tmp_path / "k.pub")}
+    assert results["ssh_reachable"].outcome == "fail" and "Permission denied" in results["ssh_reachable"].message
+    assert results["runner_key_authorized"].outcome == "fail"
+    assert [results[c].outcome for c in ("rsync_installed", "docker_running", "container_running")] == ["skip"] * 3
+
+
+def test_unreachable_host_fails_ssh_only(lab_host, tmp_path):
+    pool = FakePool(lab_host[0], error="ssh: connect to host 198.18.0.250 port 22: Connection refused", methods=None)
+    results = {r.check: r for r in checks.check_host(Host(), pool, PLAN, user="deploy",
+                                                     public_key_file=tmp_path / "k.pub")}
+    assert results["ssh_reachable"].outcome == "fail"
+    assert results["runner_key_authorized"].outcome == "skip"
+
+
+def test_runner_host_skips_ssh_checks_visibly(lab_host, tmp_path):
+    inventory = SimpleNamespace(runner=SimpleNamespace(host="app-demo"))
+    reason = checks.self_check_reason(inventory, Host())
+    pool = FakePool(lab_host[0])
+    results = {r.check: r for r in checks.check_host(Host(), pool, PLAN, user="deploy",
+                                                     public_key_file=tmp_path / "k.pub", self_reason=reason)}
+    for name in checks.SSH_CHECKS:
+        assert results[name].outcome == "skip" and "incident #13" in results[name].message
+    assert results["rsync_installed"].outcome == "pass"
+
+
+def test_this_machine_is_recognised_by_address():
+    assert checks.is_this_machine(Host(hostname="loopback", ip="127.0.0.1"))
+    assert not checks.is_this_machine(Host(hostname="app-demo", ip="198.18.0.250"))
+
+
+def test_check_hosts_gives_every_result(lab_host, tmp_path):
+    hosts = [Host(hostname=f"h{i}", ip=f"198.18.0.{130 + i}") for i in range(5)]
+    results = checks.check_hosts([(h, [("rsync_installed", None)]) for h in hosts], FakePool(lab_host[0]),
+                                 user="deploy", public_key_file=tmp_path / "k.pub")
+    assert sorted(results) == [(f"h{i}", "rsync_installed", None) for i in range(5)]
