@@ -102,12 +102,20 @@ def _errors_text(errors: Any) -> str:
     return _one_line(errors)
 
 
+def _errors_dict(errors: Any) -> dict:
+    """PVE's per-parameter errors; proxmoxer wraps an unparsable body as {"errors": b"…"}: kept only if non-empty."""
+    if not isinstance(errors, dict):
+        errors = {} if errors is None else {"errors": errors}
+    decoded = {k: v.decode("utf-8", "replace") if isinstance(v, bytes) else v for k, v in errors.items()}
+    return {k: v for k, v in decoded.items() if _one_line(v)}
+
+
 def explain_resource_error(exc: ResourceException, *, action: str, url: str, token_id: str,
                            secret_env: str) -> ProxmoxError:
     """Turn a proxmoxer ResourceException into a ProxmoxError with a one-line diagnosis."""
     code = exc.status_code
     pve = _one_line(exc.content) or _one_line(exc.status_message)
-    errors = exc.errors if isinstance(exc.errors, dict) else ({} if exc.errors is None else {"errors": exc.errors})
+    errors = _errors_dict(exc.errors)
     if code == 401:
         text = f"authentication failed for token {token_id} on {url}: check the secret in ${secret_env}"
     elif code == 403:

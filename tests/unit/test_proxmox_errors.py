@@ -30,9 +30,10 @@ def explain(exc, action="snapshot CT 250 as 'deploy_1' on node homelab"):
     return explain_resource_error(exc, action=action, url=URL, token_id="root@pam!lab", secret_env="PVE_TOKEN_SECRET")
 
 
-def test_401_names_the_token_the_url_and_the_variable():
-    """A 401 says which token failed where, and which env var holds its secret."""
-    err = explain(ResourceException(401, "Unauthorized", "authentication failure"))
+@pytest.mark.parametrize("errors", [None, {"errors": b""}])
+def test_401_names_the_token_the_url_and_the_variable(errors):
+    """A 401 (empty body: proxmoxer wraps it as {"errors": b""}) names the token, the URL and the env var."""
+    err = explain(ResourceException(401, "Unauthorized", "authentication failure", errors=errors))
     assert str(err) == ("authentication failed for token root@pam!lab on https://127.0.0.1:8006: "
                         "check the secret in $PVE_TOKEN_SECRET")
     assert err.status_code == 401
