@@ -106,11 +106,21 @@ class Emulator:
         return sorted(known)
 
     def adopt(self, vmid: int) -> None:
-        """Give a CT the driver created outside the API a minimal config."""
+        """Give a CT the driver created outside the API a config (from the driver's meta when it has one)."""
+        meta: dict = {}
+        if hasattr(self.driver, "meta"):
+            try:
+                meta = dict(self.driver.meta(vmid))
+            except Exception:  # noqa: BLE001 - a CT without metadata still gets a minimal config
+                meta = {}
+        config = {"arch": "amd64", "hostname": meta.get("hostname") or f"CT{vmid}",
+                  "memory": int(meta.get("memory", 512)), "cores": int(meta.get("cores", 1)),
+                  "ostype": "debian", "swap": 512, "rootfs": f"local:{vmid}/vm-{vmid}-disk-0.raw,size=8G"}
+        if meta.get("ip"):
+            net = f"name=eth0,bridge=labbr0,gw={meta.get('gateway', '')},hwaddr={meta.get('mac', '')}"
+            config["net0"] = f"{net},ip={meta['ip']}/{meta.get('prefix', 24)},type=veth"
         with self._adopt_lock:
-            self.store.create(vmid, {"arch": "amd64", "hostname": f"CT{vmid}", "memory": 512,
-                                     "cores": 1, "ostype": "debian", "swap": 512,
-                                     "rootfs": f"local:{vmid}/vm-{vmid}-disk-0.raw,size=8G"})
+            self.store.create(vmid, config)
 
     def record(self, vmid: int, in_task: bool = False) -> dict:
         """Return a CT's record or fail with PVE's missing-config text."""
