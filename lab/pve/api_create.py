@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from .errors import TaskFailure, fail
-from .netconf import decode_keys, parse_net
+from .netconf import decode_keys, default_mac, parse_net, with_mac
 from .routes import Call, route
 from .schema import BOOL, INT, STR, VMID, P
 
@@ -32,6 +32,13 @@ def _rootfs(value: str | None, vmid: int) -> str:
         if m:
             storage, size = m.groups()
     return f"{storage}:{vmid}/vm-{vmid}-disk-0.raw,size={size}G"
+
+
+def _driver_mac(app, vmid: int) -> str:
+    try:
+        return app.driver.meta(vmid)["mac"]
+    except Exception:  # noqa: BLE001 - a driver without meta: PVE-style derived MAC
+        return default_mac(vmid)
 
 
 @route("POST", "/nodes/{node}/lxc", SCHEMA, perm=("/vms/{vmid}", ["VM.Allocate"], False))
@@ -68,6 +75,8 @@ def lxc_create(call: Call):
             raise
         rec = app.store.load(vmid)
         rec["config"].pop("lock", None)
+        if not net["mac"]:
+            rec["config"]["net0"] = with_mac(net_text, _driver_mac(app, vmid))
         app.store.save(vmid, rec)
         task.log(f"Architecture detected: {config['arch']}")
         if p.get("start"):

@@ -24,7 +24,10 @@ def _bad(msg: str):
 
 
 def parse_net(value: str, vmid: int) -> tuple[str, dict]:
-    """Return (normalized net0 string, fields incl. address/prefix) or raise a 400 on net0."""
+    """Return (normalized net0 string, fields incl. address/prefix) or raise a 400 on net0.
+
+    Without hwaddr the mac is None: the driver picks the host's fixed MAC (see with_mac).
+    """
     fields: dict[str, str] = {}
     for part in value.split(","):
         key, sep, val = part.partition("=")
@@ -50,13 +53,14 @@ def parse_net(value: str, vmid: int) -> tuple[str, dict]:
             raise _bad(f"invalid format - format error\nnet0.gw: invalid format - invalid IP '{gw}'") from None
         if gw_ip not in LAB_NET:
             raise _bad(f"gateway {gw_ip} is outside the lab network {LAB_NET}")
-    mac = fields.get("hwaddr") or default_mac(vmid)
-    if not MAC.match(mac):
+    mac = fields.get("hwaddr")
+    if mac is not None and not MAC.match(mac):
         raise _bad("invalid format - format error\nnet0.hwaddr: value does not match the regex pattern")
-    fields["hwaddr"] = mac.upper()
+    if mac:
+        fields["hwaddr"] = mac.upper()
     text = ",".join(f"{k}={fields[k]}" for k in KEYS if k in fields)
     info = {"ip": str(iface.ip), "prefix": iface.network.prefixlen, "gateway": gw or "",
-            "mac": fields["hwaddr"], "bridge": fields.get("bridge", "")}
+            "mac": fields.get("hwaddr"), "bridge": fields.get("bridge", "")}
     return text, info
 
 
@@ -65,3 +69,10 @@ def decode_keys(value: str) -> str:
     if "%" in value and " " not in value:
         return urllib.parse.unquote(value)
     return value
+
+
+def with_mac(net0: str, mac: str) -> str:
+    """Return net0 with hwaddr set (after the driver chose the fixed MAC)."""
+    fields = dict(part.partition("=")[::2] for part in net0.split(","))
+    fields["hwaddr"] = mac.upper()
+    return ",".join(f"{k}={fields[k]}" for k in KEYS if k in fields)

@@ -16,6 +16,8 @@ if os.geteuid() != 0:
 from proxmoxer import ResourceException
 from proxmoxer.tools import Tasks
 
+from lab.hosts import default_mac
+
 pytest_plugins = ["pve_fixtures"]
 pytestmark = pytest.mark.lab
 
@@ -71,6 +73,7 @@ def test_read_endpoints(prox, ct):
     listed = {c["vmid"]: c for c in prox.nodes(NODE).lxc.get()}
     assert listed[ct]["status"] == "running" and listed[ct]["name"] == "t950" and listed[ct]["type"] == "lxc"
     assert prox.nodes(NODE).lxc(ct).status.current.get()["status"] == "running"
+    assert f"hwaddr={default_mac(ct).upper()}" in prox.nodes(NODE).lxc(ct).config.get()["net0"]
     res = prox.cluster.resources.get(type="vm")
     assert {"id": f"lxc/{ct}", "node": NODE, "status": "running"}.items() <= {
         r["vmid"]: r for r in res}[ct].items()

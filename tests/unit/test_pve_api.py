@@ -98,6 +98,7 @@ def test_create_list_status_config(root, ct, app):
     assert entry["maxmem"] == 256 * 1024 * 1024 and entry["type"] == "lxc"
     assert root.ok("GET", "/nodes/homelab/lxc/900/status/current")["status"] == "stopped"
     conf = root.ok("GET", "/nodes/homelab/lxc/900/config")
+    assert "hwaddr=BC:24:11:00:03:84" in conf["net0"] and "ip=198.18.0.50/24" in conf["net0"]
     assert conf["hostname"] == "t900" and conf["memory"] == 256 and "lock" not in conf and conf["digest"]
     r = root("POST", "/nodes/homelab/lxc", vmid=900, ostemplate=TEMPLATE, net0=NET)
     assert (r.status, r.reason) == (500, "CT 900 already exists on node 'homelab'")

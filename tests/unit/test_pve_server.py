@@ -54,6 +54,8 @@ def test_proxmoxer_with_ca_file(served):
     status = Tasks.blocking_status(prox, upid, timeout=10, polling_interval=0.05)
     assert status["exitstatus"] == "OK" and status["tokenid"] == "lab"
     assert prox.nodes("homelab").lxc(910).status.current.get()["status"] == "running"
+    net0 = prox.nodes("homelab").lxc(910).config.get()["net0"]
+    assert net0 == "name=eth0,bridge=labbr0,gw=198.18.0.1,hwaddr=BC:24:11:00:03:8E,ip=198.18.0.91/24,type=veth"
 
 
 def test_wire_headers_and_reason(served):
