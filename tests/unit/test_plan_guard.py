@@ -77,8 +77,10 @@ def test_runner_found_by_its_input_hostname_when_not_keyed(applied):
     (change,) = [c for c in plan.changes if c.deletes]
     assert container_hostname(change) == "ci-runner"
     assert check_plan(plan, PROTECTED) == [
-        "plan would destroy protected container ci-runner (210): its resource was removed from the configuration;"
-        " refusing to apply"
+        (
+            "plan would destroy protected container ci-runner (210): its resource was removed from the configuration;"
+            " refusing to apply"
+        )
     ]
 
 
@@ -108,9 +110,7 @@ def test_no_op_plan_is_empty_and_passes(applied):
 def test_errored_plan_is_a_refusal():
     """A plan marked "errored" (as Terraform writes after a failure) is refused whatever it holds."""
     plan = Plan.from_json({"errored": True, "resource_changes": []})
-    assert check_plan(plan, PROTECTED) == [
-        "plan errored: Terraform reported errors while planning; refusing to apply"
-    ]
+    assert check_plan(plan, PROTECTED) == ["plan errored: Terraform reported errors while planning; refusing to apply"]
 
 
 def test_module_addresses_map_to_their_for_each_key():
@@ -125,6 +125,8 @@ def test_module_addresses_map_to_their_for_each_key():
         ]
     }
     assert check_plan(Plan.from_json(raw), PROTECTED) == [
-        "plan would destroy protected container app-demo: its module was removed from the configuration;"
-        " refusing to apply"
+        (
+            "plan would destroy protected container app-demo: its module was removed from the configuration;"
+            " refusing to apply"
+        )
     ]
