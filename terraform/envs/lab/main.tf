@@ -2,6 +2,8 @@
 # is a terraform_data whose provisioners drive the emulated PVE API through pve_lxc.py.
 # The helper reads the API's URL, token and CA from PVE_API_URL, PVE_TOKEN_ID,
 # PVE_TOKEN_SECRET and PVE_CA_FILE in Terraform's environment, never from a file here.
+# Provisioners get the container only through self.input: destroy-time provisioners may not
+# reference variables or locals, so both commands read the same PVE_LXC_SPEC.
 
 locals {
   common = {
@@ -10,7 +12,6 @@ locals {
     gateway         = var.gateway
     ssh_public_keys = var.ssh_public_keys
   }
-  helper = ["python3", "${path.module}/pve_lxc.py"]
 }
 
 resource "terraform_data" "container" {
@@ -27,7 +28,7 @@ resource "terraform_data" "container" {
   }
 
   provisioner "local-exec" {
-    interpreter = local.helper
+    interpreter = ["python3", "${path.module}/pve_lxc.py"]
     command     = "create"
     environment = { PVE_LXC_SPEC = jsonencode(self.input) }
   }
@@ -55,7 +56,7 @@ resource "terraform_data" "ci_runner" {
   }
 
   provisioner "local-exec" {
-    interpreter = local.helper
+    interpreter = ["python3", "${path.module}/pve_lxc.py"]
     command     = "create"
     environment = { PVE_LXC_SPEC = jsonencode(self.input) }
   }
