@@ -1,0 +1,116 @@
+"""Summary table of a health run (host × check: pass/FAIL/skip) in the terminal and in the Allure results.
+
+A test takes part by carrying the user property `health_cell` = (host, column), set at collection.
+Works under pytest-xdist: the controller sees every worker's reports (user properties travel with them).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+CELL = "health_cell"
+COLUMNS = ("ssh", "passwords", "keys", "rsync", "docker", "containers", "packages", "http")
+
+
+class HealthTable:
+    """Collects the outcome of every health test per (host, column) and reports the table at the end."""
+
+    def __init__(self, config: pytest.Config):
+        """Start an empty table for this session."""
+        self.config = config
+        self.cells: dict[tuple[str, str], dict[str, str]] = {}
+        self.started = time.time()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Record a health test's outcome in its cell (setup skip = skip, any error = fail)."""
+        cell = dict(report.user_properties).get(CELL)
+        if cell and (report.when == "call" or report.skipped or report.failed):
+            outcome = "skip" if report.skipped else "pass" if report.passed else "fail"
+            self.cells.setdefault(tuple(cell), {})[report.nodeid] = outcome
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        """Print the host × check table after the run."""
+        if not self.cells:
+            return
+        columns, rows = table_rows(self.cells)
+        terminalreporter.write_sep("=", "health summary (host × check)")
+        terminalreporter.write_line(render(columns, rows))
+        terminalreporter.write_line("pass* = passed, some items skipped; FAIL n/m = n of m containers/packages failed")
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Attach the table to the Allure results when allure-pytest writes some (controller only under xdist)."""
+        directory = getattr(self.config.option, "allure_report_dir", None)
+        if directory and self.cells and not hasattr(self.config, "workerinput"):
+            columns, rows = table_rows(self.cells)
+            write_allure_summary(Path(directory), columns, rows, self.started)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the session's table."""
+    if not config.pluginmanager.has_plugin("health-table"):
+        config.pluginmanager.register(HealthTable(config), "health-table")
+
+
+def cell_text(outcomes: list[str]) -> str:
+    """Fold the outcomes of one cell: `pass`, `skip`, `FAIL`, `FAIL 1/3` (several containers/packages)."""
+    if not outcomes:
+        return "-"
+    failed = outcomes.count("fail")
+    if failed:
+        return "FAIL" if len(outcomes) == 1 else f"FAIL {failed}/{len(outcomes)}"
+    if "pass" in outcomes:
+        return "pass" if "skip" not in outcomes else "pass*"
+    return "skip"
+
+
+def table_rows(cells: dict) -> tuple[list[str], list[list[str]]]:
+    """Give (columns, rows): one row per host in first-seen order, one column per check that ran."""
+    hosts = list(dict.fromkeys(host for host, _ in cells))
+    used = [c for c in COLUMNS if any(column == c for _, column in cells)]
+    used += sorted({column for _, column in cells} - set(used))
+    rows = [[host] + [cell_text(list(cells.get((host, c), {}).values())) for c in used] for host in hosts]
+    return ["host", *used], rows
+
+
+def render(columns: list[str], rows: list[list[str]]) -> str:
+    """Render an aligned text table."""
+    widths = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in [columns, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def write_allure_summary(directory: Path, columns: list[str], rows: list[list[str]], started: float) -> None:
+    """Write one Allure result `health summary` carrying the table as text and CSV attachments."""
+    directory.mkdir(parents=True, exist_ok=True)
+    text_name, csv_name = f"{uuid.uuid4()}-attachment.txt", f"{uuid.uuid4()}-attachment.csv"
+    (directory / text_name).write_text(render(columns, rows) + "\n")
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([columns, *rows])
+    (directory / csv_name).write_text(buffer.getvalue())
+    failed = any(value.startswith("FAIL") for row in rows for value in row[1:])
+    result = {
+        "uuid": str(uuid.uuid4()),
+        "historyId": "health-summary",
+        "testCaseId": "health-summary",
+        "name": "health summary (host × check)",
+        "fullName": "suites.health#summary",
+        "status": "failed" if failed else "passed",
+        "statusDetails": {"message": "some health checks failed" if failed else "every health check passed"},
+        "stage": "finished",
+        "start": int(started * 1000),
+        "stop": int(time.time() * 1000),
+        "labels": [{"name": "suite", "value": "health"}, {"name": "feature", "value": "summary"}],
+        "attachments": [
+            {"name": "health summary", "source": text_name, "type": "text/plain"},
+            {"name": "health summary (CSV)", "source": csv_name, "type": "text/csv"},
+        ],
+    }
+    (directory / f"{result['uuid']}-result.json").write_text(json.dumps(result, ensure_ascii=False))

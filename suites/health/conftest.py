@@ -1,0 +1,210 @@
+"""Health suite: every test is parametrized from the inventory; the checks themselves live in plugins/checks.py.
+
+All the checks the collected tests need are run once, concurrently (one SSH master and one remote command
+per host, every HTTP wait in its own thread), when the first test asks; each test then states its promise
+about one result. `--hosts a,b` / `--roles r1,r2` / `-k` select; the runner host skips its SSH self-checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pytest
+
+from plugins import checks
+from plugins.http import wait_for_service
+from plugins.inventory import get_inventory
+from plugins.ssh import DEFAULT_KNOWN_HOSTS, SshPool, SshTarget
+
+pytest_plugins = ["plugins.inventory", "plugins.health_report"]
+
+COLUMN = {
+    "ssh_reachable": "ssh",
+    "sshd_refuses_passwords": "passwords",
+    "runner_key_authorized": "keys",
+    "rsync_installed": "rsync",
+    "docker_running": "docker",
+    "container_running": "containers",
+    "package_installed": "packages",
+    "http": "http",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add --hosts / --roles (inventory selection) and --known-hosts."""
+    group = parser.getgroup("health", "health suite")
+    try:  # pytest-testinfra defines --hosts too (its tests use the `host` fixture, ours do not)
+        group.addoption("--hosts", dest="hosts", default=None, help="comma-separated inventory hostnames")
+    except (ValueError, argparse.ArgumentError):
+        pass
+    group.addoption("--roles", default=None, help="comma-separated roles: only hosts carrying one of them")
+    group.addoption("--known-hosts", default=DEFAULT_KNOWN_HOSTS,
+                    help=f"UserKnownHostsFile for the checks' SSH (accept-new; default {DEFAULT_KNOWN_HOSTS})")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the `check(name)` marker each host test carries."""
+    config.addinivalue_line("markers", "check(name): the plugins/checks.py check a health test asserts")
+
+
+def _names(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def selected_hosts(config: pytest.Config) -> list:
+    """The inventory hosts chosen by --hosts and --roles (all by default); a usage error names unknown ones."""
+    inventory = get_inventory(config)
+    hosts = list(inventory.hosts)
+    wanted = _names(config.getoption("hosts"))
+    if wanted:
+        known = [h.hostname for h in hosts]
+        unknown = [name for name in wanted if name not in known]
+        if unknown:
+            raise pytest.UsageError(f"--hosts: no host {', '.join(unknown)} in {inventory.source}; "
+                                    f"hosts: {', '.join(known)}")
+        hosts = [h for h in hosts if h.hostname in wanted]
+    roles = _names(config.getoption("roles"))
+    if roles:
+        unknown = [r for r in roles if r not in inventory.roles]
+        if unknown:
+            raise pytest.UsageError(f"--roles: no role {', '.join(unknown)} in {inventory.source}; "
+                                    f"roles: {', '.join(inventory.roles)}")
+        hosts = [h for h in hosts if set(h.roles) & set(roles)]
+    return hosts
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize from the inventory: ids `app-demo`, `app-demo/web`, `app-demo/rsync`, `app-demo/app-demo-health`."""
+    hosts = selected_hosts(metafunc.config)
+    if "health_host" in metafunc.fixturenames:
+        metafunc.parametrize("health_host", hosts, ids=[h.hostname for h in hosts])
+    for argument, pairs in (
+        ("health_container", [(h, name) for h in hosts for name in h.containers]),
+        ("health_package", [(h, name) for h in hosts for name in h.packages]),
+        ("health_service", [(h, service) for h in hosts for service in h.services]),
+    ):
+        if argument in metafunc.fixturenames:
+            ids = [f"{h.hostname}/{getattr(item, 'name', item)}" for h, item in pairs]
+            metafunc.parametrize(argument, pairs, ids=ids)
+
+
+def item_need(item: pytest.Item) -> tuple | None:
+    """What a collected test asks for: (host, check, subject) or (host, "http", service); None if not ours."""
+    params = getattr(item, "callspec", None)
+    params = params.params if params else {}
+    marker = item.get_closest_marker("check")
+    if "health_service" in params:
+        host, service = params["health_service"]
+        return host, "http", service
+    if marker is None:
+        return None
+    if "health_host" in params:
+        return params["health_host"], marker.args[0], None
+    for argument in ("health_container", "health_package"):
+        if argument in params:
+            host, name = params[argument]
+            return host, marker.args[0], name
+    return None
+
+
+def not_applicable(need: tuple) -> str | None:
+    """Why a check does not apply to a host (a visible skip), or None."""
+    host, check, _ = need
+    if check == "docker_running" and not host.containers:
+        return f"no containers expected on {host.hostname} (inventory: containers): docker not required there"
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tag each health test with its summary-table cell (host, column)."""
+    for item in items:
+        need = item_need(item)
+        if need:
+            item.user_properties.append(("health_cell", (need[0].hostname, COLUMN[need[1]])))
+
+
+class HealthRun:
+    """The session's checks: run once for every collected test, concurrently; results looked up per test."""
+
+    def __init__(self, config: pytest.Config):
+        """Prepare an SSH pool for the selected hosts (nothing is opened yet)."""
+        self.inventory = get_inventory(config)
+        runner = self.inventory.runner
+        self.user, self.public_key = runner.deploy_user, runner.deploy_key + ".pub"
+        self.pool = SshPool([SshTarget(h.hostname, h.ip, runner.deploy_user, runner.deploy_key)
+                             for h in selected_hosts(config)], known_hosts=config.getoption("known_hosts"))
+        self.results: dict | None = None
+        self.http: dict = {}
+        self._lock = threading.Lock()
+
+    def run_all(self, items: list[pytest.Item]) -> None:
+        """Run every check the collected items need: HTTP waits and host checks side by side."""
+        with self._lock:
+            if self.results is not None:
+                return
+            plan: dict[str, tuple] = {}
+            services = []
+            for need in filter(None, map(item_need, items)):
+                host, check, subject = need
+                if not_applicable(need):
+                    continue
+                if check == "http":
+                    services.append((host, subject))
+                    continue
+                entry = plan.setdefault(host.hostname, (host, []))
+                entry[1].append((check, subject))
+            reasons = {h.hostname: checks.self_check_reason(self.inventory, h) for h, _ in plan.values()}
+            with ThreadPoolExecutor(max_workers=max(1, min(32, len(services))), thread_name_prefix="http") as web:
+                waits = {(h.hostname, s.name): web.submit(wait_for_service, s) for h, s in services}
+                self.results = checks.check_hosts(plan.values(), self.pool, user=self.user,
+                                                  public_key_file=self.public_key, self_reasons=reasons)
+                self.http = {key: future.result() for key, future in waits.items()}
+
+    def close(self) -> None:
+        """Close every SSH master opened for the session."""
+        self.pool.close_all()
+
+
+@pytest.fixture(scope="session")
+def health_run(request: pytest.FixtureRequest):
+    """The session's HealthRun; its SSH masters are closed at the end."""
+    run = HealthRun(request.config)
+    yield run
+    run.close()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A test's result, with the one assertion a health test makes."""
+
+    passed: bool
+    message: str
+
+    def assert_passed(self) -> None:
+        """Fail the test with the check's diagnosis (no traceback: the message is the diagnosis)."""
+        if not self.passed:
+            pytest.fail(self.message, pytrace=False)
+
+
+@pytest.fixture
+def verdict(request: pytest.FixtureRequest, health_run: HealthRun) -> Verdict:
+    """This test's check result (skipped, with the reason, when the check does not apply)."""
+    need = item_need(request.node)
+    if need is None:
+        raise pytest.UsageError(f"{request.node.nodeid}: a health test needs @pytest.mark.check(...) and a "
+                                "health_host/health_container/health_package/health_service argument")
+    reason = not_applicable(need)
+    if reason:
+        pytest.skip(reason)
+    health_run.run_all(request.session.items)
+    host, check, subject = need
+    if check == "http":
+        outcome = health_run.http[(host.hostname, subject.name)]
+        return Verdict(outcome.ok, outcome.message)
+    result = health_run.results[(host.hostname, check, subject)]
+    if result.outcome == checks.SKIP:
+        pytest.skip(result.message)
+    return Verdict(result.passed, result.message)

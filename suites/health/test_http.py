@@ -1,0 +1,6 @@
+"""HTTP: every service answers one of its accepted codes before its deadline (incident #12)."""
+
+
+def test_http(health_service, verdict):
+    """A warm-up code (502/503) only means "retry": success is an accepted code, redirects not followed."""
+    verdict.assert_passed()
