@@ -1,9 +1,10 @@
 """ansible-runner wrapper: run one playbook of ansible/ and give its outcome per host, redacted.
 
 Secrets never leave this module in clear: values of extravars whose names contain key, token,
-secret or password are replaced by REDACTED in the events, the stdout and the recap. Extravars
-reach ansible-playbook through a file of a private temp dir (mode 0700, removed after the run),
-never through the command line.
+secret or password, and the private key's content, are registered with the suite's redactor
+(plugins/redact.py) and masked in the events, the stdout and the recap. Extravars reach
+ansible-playbook through a file of a private temp dir (mode 0700, removed after the run), never
+through the command line.
 """
 
 from __future__ import annotations
@@ -22,16 +23,15 @@ from typing import Any, NamedTuple
 
 import ansible_runner
 
+from plugins.redact import MASK, REDACTOR
+
 ANSIBLE_DIR = Path(__file__).resolve().parent.parent / "ansible"
 ANSIBLE_CFG = ANSIBLE_DIR / "ansible.cfg"
 PLAYBOOKS_DIR = ANSIBLE_DIR / "playbooks"
 ROLES_DIR = ANSIBLE_DIR / "roles"
 BOOTSTRAP_PLAYBOOK = "bootstrap"
 
-REDACTED = "********"
 SECRET_NAME = re.compile(r"key|token|secret|password", re.IGNORECASE)
-# Shorter values are not searched for in texts: replacing every "ab" would garble the output.
-MIN_SECRET_LENGTH = 4
 STAT_FIELDS = ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored")
 FAILED_EVENTS = ("runner_on_failed", "runner_on_async_failed", "runner_on_unreachable")
 
@@ -189,36 +189,16 @@ def secret_values(variables: Any, name: str = "") -> list[str]:
 
 
 def redact_vars(variables: dict) -> dict:
-    """A copy of the variables with secret-named values replaced by REDACTED."""
+    """A copy of the variables with secret-named values masked."""
     clean = {}
     for name, value in variables.items():
         if SECRET_NAME.search(str(name)) and value not in (None, ""):
-            clean[name] = REDACTED
+            clean[name] = MASK
         elif isinstance(value, dict):
             clean[name] = redact_vars(value)
         else:
             clean[name] = value
     return clean
-
-
-def redact(value: Any, secrets: Iterable[str]) -> Any:
-    """A copy of value (str, dict, list) where every secret text is replaced by REDACTED."""
-    secrets = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
-    if not secrets:
-        return value
-    return _redact(value, secrets)
-
-
-def _redact(value: Any, secrets: list[str]) -> Any:
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, REDACTED)
-        return value
-    if isinstance(value, dict):
-        return {k: _redact(v, secrets) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_redact(v, secrets) for v in value]
-    return value
 
 
 def playbook_path(playbook: str | os.PathLike) -> Path:
@@ -298,11 +278,12 @@ def run_playbook(
     if not path.is_file():
         raise FileNotFoundError(f"playbook {path} not found (playbooks: {PLAYBOOKS_DIR})")
     extravars = dict(extravars or {})
-    secrets = secret_values(extravars)
+    REDACTOR.add(*secret_values(extravars))
+    REDACTOR.add_file(private_key)
     events: list[dict] = []
 
     def on_event(event: dict) -> bool:
-        clean = redact(event, secrets)
+        clean = REDACTOR.redact_obj(event)
         events.append(clean)
         if event_handler is not None:
             event_handler(clean)
@@ -337,7 +318,7 @@ def run_playbook(
         status=status or "unknown",
         stats=stats_from_events(events),
         events=events,
-        stdout=redact(stdout, secrets),
+        stdout=REDACTOR.redact(stdout),
         duration=time.monotonic() - started,
         check=check,
         extravars=redact_vars(extravars),

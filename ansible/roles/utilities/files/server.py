@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-PORT = int(os.environ.get("UTILITIES_PORT") or 8000)
+PORT = int(os.environ.get("UTILITIES_PORT") or 8081)
 
 
 class Handler(BaseHTTPRequestHandler):
