@@ -1,1 +1,14 @@
-"""Root conftest: makes the project importable; suites and tests register their plugins."""
+"""Root conftest: registers the suite's plugins and their command-line options for every run.
+
+--inventory (plugins.inventory), --plan-only / --no-rollback / --run-id / --idempotence
+(plugins.deploy_session). The plugins act only where they apply: the rollback only in a
+deploy session that took snapshots.
+"""
+
+pytest_plugins = [
+    "plugins.inventory",
+    "plugins.reporting",
+    "plugins.deploy_session",
+    "plugins.stages",
+    "plugins.rollback",
+]

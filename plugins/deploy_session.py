@@ -1,0 +1,148 @@
+"""One deploy run: its id, options, and what each stage did (kept in config.stash).
+
+The rollback plugin and the notifier read only this object: nothing re-derives a list of
+containers anywhere else (incidents #5 and #8 came from lists copied into five scripts).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SESSION_KEY = pytest.StashKey["DeploySession"]()
+
+
+def new_run_id(env: dict[str, str] | None = None) -> str:
+    """A run id usable in a PVE snapshot name: GitHub's run id and attempt in CI, else a UTC timestamp."""
+    env = os.environ if env is None else env
+    if env.get("GITHUB_RUN_ID"):
+        return f"gh{env['GITHUB_RUN_ID']}_{env.get('GITHUB_RUN_ATTEMPT', '1')}"
+    return time.strftime("%Y%m%d_%H%M%S", time.gmtime())
+
+
+@dataclass
+class StageRecord:
+    """What one stage did: its outcome and a short human summary."""
+
+    name: str
+    outcome: str = "not run"  # running | passed | failed | skipped | not run
+    summary: str = ""
+    started: float | None = None
+    ended: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        """Wall time from the stage's first setup to its last teardown."""
+        if self.started is None or self.ended is None:
+            return 0.0
+        return self.ended - self.started
+
+
+@dataclass
+class DeploySession:
+    """Everything the stages leave for later stages, the rollback and the notifier."""
+
+    run_id: str
+    inventory: Any
+    plan_only: bool = False
+    rollback_enabled: bool = True
+    snapshot_name: str = ""
+    snapshots: dict[int, str] = field(default_factory=dict)  # vmid -> snapshot taken in THIS run
+    first_deploy: list[int] = field(default_factory=list)  # rollback-set vmids that did not exist yet
+    pruned: dict[int, list[str]] = field(default_factory=dict)
+    plan: Any = None
+    plan_refusals: list[str] = field(default_factory=list)
+    applied: bool = False
+    outputs: dict = field(default_factory=dict)
+    ansible: dict[str, Any] = field(default_factory=dict)  # playbook -> result
+    health: list[Any] = field(default_factory=list)
+    stages: dict[str, StageRecord] = field(default_factory=dict)
+    rollback: dict[str, Any] | None = None
+    failures: list[str] = field(default_factory=list)
+    reports_dir: Path = Path("reports")
+
+    def stage(self, name: str) -> StageRecord:
+        """The record of a stage (created on first use)."""
+        return self.stages.setdefault(name, StageRecord(name))
+
+    @property
+    def failed(self) -> bool:
+        """True once any stage failed."""
+        return any(r.outcome == "failed" for r in self.stages.values())
+
+    @property
+    def changed_anything(self) -> bool:
+        """True once a stage wrote to Proxmox or a host (snapshots, apply, playbooks)."""
+        return bool(self.snapshots) or self.applied or bool(self.ansible)
+
+
+RUN_ID_RE = re.compile(r"^[a-z0-9_-]{1,33}$")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Deploy options: --plan-only, --no-rollback, --run-id, --idempotence."""
+    group = parser.getgroup("deploy", "homelab deploy")
+    group.addoption("--plan-only", action="store_true",
+                    help="preflight, terraform plan + guard, ansible --check --diff: nothing changes, no snapshot")
+    group.addoption("--no-rollback", action="store_true",
+                    help="on failure keep the failed state for debugging (snapshots are kept)")
+    group.addoption("--run-id", default=None, metavar="ID",
+                    help="run id (default: $GITHUB_RUN_ID_$GITHUB_RUN_ATTEMPT or a UTC timestamp)")
+    group.addoption("--idempotence", action="store_true",
+                    help="re-run every playbook and require changed=0")
+    group.addoption("--ansible-var", action="append", default=[], metavar="NAME=VALUE",
+                    help="extra variable for every playbook (repeatable), e.g. a test-only fault injection")
+
+
+def get_session(config: pytest.Config) -> DeploySession | None:
+    """The deploy session of this pytest run, or None outside suites/deploy."""
+    return config.stash.get(SESSION_KEY, None)
+
+
+def start_session(config: pytest.Config, inventory: Any) -> DeploySession:
+    """Create the deploy session once per pytest run (idempotent)."""
+    existing = get_session(config)
+    if existing:
+        return existing
+    run_id = config.getoption("--run-id") or new_run_id()
+    if not RUN_ID_RE.match(run_id):
+        raise pytest.UsageError(
+            f"--run-id {run_id!r}: expected 1-33 characters of [a-z0-9_-] (it becomes the snapshot name deploy_<run id>)")
+    session = DeploySession(
+        run_id=run_id,
+        inventory=inventory,
+        plan_only=config.getoption("--plan-only"),
+        rollback_enabled=not config.getoption("--no-rollback"),
+        reports_dir=config.rootpath / "reports",
+    )
+    config.stash[SESSION_KEY] = session
+    return session
+
+
+def parse_ansible_vars(pairs: list[str]) -> dict[str, str]:
+    """NAME=VALUE pairs of --ansible-var as a dict; a pair without '=' is a usage error."""
+    extravars = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise pytest.UsageError(f"--ansible-var {pair!r}: expected NAME=VALUE with NAME a variable name")
+        extravars[name] = value
+    return extravars
+
+
+@pytest.fixture(scope="session")
+def ansible_extravars(pytestconfig: pytest.Config) -> dict[str, str]:
+    """Extra variables given with --ansible-var (empty in a normal deploy)."""
+    return parse_ansible_vars(pytestconfig.getoption("--ansible-var"))
+
+
+@pytest.fixture(scope="session")
+def deployment(pytestconfig: pytest.Config, inventory) -> DeploySession:
+    """The deploy session: run id, inventory, and what each stage did so far."""
+    return start_session(pytestconfig, inventory)

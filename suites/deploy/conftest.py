@@ -1,0 +1,64 @@
+"""Fixtures of the deploy stages: the Proxmox client, the Terraform runner, the tfvars file.
+
+The stages state promises; the work happens here and in plugins/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from plugins.proxmox import ProxmoxClient
+from plugins.redact import register_inventory
+from plugins.terraform import TerraformRunner
+
+
+@pytest.fixture(scope="session")
+def proxmox(inventory):
+    """The one Proxmox VE API client of this run (token from the env var the inventory names)."""
+    register_inventory(inventory)
+    return ProxmoxClient.from_inventory(inventory.proxmox)
+
+
+@pytest.fixture(scope="session")
+def run_dir(deployment) -> Path:
+    """reports/deploy/<run id>/: what this run writes (tfvars, ansible artifacts, result)."""
+    path = deployment.reports_dir / "deploy" / deployment.run_id
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tfvars_file(inventory, run_dir) -> Path:
+    """The Terraform variables of this run, derived from the inventory (never typed twice)."""
+    path = run_dir / "terraform.tfvars.json"
+    path.write_text(json.dumps(inventory.terraform_vars(), indent=2))
+    return path
+
+
+def terraform_env(inventory) -> dict[str, str]:
+    """Terraform's environment: what the backend and the lab's local-exec helper read."""
+    names = ("PATH", "HOME", "LANG", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+    env = {name: os.environ[name] for name in names if name in os.environ}
+    tls = inventory.proxmox.tls_verify
+    env.update({
+        "PVE_API_URL": f"{inventory.proxmox_url}/api2/json",
+        "PVE_TOKEN_ID": inventory.proxmox.token_id,
+        "PVE_TOKEN_SECRET": os.environ.get(inventory.proxmox.token_secret_env, ""),
+    })
+    if isinstance(tls, str):
+        env["PVE_CA_FILE"] = tls
+    return env
+
+
+@pytest.fixture(scope="session")
+def terraform(inventory, pytestconfig) -> TerraformRunner:
+    """The Terraform runner of this environment: terraform/envs/<environment>, S3 backend from the inventory."""
+    workdir = pytestconfig.rootpath / "terraform" / "envs" / inventory.environment
+    if not workdir.is_dir():
+        pytest.fail(f"no Terraform environment {workdir} for environment '{inventory.environment}' "
+                    f"({inventory.where('environment')})")
+    return TerraformRunner(workdir, terraform_env(inventory), inventory.state_backend.backend_config())
