@@ -214,7 +214,8 @@ def _image_tar(root: Path) -> None:
         if f.startswith(("/bin/", "/sbin/", "/lib/", "/lib64/")):
             f = "/usr" + f  # merged /usr: the files live under usr/
         path = root / f.lstrip("/")
-        if f.startswith("/") and (path.is_symlink() or not path.is_dir()):
+        # never a directory, nor a link to one (/lib -> usr/lib under merged /usr)
+        if f.startswith("/") and not path.is_dir():
             keep_out.append(f".{f}")
     drop.write_text("\n".join([*IMAGE_EXCLUDES, *keep_out]) + "\n")
     cmd = ["tar", "-C", str(root), "--numeric-owner", "--xattrs", "-cf", str(tmp),
