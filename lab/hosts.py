@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lab import base, config
+from lab import base, config, net
 
 ALLOWED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("198.18.0.0/15"))
 RSYNC = ("rsync", "-aHAX", "--numeric-ids")
@@ -158,6 +158,10 @@ class LabHosts:
     def ensure_base(self) -> None:
         """Build (or reuse) the cached base rootfs and define the stopped `base` container."""
         with self._lock("base"):
+            if not base.is_cached(self.paths) and self.vmids():
+                raise HostError(
+                    "the base rootfs must be (re)built but lab hosts still use it as their lower "
+                    f"layer ({', '.join(map(str, self.vmids()))}): run `python -m lab down` first")
             try:
                 base.build_base(self.paths)
             except Exception as exc:
@@ -378,6 +382,8 @@ class LabHosts:
         self._require(vmid)
         if self.status(vmid) == "running":
             return
+        if not net.bridge_exists(self.bridge):
+            raise HostError(f"bridge {self.bridge} is down: run `python -m lab up` (lab.net.bridge_up)")
         self.paths.docker_dir(vmid).mkdir(mode=0o710, parents=True, exist_ok=True)
         try:
             self._lxc("start", vmid, "-d", what=f"start {vmid}", timeout=60)
