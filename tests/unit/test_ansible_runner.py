@@ -89,7 +89,9 @@ def write_play(tmp_path: Path, text: str, name: str = "play.yml") -> Path:
 def private_key(tmp_path: Path) -> Path:
     """A stand-in private key file (local connections never read it)."""
     key = tmp_path / "deploy_ed25519"
-    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key-body-0123456789\n-----END OPENSSH PRIVATE KEY-----\n")
+    key.write_text(
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key-body-0123456789\n-----END OPENSSH PRIVATE KEY-----\n"
+    )
     key.chmod(0o600)
     return key
 
@@ -147,7 +149,14 @@ def test_recap_lists_every_host(mixed_runs):
     lines = first.recap().splitlines()
     assert lines[0] == first.summary()
     assert lines[1].split() == [
-        "localhost", "ok=3", "changed=1", "unreachable=0", "failed=0", "skipped=1", "rescued=0", "ignored=1",
+        "localhost",
+        "ok=3",
+        "changed=1",
+        "unreachable=0",
+        "failed=0",
+        "skipped=1",
+        "rescued=0",
+        "ignored=1",
     ]
 
 
@@ -177,8 +186,11 @@ def test_a_failed_task_is_named_with_its_host_and_message(tmp_path, private_key)
 def test_an_unreachable_host_counts_as_dark(tmp_path, private_key):
     """A host whose SSH port is closed is reported unreachable (dark), as a failure."""
     inventory = {"all": {"hosts": {"nowhere": {"ansible_host": "127.0.0.1", "ansible_port": 1}}}}
-    play = write_play(tmp_path, "- name: Ping\n  hosts: all\n  gather_facts: false\n  tasks:\n"
-                      "    - name: Ping the host\n      ansible.builtin.ping:\n")
+    play = write_play(
+        tmp_path,
+        "- name: Ping\n  hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Ping the host\n      ansible.builtin.ping:\n",
+    )
     result = run_playbook(play, inventory, private_key=private_key, extravars={"ansible_user": "nobody"})
     assert not result.ok
     assert result.stats["nowhere"].dark == 1
@@ -189,7 +201,9 @@ def test_an_unreachable_host_counts_as_dark(tmp_path, private_key):
 
 def test_a_broken_playbook_is_reported_from_ansible_output(tmp_path, private_key):
     """A playbook that never starts (syntax error) still names why in failures()."""
-    play = write_play(tmp_path, "- name: Broken\n  hosts: all\n  tasks:\n    - name: x\n      no_such_module_here: {}\n")
+    play = write_play(
+        tmp_path, "- name: Broken\n  hosts: all\n  tasks:\n    - name: x\n      no_such_module_here: {}\n"
+    )
     result = run_playbook(play, LOCAL, private_key=private_key)
     assert not result.ok and result.stats == {}
     [failure] = result.failures()
@@ -200,8 +214,14 @@ def test_a_broken_playbook_is_reported_from_ansible_output(tmp_path, private_key
 def test_check_mode_reports_changes_without_making_them(tmp_path, private_key):
     """check=True runs --check --diff semantics: changed counted, nothing written."""
     marker = tmp_path / "never.txt"
-    result = run_playbook(write_play(tmp_path, MIXED_PLAY), LOCAL, private_key=private_key,
-                          extravars={"marker": str(marker)}, check=True, diff=True)
+    result = run_playbook(
+        write_play(tmp_path, MIXED_PLAY),
+        LOCAL,
+        private_key=private_key,
+        extravars={"marker": str(marker)},
+        check=True,
+        diff=True,
+    )
     assert result.ok, result.recap()
     assert result.check and "(check)" in result.summary()
     assert result.stats["localhost"].changed == 1
@@ -210,10 +230,19 @@ def test_check_mode_reports_changes_without_making_them(tmp_path, private_key):
 
 def test_limit_restricts_the_hosts(tmp_path, private_key):
     """limit= runs the play on the named hosts only."""
-    inventory = {"all": {"hosts": {name: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-                                   for name in ("one", "two")}}}
-    play = write_play(tmp_path, "- name: Noop\n  hosts: all\n  gather_facts: false\n  tasks:\n"
-                      "    - name: Say hello\n      ansible.builtin.debug:\n        msg: hi\n")
+    inventory = {
+        "all": {
+            "hosts": {
+                name: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+                for name in ("one", "two")
+            }
+        }
+    }
+    play = write_play(
+        tmp_path,
+        "- name: Noop\n  hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Say hello\n      ansible.builtin.debug:\n        msg: hi\n",
+    )
     result = run_playbook(play, inventory, private_key=private_key, limit="two")
     assert result.ok and sorted(result.stats) == ["two"]
 
@@ -222,8 +251,13 @@ def test_secret_extravars_never_appear_in_stdout_events_or_recap(tmp_path, priva
     """Values of extravars named like secrets are masked everywhere the result or the handler exposes."""
     token = "tok-4f7c1e9a2b"
     seen: list[dict] = []
-    result = run_playbook(write_play(tmp_path, SECRET_PLAY), LOCAL, private_key=private_key,
-                          extravars={"api_token": token, "api_user": "alice"}, event_handler=seen.append)
+    result = run_playbook(
+        write_play(tmp_path, SECRET_PLAY),
+        LOCAL,
+        private_key=private_key,
+        extravars={"api_token": token, "api_user": "alice"},
+        event_handler=seen.append,
+    )
     assert result.ok, result.recap()
     texts = [result.stdout, repr(result.events), repr(seen), result.recap(), repr(result.as_dict())]
     assert not [t for t in texts if token in t]
@@ -233,29 +267,44 @@ def test_secret_extravars_never_appear_in_stdout_events_or_recap(tmp_path, priva
 
 def test_secret_values_are_found_by_name_at_any_depth():
     """key/token/secret/password in a variable's name (or a parent's) makes its values secret."""
-    found = secret_values({
-        "github": {"token": "ghp-value-1"},
-        "db_password": "pw-value-2",
-        "secrets": {"a": "inner-value-3", "b": ["list-value-4"]},
-        "plain": "visible",
-        "ssh_private_key": "",
-    })
+    found = secret_values(
+        {
+            "github": {"token": "ghp-value-1"},
+            "db_password": "pw-value-2",
+            "secrets": {"a": "inner-value-3", "b": ["list-value-4"]},
+            "plain": "visible",
+            "ssh_private_key": "",
+        }
+    )
     assert sorted(found) == ["ghp-value-1", "inner-value-3", "list-value-4", "pw-value-2"]
 
 
 def test_redact_vars_masks_by_name_only():
     """redact_vars keeps ordinary values and masks the secret-named ones."""
-    assert redact_vars({"app_demo_fault_inject": "health_500", "github_runner_private_key": "x" * 40,
-                        "nested": {"api_token": "abcd", "port": 80}}) == {
-        "app_demo_fault_inject": "health_500", "github_runner_private_key": MASK,
-        "nested": {"api_token": MASK, "port": 80}}
+    assert redact_vars(
+        {
+            "app_demo_fault_inject": "health_500",
+            "github_runner_private_key": "x" * 40,
+            "nested": {"api_token": "abcd", "port": 80},
+        }
+    ) == {
+        "app_demo_fault_inject": "health_500",
+        "github_runner_private_key": MASK,
+        "nested": {"api_token": MASK, "port": 80},
+    }
 
 
 def test_playbooks_run_bootstrap_first_then_inventory_order():
     """playbooks_for puts bootstrap first and keeps the roles' order, each once."""
     paths = playbooks_for(["proxy", "utilities", "github_runner", "monitoring", "app_demo", "proxy"])
-    assert [p.stem for p in paths] == [BOOTSTRAP_PLAYBOOK, "proxy", "utilities", "github_runner", "monitoring",
-                                       "app_demo"]
+    assert [p.stem for p in paths] == [
+        BOOTSTRAP_PLAYBOOK,
+        "proxy",
+        "utilities",
+        "github_runner",
+        "monitoring",
+        "app_demo",
+    ]
     assert all(p.parent == PLAYBOOKS_DIR for p in paths)
 
 
