@@ -32,7 +32,7 @@ class Handler(BaseHTTPRequestHandler):
 
     server_version = "app-demo/1"
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         """Answer one GET."""
         path = self.path.split("?", 1)[0]
         if path == "/health":

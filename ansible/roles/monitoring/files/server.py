@@ -18,7 +18,7 @@ class Handler(BaseHTTPRequestHandler):
 
     server_version = "monitoring-standin/1"
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         """Answer one GET."""
         path = self.path.split("?", 1)[0]
         warming = time.monotonic() - STARTED < WARMUP_SECONDS

@@ -15,6 +15,7 @@ import os
 import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 PORT = int(os.environ.get("PROXY_PORT") or 80)
@@ -39,17 +40,17 @@ class Proxy(BaseHTTPRequestHandler):
 
     server_version = "homelab-proxy/1"
     protocol_version = "HTTP/1.1"
-    config: dict = {}
+    config: ClassVar[dict] = {}
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         """Answer a GET."""
         self._dispatch()
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         """Answer a HEAD."""
         self._dispatch()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         """Answer a POST."""
         self._dispatch()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -15,10 +15,10 @@ class Handler(BaseHTTPRequestHandler):
 
     server_version = "utilities-standin/1"
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         """Answer one GET."""
         if self.path.split("?", 1)[0] == "/alive":
-            status, body = HTTPStatus.OK, f'"{datetime.now(timezone.utc).isoformat()}"'.encode()
+            status, body = HTTPStatus.OK, f'"{datetime.now(UTC).isoformat()}"'.encode()
         else:
             status, body = HTTPStatus.NOT_FOUND, b'"not found"'
         self.send_response(status)
