@@ -5,7 +5,9 @@ Read only from the deploy session object: stages, snapshots, plan, ansible, heal
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 from plugins.deploy_session import DeploySession
 from plugins.notify import NotifyOutcome, notify_commit
@@ -44,3 +46,39 @@ def send(deploy: DeploySession, env: dict[str, str] | None = None) -> NotifyOutc
         api_url=env.get("GITHUB_API_URL", "https://api.github.com"),
         sink_dir=deploy.reports_dir,
     )
+
+
+def to_dict(deploy: DeploySession) -> dict:
+    """JSON-able summary of the run, for scripts, benchmarks and the project's end-to-end tests."""
+    plan = deploy.plan
+    return {
+        "run_id": deploy.run_id,
+        "environment": deploy.inventory.environment,
+        "plan_only": deploy.plan_only,
+        "failed": deploy.failed,
+        "stages": {r.name: {"outcome": r.outcome, "seconds": round(r.seconds, 2), "summary": r.summary}
+                   for r in deploy.stages.values()},
+        "plan": None if plan is None else {
+            "summary": plan.summary(), "empty": plan.is_empty, "errored": plan.errored,
+            "changes": [{"address": c.address, "actions": list(c.actions)} for c in plan.changes
+                        if c.actions != ("no-op",)]},
+        "plan_refusals": deploy.plan_refusals,
+        "snapshot_name": deploy.snapshot_name,
+        "snapshots": {str(vmid): name for vmid, name in deploy.snapshots.items()},
+        "first_deploy": deploy.first_deploy,
+        "applied": deploy.applied,
+        "ansible": {name: {"changed_total": r["changed_total"], "status": r["status"], "check": r["check"]}
+                    for name, r in deploy.ansible.items()},
+        "failures": deploy.failures,
+        "rollback": deploy.rollback,
+    }
+
+
+def write_json(deploy: DeploySession) -> Path:
+    """Write reports/deploy/<run id>/result.json and reports/deploy/latest.json; give the run's path."""
+    run_dir = deploy.reports_dir / "deploy" / deploy.run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(to_dict(deploy), indent=2, default=str)
+    (run_dir / "result.json").write_text(text)
+    (deploy.reports_dir / "deploy" / "latest.json").write_text(text)
+    return run_dir / "result.json"

@@ -92,8 +92,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if deploy is None:
         return
     failed = deploy.failed or exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
-    if not failed:
-        return
+    if failed:
+        _after_failure(session, deploy)
+    deploy_result.write_json(deploy)
+
+
+def _after_failure(session: pytest.Session, deploy: DeploySession) -> None:
+    """Roll back (unless --no-rollback), notify with the rollback's outcome, keep the exit status failing."""
     terminal = session.config.pluginmanager.get_plugin("terminalreporter")
     write = (lambda line: terminal.write_line(line)) if terminal else print
     if deploy.snapshots:

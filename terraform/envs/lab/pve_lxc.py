@@ -37,13 +37,15 @@ class Api:
         self.url = os.environ.get("PVE_API_URL", DEFAULT_API_URL).rstrip("/")
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"PVEAPIToken={token_id}={secret}"
-        self.session.verify = os.environ.get("PVE_CA_FILE") or True
+        # Passed per request: a session-level verify loses to REQUESTS_CA_BUNDLE in the environment.
+        self.verify = os.environ.get("PVE_CA_FILE") or True
 
     def call(self, method: str, path: str, **params):
         """Send one request and give `data`, or raise PveError with PVE's message."""
         kwargs = {"params": params} if method in ("GET", "DELETE") else {"data": params}
         try:
-            response = self.session.request(method, self.url + path, timeout=HTTP_TIMEOUT, **kwargs)
+            response = self.session.request(method, self.url + path, timeout=HTTP_TIMEOUT, verify=self.verify,
+                                            **kwargs)
         except requests.RequestException as exc:
             raise PveError(f"{method} {self.url}{path}: {exc}") from None
         if response.status_code != 200:

@@ -1,0 +1,100 @@
+"""Drive the deploy suite on the lab from outside, as a user would: for the end-to-end tests and bench/.
+
+`pytest suites/deploy` runs in a subprocess with the lab's environment; its result comes back from
+reports/deploy/<run id>/result.json. Inventory variants (a wrong node, a changed address, shorter
+deadlines) are written to a temp dir from inventories/lab.yml, never by editing it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import yaml
+
+from lab import orchestrate
+from lab.hosts import LabHosts
+
+ROOT = Path(__file__).resolve().parent.parent
+LAB_INVENTORY = ROOT / "inventories" / "lab.yml"
+E2E_KNOWN_HOSTS = "known_hosts_e2e"
+
+
+@dataclass
+class DeployRun:
+    """One run of a suite: exit code, wall time, output, and the deploy's result.json (if it wrote one)."""
+
+    rc: int
+    seconds: float
+    output: str
+    result: dict | None
+
+    def tail(self, lines: int = 40) -> str:
+        """The last lines of the run's output, for assertion messages."""
+        return "\n".join(self.output.splitlines()[-lines:])
+
+
+def suite_env() -> dict[str, str]:
+    """The environment a user gets from `eval "$(python -m lab env)"`, on top of this process's."""
+    return {**os.environ, **orchestrate.suite_env(orchestrate.status())}
+
+
+def run_suite(suite: str, *args: str, inventory: Path = LAB_INVENTORY, run_id: str | None = None,
+              timeout: float = 1500) -> DeployRun:
+    """Run `pytest suites/<suite> --inventory … ARGS` in a subprocess; give its outcome."""
+    run_id = run_id or time.strftime("e2e%H%M%S", time.gmtime()) + f"{time.monotonic_ns() % 1000:03d}"
+    cmd = [sys.executable, "-m", "pytest", f"suites/{suite}", "--inventory", str(inventory),
+           "-p", "no:cacheprovider", "-q", *args]
+    if suite == "deploy":
+        cmd += ["--run-id", run_id]
+    started = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, env=suite_env(), capture_output=True, text=True, timeout=timeout,
+                          check=False)
+    seconds = time.monotonic() - started
+    result_file = ROOT / "reports" / "deploy" / run_id / "result.json"
+    result = json.loads(result_file.read_text()) if suite == "deploy" and result_file.exists() else None
+    return DeployRun(proc.returncode, seconds, proc.stdout + proc.stderr, result)
+
+
+def inventory_variant(directory: Path, name: str, change) -> Path:
+    """Write inventories/lab.yml changed by `change(document)` to directory/name.yml."""
+    document = yaml.safe_load(LAB_INVENTORY.read_text())
+    change(document)
+    path = directory / f"{name}.yml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def empty_lab(inventory: Path = LAB_INVENTORY) -> None:
+    """Bring the lab back to 'nothing deployed': destroy the inventory's containers, drop the Terraform state."""
+    document = yaml.safe_load(inventory.read_text())
+    hosts = LabHosts()
+    for host in document["hosts"]:
+        if hosts.exists(host["vmid"]):
+            hosts.destroy(host["vmid"])
+    backend = document["state_backend"]
+    s3 = boto3.client("s3", endpoint_url=backend["endpoint"], region_name=backend["region"],
+                      aws_access_key_id="lab", aws_secret_access_key="lab")
+    listing = s3.list_objects_v2(Bucket=backend["bucket"]).get("Contents", [])
+    for item in listing:
+        s3.delete_object(Bucket=backend["bucket"], Key=item["Key"])
+    keys_dir = Path(document["runner"]["deploy_key"]).parent
+    # Re-created containers get new host keys: forget the old ones (the suite's and ssh_root's).
+    for name in (f"known_hosts_{document['environment']}", E2E_KNOWN_HOSTS):
+        (keys_dir / name).unlink(missing_ok=True)
+
+
+def ssh_root(ip: str, command: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    """Run a command as root on a lab host with the deploy key (the key the lab gave at creation)."""
+    st = orchestrate.status()
+    known = Path(st["deploy_key"]).parent / E2E_KNOWN_HOSTS
+    return subprocess.run(
+        ["ssh", "-i", st["deploy_key"], "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
+         "-o", f"UserKnownHostsFile={known}", "-o", "ConnectTimeout=10", f"root@{ip}", command],
+        capture_output=True, text=True, timeout=timeout, check=False)

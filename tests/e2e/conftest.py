@@ -1,0 +1,33 @@
+"""End-to-end tests: the deploy suite on the real lab, as a user runs it (root, `python -m lab up` done).
+
+They check state — containers, files on hosts, snapshots, Terraform plans — not just exit codes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from lab import orchestrate
+
+
+def pytest_collection_modifyitems(items):
+    """Every test here is slow and needs the lab."""
+    for item in items:
+        item.add_marker(pytest.mark.e2e)
+        item.add_marker(pytest.mark.lab)
+
+
+@pytest.fixture(scope="session")
+def lab_status() -> dict:
+    """The running lab's status; skip with one line when there is no lab or no root."""
+    if os.geteuid() != 0:
+        pytest.skip("end-to-end tests need root and the lab: sudo make test")
+    if shutil.which("lxc-start") is None:
+        pytest.skip("LXC is not installed: sudo make install")
+    st = orchestrate.status()
+    if not st["up"]:
+        pytest.skip("the lab is not up: sudo python -m lab up")
+    return st

@@ -1,0 +1,136 @@
+"""pytest suites/deploy end to end on the lab: first deploy, no-change redeploy, rollback, guard, preflight.
+
+The tests run in file order and share the lab: the first deploys from nothing, the next ones
+start from what it built.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lab import scenarios
+from lab.hosts import LabHosts
+from plugins.inventory import load_inventory
+from plugins.proxmox import ProxmoxClient
+
+INVENTORY = load_inventory(scenarios.LAB_INVENTORY)
+APP = INVENTORY.host("app-demo")
+RUNNER = INVENTORY.runner_host
+SENTINEL = "/opt/app-demo/src/README.md"
+
+
+@pytest.fixture(scope="module")
+def proxmox(lab_status):
+    """A Proxmox client on the lab's emulator, to read state the way the suite does."""
+    return ProxmoxClient.from_inventory(INVENTORY.proxmox, env=scenarios.suite_env())
+
+
+def snapshots_everywhere(proxmox) -> dict[int, list[str]]:
+    """{vmid: snapshot names} of every inventory container that exists."""
+    existing = proxmox.containers(INVENTORY.proxmox.node)
+    return {h.vmid: [s["name"] for s in proxmox.snapshots(h.node, h.vmid)] for h in INVENTORY.hosts
+            if h.vmid in existing}
+
+
+@pytest.fixture(scope="module")
+def first_deploy(lab_status):
+    """Deploy from an empty lab (containers destroyed, Terraform state dropped)."""
+    scenarios.empty_lab()
+    run = scenarios.run_suite("deploy")
+    assert run.rc == 0, f"first deploy failed (rc {run.rc}):\n{run.tail()}"
+    return run
+
+
+def test_first_deploy_creates_every_container_and_the_health_suite_passes(first_deploy, proxmox):
+    """From nothing: every inventory container exists and runs, the result says so, suites/health passes."""
+    containers = proxmox.containers(INVENTORY.proxmox.node)
+    missing = [h.hostname for h in INVENTORY.hosts if containers.get(h.vmid, {}).get("status") != "running"]
+    assert not missing, f"not running after the first deploy: {missing}"
+    assert sorted(first_deploy.result["first_deploy"]) == sorted(h.vmid for h in INVENTORY.rollback_set)
+    health = scenarios.run_suite("health")
+    assert health.rc == 0, f"suites/health after the first deploy:\n{health.tail()}"
+
+
+def test_a_second_deploy_changes_nothing(first_deploy):
+    """Again, unchanged: Terraform plans nothing and every playbook reports changed=0."""
+    run = scenarios.run_suite("deploy", "--idempotence")
+    assert run.rc == 0, f"redeploy failed:\n{run.tail()}"
+    assert run.result["plan"]["empty"], f"redeploy planned changes: {run.result['plan']}"
+    changed = {name: r["changed_total"] for name, r in run.result["ansible"].items() if r["changed_total"]}
+    assert not changed, f"playbooks changed things on a no-change redeploy: {changed}"
+
+
+def test_a_deploy_that_breaks_a_service_is_rolled_back(first_deploy, proxmox, tmp_path):
+    """A fault (test-only variable) fails health: the snapshotted hosts come back as they were; not the runner."""
+    source = tmp_path / "app-demo"
+    shutil.copytree(Path(scenarios.ROOT) / "app-demo", source)
+    (source / "README.md").write_text("changed by the broken deploy\n")
+    inventory = scenarios.inventory_variant(tmp_path, "short-deadlines", _short_app_deadline)
+    before = scenarios.ssh_root(APP.ip, f"cat {SENTINEL}").stdout
+    marker = f"untouched-{tmp_path.name}"
+    # A file the deploy never writes and PID 1's start time: a rollback or restart of the runner changes them.
+    runner_state = f"echo {marker} > /root/e2e-marker && cat /root/e2e-marker && ps -o lstart= -p 1"
+    runner_before = scenarios.ssh_root(RUNNER.ip, runner_state).stdout
+
+    run = scenarios.run_suite("deploy", "--ansible-var", "app_demo_fault_inject=health_500",
+                              "--ansible-var", f"app_demo_src={source}/", inventory=inventory)
+
+    assert run.rc != 0, f"a deploy whose health failed exited 0:\n{run.tail()}"
+    rollback = run.result["rollback"]
+    assert rollback and rollback["ok"], f"rollback did not succeed: {rollback}\n{run.tail()}"
+    assert set(rollback["rolled_back"]) == {h.hostname for h in INVENTORY.rollback_set}
+    assert scenarios.ssh_root(APP.ip, f"cat {SENTINEL}").stdout == before, "the sentinel file was not restored"
+    service = APP.services[0]
+    answer = scenarios.ssh_root(APP.ip, f"curl -s -o /dev/null -w '%{{http_code}}' {service.url}").stdout
+    assert answer == "200", f"{service.url} answers {answer} after the rollback"
+    assert run.result["snapshot_name"] not in snapshots_everywhere(proxmox).get(RUNNER.vmid, [])
+    runner_after = scenarios.ssh_root(RUNNER.ip, "cat /root/e2e-marker && ps -o lstart= -p 1").stdout
+    assert runner_after == runner_before and marker in runner_after, "the runner was rolled back or restarted"
+
+
+def test_the_guard_refuses_to_replace_a_protected_container(first_deploy, proxmox, tmp_path):
+    """Moving app-demo to a new address would replace it: refused before apply, nothing changed, no snapshot."""
+    inventory = scenarios.inventory_variant(tmp_path, "moved-app", _move_app)
+    before = snapshots_everywhere(proxmox)
+
+    run = scenarios.run_suite("deploy", inventory=inventory)
+
+    assert run.rc != 0, f"the guard let a replace through:\n{run.tail()}"
+    assert any("plan would replace protected container app-demo (250)" in r for r in run.result["plan_refusals"])
+    assert not run.result["applied"] and not run.result["snapshots"]
+    assert snapshots_everywhere(proxmox) == before, "snapshots changed although the guard refused"
+    assert LabHosts().list() and {h.vmid: h.ip for h in LabHosts().list()}[APP.vmid] == APP.ip
+
+
+def test_a_wrong_node_fails_preflight_naming_the_nodes_that_exist(first_deploy, proxmox, tmp_path):
+    """proxmox.node 'pve': preflight says which node exists, before any snapshot or API write."""
+    inventory = scenarios.inventory_variant(tmp_path, "wrong-node", _node_pve)
+    before = snapshots_everywhere(proxmox)
+
+    run = scenarios.run_suite("deploy", inventory=inventory)
+
+    assert run.rc != 0
+    assert "node 'pve' not found on https://127.0.0.1:8006; nodes: homelab" in run.output, run.tail()
+    assert run.result["stages"]["preflight"]["outcome"] == "failed"
+    assert not run.result["snapshots"] and not run.result["applied"]
+    assert snapshots_everywhere(proxmox) == before
+
+
+def _short_app_deadline(document: dict) -> None:
+    for host in document["hosts"]:
+        for service in host.get("services", []):
+            service["deadline"] = min(service["deadline"], 20)
+
+
+def _move_app(document: dict) -> None:
+    app = next(h for h in document["hosts"] if h["hostname"] == "app-demo")
+    app["ip"] = "198.18.0.251"
+    for service in app["services"]:
+        service["url"] = service["url"].replace("198.18.0.250", "198.18.0.251")
+
+
+def _node_pve(document: dict) -> None:
+    document["proxmox"]["node"] = "pve"
