@@ -39,11 +39,11 @@ docker image inspect hc-tiny >/dev/null 2>&1 || tar -C / -cf - bin lib lib64 usr
   usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 usr/lib/x86_64-linux-gnu/libc.so.6 usr/bin/sleep usr/bin/true \
   | docker import - hc-tiny >/dev/null
 docker inspect web >/dev/null 2>&1 || docker run -d --name web --init --restart unless-stopped \
-  --health-cmd /usr/bin/true --health-interval 1s --health-start-period 0s hc-tiny /usr/bin/sleep infinity >/dev/null
+  --health-cmd /usr/bin/true --health-interval 20s hc-tiny /usr/bin/sleep infinity >/dev/null
 mkdir -p /srv/www && echo ok > /srv/www/health
 systemctl is-active --quiet hc-http || systemd-run --quiet --unit hc-http python3 -m http.server 8080 \
   --bind 0.0.0.0 --directory /srv/www
-timeout 30 sh -c 'until [ "$(docker inspect -f "{{{{.State.Health.Status}}}}" web)" = healthy ]; do sleep 0.2; done'
+timeout 60 sh -c 'until [ "$(docker inspect -f "{{{{.State.Health.Status}}}}" web)" = healthy ]; do sleep 0.2; done'
 timeout 30 sh -c 'until python3 -c "import urllib.request as u; u.urlopen(\"http://127.0.0.1:8080/health\")" \
   2>/dev/null; do sleep 0.2; done'
 """
@@ -174,13 +174,15 @@ def main(argv: list[str]) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="hc-bench-") as tmp:
         for size in sizes:
-            fleet = HealthFleet(lab, size, Path(tmp))
+            workdir = Path(tmp) / f"size{size}"  # recreated hosts have new host keys: a known_hosts per fleet
+            workdir.mkdir()
+            fleet = HealthFleet(lab, size, workdir)
             try:
                 t0 = time.monotonic()
                 fleet.create()
                 setup = time.monotonic() - t0
-                inventory = fleet.inventory(Path(tmp) / f"bench-{size}.yml")
-                known = Path(tmp) / f"known_hosts_{size}"
+                inventory = fleet.inventory(workdir / "inventory.yml")
+                known = workdir / "known_hosts_suite"
                 run_suite(inventory, known, "--co")  # warm the import caches, not the SSH side
                 seconds, code, output, peak = run_suite(inventory, known)
                 if code != 0:
