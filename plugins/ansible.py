@@ -13,13 +13,15 @@ import configparser
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 
 import ansible_runner
 
@@ -92,6 +94,15 @@ class PlaybookResult:
     def changed_hosts(self) -> dict[str, int]:
         """Hosts that reported changes, with their counts."""
         return {host: s.changed for host, s in self.stats.items() if s.changed}
+
+    def changed_tasks(self) -> list[tuple[str, str]]:
+        """(host, task) of every task that reported a change: what an idempotence rerun must not show."""
+        return [
+            (data.get("host", "?"), task_label(data))
+            for event in self.events
+            if event.get("event") == "runner_on_ok"
+            and ((data := event.get("event_data") or {}).get("res") or {}).get("changed")
+        ]
 
     def failures(self) -> list[TaskFailure]:
         """Failed and unreachable tasks (ignored errors excepted); the run's error when it died early."""
@@ -260,6 +271,39 @@ def stats_from_events(events: list[dict]) -> dict[str, HostStats]:
     return {h: HostStats(**{name: int((data.get(name) or {}).get(h, 0)) for name in STAT_FIELDS}) for h in hosts}
 
 
+class _Interruption:
+    """SIGINT/SIGTERM during a run: ansible-runner stops the child, then the signal goes on to the caller.
+
+    Left to itself, ansible-runner installs SIGINT/SIGTERM handlers in the caller's process that only
+    cancel the run, and never restores them: a Ctrl-C or a CI timeout would be swallowed.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Self:
+        if threading.current_thread() is threading.main_thread():
+            for number in self.SIGNALS:
+                self.previous[number] = signal.signal(number, self._record)
+        return self
+
+    def _record(self, number: int, frame: Any) -> None:
+        self.received = number
+
+    def cancelled(self) -> bool:
+        """ansible-runner's cancel_callback: True once a signal arrived."""
+        return self.received is not None
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+        if self.received is not None and not any(exc):
+            signal.raise_signal(self.received)  # the caller's own handler: KeyboardInterrupt, exit
+
+
 def run_playbook(
     playbook: str | os.PathLike,
     inventory: dict | str | os.PathLike,
@@ -295,20 +339,22 @@ def run_playbook(
     try:
         (private_dir / "tmp").mkdir()
         hosts_file = Path(known_hosts) if known_hosts else private_dir / "known_hosts"
-        runner = ansible_runner.run(
-            private_data_dir=str(private_dir),
-            project_dir=str(path.parent),
-            playbook=path.name,
-            inventory=dict(inventory) if isinstance(inventory, dict) else str(inventory),
-            envvars=runner_env(private_key, hosts_file, private_dir),
-            extravars=extravars or None,
-            cmdline=cmdline or None,
-            limit=limit,
-            event_handler=on_event,
-            quiet=True,
-            timeout=timeout,
-        )
-        stdout = read_stdout(runner)
+        with _Interruption() as interruption:
+            runner = ansible_runner.run(
+                private_data_dir=str(private_dir),
+                project_dir=str(path.parent),
+                playbook=path.name,
+                inventory=dict(inventory) if isinstance(inventory, dict) else str(inventory),
+                envvars=runner_env(private_key, hosts_file, private_dir),
+                extravars=extravars or None,
+                cmdline=cmdline or None,
+                limit=limit,
+                event_handler=on_event,
+                cancel_callback=interruption.cancelled,
+                quiet=True,
+                timeout=timeout,
+            )
+            stdout = read_stdout(runner)
         rc, status = runner.rc, runner.status
     finally:
         shutil.rmtree(private_dir, ignore_errors=True)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -119,6 +123,7 @@ def test_a_successful_run_counts_ok_changed_skipped_per_host(mixed_runs):
     assert (stats.ok, stats.changed, stats.skipped, stats.ignored, stats.failures, stats.dark) == (3, 1, 1, 1, 0, 0)
     assert first.changed_total == 1
     assert first.changed_hosts() == {"localhost": 1}
+    assert first.changed_tasks() == [("localhost", "Write the marker file")]
     assert marker.read_text() == "marker\n"
 
 
@@ -327,3 +332,23 @@ def test_ssh_arguments_check_host_keys():
     assert "StrictHostKeyChecking=accept-new" in args
     assert "ControlPersist" in args
     assert "StrictHostKeyChecking=no" not in args and "/dev/null" not in args
+
+
+def test_an_interrupt_stops_the_run_and_reaches_the_caller(tmp_path, private_key):
+    """Ctrl-C (or a CI timeout's SIGTERM) cancels the child, then reaches the caller; handlers are restored."""
+    play = write_play(
+        tmp_path,
+        "- name: Slow\n  hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Sleep a while\n      ansible.builtin.command: sleep 20\n      changed_when: false\n",
+    )
+    before = signal.getsignal(signal.SIGINT)
+    timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
+    started = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_playbook(play, LOCAL, private_key=private_key)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 40
+    assert signal.getsignal(signal.SIGINT) is before

@@ -1,0 +1,244 @@
+"""The Ansible roles on two real LXC hosts: bootstrap, app_demo and proxy deploy, converge, and rerun with no change.
+
+Hosts 771 (proxy, 198.18.0.71) and 772 (app-demo, 198.18.0.72) are created for this module and destroyed in
+a finalizer, even when a step fails. The app is deployed from a temp copy of app-demo/ holding a
+node_modules/ and a .git/ with marker files: neither may reach the host (incident #10). rsync is
+removed from the app host before bootstrap: bootstrap must bring it back for synchronize (incident #11).
+"""
+
+from __future__ import annotations
+
+import copy
+import http.client
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from plugins.ansible import ANSIBLE_DIR, PlaybookResult, run_playbook
+from plugins.inventory import load_inventory, read_document
+from plugins.inventory_model import Inventory
+
+pytestmark = pytest.mark.lab
+
+ROOT = ANSIBLE_DIR.parent
+HOSTS = {"proxy": (771, "198.18.0.71", ["proxy"]), "app-demo": (772, "198.18.0.72", ["app_demo"])}
+PLAYBOOKS = ("bootstrap", "app_demo", "proxy")
+APP_PORT = 8080
+MARKER = "shipped-by-mistake.txt"
+
+
+@dataclass
+class Deployment:
+    """What the module's deploy did: runs, timings, and how to reach the hosts."""
+
+    key: Path
+    known_hosts: Path
+    inventory: dict
+    app_src: Path
+    first: dict[str, PlaybookResult] = field(default_factory=dict)
+    rerun: dict[str, PlaybookResult] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    health_codes: list[int] = field(default_factory=list)
+
+    def ssh(self, host: str, command: str, user: str = "root", check: bool = True) -> subprocess.CompletedProcess:
+        """Run a command on a lab host with the deploy key (host keys pinned in the module's known_hosts)."""
+        ip = HOSTS[host][1]
+        cmd = ["ssh", "-i", str(self.key), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+               "-o", "StrictHostKeyChecking=accept-new", "-o", f"UserKnownHostsFile={self.known_hosts}",
+               "-o", "ConnectTimeout=5", "-o", "KexAlgorithms=curve25519-sha256", "-o", "LogLevel=ERROR",
+               f"{user}@{ip}", command]  # fmt: skip
+        done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
+        if check and done.returncode != 0:
+            raise AssertionError(f"ssh {user}@{ip} {command!r} exited {done.returncode}: {done.stderr}{done.stdout}")
+        return done
+
+    def play(self, name: str, **extravars) -> PlaybookResult:
+        """Run one playbook on the module's hosts, from the temp copy of the app."""
+        return run_playbook(name, self.inventory, private_key=self.key, known_hosts=self.known_hosts,
+                            extravars={"app_demo_src": str(self.app_src), **extravars})  # fmt: skip
+
+
+def get(ip: str, port: int, path: str) -> tuple[int, dict, bytes]:
+    """GET without following redirects: status, headers, body."""
+    conn = http.client.HTTPConnection(ip, port, timeout=5)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def wait_for_status(ip: str, port: int, path: str, want: int, deadline: float = 90) -> list[int]:
+    """Poll until the URL answers `want`; return every status seen (0 = no answer). Fails after deadline."""
+    seen: list[int] = []
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            status = get(ip, port, path)[0]
+        except OSError:
+            status = 0
+        seen.append(status)
+        if status == want:
+            return seen
+        time.sleep(0.3)
+    raise AssertionError(f"http://{ip}:{port}{path}: no {want} after {deadline} s; seen {sorted(set(seen))}")
+
+
+def module_inventory(key: Path) -> dict:
+    """The two test hosts through the real inventory model (inventories/lab.yml with its hosts replaced)."""
+    _, document = read_document(ROOT / "inventories" / "lab.yml")
+    document = copy.deepcopy(document)
+    document["runner"] = {**document["runner"], "host": None, "deploy_key": str(key)}
+    document["hosts"] = [
+        {"vmid": vmid, "hostname": name, "ip": ip, "roles": roles, "packages": ["rsync", "python3"],
+         "containers": ["proxy"] if name == "proxy" else ["app-demo-backend"]}
+        for name, (vmid, ip, roles) in HOSTS.items()
+    ]  # fmt: skip
+    return Inventory.model_validate(document).ansible_inventory()
+
+
+@pytest.fixture(scope="module")
+def deployment(lab_hosts, tmp_path_factory) -> Deployment:
+    """Create the two hosts, break rsync on one, deploy bootstrap + app_demo + proxy, then rerun everything."""
+    assert load_inventory(ROOT / "inventories" / "lab.yml")  # the file the derivation starts from is valid
+    tmp = tmp_path_factory.mktemp("roles")
+    key = tmp / "deploy_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    app_src = tmp / "app-demo"
+    shutil.copytree(ROOT / "app-demo", app_src, ignore=shutil.ignore_patterns("node_modules", ".git"))
+    for tree in ("node_modules/left-pad", ".git"):
+        (app_src / tree).mkdir(parents=True)
+        (app_src / tree / MARKER).write_text("must never reach the host\n")
+    dep = Deployment(key, tmp / "known_hosts", module_inventory(key), app_src)
+
+    created: list[int] = []
+    try:
+        started = time.monotonic()
+        for name, (vmid, ip, _) in HOSTS.items():
+            if lab_hosts.exists(vmid):  # left by a crashed earlier run
+                lab_hosts.destroy(vmid)
+            created.append(vmid)
+            lab_hosts.create(vmid, name, ip, 24, "198.18.0.1", None, key.with_suffix(".pub").read_text())
+            lab_hosts.start(vmid)
+        for vmid, _, _ in HOSTS.values():
+            lab_hosts.wait_ssh(vmid, timeout=60)
+        dep.timings["hosts up"] = time.monotonic() - started
+        dep.ssh("app-demo", "apt-get remove -y -q rsync >/dev/null 2>&1 && ! command -v rsync")
+
+        for name in PLAYBOOKS:
+            result = dep.play(name)
+            dep.first[name] = result
+            dep.timings[f"first {name}"] = result.duration
+            assert result.ok, result.recap()
+        started = time.monotonic()
+        dep.health_codes = wait_for_status(HOSTS["app-demo"][1], APP_PORT, "/health", 200)
+        dep.timings["app healthy after deploy"] = time.monotonic() - started
+        for name in PLAYBOOKS:
+            dep.rerun[name] = dep.play(name)
+            dep.timings[f"rerun {name}"] = dep.rerun[name].duration
+        yield dep
+    finally:
+        print("\nroles on the lab, seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in dep.timings.items()))
+        for vmid in created:
+            if lab_hosts.exists(vmid):
+                lab_hosts.destroy(vmid)
+
+
+def test_every_playbook_converges(deployment):
+    """bootstrap, app_demo and proxy each succeed on their hosts."""
+    for result in deployment.first.values():
+        assert result.ok and not result.failures(), result.recap()
+    assert sorted(deployment.first["bootstrap"].stats) == sorted(HOSTS)
+    assert sorted(deployment.first["app_demo"].stats) == ["app-demo"]
+    assert sorted(deployment.first["proxy"].stats) == ["proxy"]
+
+
+def test_deploy_user_logs_in_with_the_runner_key_and_sudoes(deployment):
+    """Incident #9: the deploy user has the runner's public key; sudo works without a password."""
+    public = deployment.key.with_suffix(".pub").read_text().strip()
+    for host in HOSTS:
+        keys = deployment.ssh(host, "cat ~/.ssh/authorized_keys", user="deploy").stdout
+        assert public in keys.splitlines(), f"{host}: runner key not in ~deploy/.ssh/authorized_keys"
+        assert deployment.ssh(host, "sudo -n id -u", user="deploy").stdout.strip() == "0"
+
+
+def test_rsync_is_installed_on_every_host(deployment):
+    """Incident #11: bootstrap (re)installs rsync, including where it had been removed."""
+    for host in HOSTS:
+        assert deployment.ssh(host, "command -v rsync").stdout.strip().endswith("/rsync"), host
+
+
+def test_sshd_refuses_passwords(deployment):
+    """sshd runs key-only after bootstrap."""
+    for host in HOSTS:
+        settings = deployment.ssh(host, "sshd -T").stdout.lower().splitlines()
+        assert "passwordauthentication no" in settings, host
+
+
+def test_node_modules_and_git_are_not_shipped(deployment):
+    """Incident #10: the synced app has its files but no node_modules/ or .git/ from the source."""
+    out = deployment.ssh("app-demo", "find /opt/app-demo/src -name " + MARKER + "; ls -A /opt/app-demo/src").stdout
+    assert MARKER not in out
+    listing = set(out.split())
+    assert {"backend", "frontend", "Dockerfile"} <= listing
+    assert not {"node_modules", ".git"} & listing
+
+
+def test_app_warms_up_then_answers_200(deployment):
+    """/health reached 200 after the deploy (503 or no answer before that is the warm-up)."""
+    assert deployment.health_codes[-1] == 200
+    assert set(deployment.health_codes[:-1]) <= {0, 503}, deployment.health_codes
+
+
+def test_app_container_runs_with_init_and_a_restart_policy(deployment):
+    """The app's container has an init as PID 1 and restarts unless stopped."""
+    inspect = json.loads(deployment.ssh("app-demo", "docker container inspect app-demo-backend").stdout)[0]
+    assert inspect["State"]["Running"] is True
+    assert inspect["HostConfig"]["Init"] is True
+    assert inspect["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+
+
+def test_proxy_redirects_and_proxies_to_the_app(deployment):
+    """/ answers 302 to /app/; /app/health reaches the app's /health; /app/ serves the frontend."""
+    proxy_ip = HOSTS["proxy"][1]
+    status, headers, _ = get(proxy_ip, 80, "/")
+    assert (status, headers.get("Location")) == (302, "/app/")
+    assert wait_for_status(proxy_ip, 80, "/app/health", 200, deadline=30)[-1] == 200
+    status, _, body = get(proxy_ip, 80, "/app/")
+    assert status == 200 and b"app-demo" in body
+
+
+def test_a_rerun_changes_nothing(deployment):
+    """Idempotence: the second run of every playbook reports changed=0 on every host."""
+    changed = {name: r.changed_tasks() for name, r in deployment.rerun.items() if r.changed_total}
+    failed = {name: r.summary() for name, r in deployment.rerun.items() if not r.ok}
+    assert not failed, failed
+    assert not changed, f"a rerun changed something: {changed}"
+
+
+def test_fault_injection_breaks_health_and_clearing_it_repairs(deployment):
+    """app_demo_fault_inject=health_500 (test only) makes /health 500; the default brings 200 back."""
+    app_ip = HOSTS["app-demo"][1]
+    broken = deployment.play("app_demo", app_demo_fault_inject="health_500")
+    assert broken.ok and broken.changed_total > 0, broken.recap()
+    assert wait_for_status(app_ip, APP_PORT, "/health", 500, deadline=30)[-1] == 500
+    repaired = deployment.play("app_demo")
+    assert repaired.ok and repaired.changed_total > 0, repaired.recap()
+    assert wait_for_status(app_ip, APP_PORT, "/health", 200)[-1] == 200
+
+
+def test_proxy_answers_502_while_the_app_is_down(deployment):
+    """With the app container stopped, the proxy answers 502 on /app/ (the warm-up code of the inventory)."""
+    proxy_ip = HOSTS["proxy"][1]
+    deployment.ssh("app-demo", "docker stop --time 2 app-demo-backend")
+    try:
+        assert get(proxy_ip, 80, "/app/health")[0] == 502
+    finally:
+        deployment.ssh("app-demo", "docker start app-demo-backend")
+    assert wait_for_status(proxy_ip, 80, "/app/health", 200)[-1] == 200
