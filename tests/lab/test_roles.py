@@ -90,6 +90,13 @@ def wait_for_status(ip: str, port: int, path: str, want: int, deadline: float = 
     raise AssertionError(f"http://{ip}:{port}{path}: no {want} after {deadline} s; seen {sorted(set(seen))}")
 
 
+def slowest_tasks(result: PlaybookResult, count: int = 4) -> str:
+    """The run's slowest tasks, as `host/task 12.3s`."""
+    done = [e["event_data"] for e in result.events if e.get("event") in ("runner_on_ok", "runner_on_failed")]
+    done.sort(key=lambda d: d.get("duration") or 0, reverse=True)
+    return ", ".join(f"{d.get('host')}/{d.get('task')} {d.get('duration') or 0:.1f}s" for d in done[:count])
+
+
 def module_inventory(key: Path) -> dict:
     """The two test hosts through the real inventory model (inventories/lab.yml with its hosts replaced)."""
     _, document = read_document(ROOT / "inventories" / "lab.yml")
@@ -145,6 +152,8 @@ def deployment(lab_hosts, tmp_path_factory) -> Deployment:
         yield dep
     finally:
         print("\nroles on the lab, seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in dep.timings.items()))
+        for name, result in dep.first.items():
+            print(f"slowest tasks of the first {name}: {slowest_tasks(result)}")
         for vmid in created:
             if lab_hosts.exists(vmid):
                 lab_hosts.destroy(vmid)
