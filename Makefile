@@ -3,6 +3,7 @@ PY      := .venv/bin/python
 PYTEST  := .venv/bin/pytest
 INVENTORY ?= inventories/lab.yml
 LABENV  := eval "$$($(PY) -m lab env)"
+ALLURE  := --alluredir reports/allure-results
 
 .PHONY: install lab-up lab-down lab-status deploy plan health test test-unit report lint
 
@@ -19,13 +20,13 @@ lab-status:
 	$(PY) -m lab status
 
 deploy: lab-up      ## full deploy of the inventory on the lab (preflight → … → notify)
-	$(LABENV) && $(PYTEST) suites/deploy --inventory $(INVENTORY)
+	$(LABENV) && $(PYTEST) suites/deploy --inventory $(INVENTORY) $(ALLURE)
 
 plan: lab-up        ## preflight + terraform plan + guard + ansible --check: nothing changes
 	$(LABENV) && $(PYTEST) suites/deploy --inventory $(INVENTORY) --plan-only
 
 health:             ## read-only validation of every host and service
-	$(LABENV) && $(PYTEST) suites/health --inventory $(INVENTORY)
+	$(LABENV) && $(PYTEST) suites/health --inventory $(INVENTORY) $(ALLURE)
 
 test: lab-up        ## the project's own tests (unit, emulator conformance, end to end on the lab)
 	$(LABENV) && $(PYTEST) tests
