@@ -1,7 +1,8 @@
-"""The Ansible roles on two real LXC hosts: bootstrap, app_demo and proxy deploy, converge, and rerun with no change.
+"""The Ansible roles on two real LXC hosts: every playbook converges, and a rerun changes nothing.
 
-Hosts 771 (proxy, 198.18.0.71) and 772 (app-demo, 198.18.0.72) are created for this module and destroyed in
-a finalizer, even when a step fails. The app is deployed from a temp copy of app-demo/ holding a
+Hosts 771 (proxy, 198.18.0.71) and 772 (app-demo, 198.18.0.72; also carries monitoring, utilities and
+github_runner to exercise those roles) are created for this module and destroyed in a finalizer, even
+when a step fails. Playbooks run in the order plugins.ansible.playbooks_for derives from the roles. The app is deployed from a temp copy of app-demo/ holding a
 node_modules/ and a .git/ with marker files: neither may reach the host (incident #10). rsync is
 removed from the app host before bootstrap: bootstrap must bring it back for synchronize (incident #11).
 """
@@ -19,16 +20,20 @@ from pathlib import Path
 
 import pytest
 
-from plugins.ansible import ANSIBLE_DIR, PlaybookResult, run_playbook
+from plugins.ansible import ANSIBLE_DIR, PlaybookResult, playbooks_for, run_playbook
 from plugins.inventory import load_inventory, read_document
 from plugins.inventory_model import Inventory
 
 pytestmark = pytest.mark.lab
 
 ROOT = ANSIBLE_DIR.parent
-HOSTS = {"proxy": (771, "198.18.0.71", ["proxy"]), "app-demo": (772, "198.18.0.72", ["app_demo"])}
-PLAYBOOKS = ("bootstrap", "app_demo", "proxy")
-APP_PORT = 8080
+HOSTS = {
+    "app-demo": (772, "198.18.0.72", ["app_demo", "monitoring", "utilities", "github_runner"]),
+    "proxy": (771, "198.18.0.71", ["proxy"]),
+}
+CONTAINERS = {"app-demo": ["app-demo-backend", "grafana", "vault"], "proxy": ["proxy"]}
+PLAYBOOKS = tuple(p.stem for p in playbooks_for(r for _, _, roles in HOSTS.values() for r in roles))
+APP_PORT, MONITORING_PORT, UTILITIES_PORT = 8080, 3000, 8081
 MARKER = "shipped-by-mistake.txt"
 
 
@@ -40,6 +45,7 @@ class Deployment:
     known_hosts: Path
     inventory: dict
     app_src: Path
+    runner_key: str
     first: dict[str, PlaybookResult] = field(default_factory=dict)
     rerun: dict[str, PlaybookResult] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -60,7 +66,8 @@ class Deployment:
     def play(self, name: str, **extravars) -> PlaybookResult:
         """Run one playbook on the module's hosts, from the temp copy of the app."""
         return run_playbook(name, self.inventory, private_key=self.key, known_hosts=self.known_hosts,
-                            extravars={"app_demo_src": str(self.app_src), **extravars})  # fmt: skip
+                            extravars={"app_demo_src": str(self.app_src),
+                                       "github_runner_private_key": self.runner_key, **extravars})  # fmt: skip
 
 
 def get(ip: str, port: int, path: str) -> tuple[int, dict, bytes]:
@@ -104,7 +111,7 @@ def module_inventory(key: Path) -> dict:
     document["runner"] = {**document["runner"], "host": None, "deploy_key": str(key)}
     document["hosts"] = [
         {"vmid": vmid, "hostname": name, "ip": ip, "roles": roles, "packages": ["rsync", "python3"],
-         "containers": ["proxy"] if name == "proxy" else ["app-demo-backend"]}
+         "containers": CONTAINERS[name]}
         for name, (vmid, ip, roles) in HOSTS.items()
     ]  # fmt: skip
     return Inventory.model_validate(document).ansible_inventory()
@@ -122,7 +129,9 @@ def deployment(lab_hosts, tmp_path_factory) -> Deployment:
     for tree in ("node_modules/left-pad", ".git"):
         (app_src / tree).mkdir(parents=True)
         (app_src / tree / MARKER).write_text("must never reach the host\n")
-    dep = Deployment(key, tmp / "known_hosts", module_inventory(key), app_src)
+    runner_key = tmp / "runner_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(runner_key)], check=True)
+    dep = Deployment(key, tmp / "known_hosts", module_inventory(key), app_src, runner_key.read_text())
 
     created: list[int] = []
     try:
@@ -163,6 +172,7 @@ def test_every_playbook_converges(deployment):
     """bootstrap, app_demo and proxy each succeed on their hosts."""
     for result in deployment.first.values():
         assert result.ok and not result.failures(), result.recap()
+    assert PLAYBOOKS == ("bootstrap", "app_demo", "monitoring", "utilities", "github_runner", "proxy")
     assert sorted(deployment.first["bootstrap"].stats) == sorted(HOSTS)
     assert sorted(deployment.first["app_demo"].stats) == ["app-demo"]
     assert sorted(deployment.first["proxy"].stats) == ["proxy"]
@@ -251,3 +261,30 @@ def test_proxy_answers_502_while_the_app_is_down(deployment):
     finally:
         deployment.ssh("app-demo", "docker start app-demo-backend")
     assert wait_for_status(proxy_ip, 80, "/app/health", 200)[-1] == 200
+
+
+def test_monitoring_and_utilities_answer(deployment):
+    """The Grafana stand-in reaches 200 on /api/health after its warm-up; the utilities service answers /alive."""
+    app_ip = HOSTS["app-demo"][1]
+    assert wait_for_status(app_ip, MONITORING_PORT, "/api/health", 200)[-1] == 200
+    assert get(app_ip, UTILITIES_PORT, "/alive")[0] == 200
+    assert wait_for_status(HOSTS["proxy"][1], 80, "/grafana/api/health", 200, deadline=30)[-1] == 200
+
+
+def test_every_expected_container_runs(deployment):
+    """Each host runs the containers its inventory entry lists."""
+    for host, names in CONTAINERS.items():
+        running = set(deployment.ssh(host, "docker ps --format '{{.Names}}'").stdout.split())
+        assert set(names) <= running, f"{host}: expected {names}, running {sorted(running)}"
+
+
+def test_runner_key_is_written_and_never_logged(deployment):
+    """github_runner writes the private key given as a variable (mode 600) and no run shows it."""
+    stat = deployment.ssh("app-demo", "stat -c '%a %U' /home/deploy/.ssh/id_ed25519").stdout.split()
+    assert stat == ["600", "deploy"]
+    written = deployment.ssh("app-demo", "cat /home/deploy/.ssh/id_ed25519").stdout
+    assert written.strip() == deployment.runner_key.strip()
+    body = [line for line in deployment.runner_key.splitlines() if line and "-----" not in line]
+    for result in [*deployment.first.values(), *deployment.rerun.values()]:
+        texts = result.stdout + repr(result.events)
+        assert not [line for line in body if line in texts], f"{result.playbook}: the runner key leaked"
