@@ -1,4 +1,4 @@
-"""Constants and paths of the embedded lab (see docs/CONTRACTS.md, "Lab constants").
+"""Constants and paths of the embedded lab (see docs/reference/internals.md, "Lab constants").
 
 Env LAB_DIR overrides the lab's root, env LAB_CACHE the cache root (the base rootfs is kept there
 across `lab down`). Everything else derives from those two.
