@@ -433,19 +433,21 @@ class LabHosts:
             raise HostError(f"invalid snapshot name {name!r}")
 
     @contextmanager
-    def _stopped(self, vmid: int) -> Iterator[None]:
-        """Stop the host (clean) for the block; start it again after if it was running."""
-        was_running = self.status(vmid) == "running"
-        if was_running:
-            self._stop(vmid)
+    def _frozen(self, vmid: int) -> Iterator[None]:
+        """Freeze a running host's processes for the block and flush its writes (what PVE does for a
+        running CT's snapshot): the copy is crash-consistent and its services keep running after."""
+        running = self.status(vmid) == "running"
+        if running:
+            self._lxc("freeze", vmid, what=f"freeze {vmid}", timeout=60)
         try:
+            _run(["sync", "-f", str(self.delta_dir(vmid))], f"sync {vmid}", 120)
             yield
         finally:
-            if was_running:
-                self._start(vmid)
+            if running:
+                self._lxc("unfreeze", vmid, what=f"unfreeze {vmid}", timeout=60)
 
     def snapshot(self, vmid: int, name: str) -> None:
-        """Take a whole snapshot (overlay delta + docker dir) with the host stopped."""
+        """Take a whole snapshot (overlay delta + docker dir); a running host is frozen, not stopped."""
         self._check_snapname(name)
         with self._lock(str(vmid)):
             self._require(vmid)
@@ -457,7 +459,7 @@ class LabHosts:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             try:
-                with self._stopped(vmid):
+                with self._frozen(vmid):
                     for part, src in (("delta", self.delta_dir(vmid)),
                                       ("docker", self.paths.docker_dir(vmid))):
                         cmd = [*RSYNC]
