@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
+import requests
 import yaml
 
 from lab import orchestrate
-from lab.hosts import LabHosts
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB_INVENTORY = ROOT / "inventories" / "lab.yml"
@@ -74,10 +74,11 @@ def inventory_variant(directory: Path, name: str, change) -> Path:
 def empty_lab(inventory: Path = LAB_INVENTORY) -> None:
     """Bring the lab back to 'nothing deployed': destroy the inventory's containers, drop the Terraform state."""
     document = yaml.safe_load(inventory.read_text())
-    hosts = LabHosts()
+    api = _Api(orchestrate.status())
+    existing = {row["vmid"] for row in api.call("GET", f"/nodes/{api.node}/lxc")}
     for host in document["hosts"]:
-        if hosts.exists(host["vmid"]):
-            hosts.destroy(host["vmid"])
+        if host["vmid"] in existing:
+            api.wait(api.call("DELETE", f"/nodes/{api.node}/lxc/{host['vmid']}", force=1, purge=1))
     backend = document["state_backend"]
     s3 = boto3.client("s3", endpoint_url=backend["endpoint"], region_name=backend["region"],
                       aws_access_key_id="lab", aws_secret_access_key="lab")
@@ -88,6 +89,34 @@ def empty_lab(inventory: Path = LAB_INVENTORY) -> None:
     # Re-created containers get new host keys: forget the old ones (the suite's and ssh_root's).
     for name in (f"known_hosts_{document['environment']}", E2E_KNOWN_HOSTS):
         (keys_dir / name).unlink(missing_ok=True)
+
+
+class _Api:
+    """Just enough of the lab's PVE API to destroy containers the way Terraform's destroy does."""
+
+    def __init__(self, st: dict) -> None:
+        self.url, self.node, self.verify = st["api_url"], st["node"], st["ca_file"]
+        self.headers = {"Authorization": f"PVEAPIToken={st['token_id']}={st['token_secret']}"}
+
+    def call(self, method: str, path: str, **params):
+        """One API call; raise with PVE's message unless it answers 200."""
+        response = requests.request(method, self.url + path, params=params, headers=self.headers,
+                                    verify=self.verify, timeout=60)
+        if response.status_code != 200:
+            raise RuntimeError(f"{method} {path}: {response.status_code} {response.reason}")
+        return response.json()["data"]
+
+    def wait(self, upid: str, timeout: float = 120) -> None:
+        """Wait for a task; raise unless it ended OK."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.call("GET", f"/nodes/{self.node}/tasks/{upid}/status")
+            if status["status"] == "stopped":
+                if status.get("exitstatus") != "OK":
+                    raise RuntimeError(f"task {upid}: {status.get('exitstatus')}")
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"task {upid} still running after {timeout:.0f} s")
 
 
 def ssh_root(ip: str, command: str, timeout: float = 30) -> subprocess.CompletedProcess:

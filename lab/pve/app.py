@@ -98,9 +98,17 @@ class Emulator:
         """Return every CT: those with a config plus any the driver holds (adopted)."""
         known = set(self.store.vmids())
         try:
-            for vmid in driver_vmids(self.driver) - known:
+            held = driver_vmids(self.driver)
+            for vmid in held - known:
                 self.adopt(vmid)
                 known.add(vmid)
+            # A CT destroyed behind the API's back (lab down, a test's cleanup) loses its config too;
+            # a CT still being created (lock: create) has a config before the driver holds it.
+            for vmid in known - held:
+                rec = self.store.load(vmid)
+                if rec is not None and not rec["config"].get("lock"):
+                    self.store.delete(vmid)
+                    known.discard(vmid)
         except Exception as exc:  # noqa: BLE001 - listing must not fail on a driver hiccup
             print(f"pve: driver list failed: {exc}", file=sys.stderr)
         return sorted(known)
