@@ -29,7 +29,12 @@ CHECKS = SSH_CHECKS + REMOTE_CHECKS
 PROBE_TIMEOUT = 20  # seconds one remote probe may take (a wedged dockerd must not hang the suite)
 HOST_WORKERS = 16
 PASSWORD_METHODS = ("password", "keyboard-interactive")
-DOCKER_PS = "docker ps -a --no-trunc --format '{{.Names}}\t{{.State}}\t{{.Status}}'"
+
+
+def docker_ps_command() -> str:
+    """`docker ps` for docker_running and every container_running of a host (shared: run once)."""
+    # the only probe that can hang (a wedged dockerd): it alone pays for a `timeout` process
+    return f"timeout {PROBE_TIMEOUT} docker ps -a --no-trunc --format '{{{{.Names}}}}\t{{{{.State}}}}\t{{{{.Status}}}}'"
 
 
 @dataclass(frozen=True)
@@ -110,12 +115,12 @@ def rsync_probe() -> Probe:
 
     def judge(host, rc: int, out: str) -> CheckResult:
         if rc == 0:
-            return result(host, "rsync_installed", PASS, f"{where(host)}: {out.strip().splitlines()[-1]}")
+            return result(host, "rsync_installed", PASS, f"{where(host)}: rsync at {out.strip().splitlines()[-1]}")
         return result(host, "rsync_installed", FAIL,
                       f"{where(host)}: rsync is not installed (`command -v rsync` found nothing); Ansible's "
                       "synchronize needs it on the target (incident #11; the bootstrap role installs it)")
 
-    return Probe("rsync_installed", None, "command -v rsync && rsync --version | head -n1", judge)
+    return Probe("rsync_installed", None, "command -v rsync", judge)
 
 
 def docker_probe() -> Probe:
@@ -127,7 +132,7 @@ def docker_probe() -> Probe:
             return result(host, "docker_running", PASS, f"{where(host)}: dockerd answers ({count} containers)")
         return result(host, "docker_running", FAIL, f"{where(host)}: {docker_problem(rc, out)}")
 
-    return Probe("docker_running", None, DOCKER_PS, judge)
+    return Probe("docker_running", None, docker_ps_command(), judge)
 
 
 def docker_problem(rc: int, out: str) -> str:
@@ -169,7 +174,7 @@ def container_probe(name: str) -> Probe:
         health = "healthy" if "(healthy)" in status else "no healthcheck"
         return result(host, "container_running", PASS, f"{where(host)}: container {name} running ({health})", name)
 
-    return Probe("container_running", name, DOCKER_PS, judge)
+    return Probe("container_running", name, docker_ps_command(), judge)
 
 
 def packages_command(names: Iterable[str]) -> str:
@@ -203,7 +208,9 @@ def package_probe(name: str, all_names: Iterable[str] | None = None) -> Probe:
 def runner_key_probe(user: str, public_key_file: str | Path) -> Probe:
     """The runner's public key (deploy_key + .pub) is in ~user/.ssh/authorized_keys (incident #9)."""
     wanted = key_blob(_read(public_key_file))
-    command = (f"h=$(getent passwd {shlex.quote(user)} | cut -d: -f6) && "
+    # $HOME when we are that user: getent goes through NSS (systemd-userdb), ~200 ms of CPU on a lab host
+    command = (f'if [ "$USER" = {shlex.quote(user)} ]; then h=$HOME; '
+               f"else h=$(getent passwd {shlex.quote(user)} | cut -d: -f6); fi; "
                'echo "file $h/.ssh/authorized_keys" && cat -- "$h/.ssh/authorized_keys"')
 
     def judge(host, rc: int, out: str) -> CheckResult:
@@ -244,10 +251,11 @@ def fingerprint(blob: str) -> str:
 
 
 def probe_script(commands: list[str], nonce: str) -> str:
-    """One shell script running each command with a timeout, its output framed by markers with its exit code."""
-    parts = ['if command -v timeout >/dev/null 2>&1; then T="timeout ' + str(PROBE_TIMEOUT) + '"; else T=; fi']
+    """One shell script running each command in a subshell, its output framed by markers with its exit code."""
+    parts = []
     for index, command in enumerate(commands):
-        parts.append(f"echo '@@{nonce} begin {index}'; $T sh -c {shlex.quote(command)} </dev/null 2>&1; "
+        # a subshell is a fork, not an exec: per-command isolation at almost no cost on the host
+        parts.append(f"echo '@@{nonce} begin {index}'; ( {command}\n) </dev/null 2>&1; "
                      f"rc=$?; echo; echo \"@@{nonce} end {index} $rc\"")
     return "\n".join(parts)
 
@@ -261,15 +269,23 @@ def parse_script_output(text: str, count: int, nonce: str) -> list[tuple[int, st
     return [found.get(index, (255, "no output from the host")) for index in range(count)]
 
 
-def run_probes(host, conn, probes: list[Probe]) -> list[CheckResult]:
-    """Run these probes on one host in ONE remote command (identical commands run once); judge each."""
+def run_probes(host, conn, probes: list[Probe], first_run: Callable[[str], str | None] | None = None
+               ) -> list[CheckResult]:
+    """Run these probes on one host in ONE remote command (identical commands run once); judge each.
+
+    first_run, if given, may run the script itself (e.g. as the SSH master's first session) and give its
+    stdout, or None to let conn run it.
+    """
     commands = list(dict.fromkeys(p.command for p in probes))
     if not commands:
         return []
     nonce = secrets.token_hex(6)
+    script = probe_script(commands, nonce)
     try:
-        output = conn.run(probe_script(commands, nonce))
-        outcomes = parse_script_output(output.stdout, len(commands), nonce)
+        stdout = first_run(script) if first_run else None
+        if stdout is None:
+            stdout = conn().run(script).stdout if callable(conn) else conn.run(script).stdout
+        outcomes = parse_script_output(stdout, len(commands), nonce)
     except RuntimeError as exc:  # testinfra raises when ssh itself fails (exit 255)
         error = getattr(exc.args[0], "stderr", "") if exc.args else ""
         text = " ".join(str(error).split())[-200:] or "ssh failed"
@@ -345,34 +361,40 @@ def host_probes(host, wanted: Iterable[tuple[str, str | None]], user: str, publi
 
 def check_host(host, pool, wanted: Iterable[tuple[str, str | None]], *, user: str, public_key_file,
                self_reason: str | None = None) -> list[CheckResult]:
-    """Run the wanted (check, subject) pairs on one host: connection checks, then one command for the rest."""
+    """Run the wanted (check, subject) pairs on one host: its master's first session runs every remote probe."""
     wanted = list(dict.fromkeys(wanted))
-    local = is_this_machine(host)
+    name, local = host.hostname, is_this_machine(host)
+    results: list[CheckResult] = []
     if self_reason or local:
-        reason = self_reason or f"{host.hostname} is the machine running the suite: no SSH check of itself (incident #13)"
+        reason = self_reason or f"{name} is the machine running the suite: no SSH check of itself (incident #13)"
         results = [result(host, c, SKIP, reason, s) for c, s in wanted if c in SSH_CHECKS]
-        remote = [(c, s) for c, s in wanted if c not in SSH_CHECKS]
-    else:
-        results = [check(host, pool) for check in (ssh_reachable, sshd_refuses_passwords)
-                   if (check.__name__, None) in wanted]
-        remote = [(c, s) for c, s in wanted if c not in ("ssh_reachable", "sshd_refuses_passwords")]
-    if not remote:
-        return results
+        wanted = [(c, s) for c, s in wanted if c not in SSH_CHECKS]
+    connection = [(c, s) for c, s in wanted if c in ("ssh_reachable", "sshd_refuses_passwords")]
+    probes = host_probes(host, [w for w in wanted if w not in connection], user, public_key_file)
     if local:
-        return results + run_probes(host, testinfra.get_host("local://"),
-                                    host_probes(host, remote, user, public_key_file))
-    state = pool.open(host.hostname)
+        return results + run_probes(host, testinfra.get_host("local://"), probes)
+
+    def first_run(script: str) -> str | None:
+        state = pool.open(name, command=script)
+        if not state.is_open:
+            raise RuntimeError(state.error)
+        return state.first_output  # None when the master was already open: conn runs the script
+
+    remote = run_probes(host, lambda: pool.host(name), probes, first_run) if probes else []
+    checks_by_name = {"ssh_reachable": ssh_reachable, "sshd_refuses_passwords": sshd_refuses_passwords}
+    results += [checks_by_name[c](host, pool) for c, _ in connection]
+    state = pool.open(name)
     if state.is_open:
-        return results + run_probes(host, pool.host(host.hostname), host_probes(host, remote, user, public_key_file))
-    for check, subject in remote:
-        if check == "runner_key_authorized" and state.auth_refused:
+        return results + remote
+    for probe in probes:
+        if probe.check == "runner_key_authorized" and state.auth_refused:
             # sshd refusing the runner's key IS the answer: the key is not authorized for the deploy user
-            results.append(result(host, check, FAIL,
+            results.append(result(host, probe.check, FAIL,
                                   f"{where(host)}: sshd refused the runner key {public_key_file} for {user} "
                                   f"({state.error}); it is not in ~{user}/.ssh/authorized_keys (incident #9)"))
         else:
-            results.append(result(host, check, SKIP, f"not checked: ssh to {where(host)} failed ({state.error})",
-                                  subject))
+            results.append(result(host, probe.check, SKIP, f"not checked: ssh to {where(host)} failed ({state.error})",
+                                  probe.subject))
     return results
 
 
@@ -382,7 +404,6 @@ def check_hosts(plan: Iterable[tuple[object, list]], pool, *, user: str, public_
     """Check every (host, [(check, subject)]) of the plan concurrently; give {(hostname, check, subject): result}."""
     plan = list(plan)
     self_reasons = self_reasons or {}
-    pool.open_all([h.hostname for h, _ in plan if not self_reasons.get(h.hostname) and not is_this_machine(h)])
 
     def one(entry):
         host, wanted = entry

@@ -31,6 +31,7 @@ CONNECT_TIMEOUT = 10
 # Masters outlive an idle gap between tests, and die on their own if the process is killed before close_all.
 CONTROL_PERSIST = 600
 OPEN_WORKERS = 16
+FIRST_COMMAND_TIMEOUT = 120
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 _METHODS = re.compile(r"Authentications that can continue: ([\w,@.-]+)")
 _DENIED = re.compile(r"Permission denied \(([\w,@.-]+)\)")
@@ -57,6 +58,7 @@ class MasterState:
     auth_methods: tuple[str, ...] | None = None
     seconds: float = 0.0
     log: Path | None = field(default=None, repr=False)
+    first_output: str | None = field(default=None, repr=False)
 
     @property
     def auth_refused(self) -> bool:
@@ -123,10 +125,14 @@ class SshPool:
 
     def ssh_args(self, name: str, *options: str) -> list[str]:
         """The ssh command line for a host through this pool's config (append the remote command)."""
-        return ["ssh", "-F", str(self.ssh_config), *options, name]
+        return ["ssh", "-F", str(self.ssh_config), *options, "--", name]
 
-    def open(self, name: str) -> MasterState:
-        """Open (once) the master of one host; give its state, with ssh's own error when it failed."""
+    def open(self, name: str, command: str | None = None) -> MasterState:
+        """Open (once) the master of one host; give its state, with ssh's own error when it failed.
+
+        With a command, the master's own first session runs it (its stdout lands in `first_output`): one
+        session fewer per host than opening then running. The command must not exit 255 (ssh's failure code).
+        """
         with self._lock:
             if name in self.states:
                 return self.states[name]
@@ -135,18 +141,19 @@ class SshPool:
         started = time.monotonic()
         # -v into a log file: the server's "Authentications that can continue" tells whether sshd offers
         # passwords, without a second connection.
-        command = self.ssh_args(name, "-M", "-N", "-f", "-o", "LogLevel=DEBUG1", "-E", str(log))
+        options = ["-M", "-o", "LogLevel=DEBUG1", "-E", str(log)]
+        args = [*self.ssh_args(name, *options), command] if command else self.ssh_args(name, *options, "-N", "-f")
         try:
-            done = subprocess.run(command, check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  timeout=CONNECT_TIMEOUT * 3)
-            rc, stderr = done.returncode, done.stderr
+            done = subprocess.run(args, check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  timeout=CONNECT_TIMEOUT * 3 + (FIRST_COMMAND_TIMEOUT if command else 0))
+            rc, stdout, stderr = done.returncode, done.stdout, done.stderr
         except subprocess.TimeoutExpired:
-            rc, stderr = 255, f"ssh did not finish within {CONNECT_TIMEOUT * 3} s"
+            rc, stdout, stderr = 255, None, f"ssh did not finish within {CONNECT_TIMEOUT * 3} s"
         text = _read(log) + stderr
-        state = MasterState(target, is_open=rc == 0, seconds=time.monotonic() - started, log=log,
-                            auth_methods=auth_methods_in(text))
-        if rc != 0:
-            state.error = last_error(text) or f"ssh exited {rc}"
+        state = MasterState(target, is_open=rc != 255, seconds=time.monotonic() - started, log=log,
+                            auth_methods=auth_methods_in(text), first_output=stdout if command and rc != 255 else None)
+        if rc == 255:
+            state.error = last_error(text) or "ssh exited 255"
         with self._lock:
             self.states.setdefault(name, state)
             return self.states[name]
@@ -163,7 +170,7 @@ class SshPool:
         """Run one command on a host over its master (opened if needed); rc 255 means ssh itself failed."""
         self.open(name)
         try:
-            return subprocess.run(self.ssh_args(name, "--", command), check=False, stdin=subprocess.DEVNULL,
+            return subprocess.run([*self.ssh_args(name), command], check=False, stdin=subprocess.DEVNULL,
                                   capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             return subprocess.CompletedProcess(command, 255, "", f"no answer within {timeout:g} s")
@@ -187,7 +194,7 @@ class SshPool:
         probe = subprocess.run(
             self.ssh_args(name, "-o", "ControlPath=none", "-o", "PubkeyAuthentication=no",
                           "-o", "PreferredAuthentications=keyboard-interactive,password",
-                          "-o", "NumberOfPasswordPrompts=0", "-o", "LogLevel=DEBUG1", "--", "true"),
+                          "-o", "NumberOfPasswordPrompts=0", "-o", "LogLevel=DEBUG1") + ["true"],
             check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=CONNECT_TIMEOUT * 3)
         return auth_methods_in(probe.stderr)
 

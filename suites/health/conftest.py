@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -127,7 +127,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 class HealthRun:
-    """The session's checks: run once for every collected test, concurrently; results looked up per test."""
+    """The session's checks, started once for every collected test; each test waits only for its own host.
+
+    Started when collection finishes (not at the first test): opening 50 SSH masters is CPU work on the
+    hosts, and pytest's own per-test work then overlaps with it instead of following it.
+    """
 
     def __init__(self, config: pytest.Config):
         """Prepare an SSH pool for the selected hosts (nothing is opened yet)."""
@@ -136,14 +140,15 @@ class HealthRun:
         self.user, self.public_key = runner.deploy_user, runner.deploy_key + ".pub"
         self.pool = SshPool([SshTarget(h.hostname, h.ip, runner.deploy_user, runner.deploy_key)
                              for h in selected_hosts(config)], known_hosts=config.getoption("known_hosts"))
-        self.results: dict | None = None
-        self.http: dict = {}
+        self.hosts: dict[str, Future] = {}
+        self.http: dict[tuple[str, str], Future] = {}
+        self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
-    def run_all(self, items: list[pytest.Item]) -> None:
-        """Run every check the collected items need: HTTP waits and host checks side by side."""
+    def start(self, items: list[pytest.Item]) -> None:
+        """Submit, once, every host's checks (one task per host) and every HTTP wait the items need."""
         with self._lock:
-            if self.results is not None:
+            if self._executor is not None:
                 return
             plan: dict[str, tuple] = {}
             services = []
@@ -153,27 +158,65 @@ class HealthRun:
                     continue
                 if check == "http":
                     services.append((host, subject))
-                    continue
-                entry = plan.setdefault(host.hostname, (host, []))
-                entry[1].append((check, subject))
-            reasons = {h.hostname: checks.self_check_reason(self.inventory, h) for h, _ in plan.values()}
-            with ThreadPoolExecutor(max_workers=max(1, min(32, len(services))), thread_name_prefix="http") as web:
-                waits = {(h.hostname, s.name): web.submit(wait_for_service, s) for h, s in services}
-                self.results = checks.check_hosts(plan.values(), self.pool, user=self.user,
-                                                  public_key_file=self.public_key, self_reasons=reasons)
-                self.http = {key: future.result() for key, future in waits.items()}
+                else:
+                    plan.setdefault(host.hostname, (host, []))[1].append((check, subject))
+            self._executor = ThreadPoolExecutor(max_workers=checks.HOST_WORKERS + len(services),
+                                                thread_name_prefix="health")
+            for host, service in services:  # HTTP waits mostly sleep: submit them first, they cost no CPU
+                self.http[(host.hostname, service.name)] = self._executor.submit(wait_for_service, service)
+            for hostname, (host, wanted) in plan.items():
+                reason = checks.self_check_reason(self.inventory, host)
+                self.hosts[hostname] = self._executor.submit(
+                    checks.check_host, host, self.pool, wanted, user=self.user,
+                    public_key_file=self.public_key, self_reason=reason)
+
+    def result(self, host, check: str, subject):
+        """Wait for and give one check's result (HttpResult for "http", else CheckResult)."""
+        if check == "http":
+            return self.http[(host.hostname, subject.name)].result()
+        try:
+            found = self.hosts[host.hostname].result()
+        except Exception as exc:  # noqa: BLE001 - one host's surprise fails its tests, not the session
+            return checks.result(host, check, checks.FAIL,
+                                 f"{checks.where(host)}: check crashed: {type(exc).__name__}: {exc}", subject)
+        return next(r for r in found if (r.check, r.subject) == (check, subject))
 
     def close(self) -> None:
-        """Close every SSH master opened for the session."""
+        """Stop the workers, then close every SSH master opened for the session."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
         self.pool.close_all()
 
 
+RUN_KEY = pytest.StashKey[HealthRun]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the checks as soon as the tests are known (where tests run: not on an xdist controller)."""
+    config = session.config
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return
+    if config.option.collectonly or not any(item_need(item) for item in session.items):
+        return
+    config.stash[RUN_KEY] = HealthRun(config)
+    config.stash[RUN_KEY].start(session.items)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Close the session's masters (also when the run is interrupted)."""
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.close()
+
+
 @pytest.fixture(scope="session")
-def health_run(request: pytest.FixtureRequest):
-    """The session's HealthRun; its SSH masters are closed at the end."""
-    run = HealthRun(request.config)
-    yield run
-    run.close()
+def health_run(request: pytest.FixtureRequest) -> HealthRun:
+    """The session's HealthRun (started at collection finish; started here if it was not)."""
+    config = request.config
+    if RUN_KEY not in config.stash:
+        config.stash[RUN_KEY] = HealthRun(config)
+    config.stash[RUN_KEY].start(request.session.items)
+    return config.stash[RUN_KEY]
 
 
 @dataclass(frozen=True)
@@ -199,12 +242,9 @@ def verdict(request: pytest.FixtureRequest, health_run: HealthRun) -> Verdict:
     reason = not_applicable(need)
     if reason:
         pytest.skip(reason)
-    health_run.run_all(request.session.items)
-    host, check, subject = need
-    if check == "http":
-        outcome = health_run.http[(host.hostname, subject.name)]
-        return Verdict(outcome.ok, outcome.message)
-    result = health_run.results[(host.hostname, check, subject)]
+    result = health_run.result(*need)
+    if need[1] == "http":
+        return Verdict(result.ok, result.message)
     if result.outcome == checks.SKIP:
         pytest.skip(result.message)
     return Verdict(result.passed, result.message)

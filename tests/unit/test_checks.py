@@ -103,7 +103,7 @@ def test_all_probes_run_in_one_command_and_pass(lab_host, tmp_path):
     assert len(lab_host[0].scripts) == 1, "one remote command per host"
     assert lab_host[0].scripts[0].count("docker ps") == 1, "identical commands run once"
     assert results[("container_running", "web")].message == "app-demo (198.18.0.250): container web running (healthy)"
-    assert "rsync  version 3.2.7" in results[("rsync_installed", None)].message
+    assert results[("rsync_installed", None)].message.endswith("/bin/rsync")
 
 
 def test_rsync_missing_names_host_and_incident(lab_host):
@@ -183,7 +183,7 @@ class FakePool:
     def __init__(self, conn, error=None, methods=("publickey",)):
         self.conn, self.error, self.methods, self.opened = conn, error, methods, []
 
-    def open(self, name):
+    def open(self, name, command=None):
         self.opened.append(name)
         target = SshTarget(name, "198.18.0.250", "deploy", "/keys/deploy_ed25519")
         return MasterState(target, is_open=self.error is None, error=self.error, auth_methods=self.methods)
