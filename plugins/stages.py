@@ -37,7 +37,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         record.outcome = "running"
         record.started = time.monotonic()
     if session.plan_only and not mark.kwargs.get("plan_only", True):
-        pytest.skip(f"--plan-only: stage '{name}' changes things, not run")
+        pytest.skip(f"--plan-only: stage '{name}' is not part of a plan (nothing is changed or checked live)")
     if mark.kwargs.get("always", False):
         return
     failed = [r.name for r in session.stages.values() if r.outcome == "failed" and r.name != name]
