@@ -87,7 +87,7 @@ def main() -> int:
         for i in range(runs):
             snap.append(timed(hosts.snapshot, v, f"s{i}"))
             hosts.wait_ssh(v, 30)
-        report("snapshot (running host, stop+copy+start)", snap)
+        report("snapshot (running host, freeze+copy)", snap)
         for _ in range(runs):
             t0 = time.monotonic()
             hosts.rollback(v, "s0", start=True)
