@@ -106,7 +106,7 @@ def test_request_errors(prox, ct):
     err = raises(prox.nodes(NODE).lxc(ct).snapshot("xx").rollback.post, start=True)
     assert err.status_code == 400 and err.errors == {"start": "type check ('boolean') failed - got 'True'"}
     err = raises(prox.nodes(NODE).lxc.post, vmid=951, ostemplate=TEMPLATE,
-                 net0="name=eth0,bridge=labbr0,ip=192.168.1.9/24,gw=192.168.1.1")
+                 net0="name=eth0,bridge=labbr0,ip=203.0.113.9/24,gw=203.0.113.1")
     assert err.status_code == 400 and "outside the lab network" in err.errors["net0"]
     err = raises(prox.nodes(NODE).lxc.post, vmid=ct, ostemplate=TEMPLATE, net0=net0(ct))
     assert (err.status_code, err.content) == (500, f"CT {ct} already exists on node '{NODE}'")

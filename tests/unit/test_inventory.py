@@ -68,7 +68,7 @@ def test_shipped_inventory_loads(path):
 def test_vmid_240_lives_at_202_in_both(lab, homelab):
     """Nothing derives an address from a VMID: monitoring (240) is at .202 in both inventories."""
     assert lab.host("monitoring").ip == "198.18.0.202"
-    assert homelab.host(240).ip == "192.168.1.202"
+    assert homelab.host(240).ip.rsplit(".", 1)[1] == "202"  # the owner's LAN stays in homelab.yml
     assert lab.terraform_vars()["containers"]["monitoring"]["ip"] == "198.18.0.202"
     assert lab.ansible_inventory()["all"]["hosts"]["monitoring"]["ansible_host"] == "198.18.0.202"
 
@@ -83,9 +83,12 @@ def test_lab_stays_inside_the_lab_range(lab):
 
 
 def test_owner_lan_appears_only_in_homelab(lab, homelab):
-    """192.168.1.x is in homelab.yml and nowhere in the lab inventory."""
-    assert "192.168." not in LAB.read_text()
-    assert all(h.ip.startswith("192.168.1.") for h in homelab.hosts)
+    """The owner's LAN is in homelab.yml and nowhere in the lab inventory (and the fence refuses it)."""
+    from plugins.netfence import is_allowed
+
+    owner_lan = homelab.proxmox.gateway.rsplit(".", 1)[0] + "."
+    assert owner_lan not in LAB.read_text()
+    assert all(h.ip.startswith(owner_lan) and not is_allowed(h.ip) for h in homelab.hosts)
 
 
 def test_rollback_set_never_holds_the_runner(lab, homelab):

@@ -109,7 +109,7 @@ def test_create_param_errors(root):
     assert r.status == 400 and r.reason == "Parameter verification failed."
     assert r.body["errors"] == {"start": "type check ('boolean') failed - got 'True'"}
     r = root("POST", "/nodes/homelab/lxc", vmid=902, ostemplate=TEMPLATE,
-             net0="name=eth0,bridge=labbr0,ip=192.168.1.50/24,gw=192.168.1.1")
+             net0="name=eth0,bridge=labbr0,ip=203.0.113.50/24,gw=203.0.113.1")
     assert r.status == 400 and "outside the lab network" in r.body["errors"]["net0"]
     r = root("POST", "/nodes/homelab/lxc", vmid=99, ostemplate=TEMPLATE, net0=NET, bogus=1)
     assert r.body["errors"] == {
