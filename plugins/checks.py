@@ -13,7 +13,6 @@ import hashlib
 import re
 import secrets
 import shlex
-import socket
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import testinfra
+
+from plugins.self_host import is_this_machine
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 SSH_CHECKS = ("ssh_reachable", "sshd_refuses_passwords", "runner_key_authorized")
@@ -321,18 +322,6 @@ def runner_key_authorized(host, conn, user: str, public_key_file: str | Path) ->
 
 
 # --- one host, every host --------------------------------------------------------------------------------------
-
-
-def is_this_machine(host) -> bool:
-    """True when the host is the machine running this code (its address is local, or same hostname)."""
-    if host.hostname == socket.gethostname().split(".")[0]:
-        return True
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind((host.ip, 0))  # binding sends nothing: it only succeeds for one of our own addresses
-        return True
-    except OSError:
-        return False
 
 
 def self_check_reason(inventory, host) -> str | None:

@@ -1,4 +1,4 @@
-"""The machine the suite runs on: its own addresses, so nothing rolls back or SSH-checks itself.
+"""The machine the suite runs on, so that nothing rolls back or SSH-checks itself.
 
 Incidents #7 and #13: the runner rolled itself back (killing the workflow) and SSH-checked
 itself. The inventory flag (runner.host / rollback: false) is one guard; the machine's own
@@ -7,26 +7,25 @@ addresses are the second, for a runner the inventory forgot to flag.
 
 from __future__ import annotations
 
-import functools
-import json
-import subprocess
+import socket
 
 
-@functools.cache
-def own_addresses() -> frozenset[str]:
-    """Every IPv4/IPv6 address configured on this machine (from `ip -j addr`)."""
+def is_this_machine(host) -> bool:
+    """True when the host is the machine running this code (its address is local, or same hostname)."""
+    if host.hostname == socket.gethostname().split(".")[0]:
+        return True
     try:
-        out = subprocess.run(["ip", "-j", "addr"], capture_output=True, text=True, check=True, timeout=5).stdout
-        interfaces = json.loads(out or "[]")
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return frozenset()
-    return frozenset(a["local"] for i in interfaces for a in i.get("addr_info", []) if a.get("local"))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((host.ip, 0))  # binding sends nothing: it only succeeds for one of our own addresses
+        return True
+    except OSError:
+        return False
 
 
 def is_self(host, inventory) -> str | None:
     """Why this host is the machine the suite runs on (runner flag or own address), or None."""
     if inventory.runner.host and host.hostname == inventory.runner.host:
         return f"{host.hostname} is the runner ({inventory.where('runner.host')})"
-    if host.ip in own_addresses():
-        return f"{host.hostname} ({host.ip}) is an address of the machine the suite runs on"
+    if is_this_machine(host):
+        return f"{host.hostname} ({host.ip}) is the machine the suite runs on"
     return None

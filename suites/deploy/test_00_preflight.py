@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from plugins.proxmox import snapshot_name
-from plugins.self_host import own_addresses
+from plugins.self_host import is_this_machine
 from plugins.terraform import missing_backend_flags
 from plugins.workflows import DEPLOY_WORKFLOW, workflow_problems
 
@@ -72,8 +72,7 @@ def test_the_deploy_key_exists_and_is_not_empty(inventory):
 
 def test_the_runner_is_not_in_the_rollback_set(inventory):
     """Neither the runner nor this machine is ever rolled back (incident #7)."""
-    mine = own_addresses()
-    offenders = [f"{h.hostname} ({h.ip}) is this machine" for h in inventory.rollback_set if h.ip in mine]
+    offenders = [f"{h.hostname} ({h.ip}) is this machine" for h in inventory.rollback_set if is_this_machine(h)]
     assert not offenders, "; ".join(offenders) + f": set rollback: false ({inventory.source}: hosts)"
 
 
