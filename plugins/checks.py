@@ -13,7 +13,6 @@ import hashlib
 import re
 import secrets
 import shlex
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -411,22 +410,6 @@ def check_hosts(plan: Iterable[tuple[object, list]], pool, *, user: str, public_
             for item in host_results:
                 results[(item.host, item.check, item.subject)] = item
     return results
-
-
-def wait_for_ssh(host, pool, deadline: float, *, sleep: Callable[[float], None] = time.sleep) -> CheckResult:
-    """Retry ssh_reachable with capped backoff until it passes or the deadline (s) passes (rollback's wait)."""
-    started, pause = time.monotonic(), 0.2
-    while True:
-        pool.forget(host.hostname)
-        outcome = ssh_reachable(host, pool)
-        remaining = deadline - (time.monotonic() - started)
-        if outcome or remaining <= 0:
-            if not outcome:
-                return result(host, "ssh_reachable", FAIL,
-                              f"{outcome.message} (still failing after {time.monotonic() - started:.0f} s)")
-            return outcome
-        sleep(min(pause, remaining))
-        pause = min(pause * 2, 2.0)
 
 
 def _read(path) -> str:
