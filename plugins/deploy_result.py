@@ -36,14 +36,15 @@ def to_markdown(deploy: DeploySession) -> str:
 
 
 def send(deploy: DeploySession, env: dict[str, str] | None = None) -> NotifyOutcome:
-    """Comment on the commit when GitHub's token, repository and sha are in the environment; else write a file."""
+    """Comment on the commit when GitHub's API url, token, repository and sha are in the environment (as in
+    GitHub Actions); else write reports/deploy-result.md."""
     env = os.environ if env is None else env
     return notify_commit(
         to_markdown(deploy),
         repo=env.get("GITHUB_REPOSITORY"),
         sha=env.get("GITHUB_SHA"),
         token=env.get("GITHUB_TOKEN"),
-        api_url=env.get("GITHUB_API_URL", "https://api.github.com"),
+        api_url=env.get("GITHUB_API_URL"),
         sink_dir=deploy.reports_dir,
     )
 

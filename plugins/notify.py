@@ -52,16 +52,20 @@ def render_markdown(result: Any) -> str:
 
 
 def notify_commit(result: Any, *, repo: str | None, sha: str | None, token: str | None,
-                  api_url: str = "https://api.github.com", sink_dir: str | Path = "reports",
+                  api_url: str | None, sink_dir: str | Path = "reports",
                   timeout: float = HTTP_TIMEOUT) -> NotifyOutcome:
-    """Comment the result on the commit (token, repo and sha given) or write it to sink_dir; never raises."""
+    """Comment the result on the commit (API url, token, repo and sha given) or write it to sink_dir; never raises.
+
+    There is no default API url: GitHub Actions sets $GITHUB_API_URL, and nothing else is ever contacted.
+    """
     redactor = Redactor()
     redactor.add(token)
     try:
         body = _masked(render_markdown(result), redactor)
     except Exception as exc:  # noqa: BLE001 - a notifier must not fail the deploy it reports on
         body = f"## Deploy result\n\n(the result could not be rendered: {type(exc).__name__})\n"
-    missing = [name for name, value in (("token", token), ("repository", repo), ("commit sha", sha)) if not value]
+    missing = [name for name, value in (("API url", api_url), ("token", token), ("repository", repo),
+                                        ("commit sha", sha)) if not value]
     if missing:
         return _write_sink(body, sink_dir, f"no GitHub {', '.join(missing)} given", ok=True)
     try:

@@ -112,7 +112,7 @@ def test_401_says_the_token_is_invalid(github, tmp_path):
 
 def test_without_token_the_result_goes_to_a_markdown_file(tmp_path):
     """No token: reports/deploy-result.md is written and the message says where."""
-    outcome = notify_commit(RESULT, repo=REPO, sha=SHA, token=None, sink_dir=tmp_path / "reports")
+    outcome = notify_commit(RESULT, repo=REPO, sha=SHA, token=None, api_url="http://127.0.0.1:9", sink_dir=tmp_path / "reports")
     path = tmp_path / "reports" / "deploy-result.md"
     assert outcome == NotifyOutcome(True, f"no GitHub token given; result written to {path}", None, path)
     assert path.read_text().startswith("## Deploy failure")
@@ -131,7 +131,7 @@ def test_unreachable_api_never_raises_and_keeps_the_result(tmp_path):
 
 def test_the_token_is_masked_in_the_body_too(tmp_path):
     """A result that happens to contain the token never writes it anywhere."""
-    outcome = notify_commit(f"env dump: GITHUB_TOKEN={TOKEN}", repo=None, sha=None, token=TOKEN, sink_dir=tmp_path)
+    outcome = notify_commit(f"env dump: GITHUB_TOKEN={TOKEN}", repo=None, sha=None, token=TOKEN, api_url="http://127.0.0.1:9", sink_dir=tmp_path)
     assert TOKEN not in outcome.path.read_text() and "***" in outcome.path.read_text()
     assert "no GitHub repository, commit sha given" in outcome.message
 
