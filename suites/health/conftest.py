@@ -17,7 +17,8 @@ import pytest
 from plugins import checks
 from plugins.http import wait_for_service
 from plugins.inventory import get_inventory
-from plugins.ssh import DEFAULT_KNOWN_HOSTS, SshPool, SshTarget
+from plugins.known_hosts import known_hosts_file
+from plugins.ssh import SshPool, SshTarget
 
 pytest_plugins = ["plugins.inventory", "plugins.health_report"]
 
@@ -41,8 +42,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     except (ValueError, argparse.ArgumentError):
         pass
     group.addoption("--roles", default=None, help="comma-separated roles: only hosts carrying one of them")
-    group.addoption("--known-hosts", default=DEFAULT_KNOWN_HOSTS,
-                    help=f"UserKnownHostsFile for the checks' SSH (accept-new; default {DEFAULT_KNOWN_HOSTS})")
+    group.addoption("--known-hosts", default=None,
+                    help="UserKnownHostsFile for the checks' SSH (accept-new; default: the environment's, "
+                         "known_hosts_<environment> next to the deploy key, shared with the deploy)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -138,8 +140,9 @@ class HealthRun:
         self.inventory = get_inventory(config)
         runner = self.inventory.runner
         self.user, self.public_key = runner.deploy_user, runner.deploy_key + ".pub"
+        known_hosts = config.getoption("known_hosts") or known_hosts_file(self.inventory)
         self.pool = SshPool([SshTarget(h.hostname, h.ip, runner.deploy_user, runner.deploy_key)
-                             for h in selected_hosts(config)], known_hosts=config.getoption("known_hosts"))
+                             for h in selected_hosts(config)], known_hosts=known_hosts)
         self.hosts: dict[str, Future] = {}
         self.http: dict[tuple[str, str], Future] = {}
         self._executor: ThreadPoolExecutor | None = None
