@@ -86,8 +86,13 @@ def ssh_reachable(host, pool) -> CheckResult:
     target = state.target
     if state.is_open:
         return result(host, "ssh_reachable", PASS, f"ssh {target.user}@{host.ip} with {target.identity_file}: ok")
-    hint = ("the runner's key is not authorized for this user (incident #9; inventory: runner.deploy_key)"
-            if state.auth_refused else "is the host up and sshd listening?")
+    if state.auth_refused:
+        hint = "the runner's key is not authorized for this user (incident #9; inventory: runner.deploy_key)"
+    elif "Host key verification failed" in (state.error or ""):
+        hint = (f"its host key differs from the one pinned in {pool.known_hosts}; if the container was "
+                f"re-created, forget the old key: ssh-keygen -R {host.ip} -f {pool.known_hosts}")
+    else:
+        hint = "is the host up and sshd listening?"
     return result(host, "ssh_reachable", FAIL,
                   f"{where(host)}: ssh as {target.user} with {target.identity_file} failed: {state.error}; {hint}")
 
