@@ -76,11 +76,6 @@ class DeploySession:
         """True once any stage failed."""
         return any(r.outcome == "failed" for r in self.stages.values())
 
-    @property
-    def changed_anything(self) -> bool:
-        """True once a stage wrote to Proxmox or a host (snapshots, apply, playbooks)."""
-        return bool(self.snapshots) or self.applied or bool(self.ansible)
-
 
 RUN_ID_RE = re.compile(r"^[a-z0-9_-]{1,33}$")
 
