@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lab import base, config, net
+from lab import base, config, docker_layers, net
 
 ALLOWED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("198.18.0.0/15"))
 RSYNC = ("rsync", "-aHAX", "--numeric-ids")
@@ -447,7 +447,10 @@ class LabHosts:
                 self._lxc("unfreeze", vmid, what=f"unfreeze {vmid}", timeout=60)
 
     def snapshot(self, vmid: int, name: str) -> None:
-        """Take a whole snapshot (overlay delta + docker dir); a running host is frozen, not stopped."""
+        """Take a whole snapshot (overlay delta + docker dir); a running host is frozen, not stopped.
+
+        Image layers are hard-linked, not copied (lab/docker_layers.py); the rest is copied, hard-linked
+        to the previous snapshot where unchanged."""
         self._check_snapname(name)
         with self._lock(str(vmid)):
             self._require(vmid)
@@ -460,12 +463,18 @@ class LabHosts:
             tmp.mkdir(parents=True)
             try:
                 with self._frozen(vmid):
-                    for part, src in (("delta", self.delta_dir(vmid)),
-                                      ("docker", self.paths.docker_dir(vmid))):
-                        cmd = [*RSYNC]
+                    docker = self.paths.docker_dir(vmid)
+                    layers = docker_layers.image_layer_dirs(docker)
+                    for part, src, skip in (("delta", self.delta_dir(vmid), []),
+                                            ("docker", docker, docker_layers.rsync_excludes(layers))):
+                        cmd = [*RSYNC, *skip]
                         if previous:
                             cmd.append(f"--link-dest={self._snap_root(vmid) / previous[-1] / part}")
                         _run([*cmd, f"{src}/", f"{tmp / part}/"], f"snapshot {vmid} {part}", 600)
+                    try:
+                        docker_layers.link_layers(docker, tmp / "docker", layers)
+                    except (OSError, subprocess.TimeoutExpired) as exc:
+                        raise HostError(f"snapshot {vmid}: {exc}") from exc
                 (tmp / SNAP_META).write_text(json.dumps({"name": name, "created": time.time()}))
                 tmp.rename(dest)
             finally:

@@ -247,6 +247,17 @@ class ProxmoxClient:
         """Roll back several containers in parallel: {vmid: TaskResult or the exception it raised}."""
         return self._fan_out(targets, lambda vmid, name: self.rollback(node, vmid, name, start, timeout=timeout))
 
+    def delete_snapshots_many(self, node: str, targets: Mapping[int, list[str]], *,
+                              timeout: float | None = None) -> dict[int, list[str] | Exception]:
+        """Delete each container's listed snapshots (one after the other), containers in parallel:
+        {vmid: names deleted, or the exception that stopped that container's deletions}."""
+        def delete(vmid: int, names: list[str]) -> list[str]:
+            for name in names:
+                self.delete_snapshot(node, vmid, name, timeout=timeout)
+            return names
+
+        return self._fan_out({v: names for v, names in targets.items() if names}, delete)
+
     def snapshot_many(self, node: str, targets: Mapping[int, str], description: str = "", *,
                       timeout: float | None = None) -> dict[int, TaskResult | Exception]:
         """Snapshot several containers in parallel: {vmid: TaskResult or the exception it raised}."""
@@ -255,7 +266,7 @@ class ProxmoxClient:
         return self._fan_out(targets, lambda vmid, name: self.snapshot(node, vmid, name, description,
                                                                        timeout=timeout))
 
-    def _fan_out(self, targets: Mapping[int, str], work: Callable[[int, str], TaskResult]) -> dict:
+    def _fan_out(self, targets: Mapping[int, Any], work: Callable[[int, Any], Any]) -> dict:
         if not targets:
             return {}
 

@@ -145,12 +145,16 @@ def explain_transport_error(exc: requests.RequestException, *, action: str, url:
 
 
 def wait_for_task(get_status: Callable[[], dict], get_log: Callable[[], list], *, upid: str, node: str,
-                  timeout: float, poll_interval: float = 0.5,
+                  timeout: float, poll_interval: float = 0.5, first_poll: float = 0.1,
                   clock: Callable[[], float] = time.monotonic,
                   sleep: Callable[[float], None] = time.sleep) -> TaskResult:
-    """Poll a task until it stops; raise TaskFailed on a bad exitstatus, TaskTimeout at the deadline."""
+    """Poll a task until it stops; raise TaskFailed on a bad exitstatus, TaskTimeout at the deadline.
+
+    Polls start at first_poll and grow by half up to poll_interval: most PVE tasks (a snapshot on
+    ZFS or LVM-thin, a start) end within a second, long ones are not polled more than needed."""
     started = clock()
     deadline = started + timeout
+    delay = min(first_poll, poll_interval)
     while True:
         status = get_status() or {}
         if status.get("status") == "stopped":
@@ -163,7 +167,8 @@ def wait_for_task(get_status: Callable[[], dict], get_log: Callable[[], list], *
                 f"({upid}); see the node's task list",
                 upid=upid, timeout=timeout,
             )
-        sleep(min(poll_interval, remaining))
+        sleep(min(delay, remaining))
+        delay = min(delay * 1.5, poll_interval)
     exitstatus = _one_line(status.get("exitstatus")) or "(no exitstatus)"
     if exitstatus == "OK":
         return TaskResult(upid=upid, node=node, exitstatus=exitstatus, duration=clock() - started)

@@ -39,13 +39,13 @@ def test_old_deploy_snapshots_are_pruned_to_retention(deployment, proxmox, inven
     """Only the newest deploy_* snapshots (inventory deploy.snapshot_retention) are kept."""
     retention = inventory.deploy.snapshot_retention
     failures = []
-    for vmid in deployment.snapshots:
-        host = inventory.host(vmid)
-        old = snapshots_to_prune(proxmox.snapshots(host.node, vmid), retention, current=deployment.snapshot_name)
-        for snap in old:
-            try:
-                proxmox.delete_snapshot(host.node, vmid, snap)
-                deployment.pruned.setdefault(vmid, []).append(snap)
-            except Exception as exc:  # noqa: BLE001 - report every container, not the first
-                failures.append(f"{host.hostname}: {snap}: {exc}")
+    hosts = [inventory.host(vmid) for vmid in deployment.snapshots]
+    for node in sorted({h.node for h in hosts}):
+        old = {h.vmid: snapshots_to_prune(proxmox.snapshots(node, h.vmid), retention, current=deployment.snapshot_name)
+               for h in hosts if h.node == node}
+        for vmid, outcome in proxmox.delete_snapshots_many(node, old).items():
+            if isinstance(outcome, Exception):
+                failures.append(f"{inventory.host(vmid).hostname}: {outcome}")
+            else:
+                deployment.pruned.setdefault(vmid, []).extend(outcome)
     assert not failures, "pruning old snapshots failed: " + "; ".join(failures)

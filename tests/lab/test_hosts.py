@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from lab import docker_layers
 from lab.hosts import HostExists, HostNotFound, SnapshotNotFound, default_mac
 
 pytestmark = pytest.mark.lab
@@ -55,6 +56,18 @@ def test_create_ssh_mac_hostkeys(lab_hosts, make_host, ssh):
     assert ssh(ip1, "cat /sys/class/net/eth0/address").stdout.strip() == default_mac(901)
 
 
+def assert_image_layers_linked(lab_hosts, vmid: int, name: str) -> None:
+    """The snapshot shares the image layers' files with the live docker dir (linked, not copied)."""
+    live = lab_hosts.paths.docker_dir(vmid)
+    layers = docker_layers.image_layer_dirs(live)
+    assert layers, f"no image layer found in {live}"
+    snap = lab_hosts.paths.snapshots_root / str(vmid) / name / "docker" / "overlay2"
+    files = [f for layer in layers for f in (live / "overlay2" / layer).rglob("*") if f.is_file()]
+    assert files
+    copied = [f for f in files if f.stat().st_ino != (snap / f.relative_to(live / "overlay2")).stat().st_ino]
+    assert not copied, f"{len(copied)} image layer file(s) copied instead of linked, e.g. {copied[0]}"
+
+
 def test_snapshot_rollback_is_whole(lab_hosts, make_host, ssh):
     """Rollback restores deleted and overwritten files, a removed package, Docker state."""
     ip = make_host.create(910)
@@ -75,6 +88,7 @@ def test_snapshot_rollback_is_whole(lab_hosts, make_host, ssh):
     assert lab_hosts.snapshots(910) == ["before"]
     assert lab_hosts.status(910) == "running"
     assert ssh(ip, "ps -o lstart= -p 1").stdout == booted, "a snapshot of a running host restarted it"
+    assert_image_layers_linked(lab_hosts, 910, "before")
 
     ssh(ip, "rm /root/keep.txt && echo changed > /etc/motd && dpkg -r rsync >/dev/null")
     ssh(ip, "timeout 60 sh -c 'until docker info >/dev/null 2>&1; do sleep 0.2; done'")

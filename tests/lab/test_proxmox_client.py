@@ -183,6 +183,21 @@ def test_rollback_many_reports_each_container(proxmox, container):
                                            f"'nodes/{NODE}/lxc/{MISSING_VMID}.conf' does not exist")
 
 
+def test_delete_snapshots_many_deletes_each_containers_list(proxmox, container):
+    """Pruning in parallel: the real CT loses exactly its listed snapshots, a missing CT is its own error."""
+    for name in ("deploy_old1", "deploy_old2", "deploy_keep"):
+        proxmox.snapshot(NODE, container, name)
+    try:
+        outcomes = proxmox.delete_snapshots_many(
+            NODE, {container: ["deploy_old1", "deploy_old2"], MISSING_VMID: ["deploy_old1"]})
+        assert outcomes[container] == ["deploy_old1", "deploy_old2"]
+        assert isinstance(outcomes[MISSING_VMID], ProxmoxError)
+        names = {s["name"] for s in proxmox.snapshots(NODE, container)}
+        assert "deploy_keep" in names and not names & {"deploy_old1", "deploy_old2"}
+    finally:
+        proxmox.delete_snapshot(NODE, container, "deploy_keep")
+
+
 def test_stop_and_start(proxmox, container):
     """stop and start wait for their tasks and leave the CT in the state asked for."""
     assert proxmox.stop(NODE, container).exitstatus == "OK"
