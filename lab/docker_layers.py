@@ -40,7 +40,7 @@ def link_layers(docker_dir: Path, dest: Path, layers: list[str], timeout: float 
     (dest / "overlay2").mkdir(parents=True, exist_ok=True)
     sources = [str(docker_dir / "overlay2" / name) for name in layers]
     done = subprocess.run(["cp", "-a", "--link", *sources, str(dest / "overlay2")],
-                          capture_output=True, text=True, timeout=timeout)
+                          check=False, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise OSError(f"hard-linking image layers of {docker_dir} into {dest} failed: "
                       f"{done.stderr.strip() or done.returncode}")
