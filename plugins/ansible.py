@@ -32,6 +32,7 @@ ANSIBLE_CFG = ANSIBLE_DIR / "ansible.cfg"
 PLAYBOOKS_DIR = ANSIBLE_DIR / "playbooks"
 ROLES_DIR = ANSIBLE_DIR / "roles"
 BOOTSTRAP_PLAYBOOK = "bootstrap"
+SITE_PLAYBOOK = "site"  # the deploy's one run: bootstrap, then each host's roles (ansible/playbooks/site.yml)
 
 SECRET_NAME = re.compile(r"key|token|secret|password", re.IGNORECASE)
 STAT_FIELDS = ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored")
@@ -117,6 +118,14 @@ class PlaybookResult:
         if not found and not self.ok:
             found.append(TaskFailure("-", "ansible-playbook", self._stdout_tail()))
         return found
+
+    def failures_of(self, host: str) -> list[TaskFailure]:
+        """The failed and unreachable tasks of one host."""
+        return [f for f in self.failures() if f.host == host]
+
+    def changed_tasks_of(self, host: str) -> list[str]:
+        """Tasks that reported a change on one host."""
+        return [task for name, task in self.changed_tasks() if name == host]
 
     def summary(self) -> str:
         """One line: playbook, status, totals."""

@@ -254,6 +254,7 @@ class Inventory(Strict):
 
     def ansible_inventory(self) -> dict:
         """Ansible YAML/JSON inventory: all.hosts with host vars, a group per role, group `runner`."""
+        order = self.roles
         hostvars = {
             h.hostname: {
                 "ansible_host": h.ip,
@@ -262,6 +263,8 @@ class Inventory(Strict):
                 "rollback": h.rollback,
                 "packages": list(h.packages),
                 "containers": list(h.containers),
+                # site.yml applies these, in this order (the inventory's order of roles)
+                "host_roles": [role for role in order if role in h.roles],
             }
             for h in self.hosts
         }

@@ -21,7 +21,7 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOKEN_ID = re.compile(r"^[^@!\s]+@[^@!\s]+![A-Za-z][A-Za-z0-9._-]*$")
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
-RESERVED_GROUPS = ("all", "ungrouped", "runner")
+RESERVED_GROUPS = ("all", "ungrouped", "runner", "bootstrap")
 
 
 def _label(value: str) -> str:

@@ -76,12 +76,12 @@ def test_the_runner_is_not_in_the_rollback_set(inventory):
     assert not offenders, "; ".join(offenders) + f": set rollback: false ({inventory.source}: hosts)"
 
 
-def test_every_role_has_a_playbook(inventory, pytestconfig):
-    """Each role the inventory names has ansible/playbooks/<role>.yml."""
-    playbooks = pytestconfig.rootpath / "ansible" / "playbooks"
-    missing = [f"{role} (ansible/playbooks/{role}.yml)" for role in inventory.roles
-               if not (playbooks / f"{role}.yml").exists()]
-    assert not missing, f"roles without a playbook: {', '.join(missing)} ({inventory.source}: hosts[].roles)"
+def test_every_role_exists(inventory, pytestconfig):
+    """Each role the inventory names is a role of ansible/roles/ (site.yml includes it by name)."""
+    roles = pytestconfig.rootpath / "ansible" / "roles"
+    missing = [f"{role} (ansible/roles/{role}/tasks/main.yml)" for role in inventory.roles
+               if not (roles / role / "tasks" / "main.yml").is_file()]
+    assert not missing, f"roles that do not exist: {', '.join(missing)} ({inventory.source}: hosts[].roles)"
 
 
 def test_the_deploy_workflow_matches_the_inventory(inventory, pytestconfig):

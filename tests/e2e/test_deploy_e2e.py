@@ -55,18 +55,18 @@ def test_first_deploy_creates_every_container_and_the_health_suite_passes(first_
 
 
 def test_a_second_deploy_changes_nothing_and_reports_without_secrets(first_deploy, lab_status, tmp_path):
-    """Again, unchanged: Terraform plans nothing, every playbook reports changed=0; Allure has no secret."""
+    """Again, unchanged: Terraform plans nothing, site.yml reports changed=0 on every host; Allure has no secret."""
     results = tmp_path / "allure-results"
     run = scenarios.run_suite("deploy", "--idempotence", "--alluredir", str(results))
     assert run.rc == 0, f"redeploy failed:\n{run.tail()}"
     assert run.result["plan"]["empty"], f"redeploy planned changes: {run.result['plan']}"
-    changed = {name: r["changed_total"] for name, r in run.result["ansible"].items() if r["changed_total"]}
-    assert not changed, f"playbooks changed things on a no-change redeploy: {changed}"
+    site = run.result["ansible"]["site"]
+    assert site["status"] == "successful" and site["changed_total"] == 0, f"the no-change redeploy changed: {site}"
     texts = {f.name: f.read_text(errors="replace") for f in results.iterdir() if f.is_file()}
     leaked = [name for name, text in texts.items() if lab_status["token_secret"] in text]
     assert not leaked, f"the PVE token secret is in {leaked}"
     attached = " ".join(texts.values())
-    for expected in ("terraform plan summary", "ansible recap bootstrap", "http answers"):
+    for expected in ("terraform plan summary", "ansible recap site", "http answers"):
         assert expected in attached, f"no '{expected}' attachment in the Allure results"
 
 
@@ -76,7 +76,7 @@ def test_plan_only_changes_nothing(first_deploy, proxmox):
     run = scenarios.run_suite("deploy", "--plan-only")
     assert run.rc == 0, f"--plan-only failed:\n{run.tail()}"
     assert not run.result["snapshots"] and not run.result["applied"]
-    assert all(r["check"] for r in run.result["ansible"].values()), run.result["ansible"]
+    assert run.result["ansible"]["site"]["check"], run.result["ansible"]
     assert snapshots_everywhere(proxmox) == before
 
 

@@ -164,13 +164,23 @@ def test_ansible_inventory(lab):
     document = lab.ansible_inventory()["all"]
     assert document["hosts"]["proxy"] == {
         "ansible_host": "198.18.0.200", "vmid": 200, "protected": True, "rollback": True,
-        "packages": ["rsync", "python3"], "containers": ["proxy"],
+        "packages": ["rsync", "python3"], "containers": ["proxy"], "host_roles": ["proxy"],
     }
     assert document["children"]["runner"] == {"hosts": {"ci-runner": {}}}
     assert document["children"]["app_demo"] == {"hosts": {"app-demo": {}}}
     assert set(document["children"]) == {"proxy", "utilities", "github_runner", "monitoring", "app_demo", "runner"}
     assert document["vars"]["ansible_ssh_private_key_file"] == "/var/lib/homelab-lab/keys/deploy_ed25519"
     yaml.safe_load(yaml.safe_dump(lab.ansible_inventory()))
+
+
+def test_host_roles_follow_the_inventorys_order_of_roles(lab):
+    """host_roles (what site.yml applies) lists a host's roles in the order roles first appear in the inventory."""
+    document = lab.model_copy(deep=True)
+    last = document.hosts[-1]
+    last.roles = ["app_demo", "proxy"]  # proxy appears first in the inventory (first host)
+    hosts = document.ansible_inventory()["all"]["hosts"]
+    assert hosts[last.hostname]["host_roles"] == ["proxy", "app_demo"]
+    assert all(role in document.roles for h in hosts.values() for role in h["host_roles"])
 
 
 def test_state_backend_config_carries_skip_flags(homelab):
