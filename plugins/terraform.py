@@ -166,6 +166,12 @@ class Plan:
         """Tell whether no resource would be created, updated or deleted."""
         return all(set(c.actions) <= {"no-op", "read"} for c in self.changes)
 
+    @property
+    def changes_nothing(self) -> bool:
+        """Tell whether applying would change neither a resource nor an output (nothing to apply)."""
+        outputs = self.raw.get("output_changes") or {}
+        return self.is_empty and all(set(o.get("actions", ())) <= {"no-op"} for o in outputs.values())
+
     def summary(self) -> str:
         """Terraform's counts: '2 to add, 0 to change, 0 to destroy' (a replace adds and destroys)."""
         add = sum("create" in c.actions for c in self.changes)

@@ -107,6 +107,15 @@ def test_no_op_plan_is_empty_and_passes(applied):
     assert plan.summary() == "0 to add, 0 to change, 0 to destroy"
 
 
+def test_a_no_op_plan_changes_nothing_but_a_moved_output_is_something_to_apply(applied):
+    """changes_nothing (apply skipped) needs no-op resources AND no-op outputs."""
+    plan = applied({"app-demo": APP, "proxy": PROXY})
+    assert plan.changes_nothing
+    moved = Plan.from_json({**plan.raw, "output_changes": {"containers": {"actions": ["update"]}}})
+    assert moved.is_empty and not moved.changes_nothing
+    assert not applied({"app-demo": {**APP, "memory": 1024}, "proxy": PROXY}).changes_nothing
+
+
 def test_errored_plan_is_a_refusal():
     """A plan marked "errored" (as Terraform writes after a failure) is refused whatever it holds."""
     plan = Plan.from_json({"errored": True, "resource_changes": []})
