@@ -488,10 +488,20 @@ class LabHosts:
             if not (snap / SNAP_META).exists():
                 raise SnapshotNotFound(f"snapshot {name!r} of {vmid} does not exist")
             self._stop(vmid, kill=True)
-            for part, dst in (("delta", self.delta_dir(vmid)),
-                              ("docker", self.paths.docker_dir(vmid))):
-                _run([*RSYNC, "--delete", f"{snap / part}/", f"{dst}/"],
+            docker = self.paths.docker_dir(vmid)
+            # The snapshot's image layers are immutable: a live layer of the same id is the same
+            # files; only layers removed since the snapshot come back (linked). Newer layers are
+            # not excluded, so --delete removes them.
+            layers = docker_layers.image_layer_dirs(snap / "docker")
+            for part, dst, skip in (("delta", self.delta_dir(vmid), []),
+                                    ("docker", docker, docker_layers.rsync_excludes(layers))):
+                _run([*RSYNC, "--delete", *skip, f"{snap / part}/", f"{dst}/"],
                      f"rollback {vmid} {part}", 600)
+            gone = [name for name in layers if not (docker / "overlay2" / name).is_dir()]
+            try:
+                docker_layers.link_layers(snap / "docker", docker, gone)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise HostError(f"rollback {vmid}: {exc}") from exc
             work = self.ct_dir(vmid) / "overlay" / "work" / "work"
             if work.exists():
                 for entry in work.iterdir():
