@@ -17,6 +17,7 @@ from plugins.known_hosts import known_hosts_file
 from plugins.ssh import SshPool, SshTarget
 
 HOST_DEADLINE = 90.0  # a freshly created or rolled-back host: boot, sshd, dockerd, containers restarting
+RECHECK_CAP = 1.0  # a re-check is one SSH command per host: cheap, and a late notice costs the whole wait
 
 
 def host_checks(host) -> list[tuple[str, str | None]]:
@@ -42,7 +43,7 @@ def ssh_pool(inventory, hosts) -> SshPool:
 def wait_hosts_healthy(inventory, hosts, *, deadline: float = HOST_DEADLINE,
                        sleep=time.sleep) -> dict[tuple[str, str, str | None], checks.CheckResult]:
     """Check every host until all its checks pass or the deadline passes; give the last result of each check."""
-    started, pause = time.monotonic(), 0.5
+    started, pause = time.monotonic(), 0.25
     pending = list(hosts)
     reasons = {h.hostname: checks.self_check_reason(inventory, h) for h in pending}
     final: dict = {}
@@ -62,7 +63,7 @@ def wait_hosts_healthy(inventory, hosts, *, deadline: float = HOST_DEADLINE,
             for host in pending:
                 pool.forget(host.hostname)
             sleep(min(pause, remaining))
-            pause = min(pause * 2, 4.0)
+            pause = min(pause * 2, RECHECK_CAP)
     return final
 
 
@@ -74,3 +75,11 @@ def wait_services(services) -> dict[tuple[str, str], HttpResult]:
     with ThreadPoolExecutor(max_workers=min(32, len(services)), thread_name_prefix="http") as pool:
         futures = {(h.hostname, s.name): pool.submit(wait_for_service, s) for h, s in services}
         return {key: future.result() for key, future in futures.items()}
+
+
+def wait_hosts_and_services(inventory, hosts, services) -> tuple[dict, dict[tuple[str, str], HttpResult]]:
+    """Wait for the hosts' checks and the services' answers at the same time (services warm up meanwhile)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hosts") as pool:
+        host_results = pool.submit(wait_hosts_healthy, inventory, hosts)
+        web = wait_services(services)
+        return host_results.result(), web

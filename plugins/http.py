@@ -18,7 +18,7 @@ import requests
 # comes up late from waiting a long pause after it is ready; the deadline bounds the whole wait.
 FIRST_PAUSE = 0.1
 PAUSE_FACTOR = 2.0
-PAUSE_CAP = 2.0
+PAUSE_CAP = 1.0
 # One attempt never waits longer than this for a connection or an answer (and never past the deadline).
 ATTEMPT_TIMEOUT = 10.0
 MIN_ATTEMPT_TIMEOUT = 0.2

@@ -15,7 +15,7 @@ import pytest
 
 from plugins import deploy_result, reporting
 from plugins.deploy_session import DeploySession, get_session
-from plugins.host_health import wait_hosts_healthy, wait_services
+from plugins.host_health import wait_hosts_and_services
 from plugins.proxmox import ProxmoxClient
 from plugins.self_host import is_self
 
@@ -63,8 +63,7 @@ def roll_back(deploy: DeploySession, client: Any) -> dict:
 
 def wait_healthy(hosts: list, inventory: Any) -> dict[str, str]:
     """Wait, bounded, until each host answers SSH and passes its checks and its services answer; '' = healthy."""
-    results = wait_hosts_healthy(inventory, hosts)
-    web = wait_services((h, s) for h in hosts for s in h.services)
+    results, web = wait_hosts_and_services(inventory, hosts, [(h, s) for h in hosts for s in h.services])
     problems: dict[str, list[str]] = {h.hostname: [] for h in hosts}
     for result in results.values():
         if result.outcome == "fail":

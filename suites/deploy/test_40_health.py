@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from plugins import checks, reporting
-from plugins.host_health import wait_hosts_healthy, wait_services
+from plugins.host_health import wait_hosts_and_services
 from plugins.inventory import get_inventory
 
 pytestmark = [pytest.mark.order(40), pytest.mark.stage("health", plan_only=False, sequential=False)]
@@ -26,22 +26,26 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture(scope="module")
-def host_results(inventory, deployment):
-    """Every host's checks, retried until they pass or the host deadline passes (run once for the stage)."""
-    with reporting.step(f"check {len(inventory.hosts)} host(s)"):
-        results = wait_hosts_healthy(inventory, inventory.hosts)
-    deployment.health.extend(results.values())
-    return results
+def health_results(inventory, deployment):
+    """Hosts' checks and services' answers, waited for at the same time (run once for the stage)."""
+    with reporting.step(f"check {len(inventory.hosts)} host(s), wait for {len(inventory.services)} service(s)"):
+        hosts, services = wait_hosts_and_services(inventory, inventory.hosts, inventory.services)
+    deployment.health.extend(hosts.values())
+    deployment.health.extend(services.values())
+    reporting.attach_text("http answers", "\n".join(r.message or f"{r.url}: {r.status}" for r in services.values()))
+    return hosts, services
 
 
 @pytest.fixture(scope="module")
-def service_results(inventory, deployment):
-    """Every service waited for concurrently, each until its own deadline."""
-    with reporting.step(f"wait for {len(inventory.services)} service(s)"):
-        results = wait_services(inventory.services)
-    deployment.health.extend(results.values())
-    reporting.attach_text("http answers", "\n".join(r.message or f"{r.url}: {r.status}" for r in results.values()))
-    return results
+def host_results(health_results):
+    """Every host's checks, retried until they pass or the host deadline passes."""
+    return health_results[0]
+
+
+@pytest.fixture(scope="module")
+def service_results(health_results):
+    """Every service's answer, each waited for until its own deadline."""
+    return health_results[1]
 
 
 def test_the_host_passes_its_checks(health_host, host_results):
