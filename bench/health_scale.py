@@ -5,7 +5,9 @@
 For each size: creates the hosts (VMIDs 830.., 198.18.0.130..), prepares them as the bootstrap role would
 (deploy user with the runner's key, docker group, one healthchecked container, an HTTP service on :8080),
 writes an inventory, times `pytest suites/health` (its peak RSS too), then the owner's health-check.sh way:
-one fresh `ssh` per check per host and one `curl` per service, sequentially. Every host is destroyed at the end.
+one fresh `ssh` per check per host and one `curl` per service, sequentially, then the floor: one bare SSH
+login per host, in parallel (the hosts' sshd runs on the same cores as the suite). Every host is destroyed
+at the end.
 Also gives HealthFleet to tests/lab/test_health_*.py.
 """
 
@@ -158,6 +160,21 @@ def run_sequential(fleet: HealthFleet) -> float:
     return time.monotonic() - started
 
 
+def run_login_floor(fleet: HealthFleet, workers: int = 16) -> float:
+    """The least any SSH-based check can cost: one fresh login (`true`) per host, hosts in parallel, as the suite
+    opens them (same key exchange, same concurrency), no check at all."""
+    base = [*_ssh_base(fleet.deploy_key, fleet.known_hosts), "-o", "ControlPath=none",
+            "-o", "KexAlgorithms=curve25519-sha256"]
+
+    def login(ip: str) -> None:
+        subprocess.run([*base, f"deploy@{ip}", "true"], capture_output=True, check=False, timeout=60)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(login, [ip for _, _, ip in fleet.hosts]))
+    return time.monotonic() - started
+
+
 def main(argv: list[str]) -> int:
     """Create each size of fleet, time the suite and the sequential sweep, print the figures, clean up."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -194,18 +211,23 @@ def main(argv: list[str]) -> int:
                     raise SystemExit(f"pytest suites/health failed on {size} healthy hosts (exit {code})")
                 xdist = run_suite(inventory, known, "-n", "2")[0] if args.xdist else None
                 sequential = run_sequential(fleet)
-                rows.append((size, setup, seconds, xdist, sequential, peak))
+                floor = statistics.median(run_login_floor(fleet) for _ in range(args.repeat))
+                rows.append((size, setup, seconds, xdist, sequential, peak, floor))
                 print(f"{size:3d} hosts: setup {setup:6.1f} s | pytest suites/health {seconds:5.2f} s (median of "
                       f"{', '.join(f'{r[0]:.2f}' for r in runs)}; load {os.getloadavg()[0]:.1f})"
                       + (f" (-n 2: {xdist:5.2f} s)" if xdist else "")
                       + f" | sequential ssh+curl {sequential:6.1f} s | x{sequential / seconds:4.1f} faster"
-                      f" | peak RSS so far {peak} MiB", flush=True)
+                      f" | bare logins {floor:5.2f} s | peak RSS so far {peak} MiB", flush=True)
             finally:
                 fleet.destroy()
     if len(rows) > 1:
         first, last = rows[0], rows[-1]
         print(f"scale: {last[0]} hosts take {last[2] / first[2]:.2f}x the time of {first[0]} hosts (target <= 2.5); "
               f"at {last[0]} hosts the suite is {last[4] / last[2]:.1f}x faster than sequential (target >= 8)")
+        # What the hosts' own sshd costs on this machine: the fleet shares its cores with the suite.
+        print(f"floor: {last[0]} bare logins in parallel take {last[6]:.2f} s, {first[0]} take {first[6]:.2f} s; "
+              f"a suite that only logged in would need {first[2] - first[6] + last[6]:.2f} s at {last[0]} hosts = "
+              f"{(first[2] - first[6] + last[6]) / first[2]:.2f}x its {first[0]}-host time")
     return 0
 
 
