@@ -29,6 +29,7 @@ ALLOWED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("198.18.0.0
 RSYNC = ("rsync", "-aHAX", "--numeric-ids")
 META = "lab.json"
 SNAP_META = "snapshot.json"
+FREEZE_TIMEOUT, FREEZE_ATTEMPTS = 20, 2  # a freeze takes 0.1-1.2 s here; a stalled one is retried, not waited on
 
 
 class HostError(RuntimeError):
@@ -438,13 +439,25 @@ class LabHosts:
         running CT's snapshot): the copy is crash-consistent and its services keep running after."""
         running = self.status(vmid) == "running"
         if running:
-            self._lxc("freeze", vmid, what=f"freeze {vmid}", timeout=60)
+            self._freeze(vmid)
         try:
             _run(["sync", "-f", str(self.delta_dir(vmid))], f"sync {vmid}", 120)
             yield
         finally:
             if running:
                 self._lxc("unfreeze", vmid, what=f"unfreeze {vmid}", timeout=60)
+
+    def _freeze(self, vmid: int) -> None:
+        """lxc-freeze; a stalled freeze is thawed (never left half-frozen) and tried once more."""
+        for attempt in range(1, FREEZE_ATTEMPTS + 1):
+            try:
+                self._lxc("freeze", vmid, what=f"freeze {vmid}", timeout=FREEZE_TIMEOUT)
+                return
+            except HostError:
+                # cgroup v1 can stall in FREEZING (a task caught mid-fork or in uninterruptible IO)
+                self._lxc("unfreeze", vmid, what=f"thaw {vmid} after a stalled freeze", timeout=60)
+                if attempt == FREEZE_ATTEMPTS:
+                    raise
 
     def snapshot(self, vmid: int, name: str) -> None:
         """Take a whole snapshot (overlay delta + docker dir); a running host is frozen, not stopped.

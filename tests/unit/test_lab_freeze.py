@@ -1,0 +1,52 @@
+"""A stalled lxc-freeze is thawed and retried, never left half-frozen (the stall needs a wedged cgroup: scripted)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab import config
+from lab.hosts import HostError, LabHosts
+
+pytestmark = pytest.mark.unit
+
+
+class ScriptedLxc:
+    """Answers lxc-* calls: freeze fails (times out) the first `stalls` times; records every call."""
+
+    def __init__(self, stalls: int):
+        self.stalls, self.calls = stalls, []
+
+    def __call__(self, tool, vmid, *args, what, timeout=120):
+        self.calls.append(tool)
+        if tool == "freeze" and self.stalls:
+            self.stalls -= 1
+            raise HostError(f"{what}: `lxc-freeze` timed out after {timeout}s")
+        return ""
+
+
+@pytest.fixture
+def hosts(tmp_path, monkeypatch):
+    """LabHosts on a temp lab dir whose host 901 reports running."""
+    lab = LabHosts(config.LabPaths(lab_dir=tmp_path / "lab", cache_dir=tmp_path / "cache"))
+    monkeypatch.setattr(lab, "status", lambda vmid: "running")
+    monkeypatch.setattr("lab.hosts._run", lambda cmd, what, timeout=120: "")  # sync
+    return lab
+
+
+def test_one_stall_is_thawed_then_the_freeze_is_retried(hosts, monkeypatch):
+    """freeze times out, thaw, freeze again, then the block runs and the host is unfrozen."""
+    lxc = ScriptedLxc(stalls=1)
+    monkeypatch.setattr(hosts, "_lxc", lxc)
+    with hosts._frozen(901):
+        assert lxc.calls == ["freeze", "unfreeze", "freeze"]
+    assert lxc.calls[-1] == "unfreeze"
+
+
+def test_a_freeze_that_keeps_stalling_fails_and_leaves_the_host_thawed(hosts, monkeypatch):
+    """Two stalls: the error says which freeze timed out; the last call thawed the host; the block never ran."""
+    lxc = ScriptedLxc(stalls=2)
+    monkeypatch.setattr(hosts, "_lxc", lxc)
+    ran = []
+    with pytest.raises(HostError, match=r"freeze 901: `lxc-freeze` timed out"), hosts._frozen(901):
+        ran.append(True)
+    assert lxc.calls == ["freeze", "unfreeze", "freeze", "unfreeze"] and not ran
