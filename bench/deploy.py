@@ -1,14 +1,17 @@
 """Benchmark the deploy on the lab: first deploy, no-change redeploy, failure → rolled back → healthy.
 
-Run as root with the lab up:  sudo .venv/bin/python bench/deploy.py
-It EMPTIES the lab's deployed containers first (the inventory's VMIDs), then deploys again.
+Run as root with the lab up:  sudo .venv/bin/python bench/deploy.py [--runs 3]
+Each cycle EMPTIES the lab's deployed containers (the inventory's VMIDs), deploys, deploys again; the
+first deploy varies by ±15 % here, so the figures are medians of the cycles.
 Targets: no-change redeploy ≤ 40 % of the first deploy; rollback of every lab container to healthy ≤ 15 s
 (the owner's script waited 45 s blind).
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -24,17 +27,30 @@ def _short_deadlines(document: dict) -> None:
             service["deadline"] = min(service["deadline"], 20)
 
 
-def main() -> int:
-    """Run the three scenarios and print their figures."""
+def main(argv: list[str]) -> int:
+    """Run the scenarios (first deploy and redeploy --runs times, then the failure once); print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3,
+                        help="empty lab -> first deploy -> redeploy cycles; medians are reported (default 3)")
+    args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-deploy-"))
     try:
-        scenarios.empty_lab()
-        first = scenarios.run_suite("deploy")
-        print(f"first deploy (empty lab → healthy):      {first.seconds:6.1f} s  rc={first.rc}")
-        again = scenarios.run_suite("deploy")
-        ratio = again.seconds / first.seconds
-        print(f"no-change redeploy:                       {again.seconds:6.1f} s  rc={again.rc}  "
-              f"= {ratio:.0%} of the first (target ≤ 40 %)")
+        firsts, agains = [], []
+        for cycle in range(1, args.runs + 1):
+            scenarios.empty_lab()
+            first = scenarios.run_suite("deploy")
+            again = scenarios.run_suite("deploy")
+            firsts.append(first.seconds)
+            agains.append(again.seconds)
+            print(f"cycle {cycle}: first deploy {first.seconds:5.1f} s rc={first.rc}, no-change redeploy "
+                  f"{again.seconds:5.1f} s rc={again.rc} ({again.seconds / first.seconds:.0%})", flush=True)
+            if first.rc or again.rc:
+                print((again if again.rc else first).tail(), file=sys.stderr)
+                return 1
+        first_s, again_s = statistics.median(firsts), statistics.median(agains)
+        print(f"first deploy (empty lab → healthy):      {first_s:6.1f} s  (median of {args.runs})")
+        print(f"no-change redeploy:                       {again_s:6.1f} s  (median of {args.runs}) "
+              f"= {again_s / first_s:.0%} of the first (target ≤ 40 %)")
         source = work / "app-demo"
         shutil.copytree(scenarios.ROOT / "app-demo", source)
         (source / "README.md").write_text("changed by the broken deploy\n")
@@ -45,10 +61,10 @@ def main() -> int:
         print(f"failed deploy, end to end:                {broken.seconds:6.1f} s  rc={broken.rc}")
         print(f"rollback of {len(rollback.get('rolled_back', {}))} containers → healthy:       "
               f"{rollback.get('seconds', float('nan')):6.1f} s  ok={rollback.get('ok')} (target ≤ 15 s)")
-        return 0 if first.rc == 0 and again.rc == 0 and rollback.get("ok") else 1
+        return 0 if rollback.get("ok") else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

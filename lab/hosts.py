@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lab import base, config, docker_layers, net
+from lab import base, config, docker_layers, freezer, net
 
 ALLOWED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("198.18.0.0/15"))
 RSYNC = ("rsync", "-aHAX", "--numeric-ids")
@@ -445,19 +445,33 @@ class LabHosts:
             yield
         finally:
             if running:
-                self._lxc("unfreeze", vmid, what=f"unfreeze {vmid}", timeout=60)
+                self._set_frozen(vmid, False, 60)
 
     def _freeze(self, vmid: int) -> None:
-        """lxc-freeze; a stalled freeze is thawed (never left half-frozen) and tried once more."""
+        """Freeze the host; a stalled freeze is thawed (never left half-frozen) and tried once more."""
         for attempt in range(1, FREEZE_ATTEMPTS + 1):
             try:
-                self._lxc("freeze", vmid, what=f"freeze {vmid}", timeout=FREEZE_TIMEOUT)
+                self._set_frozen(vmid, True, FREEZE_TIMEOUT)
                 return
             except HostError:
                 # cgroup v1 can stall in FREEZING (a task caught mid-fork or in uninterruptible IO)
-                self._lxc("unfreeze", vmid, what=f"thaw {vmid} after a stalled freeze", timeout=60)
+                self._set_frozen(vmid, False, 60)
                 if attempt == FREEZE_ATTEMPTS:
                     raise
+
+    def _set_frozen(self, vmid: int, frozen: bool, timeout: float) -> None:
+        """Freeze or thaw through the cgroup freezer (10 ms polls), else lxc-freeze / lxc-unfreeze."""
+        path = freezer.state_file(self.name(vmid))
+        what = f"{'freeze' if frozen else 'thaw'} {vmid}"
+        if path is None:
+            self._lxc("freeze" if frozen else "unfreeze", vmid, what=what, timeout=timeout)
+            return
+        try:
+            done = freezer.set_state(path, "FROZEN" if frozen else "THAWED", timeout)
+        except OSError as exc:
+            raise HostError(f"{what}: {path}: {exc}") from exc
+        if not done:
+            raise HostError(f"{what}: {path} did not reach {'FROZEN' if frozen else 'THAWED'} within {timeout:g} s")
 
     def snapshot(self, vmid: int, name: str) -> None:
         """Take a whole snapshot (overlay delta + docker dir); a running host is frozen, not stopped.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab import config
+from lab import config, freezer
 from lab.hosts import HostError, LabHosts
 
 pytestmark = pytest.mark.unit
@@ -50,3 +50,34 @@ def test_a_freeze_that_keeps_stalling_fails_and_leaves_the_host_thawed(hosts, mo
     with pytest.raises(HostError, match=r"freeze 901: `lxc-freeze` timed out"), hosts._frozen(901):
         ran.append(True)
     assert lxc.calls == ["freeze", "unfreeze", "freeze", "unfreeze"] and not ran
+
+
+class StuckState:
+    """A freezer.state that stays FREEZING whatever is written (what a stalled cgroup shows)."""
+
+    def __init__(self):
+        self.written = []
+
+    def write_text(self, text):
+        self.written.append(text)
+
+    def read_text(self):
+        return "FREEZING\n"
+
+
+def test_the_cgroup_freezer_is_used_when_it_exists(tmp_path, monkeypatch):
+    """state_file finds lxc.payload.<name>/freezer.state; a state that is reached returns at once."""
+    monkeypatch.setattr(freezer, "FREEZER_ROOT", tmp_path)
+    assert freezer.state_file("ct901") is None
+    state = tmp_path / "lxc.payload.ct901" / "freezer.state"
+    state.parent.mkdir()
+    state.write_text("THAWED\n")
+    assert freezer.state_file("ct901") == state
+    assert freezer.set_state(state, "FROZEN", timeout=1) and state.read_text() == "FROZEN"
+
+
+def test_a_state_that_is_never_reached_gives_false_at_the_timeout():
+    """set_state does not wait forever: False after the timeout, the caller thaws."""
+    stuck = StuckState()
+    assert freezer.set_state(stuck, "FROZEN", timeout=0.05) is False
+    assert stuck.written == ["FROZEN"]
