@@ -10,7 +10,6 @@ removed from the app host before bootstrap: bootstrap must bring it back for syn
 from __future__ import annotations
 
 import copy
-import http.client
 import json
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from plain_http import get
 
 from plugins.ansible import ANSIBLE_DIR, PlaybookResult, playbooks_for, run_playbook
 from plugins.inventory import load_inventory, read_document
@@ -68,17 +68,6 @@ class Deployment:
         return run_playbook(name, self.inventory, private_key=self.key, known_hosts=self.known_hosts,
                             extravars={"app_demo_src": str(self.app_src),
                                        "github_runner_private_key": self.runner_key, **extravars})  # fmt: skip
-
-
-def get(ip: str, port: int, path: str) -> tuple[int, dict, bytes]:
-    """GET without following redirects: status, headers, body."""
-    conn = http.client.HTTPConnection(ip, port, timeout=5)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        conn.close()
 
 
 def wait_for_status(ip: str, port: int, path: str, want: int, deadline: float = 90) -> list[int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -12,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import plain_http
 import pytest
 
 from plugins.ansible import ANSIBLE_DIR
@@ -32,13 +32,7 @@ def free_port() -> int:
 
 def get(port: int, path: str) -> tuple[int, dict, bytes]:
     """GET http://127.0.0.1:port/path without following redirects: status, headers, body."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        conn.close()
+    return plain_http.get("127.0.0.1", port, path)
 
 
 def wait_listening(port: int, timeout: float = 10) -> None:
