@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import secrets
 import shlex
@@ -31,10 +32,44 @@ HOST_WORKERS = 16
 PASSWORD_METHODS = ("password", "keyboard-interactive")
 
 
+DOCKER_SOCKET = "/var/run/docker.sock"
+DOCKER_API_MARK = "docker-api"
+DOCKER_PS_FORMAT = "{{.Names}}\t{{.State}}\t{{.Status}}"
+
+
 def docker_ps_command() -> str:
-    """`docker ps` for docker_running and every container_running of a host (shared: run once)."""
-    # the only probe that can hang (a wedged dockerd): it alone pays for a `timeout` process
-    return f"timeout {PROBE_TIMEOUT} docker ps -a --no-trunc --format '{{{{.Names}}}}\t{{{{.State}}}}\t{{{{.Status}}}}'"
+    """The containers of a host for docker_running and every container_running (shared: run once).
+
+    Asks dockerd's socket with curl where it can (~17 ms of the host's CPU against ~47 ms for the
+    `docker` CLI, a Go binary: at 50 hosts that is the largest part of the checks); falls back to
+    `docker ps`, whose errors say what is wrong, when curl is absent, DOCKER_HOST points elsewhere,
+    or the socket does not answer. A wedged dockerd is cut at PROBE_TIMEOUT either way (exit 124).
+    """
+    return (
+        'if [ -z "$DOCKER_HOST" ] && command -v curl >/dev/null 2>&1; then '
+        f"out=$(curl -sS --fail --max-time {PROBE_TIMEOUT} --unix-socket {DOCKER_SOCKET} "
+        "'http://docker/containers/json?all=1' 2>&1); rc=$?; "
+        f"if [ $rc = 0 ]; then printf '{DOCKER_API_MARK}\\n%s\\n' \"$out\"; exit 0; fi; "
+        f"if [ $rc = 28 ]; then echo 'no answer on {DOCKER_SOCKET}'; exit 124; fi; "
+        "fi; "
+        f"timeout {PROBE_TIMEOUT} docker ps -a --no-trunc --format '{DOCKER_PS_FORMAT}'"
+    )
+
+
+def docker_containers(out: str) -> dict[str, tuple[str, str]]:
+    """{name: (state, status)} from the probe's output: the Engine API's JSON or `docker ps` rows.
+
+    Raises ValueError when the API's answer is not the JSON list it documents.
+    """
+    if out.startswith(DOCKER_API_MARK + "\n"):
+        listed = json.loads(out[len(DOCKER_API_MARK) + 1:])
+        if not isinstance(listed, list):
+            raise ValueError(f"expected a JSON list of containers, got {type(listed).__name__}")
+        # Names holds "/web", plus "/other/alias" entries for legacy links: only the container's own names
+        return {name[1:]: (str(c.get("State", "")), str(c.get("Status", "")))
+                for c in listed for name in c.get("Names") or [] if name.count("/") == 1}
+    rows = (line.split("\t") for line in out.splitlines())
+    return {cols[0]: (cols[1], cols[2]) for cols in rows if len(cols) >= 3}
 
 
 @dataclass(frozen=True)
@@ -129,13 +164,17 @@ def rsync_probe() -> Probe:
 
 
 def docker_probe() -> Probe:
-    """dockerd answers the deploy user (`docker ps`)."""
+    """dockerd answers the deploy user (Engine API on its socket, or `docker ps`)."""
 
     def judge(host, rc: int, out: str) -> CheckResult:
-        if rc == 0:
-            count = len([line for line in out.splitlines() if line.strip()])
-            return result(host, "docker_running", PASS, f"{where(host)}: dockerd answers ({count} containers)")
-        return result(host, "docker_running", FAIL, f"{where(host)}: {docker_problem(rc, out)}")
+        if rc != 0:
+            return result(host, "docker_running", FAIL, f"{where(host)}: {docker_problem(rc, out)}")
+        try:
+            count = len(docker_containers(out))
+        except ValueError as exc:
+            return result(host, "docker_running", FAIL, f"{where(host)}: dockerd gave an unreadable container "
+                                                        f"list ({exc}); `docker ps -a`")
+        return result(host, "docker_running", PASS, f"{where(host)}: dockerd answers ({count} containers)")
 
     return Probe("docker_running", None, docker_ps_command(), judge)
 
@@ -146,7 +185,7 @@ def docker_problem(rc: int, out: str) -> str:
     if rc == 127 or "command not found" in text:
         return "docker is not installed (no `docker` on PATH)"
     if rc == 124:
-        return f"docker is not answering: `docker ps` took more than {PROBE_TIMEOUT} s"
+        return f"docker is not answering: no container list within {PROBE_TIMEOUT} s"
     if "permission denied" in text.lower():
         return "the deploy user may not use docker (permission denied on /var/run/docker.sock; add it to group docker)"
     if "Cannot connect to the Docker daemon" in text or "Is the docker daemon running" in text:
@@ -161,7 +200,11 @@ def container_probe(name: str) -> Probe:
         if rc != 0:
             return result(host, "container_running", SKIP,
                           f"not checked: {docker_problem(rc, out)} on {where(host)}", name)
-        rows = {cols[0]: cols[1:] for cols in (line.split("\t") for line in out.splitlines()) if len(cols) >= 3}
+        try:
+            rows = docker_containers(out)
+        except ValueError as exc:
+            return result(host, "container_running", SKIP,
+                          f"not checked: dockerd gave an unreadable container list on {where(host)} ({exc})", name)
         if name not in rows:
             present = ", ".join(sorted(rows)) or "none"
             return result(host, "container_running", FAIL,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import subprocess
@@ -45,12 +46,13 @@ class StubHost:
     def __init__(self, bin_dir: Path):
         self.bin_dir = bin_dir
         self.scripts: list[str] = []
+        self.env: dict[str, str] = {}
 
     def run(self, command: str):
         """Run the command like a remote shell would, with only the stub dir and a few tools on PATH."""
         self.scripts.append(command)
         done = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, check=False,
-                              env={"PATH": str(self.bin_dir), "HOME": str(self.bin_dir.parent / "home")})
+                              env={"PATH": str(self.bin_dir), "HOME": str(self.bin_dir.parent / "home"), **self.env})
         return SimpleNamespace(rc=done.returncode, stdout=done.stdout, stderr=done.stderr)
 
 
@@ -131,6 +133,58 @@ def test_docker_permission_denied_is_explained(lab_host):
     stub("docker", 'echo "permission denied while trying to connect to the Docker daemon socket" >&2; exit 1')
     message = run(lab_host, checks.docker_probe())[("docker_running", None)].message
     assert "group docker" in message
+
+
+# Engine API answer as dockerd gives it (trimmed): "/cache/db" is a legacy link alias, not a container of that name.
+API_ANSWER = json.dumps([
+    {"Names": ["/web"], "State": "running", "Status": "Up 5 minutes (healthy)"},
+    {"Names": ["/db", "/cache/db"], "State": "exited", "Status": "Exited (1) 2 minutes ago"},
+    {"Names": ["/api"], "State": "running", "Status": "Up 1 minute (unhealthy)"},
+])
+
+
+def test_docker_engine_api_is_asked_through_curl_when_there(lab_host):
+    conn, stub = lab_host
+    stub("curl", f"echo '{API_ANSWER}'")
+    stub("docker", "echo 'the CLI must not run when the API answered' >&2; exit 3")
+    results = run(lab_host, checks.docker_probe(), *map(checks.container_probe, ("web", "db", "api", "cache")))
+    assert results[("docker_running", None)].message == "app-demo (198.18.0.250): dockerd answers (3 containers)"
+    assert results[("container_running", "web")].outcome == "pass"
+    assert "container db is exited (Exited (1) 2 minutes ago)" in results[("container_running", "db")].message
+    assert "running but not healthy (Up 1 minute (unhealthy))" in results[("container_running", "api")].message
+    assert "container cache does not exist; containers there: api, db, web" in \
+        results[("container_running", "cache")].message
+    assert "--unix-socket /var/run/docker.sock" in conn.scripts[0]
+
+
+@pytest.mark.parametrize("why", ["curl fails", "DOCKER_HOST set"])
+def test_docker_cli_answers_when_the_socket_cannot(lab_host, why):
+    conn, stub = lab_host
+    if why == "curl fails":  # daemon down, or no permission on the socket: the CLI's error says which
+        stub("curl", 'echo "curl: (7) Failed to connect to docker port 80: Couldn\'t connect to server" >&2; exit 7')
+    else:  # the daemon is elsewhere: the CLI knows where, the socket path does not
+        stub("curl", "echo '[]'")
+        conn.env["DOCKER_HOST"] = "tcp://198.18.0.9:2375"
+    stub("docker", 'echo "permission denied while trying to connect to the Docker daemon socket" >&2; exit 1')
+    message = run(lab_host, checks.docker_probe())[("docker_running", None)].message
+    assert "group docker" in message, message
+
+
+def test_a_silent_docker_socket_is_cut_without_asking_the_cli(lab_host):
+    _, stub = lab_host
+    stub("curl", "echo 'curl: (28) Operation timed out after 20001 milliseconds' >&2; exit 28")
+    stub("docker", "echo 'the CLI must not be tried after a timeout' >&2; exit 3")
+    results = run(lab_host, checks.docker_probe(), checks.container_probe("web"))
+    assert "docker is not answering: no container list within" in results[("docker_running", None)].message
+    assert results[("container_running", "web")].outcome == "skip"
+
+
+def test_an_unreadable_api_answer_fails_docker_and_skips_containers(lab_host):
+    _, stub = lab_host
+    stub("curl", "echo '{\"message\": \"page not found\"}'")
+    results = run(lab_host, checks.docker_probe(), checks.container_probe("web"))
+    assert "unreadable container list (expected a JSON list" in results[("docker_running", None)].message
+    assert results[("container_running", "web")].outcome == "skip"
 
 
 @pytest.mark.parametrize(("name", "expected"), [
