@@ -26,6 +26,8 @@ from typing import Self
 
 import testinfra
 
+from plugins.ssh_mux import MuxError, terminate_master
+
 KEX = "curve25519-sha256"
 CONNECT_TIMEOUT = 10
 # Masters outlive an idle gap between tests, and die on their own if the process is killed before close_all.
@@ -84,7 +86,8 @@ def ssh_config_text(targets: Iterable[SshTarget], control_dir: Path, known_hosts
         "  BatchMode yes",
         f"  KexAlgorithms {KEX}",
         "  ControlMaster auto",
-        f"  ControlPath {control_dir}/%C",
+        # %n, the alias we pass: close() finds the socket without asking ssh to compute a %C hash
+        f"  ControlPath {control_dir}/%n",
         f"  ControlPersist {persist}",
         f"  UserKnownHostsFile {known_hosts}",
         "  StrictHostKeyChecking accept-new",
@@ -204,8 +207,22 @@ class SshPool:
             if name in self.states and not self.states[name].is_open:
                 del self.states[name]
 
+    def control_path(self, name: str) -> Path:
+        """The control socket of one host's master (ControlPath %n: the inventory hostname)."""
+        return self.control_dir / name
+
     def close(self, name: str) -> None:
-        """Ask one host's master to exit (ssh -O exit)."""
+        """Ask one host's master to exit, over its control socket (`ssh -O exit` if the socket will not say)."""
+        path = self.control_path(name)
+        if not path.exists():
+            return  # no master was started for it, or it has exited already
+        try:
+            terminate_master(path)
+            return
+        except (MuxError, TimeoutError):
+            pass
+        except OSError:
+            return  # a socket nobody listens on any more: nothing left to stop
         subprocess.run(self.ssh_args(name, "-O", "exit"), check=False, stdin=subprocess.DEVNULL, capture_output=True,
                        timeout=10)
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from bench.health_scale import HealthFleet
+from plugins.ssh import SshPool, SshTarget
 
 pytestmark = pytest.mark.lab
 
@@ -90,6 +93,42 @@ def test_suite_passes_on_good_hosts_changes_nothing_and_skips_runner_self_checks
     for _, hostname, ip in fleet.hosts:
         changed = fleet.root(ip, CHANGE_SCAN).split()
         assert not changed, f"the health suite changed files on {hostname}: {changed}"
+
+
+def master_pid(pool: SshPool, name: str) -> int | None:
+    """The pid `ssh -O check` reports for a host's master, or None when no master answers."""
+    done = subprocess.run(pool.ssh_args(name, "-O", "check"), capture_output=True, text=True, check=False)
+    found = re.search(r"pid=(\d+)", done.stderr)
+    return int(found.group(1)) if done.returncode == 0 and found else None
+
+
+def exited(pid: int) -> bool:
+    """True when the process is gone or a zombie (its parent, init here, has not reaped it yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_pool_masters_run_the_first_command_and_exit_when_closed(fleet, tmp_path):
+    """The master's first session runs the command; close() stops the master over its control socket."""
+    _, name, ip = fleet.hosts[-1]
+    pool = SshPool([SshTarget(name, ip, "deploy", str(fleet.deploy_key))], known_hosts=tmp_path / "known_hosts")
+    try:
+        state = pool.open(name, command="echo first-session")
+        assert state.is_open and state.first_output == "first-session\n", state
+        pid = master_pid(pool, name)
+        assert pid is not None and not exited(pid), "the master outlives its first session (ControlPersist)"
+        assert pool.run(name, "echo reused").stdout == "reused\n"
+        assert master_pid(pool, name) == pid, "the second command went over the same master"
+        pool.close(name)
+        deadline = time.monotonic() + 5
+        while not exited(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert exited(pid), f"master {pid} still running after close()"
+        assert not pool.control_path(name).exists()
+    finally:
+        pool.close_all()
 
 
 def test_each_fault_fails_exactly_its_tests_naming_host_and_check(fleet, tmp_path):

@@ -48,7 +48,7 @@ def test_ssh_config_reuses_masters_with_the_cheap_kex_and_a_known_hosts_file(tmp
     text = ssh_config_text([SshTarget("app-demo", "198.18.0.250", "deploy", "/keys/deploy_ed25519")],
                            tmp_path, tmp_path / "known_hosts")
     for line in ("Host app-demo", "HostName 198.18.0.250", "User deploy", "KexAlgorithms curve25519-sha256",
-                 "ControlMaster auto", f"ControlPath {tmp_path}/%C", "StrictHostKeyChecking accept-new",
+                 "ControlMaster auto", f"ControlPath {tmp_path}/%n", "StrictHostKeyChecking accept-new",
                  f"UserKnownHostsFile {tmp_path / 'known_hosts'}", "BatchMode yes"):
         assert line in text
     assert "StrictHostKeyChecking no" not in text
