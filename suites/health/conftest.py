@@ -146,6 +146,7 @@ class HealthRun:
         self.hosts: dict[str, Future] = {}
         self.http: dict[tuple[str, str], Future] = {}
         self._executor: ThreadPoolExecutor | None = None
+        self._http_executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     def start(self, items: list[pytest.Item]) -> None:
@@ -163,10 +164,12 @@ class HealthRun:
                     services.append((host, subject))
                 else:
                     plan.setdefault(host.hostname, (host, []))[1].append((check, subject))
-            self._executor = ThreadPoolExecutor(max_workers=checks.HOST_WORKERS + len(services),
-                                                thread_name_prefix="health")
-            for host, service in services:  # HTTP waits mostly sleep: submit them first, they cost no CPU
-                self.http[(host.hostname, service.name)] = self._executor.submit(wait_for_service, service)
+            # Two pools: HTTP waits mostly sleep (a thread each, started first while starting one is cheap);
+            # host checks are CPU work on both ends (SSH handshakes), HOST_WORKERS at a time.
+            self._http_executor = ThreadPoolExecutor(max_workers=max(1, len(services)), thread_name_prefix="health-http")
+            self._executor = ThreadPoolExecutor(max_workers=checks.HOST_WORKERS, thread_name_prefix="health-host")
+            for host, service in services:
+                self.http[(host.hostname, service.name)] = self._http_executor.submit(wait_for_service, service)
             for hostname, (host, wanted) in plan.items():
                 reason = checks.self_check_reason(self.inventory, host)
                 self.hosts[hostname] = self._executor.submit(
@@ -188,6 +191,7 @@ class HealthRun:
         """Stop the workers, then close every SSH master opened for the session."""
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
+            self._http_executor.shutdown(wait=True, cancel_futures=True)
         self.pool.close_all()
 
 
