@@ -187,7 +187,7 @@ def docker_problem(rc: int, out: str) -> str:
     if rc == 124:
         return f"docker is not answering: no container list within {PROBE_TIMEOUT} s"
     if "permission denied" in text.lower():
-        return "the deploy user may not use docker (permission denied on /var/run/docker.sock; add it to group docker)"
+        return f"the deploy user may not use docker (permission denied on {DOCKER_SOCKET}; add it to group docker)"
     if "Cannot connect to the Docker daemon" in text or "Is the docker daemon running" in text:
         return "docker is not running (`docker ps`: Cannot connect to the Docker daemon); `systemctl status docker`"
     return f"`docker ps` failed (exit {rc}): {text[:200]}"

@@ -218,13 +218,11 @@ class SshPool:
             return  # no master was started for it, or it has exited already
         try:
             terminate_master(path)
-            return
-        except (MuxError, TimeoutError):
-            pass
+        except (MuxError, TimeoutError):  # the master answered otherwise, or not in time: let ssh ask it
+            subprocess.run(self.ssh_args(name, "-O", "exit"), check=False, stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=10)
         except OSError:
-            return  # a socket nobody listens on any more: nothing left to stop
-        subprocess.run(self.ssh_args(name, "-O", "exit"), check=False, stdin=subprocess.DEVNULL, capture_output=True,
-                       timeout=10)
+            pass  # a socket nobody listens on any more: nothing left to stop
 
     def close_all(self) -> None:
         """Close every master this pool opened, then remove its control dir."""
