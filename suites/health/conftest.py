@@ -121,11 +121,22 @@ def not_applicable(need: tuple) -> str | None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tag each health test with its summary-table cell (host, column)."""
+    """Tag each health test with its summary-table cell (host, column), and run the tests host by host."""
+    position: dict[str, int] = {}
     for item in items:
         need = item_need(item)
         if need:
             item.user_properties.append(("health_cell", (need[0].hostname, COLUMN[need[1]])))
+            position.setdefault(need[0].hostname, len(position))
+    # Host by host, in the order the checks are submitted: a host's tests report as soon as its one remote
+    # command is back. File by file, the first file would wait for the last host and every other file's
+    # tests would queue behind it (at 50 hosts, ~0.6 s of pytest work after the last check).
+    items.sort(key=lambda item: position.get(_hostname(item), -1))
+
+
+def _hostname(item: pytest.Item) -> str | None:
+    need = item_need(item)
+    return need[0].hostname if need else None
 
 
 class HealthRun:
