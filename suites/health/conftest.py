@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pytest
 
 from plugins import checks
+from plugins.health_report import COLUMNS
 from plugins.http import wait_for_service
 from plugins.inventory import get_inventory
 from plugins.known_hosts import known_hosts_file
@@ -123,20 +124,18 @@ def not_applicable(need: tuple) -> str | None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tag each health test with its summary-table cell (host, column), and run the tests host by host."""
     position: dict[str, int] = {}
+    order: dict[pytest.Item, tuple[int, int]] = {}
     for item in items:
         need = item_need(item)
         if need:
-            item.user_properties.append(("health_cell", (need[0].hostname, COLUMN[need[1]])))
-            position.setdefault(need[0].hostname, len(position))
-    # Host by host, in the order the checks are submitted: a host's tests report as soon as its one remote
-    # command is back. File by file, the first file would wait for the last host and every other file's
-    # tests would queue behind it (at 50 hosts, ~0.6 s of pytest work after the last check).
-    items.sort(key=lambda item: position.get(_hostname(item), -1))
-
-
-def _hostname(item: pytest.Item) -> str | None:
-    need = item_need(item)
-    return need[0].hostname if need else None
+            hostname, column = need[0].hostname, COLUMN[need[1]]
+            item.user_properties.append(("health_cell", (hostname, column)))
+            order[item] = (position.setdefault(hostname, len(position)), COLUMNS.index(column))
+    # Host by host, in the order the checks are submitted, each host's tests in the summary table's column
+    # order: a host's tests report as soon as its one remote command is back. File by file, the first file
+    # would wait for the last host, and every other file's tests would queue behind it (at 50 hosts, ~0.6 s
+    # of pytest's own work left after the last check).
+    items.sort(key=lambda item: order.get(item, (-1, 0)))
 
 
 class HealthRun:

@@ -1,0 +1,56 @@
+"""Collection of suites/health from the owner's inventory: readable ids, host-by-host order, selection.
+
+`--collect-only` opens no connection (the checks start only when tests run), so the owner's LAN
+inventory is safe to use here.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+INVENTORY = "inventories/homelab.yml"
+COLUMN_OF = {"test_ssh": 0, "test_sshd_refuses_passwords": 1, "test_keys": 2, "test_rsync": 3,
+             "test_docker": 4, "test_container": 5, "test_package": 6, "test_http": 7}
+
+
+def collect(*args: str) -> list[str]:
+    """The test ids `pytest suites/health --collect-only` lists, in run order."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "suites/health", "--collect-only", "-q",
+                           "-p", "no:cacheprovider", f"--inventory={INVENTORY}", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode in (0, 5), done.stdout[-2000:] + done.stderr[-2000:]
+    return [line.split("::", 1)[1] for line in done.stdout.splitlines() if "::" in line]
+
+
+def host_of(test_id: str) -> str:
+    """`test_http[proxy/traefik-ping]` -> `proxy`."""
+    return test_id.split("[", 1)[1].rstrip("]").split("/", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def every_test() -> list[str]:
+    """Every health test for the owner's inventory, in run order."""
+    return collect()
+
+
+def test_tests_run_host_by_host_in_inventory_order_and_table_column_order(every_test):
+    hosts = [host_of(t) for t in every_test]
+    runs = [h for i, h in enumerate(hosts) if i == 0 or hosts[i - 1] != h]
+    assert runs == ["proxy", "utilities", "ci-runner", "monitoring", "app-demo"], runs  # each host once
+    for host in runs:
+        columns = [COLUMN_OF[t.split("[")[0]] for t in every_test if host_of(t) == host]
+        assert columns == sorted(columns), (host, columns)
+    assert every_test[:3] == ["test_ssh[proxy]", "test_sshd_refuses_passwords[proxy]", "test_keys[proxy]"]
+
+
+def test_hosts_and_roles_select_without_changing_the_ids(every_test):
+    app_demo = collect("--hosts=app-demo")
+    assert app_demo and {host_of(t) for t in app_demo} == {"app-demo"}
+    assert app_demo == [t for t in every_test if host_of(t) == "app-demo"]
+    assert "test_rsync[app-demo]" in app_demo
+    assert {host_of(t) for t in collect("--roles=proxy,monitoring")} == {"proxy", "monitoring"}
