@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import pytest
 
 from plugins import checks
-from plugins.health_report import COLUMNS
 from plugins.http import wait_for_service
 from plugins.inventory import get_inventory
 from plugins.known_hosts import known_hosts_file
@@ -23,6 +22,7 @@ from plugins.ssh import SshPool, SshTarget
 
 pytest_plugins = ["plugins.inventory", "plugins.health_report"]
 
+# check -> summary-table column, in the table's column order (the order each host's tests run in)
 COLUMN = {
     "ssh_reachable": "ssh",
     "sshd_refuses_passwords": "passwords",
@@ -130,7 +130,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if need:
             hostname, column = need[0].hostname, COLUMN[need[1]]
             item.user_properties.append(("health_cell", (hostname, column)))
-            order[item] = (position.setdefault(hostname, len(position)), COLUMNS.index(column))
+            order[item] = (position.setdefault(hostname, len(position)), list(COLUMN.values()).index(column))
     # Host by host, in the order the checks are submitted, each host's tests in the summary table's column
     # order: a host's tests report as soon as its one remote command is back. File by file, the first file
     # would wait for the last host, and every other file's tests would queue behind it (at 50 hosts, ~0.6 s
