@@ -146,12 +146,13 @@ class SshPool:
         # passwords, without a second connection.
         options = ["-M", "-o", "LogLevel=DEBUG1", "-E", str(log)]
         args = [*self.ssh_args(name, *options), command] if command else self.ssh_args(name, *options, "-N", "-f")
+        timeout = CONNECT_TIMEOUT * 3 + (FIRST_COMMAND_TIMEOUT if command else 0)
         try:
             done = subprocess.run(args, check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  timeout=CONNECT_TIMEOUT * 3 + (FIRST_COMMAND_TIMEOUT if command else 0))
+                                  timeout=timeout)
             rc, stdout, stderr = done.returncode, done.stdout, done.stderr
         except subprocess.TimeoutExpired:
-            rc, stdout, stderr = 255, None, f"ssh did not finish within {CONNECT_TIMEOUT * 3} s"
+            rc, stdout, stderr = 255, None, f"ssh did not finish within {timeout:g} s"
         text = _read(log) + stderr
         state = MasterState(target, is_open=rc != 255, seconds=time.monotonic() - started, log=log,
                             auth_methods=auth_methods_in(text), first_output=stdout if command and rc != 255 else None)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from plugins import ssh
 from plugins.health_report import cell_text, render, table_rows, write_allure_summary
 from plugins.ssh import SshTarget, auth_methods_in, last_error, ssh_config_text
 
@@ -60,3 +61,21 @@ def test_ssh_output_is_read_for_methods_and_errors():
     assert auth_methods_in("deploy@198.18.0.250: Permission denied (publickey).") == ("publickey",)
     assert last_error("debug1: x\nssh: connect to host 198.18.0.250 port 22: Connection refused\n") == \
         "ssh: connect to host 198.18.0.250 port 22: Connection refused"
+
+
+def test_a_first_command_that_hangs_fails_the_open_naming_the_time_it_was_given(tmp_path: Path, monkeypatch):
+    fake = tmp_path / "bin" / "ssh"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nexec sleep 30\n")  # an ssh whose first session never ends
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
+    monkeypatch.setattr(ssh, "CONNECT_TIMEOUT", 0.1)
+    monkeypatch.setattr(ssh, "FIRST_COMMAND_TIMEOUT", 0.2)
+    pool = ssh.SshPool([SshTarget("app-demo", "198.18.0.250", "deploy", "/keys/deploy_ed25519")],
+                       known_hosts=tmp_path / "known_hosts")
+    try:
+        state = pool.open("app-demo", command="sleep 600")
+    finally:
+        pool.close_all()
+    assert not state.is_open
+    assert state.error == "ssh did not finish within 0.5 s"
