@@ -2,7 +2,7 @@
 
 --inventory (plugins.inventory), --plan-only / --no-rollback / --run-id / --idempotence
 (plugins.deploy_session). The plugins act only where they apply: the rollback only in a
-deploy session that took snapshots.
+deploy session that took snapshots; the health table only for tests that carry a health cell.
 """
 
 pytest_plugins = [
@@ -11,4 +11,5 @@ pytest_plugins = [
     "plugins.deploy_session",
     "plugins.stages",
     "plugins.rollback",
+    "plugins.health_report",
 ]

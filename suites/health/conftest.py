@@ -20,8 +20,6 @@ from plugins.inventory import get_inventory
 from plugins.known_hosts import known_hosts_file
 from plugins.ssh import SshPool, SshTarget
 
-pytest_plugins = ["plugins.inventory", "plugins.health_report"]
-
 # check -> summary-table column, in the table's column order (the order each host's tests run in)
 COLUMN = {
     "ssh_reachable": "ssh",
@@ -121,20 +119,21 @@ def not_applicable(need: tuple) -> str | None:
     return None
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tag each health test with its summary-table cell (host, column), and run the tests host by host."""
-    position: dict[str, int] = {}
+    position = {host.hostname: index for index, host in enumerate(get_inventory(config).hosts)}
+    columns = list(COLUMN.values())
     order: dict[pytest.Item, tuple[int, int]] = {}
     for item in items:
         need = item_need(item)
         if need:
             hostname, column = need[0].hostname, COLUMN[need[1]]
             item.user_properties.append(("health_cell", (hostname, column)))
-            order[item] = (position.setdefault(hostname, len(position)), list(COLUMN.values()).index(column))
-    # Host by host, in the order the checks are submitted, each host's tests in the summary table's column
-    # order: a host's tests report as soon as its one remote command is back. File by file, the first file
-    # would wait for the last host, and every other file's tests would queue behind it (at 50 hosts, ~0.6 s
-    # of pytest's own work left after the last check).
+            order[item] = (position[hostname], columns.index(column))
+    # Host by host in inventory order (the order their checks are submitted), each host's tests in the
+    # summary table's column order: a host's tests report as soon as its one remote command is back. File by
+    # file, the first file would wait for the last host, and every other file's tests would queue behind it
+    # (at 50 hosts, ~0.6 s of pytest's own work left after the last check). Other tests go first, in their order.
     items.sort(key=lambda item: order.get(item, (-1, 0)))
 
 

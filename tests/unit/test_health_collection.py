@@ -18,14 +18,15 @@ COLUMN_OF = {"test_ssh": 0, "test_sshd_refuses_passwords": 1, "test_keys": 2, "t
              "test_docker": 4, "test_container": 5, "test_package": 6, "test_http": 7}
 
 
-def collect(*args: str) -> list[str]:
-    """The test ids `pytest suites/health --collect-only` lists, in run order."""
-    done = subprocess.run([sys.executable, "-m", "pytest", "suites/health", "--collect-only", "-q",
+def collect(*args: str, path: str = "suites/health") -> list[str]:
+    """The test ids `pytest PATH --collect-only` lists (path::test[id]), in run order."""
+    done = subprocess.run([sys.executable, "-m", "pytest", path, "--collect-only", "-q",
                            "-p", "no:cacheprovider", f"--inventory={INVENTORY}", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode in (0, 5), done.stdout[-2000:] + done.stderr[-2000:]
     assert "warnings summary" not in done.stdout, done.stdout[-2000:]
-    return [line.split("::", 1)[1] for line in done.stdout.splitlines() if "::" in line]
+    return [line.split("::", 1)[1] if path == "suites/health" else line
+            for line in done.stdout.splitlines() if "::" in line]
 
 
 def host_of(test_id: str) -> str:
@@ -55,3 +56,11 @@ def test_hosts_and_roles_select_without_changing_the_ids(every_test):
     assert app_demo == [t for t in every_test if host_of(t) == "app-demo"]
     assert "test_rsync[app-demo]" in app_demo
     assert {host_of(t) for t in collect("--roles=proxy,monitoring")} == {"proxy", "monitoring"}
+
+
+def test_both_suites_collect_together_with_the_deploy_stages_first(every_test):
+    both = collect(path="suites")
+    files = [t.split("::")[0] for t in both]
+    first_health = files.index("suites/health/test_ssh.py")
+    assert files[:first_health] and all(f.startswith("suites/deploy/") for f in files[:first_health])
+    assert [t.split("::", 1)[1] for t in both[first_health:]] == every_test
