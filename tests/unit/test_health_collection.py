@@ -19,14 +19,18 @@ COLUMN_OF = {"test_ssh": 0, "test_sshd_refuses_passwords": 1, "test_keys": 2, "t
 
 
 def collect(*args: str, path: str = "suites/health") -> list[str]:
-    """The test ids `pytest PATH --collect-only` lists (path::test[id]), in run order."""
+    """The node ids (file::test[id]) `pytest PATH --collect-only` lists, in run order."""
     done = subprocess.run([sys.executable, "-m", "pytest", path, "--collect-only", "-q",
                            "-p", "no:cacheprovider", f"--inventory={INVENTORY}", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode in (0, 5), done.stdout[-2000:] + done.stderr[-2000:]
     assert "warnings summary" not in done.stdout, done.stdout[-2000:]
-    return [line.split("::", 1)[1] if path == "suites/health" else line
-            for line in done.stdout.splitlines() if "::" in line]
+    return [line for line in done.stdout.splitlines() if "::" in line]
+
+
+def ids_of(node_ids: list[str]) -> list[str]:
+    """`suites/health/test_rsync.py::test_rsync[proxy]` -> `test_rsync[proxy]`."""
+    return [node_id.split("::", 1)[1] for node_id in node_ids]
 
 
 def host_of(test_id: str) -> str:
@@ -37,7 +41,7 @@ def host_of(test_id: str) -> str:
 @pytest.fixture(scope="module")
 def every_test() -> list[str]:
     """Every health test for the owner's inventory, in run order."""
-    return collect()
+    return ids_of(collect())
 
 
 def test_tests_run_host_by_host_in_inventory_order_and_table_column_order(every_test):
@@ -51,11 +55,11 @@ def test_tests_run_host_by_host_in_inventory_order_and_table_column_order(every_
 
 
 def test_hosts_and_roles_select_without_changing_the_ids(every_test):
-    app_demo = collect("--hosts=app-demo")
+    app_demo = ids_of(collect("--hosts=app-demo"))
     assert app_demo and {host_of(t) for t in app_demo} == {"app-demo"}
     assert app_demo == [t for t in every_test if host_of(t) == "app-demo"]
     assert "test_rsync[app-demo]" in app_demo
-    assert {host_of(t) for t in collect("--roles=proxy,monitoring")} == {"proxy", "monitoring"}
+    assert {host_of(t) for t in ids_of(collect("--roles=proxy,monitoring"))} == {"proxy", "monitoring"}
 
 
 def test_both_suites_collect_together_with_the_deploy_stages_first(every_test):
@@ -63,4 +67,4 @@ def test_both_suites_collect_together_with_the_deploy_stages_first(every_test):
     files = [t.split("::")[0] for t in both]
     first_health = files.index("suites/health/test_ssh.py")
     assert files[:first_health] and all(f.startswith("suites/deploy/") for f in files[:first_health])
-    assert [t.split("::", 1)[1] for t in both[first_health:]] == every_test
+    assert ids_of(both[first_health:]) == every_test
