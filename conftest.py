@@ -2,7 +2,8 @@
 
 --inventory (plugins.inventory), --plan-only / --no-rollback / --run-id / --idempotence
 (plugins.deploy_session). The plugins act only where they apply: the rollback only in a
-deploy session that took snapshots; the health table only for tests that carry a health cell.
+failed deploy session that took snapshots
+(plugins.deploy_finish); the health table only for tests that carry a health cell.
 """
 
 pytest_plugins = [
@@ -10,6 +11,6 @@ pytest_plugins = [
     "plugins.reporting",
     "plugins.deploy_session",
     "plugins.stages",
-    "plugins.rollback",
+    "plugins.deploy_finish",
     "plugins.health_report",
 ]

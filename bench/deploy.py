@@ -51,12 +51,9 @@ def main(argv: list[str]) -> int:
         print(f"first deploy (empty lab → healthy):      {first_s:6.1f} s  (median of {args.runs})")
         print(f"no-change redeploy:                       {again_s:6.1f} s  (median of {args.runs}) "
               f"= {again_s / first_s:.0%} of the first (target ≤ 40 %)")
-        source = work / "app-demo"
-        shutil.copytree(scenarios.ROOT / "app-demo", source)
-        (source / "README.md").write_text("changed by the broken deploy\n")
+        source = scenarios.broken_app_copy(work)
         inventory = scenarios.inventory_variant(work, "short", _short_deadlines)
-        broken = scenarios.run_suite("deploy", "--ansible-var", "app_demo_fault_inject=health_500",
-                                     "--ansible-var", f"app_demo_src={source}/", inventory=inventory)
+        broken = scenarios.run_suite("deploy", "--ansible-var", f"app_demo_src={source}/", inventory=inventory)
         rollback = (broken.result or {}).get("rollback") or {}
         print(f"failed deploy, end to end:                {broken.seconds:6.1f} s  rc={broken.rc}")
         print(f"rollback of {len(rollback.get('rolled_back', {}))} containers → healthy:       "

@@ -1,16 +1,19 @@
 """Drive the deploy suite on the lab from outside, as a user would: for the end-to-end tests and bench/.
 
-`pytest suites/deploy` runs in a subprocess with the lab's environment; its result comes back from
-reports/deploy/<run id>/result.json. Inventory variants (a wrong node, a changed address, shorter
-deadlines) are written to a temp dir from inventories/lab.yml, never by editing it.
+The suites run in a subprocess with the lab's environment and EXACTLY the pytest command of the
+Makefile's target (`make -n deploy|plan|health INVENTORY=…`), options included; the deploy's result
+comes back from reports/deploy/latest.json. Inventory variants (a wrong node, a changed address,
+shorter deadlines) are written to a temp dir from inventories/lab.yml, never by editing it; a broken
+change to the app is made in a copy of app-demo/.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,21 +48,73 @@ def suite_env() -> dict[str, str]:
     return {**os.environ, **orchestrate.suite_env(orchestrate.status())}
 
 
-def run_suite(suite: str, *args: str, inventory: Path = LAB_INVENTORY, run_id: str | None = None,
+def make_command(target: str, **variables: str) -> list[str]:
+    """The pytest command `make TARGET VAR=…` runs after the lab's environment, as argv (read with `make -n`)."""
+    args = ["make", "-n", "-s", target, *(f"{name}={value}" for name, value in variables.items())]
+    printed = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for line in printed.splitlines():
+        if "pytest " in line:
+            return shlex.split(line.split("&&", 1)[-1].strip())
+    raise RuntimeError(f"`make {target}` runs no pytest command: {printed.strip()}")
+
+
+def workflow_command(workflow: str, job: str) -> list[str]:
+    """The pytest command a job of .github/workflows/<workflow> runs, as argv."""
+    document = yaml.safe_load((ROOT / ".github" / "workflows" / workflow).read_text())
+    for step in document["jobs"][job]["steps"]:
+        for line in str(step.get("run", "")).splitlines():
+            if "pytest " in line:
+                return shlex.split(line.strip())
+    raise RuntimeError(f"job {job} of {workflow} runs no pytest command")
+
+
+def with_option(argv: list[str], option: str, value: str) -> list[str]:
+    """argv with OPTION's value replaced (the option must be there: a user's option is never added here)."""
+    if option not in argv:
+        raise RuntimeError(f"{shlex.join(argv)} has no {option}")
+    at = argv.index(option) + 1
+    return [*argv[:at], value, *argv[at + 1:]]
+
+
+def run_suite(suite: str, *args: str, inventory: Path = LAB_INVENTORY, alluredir: Path | None = None,
               timeout: float = 1500) -> DeployRun:
-    """Run `pytest suites/<suite> --inventory … ARGS` in a subprocess; give its outcome."""
-    run_id = run_id or time.strftime("e2e%H%M%S", time.gmtime()) + f"{time.monotonic_ns() % 1000:03d}"
-    cmd = [sys.executable, "-m", "pytest", f"suites/{suite}", "--inventory", str(inventory),
-           "-p", "no:cacheprovider", "-q", *args]
-    if suite == "deploy":
-        cmd += ["--run-id", run_id]
+    """Run the Makefile's command for a suite (`deploy`, `plan` with --plan-only, `health`) plus ARGS."""
+    target = "health" if suite == "health" else "plan" if "--plan-only" in args else "deploy"
+    cmd = make_command(target, INVENTORY=str(inventory))
+    if alluredir is not None:
+        cmd = with_option(cmd, "--alluredir", str(alluredir))
+    cmd += [arg for arg in args if arg != "--plan-only"]
+    latest = ROOT / "reports" / "deploy" / "latest.json"
+    before = _read_json(latest)
     started = time.monotonic()
     proc = subprocess.run(cmd, cwd=ROOT, env=suite_env(), capture_output=True, text=True, timeout=timeout,
                           check=False)
     seconds = time.monotonic() - started
-    result_file = ROOT / "reports" / "deploy" / run_id / "result.json"
-    result = json.loads(result_file.read_text()) if suite == "deploy" and result_file.exists() else None
+    result = _read_json(latest) if suite == "deploy" else None
+    if result is not None and (result == before or "stages" not in result):
+        result = None  # the run wrote no result of its own
     return DeployRun(proc.returncode, seconds, proc.stdout + proc.stderr, result)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def broken_app_copy(directory: Path) -> Path:
+    """A copy of app-demo/ with a bad change: its /health raises (the app answers 500), and a changed file."""
+    source = directory / "app-demo"
+    shutil.copytree(ROOT / "app-demo", source, ignore=shutil.ignore_patterns("node_modules", ".git"))
+    server = source / "backend" / "server.py"
+    good = 'return HTTPStatus.OK, {"status": "ok"}'
+    text = server.read_text()
+    if good not in text:
+        raise RuntimeError(f"{server}: no '{good}' to break; update lab/scenarios.py with the app")
+    server.write_text(text.replace(good, 'raise RuntimeError("health check broken by a bad change")'))
+    (source / "README.md").write_text("changed by the broken deploy\n")
+    return source
 
 
 def inventory_variant(directory: Path, name: str, change) -> Path:

@@ -1,16 +1,19 @@
-"""The deploy's result, as the commit comment (or reports/deploy-result.md) says it.
+"""The deploy's result, as the commit comment, reports/deploy-result.md and result.json say it.
 
 Read only from the deploy session object: stages, snapshots, plan, ansible, health, rollback.
+The files at the top of reports/ (latest.json, deploy-result.md) always describe THIS run: they
+say "in progress" from the run's start, its result at its end, or that the result could not be written.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from plugins.deploy_session import DeploySession
-from plugins.notify import NotifyOutcome, notify_commit
+from plugins.notify import SINK_NAME, NotifyOutcome, notify_commit
 
 
 def to_markdown(deploy: DeploySession) -> str:
@@ -54,6 +57,7 @@ def to_dict(deploy: DeploySession) -> dict:
     plan = deploy.plan
     return {
         "run_id": deploy.run_id,
+        "status": "failed" if deploy.failed else "succeeded",
         "environment": deploy.inventory.environment,
         "plan_only": deploy.plan_only,
         "failed": deploy.failed,
@@ -72,14 +76,64 @@ def to_dict(deploy: DeploySession) -> dict:
                     for name, r in deploy.ansible.items()},
         "failures": deploy.failures,
         "rollback": deploy.rollback,
+        "notification": deploy.notification,
     }
 
 
-def write_json(deploy: DeploySession) -> Path:
-    """Write reports/deploy/<run id>/result.json and reports/deploy/latest.json; give the run's path."""
-    run_dir = deploy.reports_dir / "deploy" / deploy.run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(to_dict(deploy), indent=2, default=str)
-    (run_dir / "result.json").write_text(text)
-    (deploy.reports_dir / "deploy" / "latest.json").write_text(text)
-    return run_dir / "result.json"
+def latest_paths(deploy: DeploySession) -> tuple[Path, Path]:
+    """reports/deploy/latest.json and reports/deploy-result.md: what a person or a script looks at first."""
+    return deploy.reports_dir / "deploy" / "latest.json", deploy.reports_dir / SINK_NAME
+
+
+def write_in_progress(deploy: DeploySession) -> None:
+    """Replace the previous run's latest files with "run <id> in progress", so none is taken for this run's."""
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    latest, markdown = latest_paths(deploy)
+    note = (f"run {deploy.run_id} started at {started} (pid {os.getpid()}) and has not written its result: "
+            "it is still running, or it ended without finishing (see its terminal output)")
+    _write(latest, json.dumps({"run_id": deploy.run_id, "status": "in progress", "note": note}, indent=2))
+    _write(markdown, f"## Deploy in progress: {deploy.inventory.environment} (run {deploy.run_id})\n\n{note}\n")
+
+
+def write_files(deploy: DeploySession) -> tuple[list[Path], list[str]]:
+    """Write result.json, latest.json and deploy-result.md for this run; give the paths written and the errors.
+
+    A file that cannot be written is replaced by a note saying so (or removed), never left describing
+    an earlier run.
+    """
+    written, errors = [], []
+    latest, markdown = latest_paths(deploy)
+    try:
+        text = json.dumps(to_dict(deploy), indent=2, default=str)
+        body = to_markdown(deploy)
+    except Exception as exc:  # noqa: BLE001 - the end of a run must say what it could not do
+        errors.append(f"the result of run {deploy.run_id} could not be rendered: {type(exc).__name__}: {exc}")
+        text = body = None
+    for path, content in ((deploy.run_dir / "result.json", text), (latest, text), (markdown, body)):
+        try:
+            if content is None:
+                raise ValueError("nothing to write")
+            _write(path, content)
+            written.append(path)
+        except (OSError, ValueError) as exc:
+            errors.append(f"{path} could not be written: {getattr(exc, 'strerror', None) or exc}")
+            _say_not_written(path, deploy.run_id)
+    return written, errors
+
+
+def _say_not_written(path: Path, run_id: str) -> None:
+    """Put a note in place of a file that could not be written; remove the file if even that fails."""
+    note = f"the result of run {run_id} could not be written here: see the run's terminal output\n"
+    try:
+        _write(path, json.dumps({"run_id": run_id, "status": "unknown", "note": note.strip()})
+               if path.suffix == ".json" else f"## Deploy result unknown (run {run_id})\n\n{note}")
+    except OSError:
+        path.unlink(missing_ok=True)
+
+
+def _write(path: Path, text: str) -> None:
+    """Write a file whole or not at all (a reader never sees half a result)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)

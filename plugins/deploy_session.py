@@ -64,7 +64,9 @@ class DeploySession:
     health: list[Any] = field(default_factory=list)
     stages: dict[str, StageRecord] = field(default_factory=dict)
     rollback: dict[str, Any] | None = None
+    notification: str = ""
     failures: list[str] = field(default_factory=list)
+    ended_failing: bool = False  # the session itself failed (interrupted, an error outside the stages)
     reports_dir: Path = Path("reports")
 
     def stage(self, name: str) -> StageRecord:
@@ -73,8 +75,13 @@ class DeploySession:
 
     @property
     def failed(self) -> bool:
-        """True once any stage failed."""
-        return any(r.outcome == "failed" for r in self.stages.values())
+        """True once any stage failed, or the session ended failing (interrupted, an error outside a stage)."""
+        return self.ended_failing or any(r.outcome == "failed" for r in self.stages.values())
+
+    @property
+    def run_dir(self) -> Path:
+        """reports/deploy/<run id>/: what this run writes."""
+        return self.reports_dir / "deploy" / self.run_id
 
 
 RUN_ID_RE = re.compile(r"^[a-z0-9_-]{1,33}$")

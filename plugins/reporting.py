@@ -7,7 +7,9 @@ Every text that reaches the report passes through the Redactor first. Register a
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,9 @@ from plugins.redact import REDACTOR, install_log_redaction, redact
 
 try:
     import allure
+    import allure_commons
+    from allure_commons.logger import AllureFileLogger
+    from allure_commons.model2 import Attachment, Label, StatusDetails, TestResult
 except ImportError:  # allure-pytest not installed: helpers become no-ops
     allure = None
 
@@ -51,18 +56,54 @@ CATEGORIES = [
 
 
 def attach_text(name: str, text: Any) -> None:
-    """Attach redacted text to the current Allure test or step (no-op without allure)."""
-    if allure is not None:
+    """Attach redacted text to the current Allure test or step (no-op without allure, or outside a test)."""
+    if allure is not None and _in_a_test():
         allure.attach(redact(text), name=redact(name), attachment_type=allure.attachment_type.TEXT)
 
 
 def attach_json(name: str, obj: Any) -> None:
-    """Attach a redacted JSON document to the current Allure test or step (no-op without allure)."""
-    if allure is None:
+    """Attach a redacted JSON document to the current Allure test or step (no-op without allure, or outside a test)."""
+    if allure is None or not _in_a_test():
         return
     data = REDACTOR.redact_obj(obj)
     allure.attach(json.dumps(data, indent=2, sort_keys=True, default=str), name=redact(name),
                   attachment_type=allure.attachment_type.JSON)
+
+
+def _in_a_test() -> bool:
+    """Whether allure-pytest has a test or step open to attach to (none at session start or finish)."""
+    for plugin in allure_commons.plugin_manager.get_plugins():
+        logger = getattr(plugin, "allure_logger", None)
+        if logger is not None:
+            try:
+                return logger._last_executable() is not None  # allure has no public "is a test open"
+            except (KeyError, StopIteration):  # a thread of its own with nothing open
+                return False
+    return False
+
+
+def write_result(target: str | Path, *, name: str, full_name: str, status: str, message: str,
+                 labels: Mapping[str, str], attachments: Mapping[str, str], started: float,
+                 stopped: float) -> Path:
+    """Write one Allure test result of its own (with text attachments) for what happens after the tests.
+
+    The end of a run (the rollback, the notification) has no running test to attach to: it gets its
+    own result in the results directory, as allure-pytest would write it. Everything is redacted.
+    """
+    writer = AllureFileLogger(target, clean=False)
+    files = []
+    for title, text in attachments.items():
+        source = f"{uuid.uuid4()}-attachment.txt"
+        writer.report_attached_data(body=redact(text), file_name=source)
+        files.append(Attachment(name=redact(title), source=source, type="text/plain"))
+    result = TestResult(
+        uuid=str(uuid.uuid4()), historyId=hashlib.md5(full_name.encode()).hexdigest(), fullName=full_name,
+        name=redact(name), status=status, stage="finished", start=int(started * 1000), stop=int(stopped * 1000),
+        statusDetails=StatusDetails(message=redact(message)) if message else None,
+        labels=[Label(name=key, value=redact(value)) for key, value in labels.items()], attachments=files,
+    )
+    writer.report_result(result)
+    return Path(target)
 
 
 @contextlib.contextmanager

@@ -1,9 +1,9 @@
-"""Session-finish rollback: a failed or interrupted deploy puts every snapshotted container back.
+"""Rollback of a failed deploy: every container snapshotted in THIS run goes back to its snapshot.
 
-Only containers snapshotted in THIS run are rolled back, in parallel, with start=1; each task's
-exitstatus is checked; then the plugin waits, bounded, until the rolled-back hosts answer SSH and
-their services answer acceptably again (no fixed sleep). Never the runner, never this machine.
-The outcome goes to the terminal and the report; the exit status stays a failure.
+Containers are rolled back in parallel, with start=1; each task's exitstatus is checked; then the
+rollback waits, bounded, until the rolled-back hosts answer SSH and their services answer acceptably
+again (no fixed sleep). Never the runner, never this machine. plugins/deploy_finish.py runs it at the
+end of a failed run and reports its outcome.
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
-
-from plugins import deploy_result, reporting
-from plugins.deploy_session import DeploySession, get_session
+from plugins.deploy_session import DeploySession
 from plugins.host_health import wait_hosts_and_services
 from plugins.proxmox import ProxmoxClient
 from plugins.self_host import is_self
@@ -84,45 +81,12 @@ def describe(outcome: dict) -> list[str]:
     return lines
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Roll back after a failed or interrupted deploy that took snapshots (unless --no-rollback)."""
-    deploy = get_session(session.config)
-    if deploy is None:
-        return
-    failed = deploy.failed or exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
-    if failed:
-        _after_failure(session, deploy)
-    deploy_result.write_json(deploy)
-
-
-def _after_failure(session: pytest.Session, deploy: DeploySession) -> None:
-    """Roll back (unless --no-rollback), notify with the rollback's outcome, keep the exit status failing."""
-    terminal = session.config.pluginmanager.get_plugin("terminalreporter")
-    write = (lambda line: terminal.write_line(line)) if terminal else print
-    if deploy.snapshots:
-        _roll_back_session(deploy, write)
-    if not deploy.plan_only:
-        outcome = deploy_result.send(deploy)
-        write(f"notification: {outcome.message}")
-    if session.exitstatus == pytest.ExitCode.OK:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-def _roll_back_session(deploy: DeploySession, write) -> None:
-    """Roll back this run's snapshots (or say they are kept) and write the outcome."""
-    if not deploy.rollback_enabled:
-        kept = ", ".join(f"{deploy.inventory.host(v).hostname}:{n}" for v, n in deploy.snapshots.items())
-        write(f"--no-rollback: the failed state is kept for debugging; snapshots of this run: {kept}")
-        return
+def roll_back_session(deploy: DeploySession, write) -> dict:
+    """Roll back this run's snapshots with the inventory's Proxmox client; never raises (the outcome says)."""
     write(f"deploy failed: rolling back {len(deploy.snapshots)} container(s) to this run's snapshots")
     try:
         client = ProxmoxClient.from_inventory(deploy.inventory.proxmox)
-        outcome = roll_back(deploy, client)
+        return roll_back(deploy, client)
     except Exception as exc:  # noqa: BLE001 - the rollback must report, whatever broke
-        outcome = {"ok": False, "rolled_back": {}, "task_errors": {"*": str(exc)}, "unhealthy": {},
-                   "excluded": [], "seconds": 0}
-    deploy.rollback = outcome
-    for line in describe(outcome):
-        write(line)
-    reporting.attach_text("rollback", "\n".join(describe(outcome)))
+        return {"ok": False, "rolled_back": {}, "task_errors": {"*": f"{type(exc).__name__}: {exc}"},
+                "unhealthy": {}, "excluded": [], "seconds": 0}

@@ -10,6 +10,7 @@ A stage is a module of suites/deploy marked `pytest.mark.stage("name", ...)`:
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import pytest
 
@@ -58,6 +59,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     record = session.stage(mark.args[0])
     if report.when == "teardown":
         record.ended = time.monotonic()
+    if report.failed and call.excinfo is not None and call.excinfo.errisinstance(AssertionError):
+        report.longrepr = _diagnosis(item, call.excinfo)
     if report.failed:
         if record.outcome != "failed":
             record.summary = _first_line(report)
@@ -68,6 +71,36 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     elif report.skipped and record.outcome == "running":
         record.outcome = "skipped"
     return report
+
+
+@dataclass
+class StageDiagnosis:
+    """A stage's failed promise: its message and where it is, not the repr of every fixture it used."""
+
+    path: str
+    lineno: int
+    message: str
+
+    @property
+    def reprcrash(self) -> StageDiagnosis:
+        """What pytest's short summary reads (a message, a path and a line)."""
+        return self
+
+    def toterminal(self, tw) -> None:
+        """The message in red, then the place of the promise."""
+        for line in self.message.splitlines():
+            tw.line(f"E   {line}", red=True, bold=True)
+        tw.line(f"{self.path}:{self.lineno}")
+
+    def __str__(self) -> str:
+        return f"{self.message}\n{self.path}:{self.lineno}"
+
+
+def _diagnosis(item: pytest.Item, excinfo: pytest.ExceptionInfo) -> StageDiagnosis:
+    """The assertion's own message (pytest's 'assert … where …' explanation left out) and its place."""
+    message = str(excinfo.value).split("\nassert ", 1)[0].strip() or "assertion failed"
+    entry = excinfo.traceback[-1]
+    return StageDiagnosis(str(entry.path), entry.lineno + 1, message)
 
 
 def _first_line(report: pytest.TestReport) -> str:

@@ -12,15 +12,11 @@ from pathlib import Path
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 PORT = int(os.environ.get("APP_DEMO_PORT") or 8080)
 WARMUP_SECONDS = float(os.environ.get("APP_DEMO_WARMUP_SECONDS") or 5)
-# TEST ONLY: "health_500" makes /health answer 500 (the deploy's rollback test breaks the app with it).
-FAULT = os.environ.get("APP_DEMO_FAULT", "")
 STARTED = time.monotonic()
 
 
 def health() -> tuple[HTTPStatus, dict]:
     """Status and body of /health at this moment."""
-    if FAULT == "health_500":
-        return HTTPStatus.INTERNAL_SERVER_ERROR, {"status": "fault injected", "fault": FAULT}
     remaining = WARMUP_SECONDS - (time.monotonic() - STARTED)
     if remaining > 0:
         return HTTPStatus.SERVICE_UNAVAILABLE, {"status": "warming up", "ready_in": round(remaining, 1)}
@@ -33,8 +29,13 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "app-demo/1"
 
     def do_GET(self) -> None:
-        """Answer one GET."""
-        path = self.path.split("?", 1)[0]
+        """Answer one GET; an error in a route answers 500, as a web framework would."""
+        try:
+            self._route(self.path.split("?", 1)[0])
+        except Exception as exc:  # noqa: BLE001 - a broken route must answer, not drop the connection
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(exc).__name__}: {exc}"})
+
+    def _route(self, path: str) -> None:
         if path == "/health":
             self._json(*health())
         elif path == "/api/hello":

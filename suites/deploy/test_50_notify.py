@@ -1,7 +1,7 @@
 """Notify: the result reaches the commit (or reports/deploy-result.md); notifying never fails the deploy.
 
 After a failure the notification waits for the rollback, so that it can say how the rollback
-went: the rollback plugin sends it at session end.
+went: plugins/deploy_finish.py sends it at session end.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ def test_the_result_is_reported(deployment):
         deployment.stage("notify").summary = "deferred until the rollback has run"
         pytest.skip("the deploy failed: the notification is sent after the rollback, with its outcome")
     outcome = deploy_result.send(deployment)
+    deployment.notification = outcome.message
     deployment.stage("notify").summary = outcome.message
     reporting.attach_text("notification", outcome.message)
     if not outcome.ok:

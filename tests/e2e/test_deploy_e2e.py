@@ -1,13 +1,13 @@
 """pytest suites/deploy end to end on the lab: first deploy, no-change redeploy, rollback, guard, preflight.
 
-The tests run in file order and share the lab: the first deploys from nothing, the next ones
+Every run is the Makefile's own command (`make -n deploy|plan|health`), options included: what a user
+types. The tests run in file order and share the lab: the first deploys from nothing, the next ones
 start from what it built.
 """
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
+import json
 
 import pytest
 
@@ -57,7 +57,7 @@ def test_first_deploy_creates_every_container_and_the_health_suite_passes(first_
 def test_a_second_deploy_changes_nothing_and_reports_without_secrets(first_deploy, lab_status, tmp_path):
     """Again, unchanged: Terraform plans nothing, site.yml reports changed=0 on every host; Allure has no secret."""
     results = tmp_path / "allure-results"
-    run = scenarios.run_suite("deploy", "--idempotence", "--alluredir", str(results))
+    run = scenarios.run_suite("deploy", "--idempotence", alluredir=results)
     assert run.rc == 0, f"redeploy failed:\n{run.tail()}"
     assert run.result["plan"]["empty"], f"redeploy planned changes: {run.result['plan']}"
     site = run.result["ansible"]["site"]
@@ -81,26 +81,38 @@ def test_plan_only_changes_nothing(first_deploy, proxmox):
 
 
 def test_a_deploy_that_breaks_a_service_is_rolled_back(first_deploy, proxmox, tmp_path):
-    """A fault (test-only variable) fails health: the snapshotted hosts come back as they were; not the runner."""
-    source = tmp_path / "app-demo"
-    shutil.copytree(Path(scenarios.ROOT) / "app-demo", source)
-    (source / "README.md").write_text("changed by the broken deploy\n")
+    """A bad change to the app fails health: the terminal names the service and its answer, the hosts come
+    back as they were (not the runner), and result.json, deploy-result.md, the notification and Allure say so."""
+    source = scenarios.broken_app_copy(tmp_path)
     inventory = scenarios.inventory_variant(tmp_path, "short-deadlines", _short_app_deadline)
+    results = tmp_path / "allure-results"
     before = scenarios.ssh_root(APP.ip, f"cat {SENTINEL}").stdout
     marker = f"untouched-{tmp_path.name}"
     # A file the deploy never writes and PID 1's start time: a rollback or restart of the runner changes them.
     runner_state = f"echo {marker} > /root/e2e-marker && cat /root/e2e-marker && ps -o lstart= -p 1"
     runner_before = scenarios.ssh_root(RUNNER.ip, runner_state).stdout
 
-    run = scenarios.run_suite("deploy", "--ansible-var", "app_demo_fault_inject=health_500",
-                              "--ansible-var", f"app_demo_src={source}/", inventory=inventory)
+    run = scenarios.run_suite("deploy", "--ansible-var", f"app_demo_src={source}/", inventory=inventory,
+                              alluredir=results)
 
     assert run.rc != 0, f"a deploy whose health failed exited 0:\n{run.tail()}"
+    assert "INTERNALERROR" not in run.output, run.tail(80)
+    service = APP.services[0]
+    failures, _, end = run.output.partition("end of the deploy run")
+    assert f"{service.name} {service.url}: got 500" in failures.partition("FAILURES")[2], run.tail(80)
     rollback = run.result["rollback"]
     assert rollback and rollback["ok"], f"rollback did not succeed: {rollback}\n{run.tail()}"
+    assert f"rollback succeeded in {rollback['seconds']} s" in end, run.tail(40)
     assert set(rollback["rolled_back"]) == {h.hostname for h in INVENTORY.rollback_set}
+    assert run.result["status"] == "failed" and "result written to" in run.result["notification"]
+    markdown = (scenarios.ROOT / "reports" / "deploy-result.md").read_text()
+    assert markdown.startswith(f"## Deploy failed: lab (run {run.result['run_id']})"), markdown
+    assert f"### Rollback succeeded in {rollback['seconds']} s" in markdown
+    ends = [json.loads(f.read_text()) for f in results.glob("*-result.json")]
+    ends = [r for r in ends if r["name"] == "deploy › rollback"]
+    assert [r["status"] for r in ends] == ["passed"], f"Allure results of the rollback: {ends}"
+
     assert scenarios.ssh_root(APP.ip, f"cat {SENTINEL}").stdout == before, "the sentinel file was not restored"
-    service = APP.services[0]
     answer = scenarios.ssh_root(APP.ip, f"curl -s -o /dev/null -w '%{{http_code}}' {service.url}").stdout
     assert answer == "200", f"{service.url} answers {answer} after the rollback"
     assert run.result["snapshot_name"] not in snapshots_everywhere(proxmox).get(RUNNER.vmid, [])

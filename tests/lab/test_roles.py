@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from plain_http import get
 
+from lab import scenarios
 from plugins.ansible import ANSIBLE_DIR, PlaybookResult, playbooks_for, run_playbook
 from plugins.inventory import load_inventory, read_document
 from plugins.inventory_model import Inventory
@@ -230,10 +231,10 @@ def test_a_rerun_changes_nothing(deployment):
     assert not changed, f"a rerun changed something: {changed}"
 
 
-def test_fault_injection_breaks_health_and_clearing_it_repairs(deployment):
-    """app_demo_fault_inject=health_500 (test only) makes /health 500; the default brings 200 back."""
+def test_a_bad_change_to_the_app_breaks_health_and_the_good_source_repairs(deployment, tmp_path):
+    """A copy of the app whose /health raises makes /health 500; deploying the repository's source brings 200."""
     app_ip = HOSTS["app-demo"][1]
-    broken = deployment.play("app_demo", app_demo_fault_inject="health_500")
+    broken = deployment.play("app_demo", app_demo_src=f"{scenarios.broken_app_copy(tmp_path)}/")
     assert broken.ok and broken.changed_total > 0, broken.recap()
     assert wait_for_status(app_ip, APP_PORT, "/health", 500, deadline=30)[-1] == 500
     repaired = deployment.play("app_demo")

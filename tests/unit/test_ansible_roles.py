@@ -106,13 +106,6 @@ def test_app_sync_excludes_node_modules_and_git_as_the_deploy_user():
     assert sync["ansible.posix.synchronize"]["verify_host"] is True, "rsync's ssh must check host keys"
 
 
-def test_fault_injection_is_off_by_default():
-    """app_demo_fault_inject is empty by default; its only other value is health_500."""
-    defaults = role_defaults("app_demo")
-    assert defaults["app_demo_fault_inject"] == ""
-    assert defaults["app_demo_fault_values"] == ["", "health_500"]
-
-
 def test_playbooks_connect_as_root_for_bootstrap_and_as_deploy_user_after():
     """bootstrap.yml logs in as root (the key given at create); the role playbooks as the deploy user."""
     assert load_yaml(PLAYBOOKS_DIR / "bootstrap.yml")[0]["remote_user"] == "root"

@@ -288,12 +288,12 @@ def test_redact_vars_masks_by_name_only():
     """redact_vars keeps ordinary values and masks the secret-named ones."""
     assert redact_vars(
         {
-            "app_demo_fault_inject": "health_500",
+            "app_demo_port": "8080",
             "github_runner_private_key": "x" * 40,
             "nested": {"api_token": "abcd", "port": 80},
         }
     ) == {
-        "app_demo_fault_inject": "health_500",
+        "app_demo_port": "8080",
         "github_runner_private_key": MASK,
         "nested": {"api_token": MASK, "port": 80},
     }

@@ -71,7 +71,7 @@ def serve() -> Iterator:
 def test_app_health_answers_503_while_warming_up_then_200(serve):
     """/health is 503 during APP_DEMO_WARMUP_SECONDS after start, 200 afterwards."""
     port = free_port()
-    serve(APP_SERVER, port, {"APP_DEMO_PORT": str(port), "APP_DEMO_WARMUP_SECONDS": "1.5", "APP_DEMO_FAULT": ""})
+    serve(APP_SERVER, port, {"APP_DEMO_PORT": str(port), "APP_DEMO_WARMUP_SECONDS": "1.5"})
     status, _, body = get(port, "/health")
     assert status == 503 and json.loads(body)["status"] == "warming up"
     time.sleep(1.6)
@@ -81,19 +81,21 @@ def test_app_health_answers_503_while_warming_up_then_200(serve):
     assert json.loads(get(port, "/api/hello")[2])["message"].startswith("Hello")
 
 
-def test_app_fault_injection_makes_health_answer_500(serve):
-    """APP_DEMO_FAULT=health_500 (set by app_demo_fault_inject, test only) makes /health 500."""
+def test_an_error_in_a_route_answers_500_with_its_message(serve, tmp_path):
+    """A bad change that makes /health raise: the app answers 500 (as a web framework would), not a dropped line."""
+    from lab.scenarios import broken_app_copy
+
     port = free_port()
-    serve(
-        APP_SERVER, port, {"APP_DEMO_PORT": str(port), "APP_DEMO_WARMUP_SECONDS": "0", "APP_DEMO_FAULT": "health_500"}
-    )
-    assert get(port, "/health")[0] == 500
+    server = broken_app_copy(tmp_path) / "backend" / "server.py"
+    serve(server, port, {"APP_DEMO_PORT": str(port), "APP_DEMO_WARMUP_SECONDS": "0"})
+    status, _, body = get(port, "/health")
+    assert status == 500 and "health check broken by a bad change" in json.loads(body)["error"]
 
 
 def test_proxy_redirects_routes_and_answers_502_for_a_dead_upstream(serve, tmp_path):
     """/ → 302 /app/; /app → 301 /app/; /app/x reaches the upstream's /x; a closed upstream gives 502."""
     app_port, proxy_port, dead_port = free_port(), free_port(), free_port()
-    serve(APP_SERVER, app_port, {"APP_DEMO_PORT": str(app_port), "APP_DEMO_WARMUP_SECONDS": "0", "APP_DEMO_FAULT": ""})
+    serve(APP_SERVER, app_port, {"APP_DEMO_PORT": str(app_port), "APP_DEMO_WARMUP_SECONDS": "0"})
     routes = tmp_path / "routes.json"
     routes.write_text(
         json.dumps(

@@ -1,0 +1,176 @@
+"""The end of a deploy run, with and without --alluredir: rollback outcome, result files, notification.
+
+A small deploy-like suite runs in a subprocess through the project's own plugins; its Proxmox rollback is
+replaced by a recorded outcome (no lab here), everything else is the product's code path.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from plugins import deploy_result
+from plugins.deploy_finish import finish_run
+from plugins.deploy_session import DeploySession
+from plugins.inventory import load_inventory
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB = ROOT / "inventories" / "lab.yml"
+
+# The suite's own plugin list, as the root conftest registers it.
+PLUGINS = ast.literal_eval(next(
+    node.value for node in ast.parse((ROOT / "conftest.py").read_text()).body
+    if isinstance(node, ast.Assign) and node.targets[0].id == "pytest_plugins"))
+
+CONFTEST = f'''
+pytest_plugins = {PLUGINS!r}
+
+
+def _fake_rollback(deploy, write):
+    write("deploy failed: rolling back (recorded outcome)")
+    return {{"ok": True, "rolled_back": {{"app-demo": "deploy_unit1"}}, "task_errors": {{}}, "unhealthy": {{}},
+            "excluded": ["ci-runner has rollback: false: not rolled back"], "seconds": 1.5}}
+
+
+def pytest_configure(config):
+    import plugins.deploy_finish as finish
+
+    finish.roll_back_session = _fake_rollback
+'''
+
+STAGES = '''
+import pytest
+
+pytestmark = [pytest.mark.stage("snapshot")]
+
+
+def test_snapshot(deployment):
+    deployment.snapshots[250] = "deploy_unit1"
+
+
+@pytest.mark.stage("health")
+def test_the_service_answers(deployment):
+    assert False, "app-demo-health http://198.18.0.250:8080/health: got 500 after 20 s; accepted 200"
+'''
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A deploy-like suite whose health stage fails after its snapshot stage took one snapshot."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    for name in ("GITHUB_API_URL", "GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_SHA", "GITHUB_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    pytester.makeini("[pytest]\n")
+    pytester.makeconftest(CONFTEST)
+    (pytester.path / "lab.yml").write_text(LAB.read_text())
+    pytester.makepyfile(test_stages=STAGES)
+    (pytester.path / "reports").mkdir()
+    (pytester.path / "reports" / "deploy-result.md").write_text("## Deploy succeeded: lab (run old)\n")
+    return pytester
+
+
+def _run(suite: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return suite.runpytest_subprocess("--inventory", "lab.yml", "--run-id", "unit1", "-p", "no:cacheprovider", *args)
+
+
+@pytest.mark.parametrize("allure", [False, True], ids=["without-alluredir", "with-alluredir"])
+def test_a_failed_run_ends_with_the_failure_its_rollback_and_this_runs_result(suite, allure):
+    """No INTERNALERROR; FAILURES names the failing check; the rollback follows; the files say 'failed'."""
+    results = suite.path / "allure-results"
+    run = _run(suite, *(["--alluredir", str(results)] if allure else []))
+    out = run.stdout.str() + run.stderr.str()
+    assert "INTERNALERROR" not in out, out
+    assert run.ret == pytest.ExitCode.TESTS_FAILED, out
+    failures_at = out.index("FAILURES")
+    end_at = out.index("end of the deploy run")
+    assert failures_at < end_at, out
+    assert "got 500 after 20 s" in out[failures_at:end_at]
+    assert "where" not in out[failures_at:end_at] and "deployment = " not in out[failures_at:end_at], out
+    assert "FAILED test_stages.py::test_the_service_answers - app-demo-health" in out
+    assert "warnings summary" not in out, out
+    assert "rollback succeeded in 1.5 s" in out[end_at:] and "rolled back app-demo to deploy_unit1" in out[end_at:]
+    assert "notification: no GitHub API url" in out[end_at:], out
+
+    result = json.loads((suite.path / "reports" / "deploy" / "unit1" / "result.json").read_text())
+    latest = json.loads((suite.path / "reports" / "deploy" / "latest.json").read_text())
+    assert result == latest and result["status"] == "failed" and result["rollback"]["ok"]
+    assert result["notification"].startswith("no GitHub API url")
+    markdown = (suite.path / "reports" / "deploy-result.md").read_text()
+    assert markdown.startswith("## Deploy failed: lab (run unit1)")
+    assert "### Rollback succeeded in 1.5 s" in markdown and "rolled back app-demo to `deploy_unit1`" in markdown
+
+    if allure:
+        written = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
+        ends = [r for r in written if r["name"] == "deploy › rollback"]
+        assert len(ends) == 1 and ends[0]["status"] == "passed", written
+        labels = {label["name"]: label["value"] for label in ends[0]["labels"]}
+        assert labels["epic"] == "deploy" and labels["feature"] == "rollback"
+        texts = [(results / a["source"]).read_text() for a in ends[0]["attachments"]]
+        assert any("rolled back app-demo to deploy_unit1" in text for text in texts)
+        assert any("got 500 after 20 s" in text for text in texts)
+
+
+def test_a_passing_run_leaves_no_rollback_and_says_it_succeeded(suite):
+    """Snapshots taken, nothing failed: no rollback, the files say 'succeeded' for this run."""
+    suite.makepyfile(test_stages='''
+import pytest
+
+pytestmark = [pytest.mark.stage("snapshot")]
+
+
+def test_snapshot(deployment):
+    deployment.snapshots[250] = "deploy_unit1"
+''')
+    run = _run(suite, "--alluredir", str(suite.path / "allure-results"))
+    assert run.ret == pytest.ExitCode.OK, run.stdout.str()
+    result = json.loads((suite.path / "reports" / "deploy" / "latest.json").read_text())
+    assert result["status"] == "succeeded" and result["rollback"] is None
+    assert (suite.path / "reports" / "deploy-result.md").read_text().startswith("## Deploy succeeded: lab (run unit1)")
+
+
+def _session(tmp_path: Path) -> DeploySession:
+    deploy = DeploySession(run_id="unit2", inventory=load_inventory(LAB), reports_dir=tmp_path / "reports")
+    deploy.stage("health").outcome = "failed"
+    deploy.snapshots[250] = "deploy_unit2"
+    return deploy
+
+
+def test_a_broken_notifier_hides_neither_the_rollback_nor_the_result(tmp_path, monkeypatch):
+    """The notifier raising is reported as a problem; the rollback's outcome and the files are still there."""
+    import plugins.deploy_finish as finish
+
+    monkeypatch.setattr(finish, "roll_back_session", lambda deploy, write: {
+        "ok": False, "rolled_back": {}, "task_errors": {"app-demo": "snapshot 'deploy_unit2' does not exist"},
+        "unhealthy": {}, "excluded": [], "seconds": 0.4})
+
+    def broken(deploy):
+        raise RuntimeError("notifier exploded")
+
+    monkeypatch.setattr(deploy_result, "send", broken)
+    deploy = _session(tmp_path)
+    end = finish_run(deploy, failed=True, alluredir=None, write=lambda line: None)
+    assert "rollback INCOMPLETE in 0.4 s" in end.lines
+    assert any("the notification broke: RuntimeError: notifier exploded" in p for p in end.problems)
+    result = json.loads((deploy.reports_dir / "deploy" / "latest.json").read_text())
+    assert result["status"] == "failed" and result["rollback"]["task_errors"]
+
+
+def test_a_result_that_cannot_be_written_never_leaves_the_previous_one_in_place(tmp_path, monkeypatch):
+    """In progress from the start; a result that cannot be written says so instead of the last run's."""
+    deploy = _session(tmp_path)
+    latest, markdown = deploy_result.latest_paths(deploy)
+    markdown.parent.mkdir(parents=True)
+    markdown.write_text("## Deploy succeeded: lab (run old)\n")
+    deploy_result.write_in_progress(deploy)
+    assert "in progress" in markdown.read_text() and json.loads(latest.read_text())["status"] == "in progress"
+
+    monkeypatch.setattr(deploy_result, "to_markdown", lambda deploy: (_ for _ in ()).throw(ValueError("bad")))
+    written, errors = deploy_result.write_files(deploy)
+    assert not written and any("could not be rendered" in e for e in errors)
+    assert "could not be written" in markdown.read_text()
+    assert json.loads(latest.read_text())["status"] == "unknown"
