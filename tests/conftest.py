@@ -1,3 +1,3 @@
 """The project's own tests: always behind the network fence."""
 
-pytest_plugins = ["plugins.netfence"]
+pytest_plugins = ["tests.netfence"]

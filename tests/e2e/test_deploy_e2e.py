@@ -14,7 +14,7 @@ import pytest
 from lab import scenarios
 from lab.hosts import LabHosts
 from plugins.inventory import load_inventory
-from plugins.proxmox import ProxmoxClient
+from plugins.proxmox.client import ProxmoxClient
 
 INVENTORY = load_inventory(scenarios.LAB_INVENTORY)
 APP = INVENTORY.host("app-demo")
@@ -25,7 +25,7 @@ SENTINEL = "/opt/app-demo/src/README.md"
 @pytest.fixture(scope="module")
 def proxmox(lab_status):
     """A Proxmox client on the lab's emulator, to read state the way the suite does."""
-    return ProxmoxClient.from_inventory(INVENTORY.proxmox, env=scenarios.suite_env())
+    return ProxmoxClient.from_inventory(INVENTORY, env=scenarios.suite_env())
 
 
 def snapshots_everywhere(proxmox) -> dict[int, list[str]]:

@@ -14,11 +14,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from plugins.proxmox import ProxmoxClient, ProxmoxError, TaskFailed, TaskResult
+from plugins.inventory import load_inventory
+from plugins.proxmox.client import ProxmoxClient
+from plugins.proxmox.tasks import ProxmoxError, TaskFailed, TaskResult
 
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
+LAB = load_inventory(ROOT / "inventories" / "lab.yml")
 NODE = "homelab"
 VMID = 977  # in the 900-999 range the lab tests own
 MISSING_VMID = 976
@@ -90,9 +93,10 @@ def pve(lab_hosts, tmp_path_factory) -> Iterator[Emulator]:
 
 
 def _client(pve: Emulator, token_id: str, secret: str | None = None) -> ProxmoxClient:
-    cfg = {"host": "127.0.0.1", "port": pve.port, "node": NODE, "token_id": token_id,
-           "token_secret_env": "PVE_TOKEN_SECRET", "ca_file": str(pve.ca_file)}
-    return ProxmoxClient.from_inventory(cfg, env={"PVE_TOKEN_SECRET": secret or pve.tokens[token_id]})
+    section = LAB.proxmox.model_copy(update={"host": "127.0.0.1", "port": pve.port, "node": NODE,
+                                             "token_id": token_id, "ca_file": str(pve.ca_file)})
+    return ProxmoxClient.from_inventory(LAB.model_copy(update={"proxmox": section}),
+                                        env={"PVE_TOKEN_SECRET": secret or pve.tokens[token_id]})
 
 
 @pytest.fixture(scope="module")

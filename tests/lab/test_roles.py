@@ -21,9 +21,9 @@ import pytest
 from plain_http import get
 
 from lab import scenarios
-from plugins.ansible import ANSIBLE_DIR, PlaybookResult, playbooks_for, run_playbook
 from plugins.inventory import load_inventory, read_document
 from plugins.inventory_model import Inventory
+from plugins.tools.playbooks import ANSIBLE_DIR, PlaybookResult, playbooks_for, run_playbook
 
 pytestmark = pytest.mark.lab
 

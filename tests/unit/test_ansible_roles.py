@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from plugins.ansible import ANSIBLE_CFG, ANSIBLE_DIR, PLAYBOOKS_DIR, ROLES_DIR, run_playbook, runner_env
 from plugins.inventory import load_inventory
+from plugins.tools.playbooks import ANSIBLE_CFG, ANSIBLE_DIR, PLAYBOOKS_DIR, ROLES_DIR, run_playbook, runner_env
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from plugins.ansible import (
+from plugins.report.redaction import MASK
+from plugins.tools.playbooks import (
     BOOTSTRAP_PLAYBOOK,
     PLAYBOOKS_DIR,
     PlaybookResult,
@@ -22,7 +23,6 @@ from plugins.ansible import (
     secret_values,
     ssh_args,
 )
-from plugins.redact import MASK
 
 pytestmark = pytest.mark.unit
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import plain_http
 import pytest
 
-from plugins.ansible import ANSIBLE_DIR
+from plugins.tools.playbooks import ANSIBLE_DIR
 
 pytestmark = pytest.mark.unit
 

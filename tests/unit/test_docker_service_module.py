@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from plugins.ansible import ROLES_DIR
+from plugins.tools.playbooks import ROLES_DIR
 
 pytestmark = pytest.mark.unit
 

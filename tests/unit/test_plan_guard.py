@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from plugins.plan_guard import check_plan, container_hostname
-from plugins.terraform import Plan, TerraformRunner
+from plugins.deploy.plan_guard import check_plan, container_hostname
+from plugins.tools.terraform import Plan, TerraformRunner
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ import http.server
 import socket
 import ssl
 import threading
-from types import SimpleNamespace
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -16,10 +16,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from proxmoxer.core import ResourceException
 
-from plugins.proxmox import ProxmoxClient, ProxmoxError
-from plugins.proxmox_tasks import TaskResult, describe_upid, explain_resource_error, is_success, log_tail
+from plugins.inventory import InventoryError, load_inventory
+from plugins.proxmox.client import ProxmoxClient
+from plugins.proxmox.tasks import ProxmoxError, TaskResult, describe_upid, explain_resource_error, is_success, log_tail
 
 pytestmark = pytest.mark.unit
+
+LAB_FILE = Path(__file__).resolve().parents[2] / "inventories" / "lab.yml"
+LAB = load_inventory(LAB_FILE)
 
 SECRET = "0b7e9a52-5c1f-4a43-9e0d-5f2f3c1a9d77"
 URL = "https://127.0.0.1:8006"
@@ -77,10 +81,9 @@ def test_501_says_the_url_is_not_a_pve_api():
 
 
 def _cfg(**overrides):
-    values = {"host": "127.0.0.1", "port": 8006, "node": "homelab", "token_id": "root@pam!lab",
-              "token_secret_env": "PVE_TOKEN_SECRET", "ca_file": None, "verify_tls": True}
-    values.update(overrides)
-    return SimpleNamespace(**values)
+    """The lab inventory with its proxmox section changed (the client reads the inventory's model)."""
+    values = {"host": "127.0.0.1", "port": 8006, "ca_file": None, **overrides}
+    return LAB.model_copy(update={"proxmox": LAB.proxmox.model_copy(update=values)})
 
 
 @pytest.mark.parametrize("env", [{}, {"PVE_TOKEN_SECRET": ""}])
@@ -98,10 +101,12 @@ def test_bad_token_id_is_refused():
         ProxmoxClient.from_inventory(_cfg(token_id="root@pam"), env={"PVE_TOKEN_SECRET": SECRET})
 
 
-def test_tls_verification_cannot_be_turned_off():
-    """verify_tls: false is refused: TLS is always verified."""
-    with pytest.raises(ProxmoxError, match="TLS is always verified"):
-        ProxmoxClient.from_inventory(_cfg(verify_tls=False), env={"PVE_TOKEN_SECRET": SECRET})
+def test_tls_verification_cannot_be_turned_off(tmp_path):
+    """verify_tls: false never reaches the client: the inventory refuses it, naming ca_file."""
+    bad = tmp_path / "lab.yml"
+    bad.write_text(LAB_FILE.read_text().replace("  port: 8006\n", "  port: 8006\n  verify_tls: false\n"))
+    with pytest.raises(InventoryError, match="verify_tls"):
+        load_inventory(bad)
 
 
 def test_missing_ca_file_is_named(tmp_path):
@@ -110,9 +115,9 @@ def test_missing_ca_file_is_named(tmp_path):
         ProxmoxClient.from_inventory(_cfg(ca_file=str(tmp_path / "nope.pem")), env={"PVE_TOKEN_SECRET": SECRET})
 
 
-def test_mapping_inventory_and_repr_without_secret(tmp_path):
-    """A plain mapping works as the proxmox section; the client's repr never shows the secret."""
-    client = ProxmoxClient.from_inventory(vars(_cfg()), env={"PVE_TOKEN_SECRET": SECRET})
+def test_the_client_says_its_url_and_never_its_secret(tmp_path):
+    """URL and TLS from the inventory's proxmox section; the client's repr never shows the secret."""
+    client = ProxmoxClient.from_inventory(_cfg(), env={"PVE_TOKEN_SECRET": SECRET})
     assert client.url == URL and client.verify is True and client.http_timeout >= 60
     assert SECRET not in repr(client) and SECRET not in str(vars(client))
 

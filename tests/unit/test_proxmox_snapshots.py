@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.proxmox import (
+from plugins.proxmox.snapshots import (
     InvalidSnapshotName,
-    ProxmoxError,
     check_snapshot_name,
     is_deploy_snapshot,
     snapshot_name,
     snapshots_to_prune,
 )
+from plugins.proxmox.tasks import ProxmoxError
 
 pytestmark = pytest.mark.unit
 

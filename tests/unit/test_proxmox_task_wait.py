@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.proxmox_tasks import TaskTimeout, wait_for_task
+from plugins.proxmox.tasks import TaskTimeout, wait_for_task
 
 pytestmark = pytest.mark.unit
 

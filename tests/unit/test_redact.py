@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from plugins.redact import MASK, RedactingFilter, Redactor
+from plugins.report.redaction import MASK, RedactingFilter, Redactor
 
 pytestmark = pytest.mark.unit
 

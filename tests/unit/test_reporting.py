@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from plugins.redact import Redactor
-from plugins.reporting import (
+from plugins.report.allure_output import (
     CATEGORIES,
     INFRASTRUCTURE_PATTERN,
     attach_json,
@@ -22,6 +21,7 @@ from plugins.reporting import (
     write_categories,
     write_environment,
 )
+from plugins.report.redaction import Redactor
 
 pytestmark = pytest.mark.unit
 
@@ -39,7 +39,7 @@ def test_helpers_are_harmless_when_allure_is_not_writing(tmp_path):
 
 def test_environment_properties_are_redacted_and_escaped(tmp_path, monkeypatch):
     """key=value lines, sorted, newlines escaped, secrets masked."""
-    monkeypatch.setattr("plugins.redact.REDACTOR", Redactor([SECRET]))
+    monkeypatch.setattr("plugins.report.redaction.REDACTOR", Redactor([SECRET]))
     path = write_environment(tmp_path, {"node": "homelab", "run id": "42", "note": f"a\nb {SECRET}"})
     assert path.read_text() == "node=homelab\nnote=a\\nb ***\nrun_id=42\n"
 
@@ -54,10 +54,10 @@ def test_categories_separate_infrastructure_failures_from_defects(tmp_path):
 INNER_CONFTEST = """
 import os
 import pytest
-from plugins.redact import register_secrets
-from plugins.reporting import set_environment
+from plugins.report.redaction import register_secrets
+from plugins.report.allure_output import set_environment
 
-pytest_plugins = ["plugins.reporting"]
+pytest_plugins = ["plugins.report.plugin"]
 
 
 def pytest_configure(config):
@@ -68,8 +68,8 @@ def pytest_configure(config):
 INNER_TESTS = """
 import logging
 import os
-from plugins.proxmox import ProxmoxError
-from plugins.reporting import attach_json, attach_text, step
+from plugins.proxmox.tasks import ProxmoxError
+from plugins.report.allure_output import attach_json, attach_text, step
 
 
 def test_attaches():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from plugins.ssh_mux import (
+from plugins.ssh.mux import (
     MUX_C_TERMINATE,
     MUX_MSG_HELLO,
     MUX_S_OK,

@@ -13,7 +13,7 @@ from moto.server import ThreadedMotoServer
 
 from lab.s3 import RejectingHandler
 from plugins.inventory import load_inventory
-from plugins.terraform import TerraformError, TerraformRunner, backend_config_args, missing_backend_flags
+from plugins.tools.terraform import TerraformError, TerraformRunner, backend_config_args, missing_backend_flags
 
 pytestmark = pytest.mark.unit
 

@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from plugins.plan_guard import check_plan
-from plugins.terraform import TerraformError, TerraformRunner
+from plugins.deploy.plan_guard import check_plan
+from plugins.tools.terraform import TerraformError, TerraformRunner
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from plugins.terraform import TerraformError, TerraformRunner, diagnostics_line
+from plugins.tools.terraform import TerraformError, TerraformRunner, diagnostics_line
 
 pytestmark = pytest.mark.unit
 
@@ -58,7 +58,7 @@ def test_failed_plan_comes_back_errored_with_one_line_and_cannot_be_applied(tmp_
 
 def test_diagnostics_line_masks_secrets_and_keeps_errors_only():
     """Warnings are dropped when errors exist; the address is appended; a registered secret is masked."""
-    from plugins.redact import Redactor
+    from plugins.report.redaction import Redactor
 
     events = [
         {"type": "diagnostic", "diagnostic": {"severity": "warning", "summary": "Deprecated"}},

@@ -1,7 +1,7 @@
-"""Allure helpers (attachments, steps, environment, categories), harmless when allure is not active.
+"""What reaches the Allure results: attachments, steps, results of their own, environment, categories.
 
-Every text that reaches the report passes through the Redactor first. Register as a pytest plugin
-(`plugins.reporting`) to get environment.properties and categories.json written at session end.
+Harmless when allure is not active. Every text that reaches the report passes through the Redactor
+first. plugins/report/plugin.py writes environment.properties and categories.json at session end.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from plugins.redact import REDACTOR, install_log_redaction, redact
+from plugins.report.redaction import REDACTOR, redact
 
 try:
     import allure
@@ -82,20 +82,25 @@ def _in_a_test() -> bool:
     return False
 
 
-def write_result(target: str | Path, *, name: str, full_name: str, status: str, message: str,
-                 labels: Mapping[str, str], attachments: Mapping[str, str], started: float,
-                 stopped: float) -> Path:
-    """Write one Allure test result of its own (with text attachments) for what happens after the tests.
+EXTENSIONS = {"text/plain": "txt", "text/csv": "csv"}
 
-    The end of a run (the rollback, the notification) has no running test to attach to: it gets its
-    own result in the results directory, as allure-pytest would write it. Everything is redacted.
+
+def write_result(target: str | Path, *, name: str, full_name: str, status: str, message: str,
+                 labels: Mapping[str, str], attachments: Mapping[str, str | tuple[str, str]], started: float,
+                 stopped: float) -> Path:
+    """Write one Allure test result of its own, with its attachments, for what no running test can carry.
+
+    The end of a run (the rollback, the notification) and the health summary have no running test to
+    attach to: each gets its own result in the results directory, as allure-pytest would write it. An
+    attachment is a text, or (text, mime type) for another type than text/plain. Everything is redacted.
     """
     writer = AllureFileLogger(target, clean=False)
     files = []
-    for title, text in attachments.items():
-        source = f"{uuid.uuid4()}-attachment.txt"
+    for title, body in attachments.items():
+        text, mime = (body, "text/plain") if isinstance(body, str) else body
+        source = f"{uuid.uuid4()}-attachment.{EXTENSIONS.get(mime, 'txt')}"
         writer.report_attached_data(body=redact(text), file_name=source)
-        files.append(Attachment(name=redact(title), source=source, type="text/plain"))
+        files.append(Attachment(name=redact(title), source=source, type=mime))
     result = TestResult(
         uuid=str(uuid.uuid4()), historyId=hashlib.md5(full_name.encode()).hexdigest(), fullName=full_name,
         name=redact(name), status=status, stage="finished", start=int(started * 1000), stop=int(stopped * 1000),
@@ -152,18 +157,3 @@ def _property_key(key: str) -> str:
 
 def _property_value(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Mask secrets in every log record of the session."""
-    install_log_redaction()
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Write environment.properties and categories.json when allure results are being written."""
-    target = alluredir(session.config)
-    if target is None:
-        return
-    write_environment(target, session.config.stash.get(ENVIRONMENT_KEY, {}))
-    write_categories(target)

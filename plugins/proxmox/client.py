@@ -1,7 +1,7 @@
 """The one Proxmox VE client: token auth, verified TLS, task waiting that checks exitstatus, snapshots.
 
-Nothing else in the project imports proxmoxer. Every API error leaves this module as a ProxmoxError
-whose message is a one-line diagnosis; the token secret never appears in any text.
+Nothing outside plugins/proxmox/ imports proxmoxer. Every API error leaves this package as a ProxmoxError
+whose message is a one-line diagnosis (plugins/proxmox/tasks.py); the token secret never appears in any text.
 """
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from proxmoxer import ProxmoxAPI
 from proxmoxer.core import ResourceException
 
-from plugins.proxmox_tasks import (
+from plugins.proxmox.snapshots import check_snapshot_name
+from plugins.proxmox.tasks import (
     ProxmoxError,
     TaskFailed,
     TaskResult,
@@ -27,64 +27,19 @@ from plugins.proxmox_tasks import (
     explain_transport_error,
     wait_for_task,
 )
+from plugins.shared.fanout import fan_out
 
-__all__ = [
-    "InvalidSnapshotName", "ProxmoxClient", "ProxmoxError", "TaskFailed", "TaskResult", "TaskTimeout",
-    "check_snapshot_name", "is_deploy_snapshot", "snapshot_name", "snapshots_to_prune",
-]
+if TYPE_CHECKING:
+    from plugins.inventory import Host, Inventory
+
+__all__ = ["ProxmoxClient", "ProxmoxError", "TaskFailed", "TaskResult", "TaskTimeout", "per_node"]
 
 HTTP_TIMEOUT = 60.0  # proxmoxer's 5 s default cuts rollbacks and creates short (community.proxmox #45, #160)
 TASK_TIMEOUT = 300.0
 POLL_INTERVAL = 0.5
 MAX_PARALLEL = 8
 
-SNAPSHOT_PREFIX = "deploy_"
-SNAPSHOT_MAX_LEN = 40
-RESERVED_SNAPSHOT_NAMES = frozenset({"current", "vzdump"})
-_CONFIGID = re.compile(r"^[a-z][a-z0-9_-]+$", re.IGNORECASE)  # PVE's pve-configid format
 _TOKEN_ID = re.compile(r"^(?P<user>[^@!\s]+@[^@!\s]+)!(?P<name>[A-Za-z][A-Za-z0-9._-]*)$")
-
-
-class InvalidSnapshotName(ProxmoxError, ValueError):
-    """A snapshot name PVE would refuse; raised before any API write."""
-
-
-def check_snapshot_name(name: str) -> str:
-    """Return the name if PVE accepts it as a snapshot name, else raise InvalidSnapshotName."""
-    rule = f"letter first, then letters, digits, '_' or '-', 2-{SNAPSHOT_MAX_LEN} characters"
-    if not isinstance(name, str) or not _CONFIGID.match(name):
-        raise InvalidSnapshotName(f"snapshot name {name!r} is not valid for PVE ({rule})")
-    if len(name) > SNAPSHOT_MAX_LEN:
-        raise InvalidSnapshotName(f"snapshot name {name!r} has {len(name)} characters; PVE allows {rule}")
-    if name.lower() in RESERVED_SNAPSHOT_NAMES:
-        raise InvalidSnapshotName(f"snapshot name {name!r} is reserved by PVE")
-    return name
-
-
-def snapshot_name(run_id: str | int) -> str:
-    """The snapshot name of a deploy run: deploy_<run id>, checked against PVE's rule."""
-    if str(run_id) == "":
-        raise InvalidSnapshotName("snapshot name needs a run id, got an empty one (deploy_<run id>: letter first, "
-                                  f"then letters, digits, '_' or '-', at most {SNAPSHOT_MAX_LEN} characters)")
-    return check_snapshot_name(f"{SNAPSHOT_PREFIX}{run_id}")
-
-
-def is_deploy_snapshot(name: str) -> bool:
-    """Tell whether a snapshot name was made by snapshot_name (deploy_<run id>)."""
-    return (isinstance(name, str) and name.startswith(SNAPSHOT_PREFIX) and len(name) > len(SNAPSHOT_PREFIX)
-            and bool(_CONFIGID.match(name)))
-
-
-def snapshots_to_prune(snapshots: Iterable[Mapping], retention: int, *, current: str | None = None) -> list[str]:
-    """Names of the oldest deploy_* snapshots beyond retention (current run's included in it, never pruned)."""
-    if retention < 0:
-        raise ValueError(f"snapshot retention must be >= 0, got {retention}")
-    deploys = [s for s in snapshots if is_deploy_snapshot(s.get("name", ""))]
-    newest_first = sorted(deploys, key=lambda s: (int(s.get("snaptime") or 0), s["name"]), reverse=True)
-    has_current = any(s["name"] == current for s in newest_first)
-    others = [s for s in newest_first if s["name"] != current]
-    keep = max(retention - (1 if has_current else 0), 0)
-    return [s["name"] for s in reversed(others[keep:])]
 
 
 def _bool(value: bool) -> int:
@@ -111,13 +66,11 @@ class ProxmoxClient:
         return f"ProxmoxClient({self.url}, token {self.token_id})"
 
     @classmethod
-    def from_inventory(cls, proxmox_cfg: Any, env: Mapping[str, str] = os.environ, *,
+    def from_inventory(cls, inventory: Inventory, env: Mapping[str, str] = os.environ, *,
                        http_timeout: float = HTTP_TIMEOUT, **kwargs: Any) -> ProxmoxClient:
-        """Build the client from the inventory's proxmox section; the secret comes from the named env var."""
-        host = str(_cfg(proxmox_cfg, "host"))
-        port = int(_cfg(proxmox_cfg, "port", 8006) or 8006)
-        token_id = str(_cfg(proxmox_cfg, "token_id"))
-        secret_env = str(_cfg(proxmox_cfg, "token_secret_env"))
+        """Build the client from the inventory's proxmox section; the secret comes from the env var it names."""
+        section = inventory.proxmox
+        host, port, token_id, secret_env = section.host, section.port, section.token_id, section.token_secret_env
         match = _TOKEN_ID.match(token_id)
         if not match:
             raise ProxmoxError(f"proxmox.token_id {token_id!r} is not of the form user@realm!tokenname")
@@ -127,7 +80,9 @@ class ProxmoxClient:
                 f"environment variable {secret_env} is unset or empty: it must hold the secret of token "
                 f"{token_id} (inventory key proxmox.token_secret_env names it)"
             )
-        verify = _verify_setting(proxmox_cfg)
+        verify = section.tls_verify  # the inventory's one derivation: its CA file, or the system CAs
+        if isinstance(verify, str) and not Path(verify).is_file():
+            raise ProxmoxError(f"CA file {verify} (inventory key proxmox.ca_file) does not exist")
         url = f"https://{f'[{host}]' if ':' in host else host}:{port}"
 
         def api_factory() -> ProxmoxAPI:
@@ -267,34 +222,15 @@ class ProxmoxClient:
                                                                        timeout=timeout))
 
     def _fan_out(self, targets: Mapping[int, Any], work: Callable[[int, Any], Any]) -> dict:
-        if not targets:
-            return {}
-
-        def run(item: tuple[int, str]) -> TaskResult | Exception:
-            try:
-                return work(*item)
-            except Exception as exc:  # noqa: BLE001 - kept per container: one failure must not hide the others
-                return exc
-
-        with ThreadPoolExecutor(max_workers=min(len(targets), MAX_PARALLEL), thread_name_prefix="pve") as pool:
-            outcomes = list(pool.map(run, targets.items()))
-        return dict(zip(targets, outcomes))
+        """{vmid: work's result or the exception it raised}: kept per container, one failure hides no other."""
+        outcomes = fan_out(lambda item: work(*item), targets.items(), workers=MAX_PARALLEL, name="pve",
+                           keep_errors=True)
+        return dict(zip(targets, outcomes, strict=True))
 
 
-def _cfg(cfg: Any, key: str, default: Any = None) -> Any:
-    value = cfg.get(key, default) if isinstance(cfg, Mapping) else getattr(cfg, key, default)
-    if value is None and default is None:
-        raise ProxmoxError(f"inventory key proxmox.{key} is missing")
-    return value
-
-
-def _verify_setting(cfg: Any) -> str | bool:
-    """The requests `verify` value: the inventory's CA file, or True for the system CAs; never False."""
-    ca_file = _cfg(cfg, "ca_file", "")
-    if ca_file:
-        if not Path(ca_file).is_file():
-            raise ProxmoxError(f"CA file {ca_file} (inventory key proxmox.ca_file) does not exist")
-        return str(ca_file)
-    if _cfg(cfg, "verify_tls", True) is False:
-        raise ProxmoxError("inventory sets proxmox.verify_tls: false; TLS is always verified: set proxmox.ca_file")
-    return True
+def per_node(hosts: Iterable[Host]) -> dict[str, list[Host]]:
+    """The hosts grouped by the node that owns them, nodes in name order (a node's tasks go to that node)."""
+    grouped: dict[str, list[Host]] = {}
+    for host in hosts:
+        grouped.setdefault(host.node, []).append(host)
+    return dict(sorted(grouped.items()))

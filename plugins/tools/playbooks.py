@@ -1,8 +1,8 @@
 """ansible-runner wrapper: run one playbook of ansible/ and give its outcome per host, redacted.
 
-Secrets never leave this module in clear: values of extravars whose names contain key, token,
-secret or password, and the private key's content, are registered with the suite's redactor
-(plugins/redact.py) and masked in the events, the stdout and the recap. Extravars reach
+Secrets never leave this module in clear: values of extravars whose names say they hold a secret
+(plugins/report/redaction.py: is_secret_name), and the private key's content, are registered with the
+suite's redactor and masked in the events, the stdout and the recap. Extravars reach
 ansible-playbook through a file of a private temp dir (mode 0700, removed after the run), never
 through the command line.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import configparser
 import os
-import re
 import shutil
 import signal
 import sys
@@ -25,16 +24,15 @@ from typing import Any, NamedTuple, Self
 
 import ansible_runner
 
-from plugins.redact import MASK, REDACTOR
+from plugins.report.redaction import MASK, REDACTOR, is_secret_name
 
-ANSIBLE_DIR = Path(__file__).resolve().parent.parent / "ansible"
+ANSIBLE_DIR = Path(__file__).resolve().parents[2] / "ansible"
 ANSIBLE_CFG = ANSIBLE_DIR / "ansible.cfg"
 PLAYBOOKS_DIR = ANSIBLE_DIR / "playbooks"
 ROLES_DIR = ANSIBLE_DIR / "roles"
 BOOTSTRAP_PLAYBOOK = "bootstrap"
 SITE_PLAYBOOK = "site"  # the deploy's one run: bootstrap, then each host's roles (ansible/playbooks/site.yml)
 
-SECRET_NAME = re.compile(r"key|token|secret|password", re.IGNORECASE)
 STAT_FIELDS = ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored")
 FAILED_EVENTS = ("runner_on_failed", "runner_on_async_failed", "runner_on_unreachable")
 
@@ -197,13 +195,13 @@ def failure_message(event: dict, limit: int = 500) -> str:
 
 
 def secret_values(variables: Any, name: str = "") -> list[str]:
-    """Values (as text) of every variable whose name says key/token/secret/password, nested too."""
+    """Values (as text) of every variable whose name says it holds a secret (is_secret_name), nested too."""
     if isinstance(variables, dict):
-        inherited = name if name and SECRET_NAME.search(name) else ""
+        inherited = name if name and is_secret_name(name) else ""
         return [v for k, item in variables.items() for v in secret_values(item, inherited or str(k))]
     if isinstance(variables, (list, tuple)):
         return [v for item in variables for v in secret_values(item, name)]
-    if name and SECRET_NAME.search(name) and variables not in (None, ""):
+    if name and is_secret_name(name) and variables not in (None, ""):
         return [str(variables)]
     return []
 
@@ -212,7 +210,7 @@ def redact_vars(variables: dict) -> dict:
     """A copy of the variables with secret-named values masked."""
     clean = {}
     for name, value in variables.items():
-        if SECRET_NAME.search(str(name)) and value not in (None, ""):
+        if is_secret_name(name) and value not in (None, ""):
             clean[name] = MASK
         elif isinstance(value, dict):
             clean[name] = redact_vars(value)

@@ -1,6 +1,6 @@
 """Proxmox errors as one-line diagnoses, and task waiting that checks exitstatus.
 
-Part of the Proxmox client (plugins/proxmox.py): nothing outside these two modules imports proxmoxer.
+Part of the Proxmox client (plugins/proxmox/client.py): nothing outside plugins/proxmox/ imports proxmoxer.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Any
 
 import requests
 from proxmoxer.core import ResourceException
+
+from plugins.shared.backoff import Backoff, poll
 
 LOG_TAIL_LINES = 8
 _WARNINGS = re.compile(r"^WARNINGS:\s*(\d+)\s*$")
@@ -150,31 +152,24 @@ def wait_for_task(get_status: Callable[[], dict], get_log: Callable[[], list], *
                   sleep: Callable[[float], None] = time.sleep) -> TaskResult:
     """Poll a task until it stops; raise TaskFailed on a bad exitstatus, TaskTimeout at the deadline.
 
-    Polls start at first_poll and grow by half up to poll_interval: most PVE tasks (a snapshot on
-    ZFS or LVM-thin, a start) end within a second, long ones are not polled more than needed."""
-    started = clock()
-    deadline = started + timeout
-    delay = min(first_poll, poll_interval)
-    while True:
-        status = get_status() or {}
-        if status.get("status") == "stopped":
-            break
-        remaining = deadline - clock()
-        if remaining <= 0:
-            info = describe_upid(upid)
-            raise TaskTimeout(
-                f"task {info['type']} {info['id']} on {node} still running after {timeout:g} s "
-                f"({upid}); see the node's task list",
-                upid=upid, timeout=timeout,
-            )
-        sleep(min(delay, remaining))
-        delay = min(delay * 1.5, poll_interval)
+    Polls start at first_poll and grow by half up to poll_interval: a short task (a snapshot on ZFS or
+    LVM-thin, a start) is seen soon after it ends, a long one is not polled more than needed."""
+    polled = poll(lambda remaining: get_status() or {}, lambda status: status.get("status") == "stopped",
+                  deadline=timeout, backoff=Backoff(first_poll, 1.5, poll_interval), clock=clock, sleep=sleep)
+    if not polled.done:
+        info = describe_upid(upid)
+        raise TaskTimeout(
+            f"task {info['type']} {info['id']} on {node} still running after {timeout:g} s "
+            f"({upid}); see the node's task list",
+            upid=upid, timeout=timeout,
+        )
+    status, duration = polled.value, polled.elapsed
     exitstatus = _one_line(status.get("exitstatus")) or "(no exitstatus)"
     if exitstatus == "OK":
-        return TaskResult(upid=upid, node=node, exitstatus=exitstatus, duration=clock() - started)
+        return TaskResult(upid=upid, node=node, exitstatus=exitstatus, duration=duration)
     log = log_tail(get_log())
     if is_success(exitstatus):
-        return TaskResult(upid=upid, node=node, exitstatus=exitstatus, duration=clock() - started, log=log)
+        return TaskResult(upid=upid, node=node, exitstatus=exitstatus, duration=duration, log=log)
     info = describe_upid(upid)
     shown = [line for line in log if line != f"TASK ERROR: {exitstatus}"][-3:]
     text = f"task {info['type']} {info['id']} on {node} failed: {exitstatus}"
