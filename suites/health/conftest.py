@@ -1,36 +1,25 @@
-"""Health suite: every test is parametrized from the inventory; the checks themselves live in plugins/checks.py.
+"""Health suite: every test asserts one check of plugins/health/registry.py, parametrized from the inventory.
 
-All the checks the collected tests need are run once, concurrently (one SSH master and one remote command
-per host, every HTTP wait in its own thread), when the first test asks; each test then states its promise
-about one result. `--hosts a,b` / `--roles r1,r2` / `-k` select; the runner host skips its SSH self-checks.
+A test names its check with `@pytest.mark.check("<name>")` and takes the argument the registry gives it
+(health_host, or (host, subject) as health_container, health_package, health_service). All the checks the
+collected tests need run once, concurrently (plugins/health/run.py), from the end of collection; each test
+then states its promise about one result. `--hosts a,b` / `--roles r1,r2` / `-k` select; the runner host
+skips its SSH self-checks.
 """
 
 from __future__ import annotations
 
 import argparse
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
 
-from plugins import checks
-from plugins.http import wait_for_service
+from plugins.health.registry import COLUMNS, REGISTRY, check_named
+from plugins.health.results import SKIP
+from plugins.health.run import HealthRun, need_of
+from plugins.health.table import CELL
 from plugins.inventory import get_inventory
-from plugins.known_hosts import known_hosts_file
-from plugins.ssh import SshPool, SshTarget
-
-# check -> summary-table column, in the table's column order (the order each host's tests run in)
-COLUMN = {
-    "ssh_reachable": "ssh",
-    "sshd_refuses_passwords": "passwords",
-    "runner_key_authorized": "keys",
-    "rsync_installed": "rsync",
-    "docker_running": "docker",
-    "container_running": "containers",
-    "package_installed": "packages",
-    "http": "http",
-}
+from plugins.ssh.known_hosts import known_hosts_file
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,11 +33,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--known-hosts", default=None,
                     help="UserKnownHostsFile for the checks' SSH (accept-new; default: the environment's, "
                          "known_hosts_<environment> next to the deploy key, shared with the deploy)")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Register the `check(name)` marker each host test carries."""
-    config.addinivalue_line("markers", "check(name): the plugins/checks.py check a health test asserts")
 
 
 def _names(value: str | None) -> list[str]:
@@ -78,144 +62,63 @@ def selected_hosts(config: pytest.Config) -> list:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize from the inventory: ids `app-demo`, `app-demo/web`, `app-demo/rsync`, `app-demo/app-demo-health`."""
-    hosts = selected_hosts(metafunc.config)
-    if "health_host" in metafunc.fixturenames:
-        metafunc.parametrize("health_host", hosts, ids=[h.hostname for h in hosts])
-    for argument, pairs in (
-        ("health_container", [(h, name) for h in hosts for name in h.containers]),
-        ("health_package", [(h, name) for h in hosts for name in h.packages]),
-        ("health_service", [(h, service) for h in hosts for service in h.services]),
-    ):
-        if argument in metafunc.fixturenames:
-            ids = [f"{h.hostname}/{getattr(item, 'name', item)}" for h, item in pairs]
-            metafunc.parametrize(argument, pairs, ids=ids)
-
-
-def item_need(item: pytest.Item) -> tuple | None:
-    """What a collected test asks for: (host, check, subject) or (host, "http", service); None if not ours."""
-    params = getattr(item, "callspec", None)
-    params = params.params if params else {}
-    marker = item.get_closest_marker("check")
-    if "health_service" in params:
-        host, service = params["health_service"]
-        return host, "http", service
+    """Parametrize each test from its check's subjects: ids `app-demo`, `app-demo/web`, `app-demo/app-demo-health`."""
+    marker = metafunc.definition.get_closest_marker("check")
     if marker is None:
-        return None
-    if "health_host" in params:
-        return params["health_host"], marker.args[0], None
-    for argument in ("health_container", "health_package"):
-        if argument in params:
-            host, name = params[argument]
-            return host, marker.args[0], name
-    return None
-
-
-def not_applicable(need: tuple) -> str | None:
-    """Why a check does not apply to a host (a visible skip), or None."""
-    host, check, _ = need
-    if check == "docker_running" and not host.containers:
-        return f"no containers expected on {host.hostname} (inventory: containers): docker not required there"
-    return None
+        return
+    check = check_named(marker.args[0])
+    if check.argument not in metafunc.fixturenames:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: check '{check.name}' gives its parameters as "
+                                f"`{check.argument}`: add that argument to the test")
+    values, ids = check.parameters(selected_hosts(metafunc.config))
+    metafunc.parametrize(check.argument, values, ids=ids)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tag each health test with its summary-table cell (host, column), and run the tests host by host."""
     position = {host.hostname: index for index, host in enumerate(get_inventory(config).hosts)}
-    columns = list(COLUMN.values())
     order: dict[pytest.Item, tuple[int, int]] = {}
     for item in items:
-        need = item_need(item)
+        need = need_of(item)
         if need:
-            hostname, column = need[0].hostname, COLUMN[need[1]]
-            item.user_properties.append(("health_cell", (hostname, column)))
-            order[item] = (position[hostname], columns.index(column))
+            hostname, column = need[0].hostname, REGISTRY[need[1]].column
+            item.user_properties.append((CELL, (hostname, column)))
+            order[item] = (position[hostname], COLUMNS.index(column))
     # Host by host in inventory order (the order their checks are submitted), each host's tests in the
     # summary table's column order: a host's tests report as soon as its one remote command is back. File by
-    # file, the first file would wait for the last host, and every other file's tests would queue behind it
-    # (at 50 hosts, ~0.6 s of pytest's own work left after the last check). Other tests go first, in their order.
+    # file, the first file would wait for the last host, and every other file's tests would queue behind it.
+    # Other tests go first, in their order.
     items.sort(key=lambda item: order.get(item, (-1, 0)))
-
-
-class HealthRun:
-    """The session's checks, started once for every collected test; each test waits only for its own host.
-
-    Started when collection finishes (not at the first test): opening 50 SSH masters is CPU work on the
-    hosts, and pytest's own per-test work then overlaps with it instead of following it.
-    """
-
-    def __init__(self, config: pytest.Config):
-        """Prepare an SSH pool for the selected hosts (nothing is opened yet)."""
-        self.inventory = get_inventory(config)
-        runner = self.inventory.runner
-        self.user, self.public_key = runner.deploy_user, runner.deploy_key + ".pub"
-        known_hosts = config.getoption("known_hosts") or known_hosts_file(self.inventory)
-        self.pool = SshPool([SshTarget(h.hostname, h.ip, runner.deploy_user, runner.deploy_key)
-                             for h in selected_hosts(config)], known_hosts=known_hosts)
-        self.hosts: dict[str, Future] = {}
-        self.http: dict[tuple[str, str], Future] = {}
-        self._executor: ThreadPoolExecutor | None = None
-        self._http_executor: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
-
-    def start(self, items: list[pytest.Item]) -> None:
-        """Submit, once, every host's checks (one task per host) and every HTTP wait the items need."""
-        with self._lock:
-            if self._executor is not None:
-                return
-            plan: dict[str, tuple] = {}
-            services = []
-            for need in filter(None, map(item_need, items)):
-                host, check, subject = need
-                if not_applicable(need):
-                    continue
-                if check == "http":
-                    services.append((host, subject))
-                else:
-                    plan.setdefault(host.hostname, (host, []))[1].append((check, subject))
-            # Two pools: HTTP waits mostly sleep (a thread each, started first while starting one is cheap);
-            # host checks are CPU work on both ends (SSH handshakes), HOST_WORKERS at a time.
-            self._http_executor = ThreadPoolExecutor(max_workers=max(1, len(services)), thread_name_prefix="health-http")
-            self._executor = ThreadPoolExecutor(max_workers=checks.HOST_WORKERS, thread_name_prefix="health-host")
-            for host, service in services:
-                self.http[(host.hostname, service.name)] = self._http_executor.submit(wait_for_service, service)
-            for hostname, (host, wanted) in plan.items():
-                reason = checks.self_check_reason(self.inventory, host)
-                self.hosts[hostname] = self._executor.submit(
-                    checks.check_host, host, self.pool, wanted, user=self.user,
-                    public_key_file=self.public_key, self_reason=reason)
-
-    def result(self, host, check: str, subject):
-        """Wait for and give one check's result (HttpResult for "http", else CheckResult)."""
-        if check == "http":
-            return self.http[(host.hostname, subject.name)].result()
-        try:
-            found = self.hosts[host.hostname].result()
-        except Exception as exc:  # noqa: BLE001 - one host's surprise fails its tests, not the session
-            return checks.result(host, check, checks.FAIL,
-                                 f"{checks.where(host)}: check crashed: {type(exc).__name__}: {exc}", subject)
-        return next(r for r in found if (r.check, r.subject) == (check, subject))
-
-    def close(self) -> None:
-        """Stop the workers, then close every SSH master opened for the session."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._http_executor.shutdown(wait=True, cancel_futures=True)
-        self.pool.close_all()
 
 
 RUN_KEY = pytest.StashKey[HealthRun]()
 
 
+def _new_run(config: pytest.Config) -> HealthRun:
+    """The session's HealthRun for the selected hosts (nothing opened yet)."""
+    inventory = get_inventory(config)
+    known_hosts = config.getoption("known_hosts") or known_hosts_file(inventory)
+    return HealthRun(inventory, selected_hosts(config), known_hosts)
+
+
+def _needs(items: list[pytest.Item]) -> list:
+    return [need for need in map(need_of, items) if need]
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the checks as soon as the tests are known (where tests run: not on an xdist controller)."""
+    """Start the checks as soon as the tests are known (where tests run: not on an xdist controller).
+
+    Started when collection finishes, not at the first test: opening many SSH masters is CPU work on the
+    hosts, and pytest's own per-test work then overlaps with it instead of following it.
+    """
     config = session.config
     if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
         return
-    if config.option.collectonly or not any(item_need(item) for item in session.items):
+    needs = _needs(session.items)
+    if config.option.collectonly or not needs:
         return
-    config.stash[RUN_KEY] = HealthRun(config)
-    config.stash[RUN_KEY].start(session.items)
+    config.stash[RUN_KEY] = _new_run(config)
+    config.stash[RUN_KEY].start(needs)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -230,8 +133,8 @@ def health_run(request: pytest.FixtureRequest) -> HealthRun:
     """The session's HealthRun (started at collection finish; started here if it was not)."""
     config = request.config
     if RUN_KEY not in config.stash:
-        config.stash[RUN_KEY] = HealthRun(config)
-    config.stash[RUN_KEY].start(request.session.items)
+        config.stash[RUN_KEY] = _new_run(config)
+    config.stash[RUN_KEY].start(_needs(request.session.items))
     return config.stash[RUN_KEY]
 
 
@@ -251,16 +154,17 @@ class Verdict:
 @pytest.fixture
 def verdict(request: pytest.FixtureRequest, health_run: HealthRun) -> Verdict:
     """This test's check result (skipped, with the reason, when the check does not apply)."""
-    need = item_need(request.node)
+    need = need_of(request.node)
     if need is None:
-        raise pytest.UsageError(f"{request.node.nodeid}: a health test needs @pytest.mark.check(...) and a "
-                                "health_host/health_container/health_package/health_service argument")
-    reason = not_applicable(need)
+        raise pytest.UsageError(f"{request.node.nodeid}: a health test needs @pytest.mark.check(...) naming a check "
+                                "of plugins/health/registry.py, and the argument that check gives")
+    host, name, _ = need
+    reason = REGISTRY[name].applies(host)
     if reason:
         pytest.skip(reason)
     result = health_run.result(*need)
-    if need[1] == "http":
+    if REGISTRY[name].wait is not None:
         return Verdict(result.ok, result.message)
-    if result.outcome == checks.SKIP:
+    if result.outcome == SKIP:
         pytest.skip(result.message)
     return Verdict(result.passed, result.message)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.health_scale import HealthFleet
-from plugins.ssh import SshPool, SshTarget
+from plugins.ssh.pool import SshPool, SshTarget
 
 pytestmark = pytest.mark.lab
 

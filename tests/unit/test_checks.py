@@ -1,4 +1,4 @@
-"""plugins/checks.py: the probe script and the judges, run for real in a local shell with stub commands."""
+"""plugins/health/: the probe script and the judges, run for real in a local shell with stub commands."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from plugins import checks
-from plugins.ssh import MasterState, SshTarget
+from plugins.health import dockerd, hosts, probes
+from plugins.health.registry import CHECKS
+from plugins.health.remote import run_probes
+from plugins.shared.this_machine import is_this_machine, self_reason
+from plugins.ssh.pool import MasterState, SshTarget
 
 pytestmark = pytest.mark.unit
 
@@ -88,19 +91,19 @@ printf 'api\trunning\tUp 1 minute (unhealthy)\n'""")
     return StubHost(bin_dir), stub
 
 
-def run(lab_host, *probes):
+def run(lab_host, *given):
     """Run probes on the stub host; give results by (check, subject)."""
     conn, _ = lab_host
-    return {(r.check, r.subject): r for r in checks.run_probes(Host(), conn, list(probes))}
+    return {(r.check, r.subject): r for r in run_probes(Host(), conn, list(given))}
 
 
 def test_all_probes_run_in_one_command_and_pass(lab_host, tmp_path):
     pub = tmp_path / "deploy_ed25519.pub"
     pub.write_text(KEY + "\n")
-    probes = [checks.rsync_probe(), checks.docker_probe(), checks.container_probe("web"),
-              checks.container_probe("worker"), checks.package_probe("rsync", ["rsync", "python3"]),
-              checks.package_probe("python3", ["rsync", "python3"]), checks.runner_key_probe("deploy", pub)]
-    results = run(lab_host, *probes)
+    every = [probes.rsync_probe(), probes.docker_probe(), probes.container_probe("web"),
+             probes.container_probe("worker"), probes.package_probe("rsync", ["rsync", "python3"]),
+             probes.package_probe("python3", ["rsync", "python3"]), probes.runner_key_probe("deploy", pub)]
+    results = run(lab_host, *every)
     assert [r.outcome for r in results.values()] == ["pass"] * 7, [r.message for r in results.values()]
     assert len(lab_host[0].scripts) == 1, "one remote command per host"
     assert lab_host[0].scripts[0].count("docker ps") == 1, "identical commands run once"
@@ -111,7 +114,7 @@ def test_all_probes_run_in_one_command_and_pass(lab_host, tmp_path):
 def test_rsync_missing_names_host_and_incident(lab_host):
     conn, _ = lab_host
     (conn.bin_dir / "rsync").unlink()
-    outcome = run(lab_host, checks.rsync_probe())[("rsync_installed", None)]
+    outcome = run(lab_host, probes.rsync_probe())[("rsync_installed", None)]
     assert outcome.outcome == "fail"
     assert outcome.message.startswith("app-demo (198.18.0.250): rsync is not installed")
     assert "incident #11" in outcome.message
@@ -121,7 +124,7 @@ def test_docker_down_fails_docker_and_skips_its_containers(lab_host):
     _, stub = lab_host
     stub("docker", 'echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. '
                    'Is the docker daemon running?" >&2; exit 1')
-    results = run(lab_host, checks.docker_probe(), checks.container_probe("web"))
+    results = run(lab_host, probes.docker_probe(), probes.container_probe("web"))
     assert results[("docker_running", None)].outcome == "fail"
     assert "docker is not running" in results[("docker_running", None)].message
     assert results[("container_running", "web")].outcome == "skip"
@@ -131,7 +134,7 @@ def test_docker_down_fails_docker_and_skips_its_containers(lab_host):
 def test_docker_permission_denied_is_explained(lab_host):
     _, stub = lab_host
     stub("docker", 'echo "permission denied while trying to connect to the Docker daemon socket" >&2; exit 1')
-    message = run(lab_host, checks.docker_probe())[("docker_running", None)].message
+    message = run(lab_host, probes.docker_probe())[("docker_running", None)].message
     assert "group docker" in message
 
 
@@ -147,7 +150,7 @@ def test_docker_engine_api_is_asked_through_curl_when_there(lab_host):
     conn, stub = lab_host
     stub("curl", f"echo '{API_ANSWER}'")
     stub("docker", "echo 'the CLI must not run when the API answered' >&2; exit 3")
-    results = run(lab_host, checks.docker_probe(), *map(checks.container_probe, ("web", "db", "api", "cache")))
+    results = run(lab_host, probes.docker_probe(), *map(probes.container_probe, ("web", "db", "api", "cache")))
     assert results[("docker_running", None)].message == "app-demo (198.18.0.250): dockerd answers (3 containers)"
     assert results[("container_running", "web")].outcome == "pass"
     assert "container db is exited (Exited (1) 2 minutes ago)" in results[("container_running", "db")].message
@@ -166,7 +169,7 @@ def test_docker_cli_answers_when_the_socket_cannot(lab_host, why):
         stub("curl", "echo '[]'")
         conn.env["DOCKER_HOST"] = "tcp://198.18.0.9:2375"
     stub("docker", 'echo "permission denied while trying to connect to the Docker daemon socket" >&2; exit 1')
-    message = run(lab_host, checks.docker_probe())[("docker_running", None)].message
+    message = run(lab_host, probes.docker_probe())[("docker_running", None)].message
     assert "group docker" in message, message
 
 
@@ -174,7 +177,7 @@ def test_a_silent_docker_socket_is_cut_without_asking_the_cli(lab_host):
     _, stub = lab_host
     stub("curl", "echo 'curl: (28) Operation timed out after 20001 milliseconds' >&2; exit 28")
     stub("docker", "echo 'the CLI must not be tried after a timeout' >&2; exit 3")
-    results = run(lab_host, checks.docker_probe(), checks.container_probe("web"))
+    results = run(lab_host, probes.docker_probe(), probes.container_probe("web"))
     assert "docker is not answering: no container list within" in results[("docker_running", None)].message
     assert results[("container_running", "web")].outcome == "skip"
 
@@ -182,7 +185,7 @@ def test_a_silent_docker_socket_is_cut_without_asking_the_cli(lab_host):
 def test_an_unreadable_api_answer_fails_docker_and_skips_containers(lab_host):
     _, stub = lab_host
     stub("curl", "echo '{\"message\": \"page not found\"}'")
-    results = run(lab_host, checks.docker_probe(), checks.container_probe("web"))
+    results = run(lab_host, probes.docker_probe(), probes.container_probe("web"))
     assert "unreadable container list (expected a JSON list" in results[("docker_running", None)].message
     assert results[("container_running", "web")].outcome == "skip"
 
@@ -193,14 +196,14 @@ def test_an_unreadable_api_answer_fails_docker_and_skips_containers(lab_host):
     ("cache", "app-demo (198.18.0.250): container cache does not exist; containers there: api, db, web, worker"),
 ])
 def test_container_failures_say_what_was_found(lab_host, name, expected):
-    outcome = run(lab_host, checks.container_probe(name))[("container_running", name)]
+    outcome = run(lab_host, probes.container_probe(name))[("container_running", name)]
     assert outcome.outcome == "fail"
     assert outcome.message.startswith(expected), outcome.message
 
 
 def test_missing_and_removed_packages_fail(lab_host):
     names = ["git", "nginx"]
-    results = run(lab_host, checks.package_probe("git", names), checks.package_probe("nginx", names))
+    results = run(lab_host, probes.package_probe("git", names), probes.package_probe("nginx", names))
     assert "dpkg status: deinstall ok config-files" in results[("package_installed", "git")].message
     assert "nginx is not installed" in results[("package_installed", "nginx")].message
 
@@ -210,7 +213,7 @@ def test_runner_key_absent_names_fingerprint_not_key(lab_host, tmp_path):
     (conn.bin_dir.parent / "home" / ".ssh" / "authorized_keys").write_text(OTHER + "\n")
     pub = tmp_path / "deploy_ed25519.pub"
     pub.write_text(KEY + "\n")
-    outcome = run(lab_host, checks.runner_key_probe("deploy", pub))[("runner_key_authorized", None)]
+    outcome = run(lab_host, probes.runner_key_probe("deploy", pub))[("runner_key_authorized", None)]
     assert outcome.outcome == "fail"
     assert "SHA256:" in outcome.message and "1 other key(s) there" in outcome.message
     assert KEY.split()[1] not in outcome.message
@@ -218,15 +221,15 @@ def test_runner_key_absent_names_fingerprint_not_key(lab_host, tmp_path):
 
 
 def test_missing_public_key_file_is_reported(lab_host, tmp_path):
-    outcome = run(lab_host, checks.runner_key_probe("deploy", tmp_path / "absent.pub"))[("runner_key_authorized", None)]
+    outcome = run(lab_host, probes.runner_key_probe("deploy", tmp_path / "absent.pub"))[("runner_key_authorized", None)]
     assert outcome.outcome == "fail" and "cannot read the runner's public key" in outcome.message
 
 
 def test_a_hanging_probe_is_cut_by_the_timeout(lab_host, monkeypatch):
     _, stub = lab_host
     stub("docker", "sleep 5")
-    monkeypatch.setattr(checks, "PROBE_TIMEOUT", 1)
-    message = run(lab_host, checks.docker_probe(), checks.rsync_probe())
+    monkeypatch.setattr(dockerd, "PROBE_TIMEOUT", 1)
+    message = run(lab_host, probes.docker_probe(), probes.rsync_probe())
     assert "docker is not answering" in message[("docker_running", None)].message
     assert message[("rsync_installed", None)].outcome == "pass"
 
@@ -259,20 +262,20 @@ PLAN = [("ssh_reachable", None), ("sshd_refuses_passwords", None), ("runner_key_
 def test_check_host_all_pass(lab_host, tmp_path):
     pub = tmp_path / "k.pub"
     pub.write_text(KEY)
-    results = checks.check_host(Host(), FakePool(lab_host[0]), PLAN, user="deploy", public_key_file=pub)
+    results = hosts.check_host(Host(), FakePool(lab_host[0]), PLAN, user="deploy", public_key_file=pub)
     assert [r.outcome for r in results] == ["pass"] * 6, [r.message for r in results]
 
 
 def test_password_auth_offered_fails(lab_host, tmp_path):
     pool = FakePool(lab_host[0], methods=("publickey", "password"))
-    results = checks.check_host(Host(), pool, PLAN[:2], user="deploy", public_key_file=tmp_path / "k.pub")
+    results = hosts.check_host(Host(), pool, PLAN[:2], user="deploy", public_key_file=tmp_path / "k.pub")
     assert results[1].outcome == "fail"
     assert "sshd offers password authentication (methods: publickey,password)" in results[1].message
 
 
 def test_key_refused_fails_ssh_and_key_and_skips_the_rest(lab_host, tmp_path):
     pool = FakePool(lab_host[0], error="deploy@198.18.0.250: Permission denied (publickey).", methods=("publickey",))
-    results = {r.check: r for r in checks.check_host(Host(), pool, PLAN, user="deploy",
+    results = {r.check: r for r in hosts.check_host(Host(), pool, PLAN, user="deploy",
                                                      public_key_file=tmp_path / "k.pub")}
     assert results["ssh_reachable"].outcome == "fail" and "Permission denied" in results["ssh_reachable"].message
     assert results["runner_key_authorized"].outcome == "fail"
@@ -281,30 +284,30 @@ def test_key_refused_fails_ssh_and_key_and_skips_the_rest(lab_host, tmp_path):
 
 def test_unreachable_host_fails_ssh_only(lab_host, tmp_path):
     pool = FakePool(lab_host[0], error="ssh: connect to host 198.18.0.250 port 22: Connection refused", methods=None)
-    results = {r.check: r for r in checks.check_host(Host(), pool, PLAN, user="deploy",
+    results = {r.check: r for r in hosts.check_host(Host(), pool, PLAN, user="deploy",
                                                      public_key_file=tmp_path / "k.pub")}
     assert results["ssh_reachable"].outcome == "fail"
     assert results["runner_key_authorized"].outcome == "skip"
 
 
 def test_runner_host_skips_ssh_checks_visibly(lab_host, tmp_path):
-    inventory = SimpleNamespace(runner=SimpleNamespace(host="app-demo"))
-    reason = checks.self_check_reason(inventory, Host())
+    inventory = SimpleNamespace(runner=SimpleNamespace(host="app-demo"), where=lambda key: f"lab.yml: {key}")
+    reason = self_reason(inventory, Host())
     pool = FakePool(lab_host[0])
-    results = {r.check: r for r in checks.check_host(Host(), pool, PLAN, user="deploy",
+    results = {r.check: r for r in hosts.check_host(Host(), pool, PLAN, user="deploy",
                                                      public_key_file=tmp_path / "k.pub", self_reason=reason)}
-    for name in checks.SSH_CHECKS:
+    for name in [check.name for check in CHECKS if check.self_check]:
         assert results[name].outcome == "skip" and "incident #13" in results[name].message
     assert results["rsync_installed"].outcome == "pass"
 
 
 def test_this_machine_is_recognised_by_address():
-    assert checks.is_this_machine(Host(hostname="loopback", ip="127.0.0.1"))
-    assert not checks.is_this_machine(Host(hostname="app-demo", ip="198.18.0.250"))
+    assert is_this_machine(Host(hostname="loopback", ip="127.0.0.1"))
+    assert not is_this_machine(Host(hostname="app-demo", ip="198.18.0.250"))
 
 
 def test_check_hosts_gives_every_result(lab_host, tmp_path):
-    hosts = [Host(hostname=f"h{i}", ip=f"198.18.0.{130 + i}") for i in range(5)]
-    results = checks.check_hosts([(h, [("rsync_installed", None)]) for h in hosts], FakePool(lab_host[0]),
+    fleet = [Host(hostname=f"h{i}", ip=f"198.18.0.{130 + i}") for i in range(5)]
+    results = hosts.check_hosts([(h, [("rsync_installed", None)]) for h in fleet], FakePool(lab_host[0]),
                                  user="deploy", public_key_file=tmp_path / "k.pub")
     assert sorted(results) == [(f"h{i}", "rsync_installed", None) for i in range(5)]

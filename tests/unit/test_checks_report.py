@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from plugins import ssh
-from plugins.health_report import cell_text, render, table_rows, write_allure_summary
-from plugins.ssh import SshTarget, auth_methods_in, last_error, ssh_config_text
+from plugins.health.table import cell_text, render, table_rows, write_allure_summary
+from plugins.ssh import pool as ssh_pool
+from plugins.ssh.pool import SshTarget, auth_methods_in, last_error, ssh_config_text
 
 pytestmark = pytest.mark.unit
 
@@ -69,9 +69,9 @@ def test_a_first_command_that_hangs_fails_the_open_naming_the_time_it_was_given(
     fake.write_text("#!/bin/sh\nexec sleep 30\n")  # an ssh whose first session never ends
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
-    monkeypatch.setattr(ssh, "CONNECT_TIMEOUT", 0.1)
-    monkeypatch.setattr(ssh, "FIRST_COMMAND_TIMEOUT", 0.2)
-    pool = ssh.SshPool([SshTarget("app-demo", "198.18.0.250", "deploy", "/keys/deploy_ed25519")],
+    monkeypatch.setattr(ssh_pool, "CONNECT_TIMEOUT", 0.1)
+    monkeypatch.setattr(ssh_pool, "FIRST_COMMAND_TIMEOUT", 0.2)
+    pool = ssh_pool.SshPool([SshTarget("app-demo", "198.18.0.250", "deploy", "/keys/deploy_ed25519")],
                        known_hosts=tmp_path / "known_hosts")
     try:
         state = pool.open("app-demo", command="sleep 600")

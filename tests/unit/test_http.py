@@ -1,4 +1,4 @@
-"""plugins/http.py against real HTTP(S) servers on 127.0.0.1."""
+"""plugins/health/web.py against real HTTP(S) servers on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass, field
 
 import pytest
 from cryptography import x509
@@ -17,22 +16,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from plugins.http import accepted_codes, check_service, wait_for_service
+from plugins.health.web import accepted_codes, check_service, wait_for_service
+from plugins.inventory import Service as InventoryService
 
 pytestmark = pytest.mark.unit
 
 
-@dataclass
-class Service:
-    """The inventory's service shape, as far as plugins/http.py reads it."""
-
-    name: str
-    url: str
-    accepted: list[int] = field(default_factory=lambda: [200])
-    warmup: list[int] = field(default_factory=lambda: [502, 503])
-    deadline: float = 2.0
-    ca_file: str | None = None
-    follow_redirects: bool = False
+def Service(name: str, url: str, **fields):
+    """An inventory service (the model plugins/health/web.py is typed on), with the suite's usual codes."""
+    return InventoryService(name=name, url=url, **{"accepted": [200], "warmup": [502, 503], "deadline": 2.0, **fields})
 
 
 class Behaviour:

@@ -1,9 +1,8 @@
 """HTTP acceptance per service: one check, one wait-and-retry (health suite, deploy health stage, rollback wait).
 
-A service comes from the inventory (duck-typed: name, url, accepted, warmup, deadline, and optionally
-ca_file, verify_tls, follow_redirects). Accepted codes are data (incident #12): a 302 is a success only
-where the inventory lists it; warm-up codes (502/503) never count as success, they only mean "keep
-retrying until the deadline".
+A service is the inventory's (name, url, accepted, warmup, deadline, tls_verify, follow_redirects).
+Accepted codes are data (incident #12): a 302 is a success only where the inventory lists it; warm-up
+codes (502/503) never count as success, they only mean "keep retrying until the deadline".
 """
 
 from __future__ import annotations
@@ -11,14 +10,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import requests
 
-# Backoff between attempts: first pause, growth factor, cap (seconds). The cap keeps a service that
-# comes up late from waiting a long pause after it is ready; the deadline bounds the whole wait.
-FIRST_PAUSE = 0.1
-PAUSE_FACTOR = 2.0
-PAUSE_CAP = 1.0
+from plugins.shared.backoff import Backoff, poll
+
+if TYPE_CHECKING:
+    from plugins.inventory import Service
+
+# The cap keeps a service that comes up late from waiting a long pause after it is ready; the deadline
+# bounds the whole wait.
+BACKOFF = Backoff(first=0.1, factor=2.0, cap=1.0)
 # One attempt never waits longer than this for a connection or an answer (and never past the deadline).
 ATTEMPT_TIMEOUT = 10.0
 MIN_ATTEMPT_TIMEOUT = 0.2
@@ -44,19 +47,12 @@ class HttpResult:
         return self.ok
 
 
-def accepted_codes(service) -> str:
+def accepted_codes(service: Service) -> str:
     """Describe what a service accepts: `200 (502/503 while warming up)`."""
     text = "/".join(str(code) for code in service.accepted)
-    warmup = list(getattr(service, "warmup", None) or [])
-    if warmup:
-        text += " (" + "/".join(str(code) for code in warmup) + " while warming up)"
+    if service.warmup:
+        text += " (" + "/".join(str(code) for code in service.warmup) + " while warming up)"
     return text
-
-
-def tls_verify(service) -> str | bool:
-    """Give requests' `verify` for a service: its ca_file if set, else the system CAs; never disabled."""
-    ca_file = getattr(service, "ca_file", None)
-    return str(ca_file) if ca_file else True
 
 
 def new_session() -> requests.Session:
@@ -67,7 +63,7 @@ def new_session() -> requests.Session:
 
 
 def check_service(
-    service,
+    service: Service,
     *,
     session: requests.Session | None = None,
     clock: Callable[[], float] = time.monotonic,
@@ -80,8 +76,8 @@ def check_service(
     try:
         response = session.get(
             service.url,
-            allow_redirects=bool(getattr(service, "follow_redirects", False)),
-            verify=tls_verify(service),
+            allow_redirects=service.follow_redirects,
+            verify=service.tls_verify,  # the inventory's one derivation: its ca_file, or the system CAs
             timeout=timeout,
             stream=True,  # the status is the verdict: don't download a large body
         )
@@ -96,7 +92,7 @@ def check_service(
     status = response.status_code
     location = response.headers.get("Location") if response.is_redirect else None
     ok = status in service.accepted
-    warming_up = not ok and status in (getattr(service, "warmup", None) or [])
+    warming_up = not ok and status in service.warmup
     elapsed = clock() - start
     message = f"{service.name} {service.url}: got {status}" if ok else diagnosis(service, status, None, location, elapsed)
     return HttpResult(service.name, service.url, ok=ok, status=status, location=location,
@@ -104,7 +100,7 @@ def check_service(
 
 
 def wait_for_service(
-    service,
+    service: Service,
     deadline: float | None = None,
     *,
     session: requests.Session | None = None,
@@ -115,31 +111,21 @@ def wait_for_service(
     budget = float(service.deadline if deadline is None else deadline)
     own = session is None
     session = session or new_session()
-    start = clock()
-    pause = FIRST_PAUSE
-    attempts = 0
     try:
-        while True:
-            remaining = budget - (clock() - start)
-            attempts += 1
-            result = check_service(service, session=session, clock=clock,
-                                   timeout=max(MIN_ATTEMPT_TIMEOUT, min(ATTEMPT_TIMEOUT, remaining)))
-            remaining = budget - (clock() - start)
-            if result.ok or remaining <= 0:
-                break
-            sleep(min(pause, remaining))
-            pause = min(pause * PAUSE_FACTOR, PAUSE_CAP)
+        polled = poll(lambda remaining: check_service(service, session=session, clock=clock,
+                                                      timeout=max(MIN_ATTEMPT_TIMEOUT, min(ATTEMPT_TIMEOUT, remaining))),
+                      lambda answer: answer.ok, deadline=budget, backoff=BACKOFF, clock=clock, sleep=sleep)
     finally:
         if own:
             session.close()
-    elapsed = clock() - start
+    result, elapsed = polled.value, polled.elapsed
     message = result.message if result.ok else diagnosis(service, result.status, result.error, result.location, elapsed)
     return HttpResult(result.service, result.url, ok=result.ok, status=result.status, error=result.error,
                       location=result.location, warming_up=result.warming_up, elapsed=elapsed,
-                      attempts=attempts, message=message)
+                      attempts=polled.attempts, message=message)
 
 
-def diagnosis(service, status: int | None, error: str | None, location: str | None, elapsed: float) -> str:
+def diagnosis(service: Service, status: int | None, error: str | None, location: str | None, elapsed: float) -> str:
     """Write the failure line: what was asked, what came back, for how long, and what would have passed."""
     if status is None:
         found = error or "no answer"

@@ -1,22 +1,24 @@
 """Summary table of a health run (host × check: pass/FAIL/skip) in the terminal and in the Allure results.
 
-A test takes part by carrying the user property `health_cell` = (host, column), set at collection.
-Works under pytest-xdist: the controller sees every worker's reports (user properties travel with them).
+A test takes part by carrying the user property `health_cell` = (host, column), set at collection; the
+columns are the check registry's (plugins/health/registry.py). Works under pytest-xdist: the controller
+sees every worker's reports (user properties travel with them).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
+from plugins.health.registry import COLUMNS
+from plugins.report import allure_output
+from plugins.report.tables import render
+
 CELL = "health_cell"
-COLUMNS = ("ssh", "passwords", "keys", "rsync", "docker", "containers", "packages", "http")
 
 
 class HealthTable:
@@ -46,16 +48,10 @@ class HealthTable:
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Attach the table to the Allure results when allure-pytest writes some (controller only under xdist)."""
-        directory = getattr(self.config.option, "allure_report_dir", None)
+        directory = allure_output.alluredir(self.config)
         if directory and self.cells and not hasattr(self.config, "workerinput"):
             columns, rows = table_rows(self.cells)
-            write_allure_summary(Path(directory), columns, rows, self.started)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Register the session's table."""
-    if not config.pluginmanager.has_plugin("health-table"):
-        config.pluginmanager.register(HealthTable(config), "health-table")
+            write_allure_summary(directory, columns, rows, self.started)
 
 
 def cell_text(outcomes: list[str]) -> str:
@@ -79,38 +75,16 @@ def table_rows(cells: dict) -> tuple[list[str], list[list[str]]]:
     return ["host", *used], rows
 
 
-def render(columns: list[str], rows: list[list[str]]) -> str:
-    """Render an aligned text table."""
-    widths = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in [columns, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def write_allure_summary(directory: Path, columns: list[str], rows: list[list[str]], started: float) -> None:
     """Write one Allure result `health summary` carrying the table as text and CSV attachments."""
-    directory.mkdir(parents=True, exist_ok=True)
-    text_name, csv_name = f"{uuid.uuid4()}-attachment.txt", f"{uuid.uuid4()}-attachment.csv"
-    (directory / text_name).write_text(render(columns, rows) + "\n")
     buffer = io.StringIO()
     csv.writer(buffer).writerows([columns, *rows])
-    (directory / csv_name).write_text(buffer.getvalue())
     failed = any(value.startswith("FAIL") for row in rows for value in row[1:])
-    result = {
-        "uuid": str(uuid.uuid4()),
-        "historyId": "health-summary",
-        "testCaseId": "health-summary",
-        "name": "health summary (host × check)",
-        "fullName": "suites.health#summary",
-        "status": "failed" if failed else "passed",
-        "statusDetails": {"message": "some health checks failed" if failed else "every health check passed"},
-        "stage": "finished",
-        "start": int(started * 1000),
-        "stop": int(time.time() * 1000),
-        "labels": [{"name": "suite", "value": "health"}, {"name": "feature", "value": "summary"}],
-        "attachments": [
-            {"name": "health summary", "source": text_name, "type": "text/plain"},
-            {"name": "health summary (CSV)", "source": csv_name, "type": "text/csv"},
-        ],
-    }
-    (directory / f"{result['uuid']}-result.json").write_text(json.dumps(result, ensure_ascii=False))
+    allure_output.write_result(
+        directory, name="health summary (host × check)", full_name="suites.health#summary",
+        status="failed" if failed else "passed",
+        message="some health checks failed" if failed else "every health check passed",
+        labels={"suite": "health", "feature": "summary"},
+        attachments={"health summary": render(columns, rows) + "\n",
+                     "health summary (CSV)": (buffer.getvalue(), "text/csv")},
+        started=started, stopped=time.time())

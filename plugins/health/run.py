@@ -1,0 +1,100 @@
+"""The health suite's checks: started once for every collected test; each test waits only for its own host.
+
+suites/health parametrizes its tests from the check registry; each collected test needs one
+(host, check, subject). The run submits every host's checks (one task per host: one SSH master and one
+remote command) and every HTTP wait (a thread each) as soon as the tests are known, and a test takes its
+result when it is there: a host's tests report as soon as its one remote command is back.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from plugins.health.hosts import HOST_WORKERS, check_host
+from plugins.health.registry import REGISTRY, check_named
+from plugins.health.results import FAIL, result, where
+from plugins.shared.this_machine import self_reason
+from plugins.ssh.pool import SshPool, SshTarget
+
+if TYPE_CHECKING:
+    from plugins.inventory import Host, Inventory
+
+Need = tuple["Host", str, Any]  # (host, check name, subject): what one health test asserts
+
+
+def need_of(item: pytest.Item) -> Need | None:
+    """What a collected health test asks for, from its `check` marker and its parameter; None if not one."""
+    marker = item.get_closest_marker("check")
+    callspec = getattr(item, "callspec", None)
+    if marker is None or callspec is None:
+        return None
+    check = check_named(marker.args[0])
+    if check.argument not in callspec.params:
+        return None
+    return check.need(callspec.params[check.argument])
+
+
+class HealthRun:
+    """The session's checks, submitted once; `result` waits for one of them."""
+
+    def __init__(self, inventory: Inventory, hosts: Sequence[Host], known_hosts: str | Path):
+        """Prepare an SSH pool for these hosts as the deploy user (nothing is opened yet)."""
+        self.inventory = inventory
+        runner = inventory.runner
+        self.user, self.public_key = runner.deploy_user, runner.deploy_key + ".pub"
+        self.pool = SshPool([SshTarget(h.hostname, h.ip, runner.deploy_user, runner.deploy_key) for h in hosts],
+                            known_hosts=known_hosts)
+        self.hosts: dict[str, Future] = {}
+        self.http: dict[tuple[str, str], Future] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self._http_executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def start(self, needs: Iterable[Need]) -> None:
+        """Submit, once, every host's checks (one task per host) and every HTTP wait of these needs."""
+        with self._lock:
+            if self._executor is not None:
+                return
+            plan: dict[str, tuple] = {}
+            services = []
+            for host, name, subject in needs:
+                check = REGISTRY[name]
+                if check.applies(host):
+                    continue
+                if check.wait is not None:
+                    services.append((host, subject, check.wait))
+                else:
+                    plan.setdefault(host.hostname, (host, []))[1].append((name, subject))
+            # Two pools: HTTP waits mostly sleep (a thread each, started first while starting one is cheap);
+            # host checks are CPU work on both ends (SSH handshakes), HOST_WORKERS at a time.
+            self._http_executor = ThreadPoolExecutor(max_workers=max(1, len(services)), thread_name_prefix="health-http")
+            self._executor = ThreadPoolExecutor(max_workers=HOST_WORKERS, thread_name_prefix="health-host")
+            for host, service, wait in services:
+                self.http[(host.hostname, service.name)] = self._http_executor.submit(wait, service)
+            for hostname, (host, wanted) in plan.items():
+                self.hosts[hostname] = self._executor.submit(
+                    check_host, host, self.pool, wanted, user=self.user, public_key_file=self.public_key,
+                    self_reason=self_reason(self.inventory, host))
+
+    def result(self, host: Host, name: str, subject: Any):
+        """Wait for and give one check's result (HttpResult for a service, else CheckResult)."""
+        if REGISTRY[name].wait is not None:
+            return self.http[(host.hostname, subject.name)].result()
+        try:
+            found = self.hosts[host.hostname].result()
+        except Exception as exc:  # noqa: BLE001 - one host's surprise fails its tests, not the session
+            return result(host, name, FAIL, f"{where(host)}: check crashed: {type(exc).__name__}: {exc}", subject)
+        return next(r for r in found if (r.check, r.subject) == (name, subject))
+
+    def close(self) -> None:
+        """Stop the workers, then close every SSH master opened for the session."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._http_executor.shutdown(wait=True, cancel_futures=True)
+        self.pool.close_all()

@@ -1,0 +1,78 @@
+"""Wait until hosts are healthy: the deploy's health stage and the rollback's wait share this.
+
+Which checks a host owes, and which services, comes from the check registry (plugins/health/registry.py)
+read against the inventory. Failing hosts are re-checked with capped backoff until their deadline: a host
+that just booted gets time, a broken one a diagnosis.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from plugins.health.hosts import check_hosts
+from plugins.health.registry import host_wanted
+from plugins.health.results import FAIL, SKIP, CheckResult
+from plugins.health.web import HttpResult, wait_for_service
+from plugins.shared.backoff import Backoff, poll
+from plugins.shared.fanout import fan_out
+from plugins.shared.this_machine import self_reason
+from plugins.ssh.known_hosts import known_hosts_file
+from plugins.ssh.pool import SshPool, SshTarget
+
+if TYPE_CHECKING:
+    from plugins.inventory import Host, Inventory, Service
+
+HOST_DEADLINE = 90.0  # a freshly created or rolled-back host: boot, sshd, dockerd, containers restarting
+# A re-check is one SSH command per host: cheap, and a late notice costs the whole wait.
+RECHECK = Backoff(first=0.25, factor=2.0, cap=1.0)
+SERVICE_WORKERS = 32  # HTTP waits mostly sleep
+
+
+def ssh_pool(inventory: Inventory, hosts: Sequence[Host]) -> SshPool:
+    """An SSH master pool for these hosts as the deploy user, with the environment's known_hosts."""
+    runner = inventory.runner
+    return SshPool([SshTarget(h.hostname, h.ip, runner.deploy_user, runner.deploy_key) for h in hosts],
+                   known_hosts=known_hosts_file(inventory))
+
+
+def wait_hosts_healthy(inventory: Inventory, hosts: Sequence[Host], *, deadline: float = HOST_DEADLINE,
+                       clock: Callable[[], float] = time.monotonic,
+                       sleep: Callable[[float], None] = time.sleep) -> dict[tuple[str, str, Any], CheckResult]:
+    """Check every host until all its checks pass or the deadline passes; give the last result of each check."""
+    pending = list(hosts)
+    reasons = {h.hostname: self_reason(inventory, h) for h in pending}
+    final: dict[tuple[str, str, Any], CheckResult] = {}
+    with ssh_pool(inventory, pending) as pool:
+
+        def check_pending(remaining: float) -> list[Host]:
+            nonlocal pending
+            for host in pending:
+                pool.forget(host.hostname)  # a failed open is tried again; an open master is kept
+            results = check_hosts([(h, host_wanted(h)) for h in pending], pool, user=inventory.runner.deploy_user,
+                                  public_key_file=inventory.runner.deploy_key + ".pub", self_reasons=reasons)
+            final.update(results)
+            failing = {r.host for r in results.values() if r.outcome == FAIL}
+            failing |= {r.host for r in results.values() if r.outcome == SKIP and not reasons.get(r.host)}
+            pending = [h for h in pending if h.hostname in failing]
+            return pending
+
+        poll(check_pending, lambda still_failing: not still_failing, deadline=deadline, backoff=RECHECK,
+             clock=clock, sleep=sleep)
+    return final
+
+
+def wait_services(services: Sequence[tuple[Host, Service]]) -> dict[tuple[str, str], HttpResult]:
+    """Wait for every (host, service) concurrently, each until its own deadline."""
+    services = list(services)
+    answers = fan_out(lambda pair: wait_for_service(pair[1]), services, workers=SERVICE_WORKERS, name="http")
+    return {(h.hostname, s.name): answer for (h, s), answer in zip(services, answers, strict=True)}
+
+
+def wait_hosts_and_services(inventory: Inventory, hosts: Sequence[Host], services: Sequence[tuple[Host, Service]]
+                            ) -> tuple[dict[tuple[str, str, Any], CheckResult], dict[tuple[str, str], HttpResult]]:
+    """Wait for the hosts' checks and the services' answers at the same time (services warm up meanwhile)."""
+    host_results, web = fan_out(lambda wait: wait(), [lambda: wait_hosts_healthy(inventory, hosts),
+                                                     lambda: wait_services(services)], workers=2, name="health")
+    return host_results, web
