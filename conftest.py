@@ -1,16 +1,14 @@
-"""Root conftest: registers the suite's plugins and their command-line options for every run.
+"""Root conftest: registers the suite's pytest entries (one plugin.py per package that hooks into pytest).
 
---inventory (plugins.inventory), --plan-only / --no-rollback / --run-id / --idempotence
-(plugins.deploy_session). The plugins act only where they apply: the rollback only in a
-failed deploy session that took snapshots
-(plugins.deploy_finish); the health table only for tests that carry a health cell.
+--inventory (plugins.inventory), --plan-only / --no-rollback / --run-id / --idempotence / --ansible-var
+(plugins.deploy.plugin). The plugins act only where they apply: the stage gating and the end of the run
+(rollback → notification → result) only for a run that collected deploy stages; the health table only
+for tests that carry a health cell; the report's redaction everywhere.
 """
 
 pytest_plugins = [
     "plugins.inventory",
-    "plugins.reporting",
-    "plugins.deploy_session",
-    "plugins.stages",
-    "plugins.deploy_finish",
-    "plugins.health_report",
+    "plugins.report.plugin",
+    "plugins.deploy.plugin",
+    "plugins.health.plugin",
 ]

@@ -1,6 +1,7 @@
 """Fixtures of the deploy stages: the Proxmox client, the Terraform runner, the tfvars file.
 
-The stages state promises; the work happens here and in plugins/.
+The stages state promises; the work happens in plugins/deploy/stages/, in the order and with the gating
+of plugins/deploy/pipeline.py.
 """
 
 from __future__ import annotations
@@ -11,24 +12,23 @@ from pathlib import Path
 
 import pytest
 
-from plugins.proxmox import ProxmoxClient
-from plugins.redact import register_inventory
-from plugins.terraform import TerraformRunner
+from plugins.proxmox.client import ProxmoxClient
+from plugins.report.redaction import register_inventory
+from plugins.tools.terraform import TerraformRunner
 
 
 @pytest.fixture(scope="session")
 def proxmox(inventory):
     """The one Proxmox VE API client of this run (token from the env var the inventory names)."""
     register_inventory(inventory)
-    return ProxmoxClient.from_inventory(inventory.proxmox)
+    return ProxmoxClient.from_inventory(inventory)
 
 
 @pytest.fixture(scope="session")
 def run_dir(deployment) -> Path:
     """reports/deploy/<run id>/: what this run writes (tfvars, ansible artifacts, result)."""
-    path = deployment.reports_dir / "deploy" / deployment.run_id
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    deployment.run_dir.mkdir(parents=True, exist_ok=True)
+    return deployment.run_dir
 
 
 @pytest.fixture(scope="session")

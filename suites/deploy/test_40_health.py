@@ -2,17 +2,17 @@
 
 Hosts get until their deadline to boot and start their containers; each service until its own
 deadline, warm-up codes (502/503) counting only as "not yet". The runner skips its self-checks.
+The checks: plugins/health/registry.py; the work: plugins/deploy/stages/health.py.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from plugins import checks, reporting
-from plugins.host_health import wait_hosts_and_services
+from plugins.deploy.stages import health
 from plugins.inventory import get_inventory
 
-pytestmark = [pytest.mark.order(40), pytest.mark.stage("health", plan_only=False, sequential=False)]
+pytestmark = pytest.mark.stage("health")
 
 
 def pytest_generate_tests(metafunc):
@@ -26,39 +26,21 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture(scope="module")
-def health_results(inventory, deployment):
+def health_results(deployment):
     """Hosts' checks and services' answers, waited for at the same time (run once for the stage)."""
-    with reporting.step(f"check {len(inventory.hosts)} host(s), wait for {len(inventory.services)} service(s)"):
-        hosts, services = wait_hosts_and_services(inventory, inventory.hosts, inventory.services)
-    deployment.health.extend(hosts.values())
-    deployment.health.extend(services.values())
-    reporting.attach_text("http answers", "\n".join(r.message or f"{r.url}: {r.status}" for r in services.values()))
-    return hosts, services
+    return health.wait_until_healthy(deployment)
 
 
-@pytest.fixture(scope="module")
-def host_results(health_results):
-    """Every host's checks, retried until they pass or the host deadline passes."""
-    return health_results[0]
-
-
-@pytest.fixture(scope="module")
-def service_results(health_results):
-    """Every service's answer, each waited for until its own deadline."""
-    return health_results[1]
-
-
-def test_the_host_passes_its_checks(health_host, host_results):
+def test_the_host_passes_its_checks(health_host, health_results):
     """SSH with the deploy key, no passwords, runner key, rsync, Docker and its containers, packages."""
-    mine = [r for r in host_results.values() if r.host == health_host.hostname]
-    failed = [r.message for r in mine if r.outcome == checks.FAIL]
-    assert not failed, "; ".join(failed)
-    if mine and all(r.outcome == checks.SKIP for r in mine):
-        pytest.skip(mine[0].message)
+    outcome = health.host_outcome(health_results[0], health_host)
+    assert not outcome.problem, outcome.problem
+    if outcome.skip:
+        pytest.skip(outcome.skip)
 
 
-def test_the_service_answers_an_accepted_code(health_service, service_results):
+def test_the_service_answers_an_accepted_code(health_service, health_results):
     """The service answers one of its accepted codes before its deadline (warm-up codes only mean wait)."""
     host, service = health_service
-    result = service_results[(host.hostname, service.name)]
+    result = health_results[1][(host.hostname, service.name)]
     assert result.ok, result.message

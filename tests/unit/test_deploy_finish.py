@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from plugins import deploy_result
-from plugins.deploy_finish import finish_run
-from plugins.deploy_session import DeploySession
+from plugins.deploy.finish import run_result
+from plugins.deploy.finish.end import finish_run
+from plugins.deploy.session import DeploySession
 from plugins.inventory import load_inventory
 
 pytestmark = pytest.mark.unit
@@ -38,7 +38,7 @@ def _fake_rollback(deploy, write):
 
 
 def pytest_configure(config):
-    import plugins.deploy_finish as finish
+    import plugins.deploy.finish.end as finish
 
     finish.roll_back_session = _fake_rollback
 '''
@@ -142,7 +142,7 @@ def _session(tmp_path: Path) -> DeploySession:
 
 def test_a_broken_notifier_hides_neither_the_rollback_nor_the_result(tmp_path, monkeypatch):
     """The notifier raising is reported as a problem; the rollback's outcome and the files are still there."""
-    import plugins.deploy_finish as finish
+    import plugins.deploy.finish.end as finish
 
     monkeypatch.setattr(finish, "roll_back_session", lambda deploy, write: {
         "ok": False, "rolled_back": {}, "task_errors": {"app-demo": "snapshot 'deploy_unit2' does not exist"},
@@ -151,7 +151,7 @@ def test_a_broken_notifier_hides_neither_the_rollback_nor_the_result(tmp_path, m
     def broken(deploy):
         raise RuntimeError("notifier exploded")
 
-    monkeypatch.setattr(deploy_result, "send", broken)
+    monkeypatch.setattr(run_result, "send", broken)
     deploy = _session(tmp_path)
     end = finish_run(deploy, failed=True, alluredir=None, write=lambda line: None)
     assert "rollback INCOMPLETE in 0.4 s" in end.lines
@@ -163,14 +163,14 @@ def test_a_broken_notifier_hides_neither_the_rollback_nor_the_result(tmp_path, m
 def test_a_result_that_cannot_be_written_never_leaves_the_previous_one_in_place(tmp_path, monkeypatch):
     """In progress from the start; a result that cannot be written says so instead of the last run's."""
     deploy = _session(tmp_path)
-    latest, markdown = deploy_result.latest_paths(deploy)
+    latest, markdown = run_result.latest_paths(deploy)
     markdown.parent.mkdir(parents=True)
     markdown.write_text("## Deploy succeeded: lab (run old)\n")
-    deploy_result.write_in_progress(deploy)
+    run_result.write_in_progress(deploy)
     assert "in progress" in markdown.read_text() and json.loads(latest.read_text())["status"] == "in progress"
 
-    monkeypatch.setattr(deploy_result, "to_markdown", lambda deploy: (_ for _ in ()).throw(ValueError("bad")))
-    written, errors = deploy_result.write_files(deploy)
+    monkeypatch.setattr(run_result, "to_markdown", lambda deploy: (_ for _ in ()).throw(ValueError("bad")))
+    written, errors = run_result.write_files(deploy)
     assert not written and any("could not be rendered" in e for e in errors)
     assert "could not be written" in markdown.read_text()
     assert json.loads(latest.read_text())["status"] == "unknown"

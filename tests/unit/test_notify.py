@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from plugins.notify import NotifyOutcome, notify_commit, render_markdown
+from plugins.deploy.finish.notifier import NotifyOutcome, notify_commit, render_markdown
 
 pytestmark = pytest.mark.unit
 

@@ -2,8 +2,9 @@
 
 Containers are rolled back in parallel, with start=1; each task's exitstatus is checked; then the
 rollback waits, bounded, until the rolled-back hosts answer SSH and their services answer acceptably
-again (no fixed sleep). Never the runner, never this machine. plugins/deploy_finish.py runs it at the
-end of a failed run and reports its outcome.
+again (no fixed sleep): the same checks as the health suite (plugins/health/waiting.py). Never the runner,
+never this machine, only this run's snapshots. plugins/deploy/finish/end.py runs it at the end of a failed
+run and reports its outcome.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from plugins.deploy_session import DeploySession
-from plugins.host_health import wait_hosts_and_services
-from plugins.proxmox import ProxmoxClient
-from plugins.self_host import is_self
+from plugins.deploy.session import DeploySession
+from plugins.health.registry import services_of
+from plugins.health.results import FAIL
+from plugins.health.waiting import wait_hosts_and_services
+from plugins.proxmox.client import ProxmoxClient, per_node
+from plugins.shared.this_machine import self_reason
 
 ROLLBACK_TASK_TIMEOUT = 300.0
 
@@ -25,7 +28,7 @@ def rollback_targets(deploy: DeploySession) -> tuple[dict[int, str], list[str]]:
     targets, excluded = {}, []
     for vmid, name in sorted(deploy.snapshots.items()):
         host = inventory.host(vmid)
-        reason = is_self(host, inventory) or (None if host.rollback else f"{host.hostname} has rollback: false")
+        reason = self_reason(inventory, host) or (None if host.rollback else f"{host.hostname} has rollback: false")
         if reason:
             excluded.append(f"{reason}: not rolled back")
         else:
@@ -38,11 +41,9 @@ def roll_back(deploy: DeploySession, client: Any) -> dict:
     inventory = deploy.inventory
     targets, excluded = rollback_targets(deploy)
     started = time.monotonic()
-    by_node: dict[str, dict[int, str]] = {}
-    for vmid, name in targets.items():
-        by_node.setdefault(inventory.host(vmid).node, {})[vmid] = name
     tasks: dict[int, Any] = {}
-    for node, group in by_node.items():
+    for node, hosts in per_node(inventory.host(vmid) for vmid in targets).items():
+        group = {h.vmid: targets[h.vmid] for h in hosts}
         tasks.update(client.rollback_many(node, group, start=True, timeout=ROLLBACK_TASK_TIMEOUT))
     rolled = [vmid for vmid, res in tasks.items() if not isinstance(res, Exception)]
     task_errors = {vmid: str(res) for vmid, res in tasks.items() if isinstance(res, Exception)}
@@ -60,10 +61,10 @@ def roll_back(deploy: DeploySession, client: Any) -> dict:
 
 def wait_healthy(hosts: list, inventory: Any) -> dict[str, str]:
     """Wait, bounded, until each host answers SSH and passes its checks and its services answer; '' = healthy."""
-    results, web = wait_hosts_and_services(inventory, hosts, [(h, s) for h in hosts for s in h.services])
+    results, web = wait_hosts_and_services(inventory, hosts, services_of(hosts))
     problems: dict[str, list[str]] = {h.hostname: [] for h in hosts}
     for result in results.values():
-        if result.outcome == "fail":
+        if result.outcome == FAIL:
             problems[result.host].append(result.message)
     for (hostname, _), answer in web.items():
         if not answer.ok:
@@ -85,7 +86,7 @@ def roll_back_session(deploy: DeploySession, write) -> dict:
     """Roll back this run's snapshots with the inventory's Proxmox client; never raises (the outcome says)."""
     write(f"deploy failed: rolling back {len(deploy.snapshots)} container(s) to this run's snapshots")
     try:
-        client = ProxmoxClient.from_inventory(deploy.inventory.proxmox)
+        client = ProxmoxClient.from_inventory(deploy.inventory)
         return roll_back(deploy, client)
     except Exception as exc:  # noqa: BLE001 - the rollback must report, whatever broke
         return {"ok": False, "rolled_back": {}, "task_errors": {"*": f"{type(exc).__name__}: {exc}"},

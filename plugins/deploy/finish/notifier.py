@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from plugins.redact import REDACTOR, Redactor
+from plugins.report.redaction import REDACTOR, Redactor
 
 SINK_NAME = "deploy-result.md"
 HTTP_TIMEOUT = 15.0

@@ -1,7 +1,7 @@
-"""One deploy run: its id, options, and what each stage did (kept in config.stash).
+"""One deploy run: its id, its snapshot name, its options, and what each stage did (kept in config.stash).
 
-The rollback plugin and the notifier read only this object: nothing re-derives a list of
-containers anywhere else (incidents #5 and #8 came from lists copied into five scripts).
+The rollback and the notifier read only this object: nothing re-derives a list of containers
+anywhere else (incidents #5 and #8 came from lists copied into five scripts).
 """
 
 from __future__ import annotations
@@ -11,9 +11,14 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from plugins.proxmox.snapshots import snapshot_name
+
+if TYPE_CHECKING:
+    from plugins.inventory import Inventory
 
 SESSION_KEY = pytest.StashKey["DeploySession"]()
 
@@ -49,10 +54,10 @@ class DeploySession:
     """Everything the stages leave for later stages, the rollback and the notifier."""
 
     run_id: str
-    inventory: Any
+    inventory: Inventory
     plan_only: bool = False
     rollback_enabled: bool = True
-    snapshot_name: str = ""
+    snapshot_name: str = ""  # deploy_<run id>: what the snapshot stage takes and the rollback goes back to
     snapshots: dict[int, str] = field(default_factory=dict)  # vmid -> snapshot taken in THIS run
     first_deploy: list[int] = field(default_factory=list)  # rollback-set vmids that did not exist yet
     pruned: dict[int, list[str]] = field(default_factory=dict)
@@ -87,27 +92,12 @@ class DeploySession:
 RUN_ID_RE = re.compile(r"^[a-z0-9_-]{1,33}$")
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    """Deploy options: --plan-only, --no-rollback, --run-id, --idempotence."""
-    group = parser.getgroup("deploy", "homelab deploy")
-    group.addoption("--plan-only", action="store_true",
-                    help="preflight, terraform plan + guard, ansible --check --diff: nothing changes, no snapshot")
-    group.addoption("--no-rollback", action="store_true",
-                    help="on failure keep the failed state for debugging (snapshots are kept)")
-    group.addoption("--run-id", default=None, metavar="ID",
-                    help="run id (default: $GITHUB_RUN_ID_$GITHUB_RUN_ATTEMPT or a UTC timestamp)")
-    group.addoption("--idempotence", action="store_true",
-                    help="re-run every playbook and require changed=0")
-    group.addoption("--ansible-var", action="append", default=[], metavar="NAME=VALUE",
-                    help="extra variable for every playbook (repeatable), e.g. a test-only fault injection")
-
-
 def get_session(config: pytest.Config) -> DeploySession | None:
     """The deploy session of this pytest run, or None outside suites/deploy."""
     return config.stash.get(SESSION_KEY, None)
 
 
-def start_session(config: pytest.Config, inventory: Any) -> DeploySession:
+def start_session(config: pytest.Config, inventory: Inventory) -> DeploySession:
     """Create the deploy session once per pytest run (idempotent)."""
     existing = get_session(config)
     if existing:
@@ -119,6 +109,7 @@ def start_session(config: pytest.Config, inventory: Any) -> DeploySession:
     session = DeploySession(
         run_id=run_id,
         inventory=inventory,
+        snapshot_name=snapshot_name(run_id),
         plan_only=config.getoption("--plan-only"),
         rollback_enabled=not config.getoption("--no-rollback"),
         reports_dir=config.rootpath / "reports",
@@ -138,13 +129,16 @@ def parse_ansible_vars(pairs: list[str]) -> dict[str, str]:
     return extravars
 
 
-@pytest.fixture(scope="session")
-def ansible_extravars(pytestconfig: pytest.Config) -> dict[str, str]:
-    """Extra variables given with --ansible-var (empty in a normal deploy)."""
-    return parse_ansible_vars(pytestconfig.getoption("--ansible-var"))
-
-
-@pytest.fixture(scope="session")
-def deployment(pytestconfig: pytest.Config, inventory) -> DeploySession:
-    """The deploy session: run id, inventory, and what each stage did so far."""
-    return start_session(pytestconfig, inventory)
+def add_options(parser: pytest.Parser) -> None:
+    """Deploy options: --plan-only, --no-rollback, --run-id, --idempotence."""
+    group = parser.getgroup("deploy", "homelab deploy")
+    group.addoption("--plan-only", action="store_true",
+                    help="preflight, terraform plan + guard, ansible --check --diff: nothing changes, no snapshot")
+    group.addoption("--no-rollback", action="store_true",
+                    help="on failure keep the failed state for debugging (snapshots are kept)")
+    group.addoption("--run-id", default=None, metavar="ID",
+                    help="run id (default: $GITHUB_RUN_ID_$GITHUB_RUN_ATTEMPT or a UTC timestamp)")
+    group.addoption("--idempotence", action="store_true",
+                    help="re-run every playbook and require changed=0")
+    group.addoption("--ansible-var", action="append", default=[], metavar="NAME=VALUE",
+                    help="extra variable for every playbook (repeatable), e.g. a test-only fault injection")

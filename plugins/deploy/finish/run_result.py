@@ -12,8 +12,8 @@ import os
 import time
 from pathlib import Path
 
-from plugins.deploy_session import DeploySession
-from plugins.notify import SINK_NAME, NotifyOutcome, notify_commit
+from plugins.deploy.finish.notifier import SINK_NAME, NotifyOutcome, notify_commit
+from plugins.deploy.session import DeploySession
 
 
 def to_markdown(deploy: DeploySession) -> str:

@@ -1,9 +1,9 @@
-"""The end of a deploy run: rollback → notification → result files → Allure, then the terminal's account.
+"""The end of a deploy run, in one place: rollback → notification → result files → Allure, then the account.
 
-Runs at session finish, after every test. After a failed or interrupted deploy that took snapshots it
-rolls back (unless --no-rollback); it then notifies with the rollback's outcome, writes this run's
-result files and, when Allure results are being written, a result of its own for the end of the run
-(there is no running test to attach to by then). Each step is guarded: a step that breaks is reported
+Runs at session finish, after every test (plugins/deploy/plugin.py calls it). After a failed or
+interrupted deploy that took snapshots it rolls back (unless --no-rollback); it then notifies with the
+rollback's outcome, writes this run's result files and, when Allure results are being written, a result
+of its own for the end of the run (there is no running test to attach to by then). Each step is guarded: a step that breaks is reported
 and never hides the rollback's outcome, the original failure, or the steps after it. The exit status
 stays a failure.
 """
@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from plugins import deploy_result, reporting
-from plugins.deploy_session import DeploySession, get_session, start_session
-from plugins.inventory import get_inventory
-from plugins.rollback import describe, roll_back_session
+from plugins.deploy.finish import run_result
+from plugins.deploy.finish.rollback import describe, roll_back_session
+from plugins.deploy.session import DeploySession
+from plugins.report import allure_output
 
-END_KEY = pytest.StashKey["RunEnd"]()
 PASSING = (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
 
 
@@ -41,7 +40,7 @@ def finish_run(deploy: DeploySession, *, failed: bool, alluredir, write) -> RunE
         _guarded(end, "the rollback", lambda: _rollback(deploy, end, write))
         if not deploy.plan_only:
             _guarded(end, "the notification", lambda: _notify(deploy, end))
-    written, errors = deploy_result.write_files(deploy)
+    written, errors = run_result.write_files(deploy)
     end.problems += errors
     if written:
         end.lines.append("result: " + ", ".join(str(p) for p in written))
@@ -67,7 +66,7 @@ def _rollback(deploy: DeploySession, end: RunEnd, write) -> None:
 
 def _notify(deploy: DeploySession, end: RunEnd) -> None:
     """Send the notification, which carries the rollback's outcome."""
-    outcome = deploy_result.send(deploy)
+    outcome = run_result.send(deploy)
     deploy.notification = outcome.message
     end.lines.append(f"notification: {outcome.message}")
 
@@ -84,7 +83,7 @@ def _allure_result(deploy: DeploySession, end: RunEnd, alluredir, started: float
                    "failures": "\n".join(deploy.failures) or "(none recorded by a stage)"}
     if deploy.notification:
         attachments["notification"] = deploy.notification
-    reporting.write_result(
+    allure_output.write_result(
         alluredir, name="deploy › rollback", full_name="suites.deploy#rollback", status=status, message=message,
         labels={"epic": "deploy", "feature": "rollback", "suite": "deploy", "story": deploy.run_id},
         attachments=attachments, started=started, stopped=time.time())
@@ -99,39 +98,29 @@ def _guarded(end: RunEnd, what: str, step) -> None:
         end.problems.append(f"{what} broke: {type(exc).__name__}: {exc}")
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtestloop(session: pytest.Session):
-    """Before the first stage runs: the latest result files say this run is in progress."""
-    stages = [item for item in session.items if item.get_closest_marker("stage")]
-    if stages and not session.config.option.collectonly:
-        deploy = start_session(session.config, get_inventory(session.config))
-        try:
-            deploy_result.write_in_progress(deploy)
-        except OSError as exc:
-            pytest.exit(f"cannot write this run's result files under {deploy.reports_dir}: {exc.strerror}",
-                        returncode=pytest.ExitCode.USAGE_ERROR)
-    return (yield)
+def mark_in_progress(deploy: DeploySession) -> None:
+    """Before the first stage runs: the latest result files say this run is in progress (or the run stops)."""
+    try:
+        run_result.write_in_progress(deploy)
+    except OSError as exc:
+        pytest.exit(f"cannot write this run's result files under {deploy.reports_dir}: {exc.strerror}",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """End a deploy run: rollback after a failure, notification, result files, Allure."""
-    deploy = get_session(session.config)
-    if deploy is None:
-        return
+def end_session(session: pytest.Session, deploy: DeploySession, exitstatus: int) -> RunEnd:
+    """End a deploy run at session finish: finish_run, and the exit status stays a failure after one."""
     terminal = session.config.pluginmanager.get_plugin("terminalreporter")
     write = (lambda line: terminal.write_line(line)) if terminal else print
     failed = deploy.failed or exitstatus not in PASSING
-    end = finish_run(deploy, failed=failed, alluredir=reporting.alluredir(session.config), write=write)
-    session.config.stash[END_KEY] = end
+    end = finish_run(deploy, failed=failed, alluredir=allure_output.alluredir(session.config), write=write)
     if failed and session.exitstatus in PASSING:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    return end
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+def write_account(terminalreporter, end: RunEnd) -> None:
     """After the failures: what the end of the run did (rollback, notification, result files)."""
-    end = config.stash.get(END_KEY, None)
-    if end is None or not (end.lines or end.problems):
+    if not (end.lines or end.problems):
         return
     terminalreporter.write_sep("=", "end of the deploy run")
     for line in end.lines:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from plugins.terraform import Change, Plan
+from plugins.tools.terraform import Change, Plan
 
 _KEY = re.compile(r'\["([^"]+)"\]')
 

@@ -1,0 +1,86 @@
+"""The deploy package's pytest entry: options, the run's session, stage order and gating, the end of the run.
+
+Listed by the root conftest. It acts only on tests marked `pytest.mark.stage` (suites/deploy): the
+session object, the gating and the end of the run (rollback → notification → result) exist for a run
+that collected stages.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from plugins.deploy import gating
+from plugins.deploy.finish.end import RunEnd, end_session, mark_in_progress, write_account
+from plugins.deploy.session import DeploySession, add_options, get_session, parse_ansible_vars, start_session
+from plugins.inventory import get_inventory
+
+END_KEY = pytest.StashKey[RunEnd]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Deploy options: --plan-only, --no-rollback, --run-id, --idempotence, --ansible-var."""
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the stage marker."""
+    config.addinivalue_line("markers", "stage(name): a deploy stage, declared in plugins/deploy/pipeline.py")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the stages' tests as the pipeline declares them (before pytest-order sorts)."""
+    gating.order_stages(items)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a stage's test when an earlier stage (or an earlier test of a sequential stage) failed."""
+    session = get_session(item.config)
+    if session is not None:
+        gating.gate(item, session)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Record each stage's outcome on the deploy session."""
+    report = yield
+    session = get_session(item.config)
+    if session is not None:
+        gating.record_outcome(item, call, report, session)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session):
+    """Before the first stage runs: the session starts, and the latest result files say it is in progress."""
+    stages = [item for item in session.items if gating.stage_of(item)]
+    if stages and not session.config.option.collectonly:
+        mark_in_progress(start_session(session.config, get_inventory(session.config)))
+    return (yield)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """End a deploy run: rollback after a failure, notification, result files, Allure."""
+    deploy = get_session(session.config)
+    if deploy is not None:
+        session.config.stash[END_KEY] = end_session(session, deploy, exitstatus)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """After the failures: what the end of the run did."""
+    end = config.stash.get(END_KEY, None)
+    if end is not None:
+        write_account(terminalreporter, end)
+
+
+@pytest.fixture(scope="session")
+def ansible_extravars(pytestconfig: pytest.Config) -> dict[str, str]:
+    """Extra variables given with --ansible-var (empty in a normal deploy)."""
+    return parse_ansible_vars(pytestconfig.getoption("--ansible-var"))
+
+
+@pytest.fixture(scope="session")
+def deployment(pytestconfig: pytest.Config, inventory) -> DeploySession:
+    """The deploy session: run id, inventory, and what each stage did so far."""
+    return start_session(pytestconfig, inventory)

@@ -1,0 +1,42 @@
+"""Health: the deployed hosts and services pass the same checks as suites/health, with wait-and-retry.
+
+Hosts get until their deadline to boot and start their containers; each service until its own deadline,
+warm-up codes (502/503) counting only as "not yet". The runner skips its self-checks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from plugins.deploy.stages.outcome import HostOutcome
+from plugins.health.results import FAIL, SKIP, CheckResult
+from plugins.health.waiting import wait_hosts_and_services
+from plugins.health.web import HttpResult
+from plugins.report import allure_output
+
+if TYPE_CHECKING:
+    from plugins.deploy.session import DeploySession
+    from plugins.inventory import Host
+
+
+def wait_until_healthy(deployment: DeploySession) -> tuple[dict[tuple[str, str, Any], CheckResult],
+                                                           dict[tuple[str, str], HttpResult]]:
+    """Every host's checks and every service's answer, waited for at the same time; recorded on the session."""
+    inventory = deployment.inventory
+    with allure_output.step(f"check {len(inventory.hosts)} host(s), wait for {len(inventory.services)} service(s)"):
+        hosts, services = wait_hosts_and_services(inventory, inventory.hosts, inventory.services)
+    deployment.health.extend(hosts.values())
+    deployment.health.extend(services.values())
+    allure_output.attach_text("http answers", "\n".join(r.message or f"{r.url}: {r.status}" for r in services.values()))
+    return hosts, services
+
+
+def host_outcome(results: dict[tuple[str, str, Any], CheckResult], host: Host) -> HostOutcome:
+    """One host's outcome: its failed checks' messages, or why all of them were skipped."""
+    mine = [r for r in results.values() if r.host == host.hostname]
+    failed = [r.message for r in mine if r.outcome == FAIL]
+    if failed:
+        return HostOutcome(problem="; ".join(failed))
+    if mine and all(r.outcome == SKIP for r in mine):
+        return HostOutcome(skip=mine[0].message)
+    return HostOutcome()

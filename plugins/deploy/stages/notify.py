@@ -1,0 +1,28 @@
+"""Notify: the result reaches the commit (or reports/deploy-result.md); notifying never fails the deploy.
+
+After a failure the notification waits for the rollback, so that it can say how the rollback went:
+plugins/deploy/finish/end.py sends it at the end of the run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from plugins.deploy.finish import run_result
+from plugins.report import allure_output
+
+if TYPE_CHECKING:
+    from plugins.deploy.finish.notifier import NotifyOutcome
+    from plugins.deploy.session import DeploySession
+
+
+def notify(deployment: DeploySession) -> NotifyOutcome | None:
+    """Send the result of a deploy that did not fail, recorded on the session; None when it is deferred."""
+    if deployment.failed:
+        deployment.stage("notify").summary = "deferred until the rollback has run"
+        return None
+    outcome = run_result.send(deployment)
+    deployment.notification = outcome.message
+    deployment.stage("notify").summary = outcome.message
+    allure_output.attach_text("notification", outcome.message)
+    return outcome

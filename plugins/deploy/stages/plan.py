@@ -1,0 +1,42 @@
+"""Plan: Terraform plans against the real state, and the plan guard reads it before anything changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from plugins.deploy.plan_guard import check_plan
+from plugins.report import allure_output
+
+if TYPE_CHECKING:
+    from plugins.deploy.session import DeploySession
+    from plugins.tools.terraform import Plan, TerraformRunner
+
+
+def init_backend(terraform: TerraformRunner) -> None:
+    """`terraform init` with the inventory's S3 backend; raise TerraformError naming what failed."""
+    with allure_output.step("terraform init"):
+        terraform.init()
+
+
+def compute_plan(deployment: DeploySession, terraform: TerraformRunner, tfvars_file: Path) -> Plan:
+    """Plan the inventory's containers into a saved plan; recorded on the session and in the report."""
+    with allure_output.step("terraform plan"):
+        deployment.plan = terraform.plan(tfvars_file)
+    deployment.stage("plan").summary = deployment.plan.summary()
+    allure_output.attach_text("terraform plan summary", describe(deployment.plan))
+    return deployment.plan
+
+
+def guard_plan(deployment: DeploySession) -> list[str]:
+    """The plan guard's refusals (a delete or replace of a protected container), recorded on the session."""
+    protected = {h.hostname for h in deployment.inventory.protected_hosts}
+    deployment.plan_refusals = check_plan(deployment.plan, protected)
+    return deployment.plan_refusals
+
+
+def describe(plan: Plan) -> str:
+    """The plan for the report: Terraform's counts, then one line per change."""
+    lines = [f"Plan: {plan.summary()}"]
+    lines += [f"  {'/'.join(c.actions):<14} {c.address}" for c in plan.changes if c.actions != ("no-op",)]
+    return "\n".join(lines)

@@ -1,0 +1,84 @@
+"""Preflight: everything that broke on the day, checked before anything is written.
+
+Nothing here takes a snapshot or writes to the API. Each problem names what was expected and what was
+found, and where in the inventory to look.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from plugins.proxmox.client import ProxmoxClient, per_node
+from plugins.shared.this_machine import this_machine_reason
+from plugins.tools.terraform import missing_backend_flags
+
+if TYPE_CHECKING:
+    from plugins.deploy.session import DeploySession
+    from plugins.inventory import Inventory
+
+
+def require_nodes(proxmox: ProxmoxClient, inventory: Inventory) -> None:
+    """Raise ProxmoxError naming the nodes that exist when a node the inventory names does not (incident #2)."""
+    proxmox.require_node(inventory.proxmox.node, source=inventory.where("proxmox.node"))
+    for node in sorted({h.node for h in inventory.hosts} - {inventory.proxmox.node}):
+        proxmox.require_node(node, source=inventory.where("hosts[].node"))
+
+
+def vmid_problem(deployment: DeploySession, proxmox: ProxmoxClient) -> str:
+    """What is wrong with the VMIDs that exist ('' if nothing); records those of the rollback set that do not (#8).
+
+    A VMID that exists must hold the host the inventory says, on its node; one that does not exist yet is
+    a first deploy, listed for creation.
+    """
+    inventory = deployment.inventory
+    existing = {}
+    for node in per_node(inventory.hosts):
+        existing.update({vmid: (node, row) for vmid, row in proxmox.containers(node).items()})
+    wrong = []
+    for host in inventory.hosts:
+        found = existing.get(host.vmid)
+        if found is None:
+            if host in inventory.rollback_set and host.vmid not in deployment.first_deploy:
+                deployment.first_deploy.append(host.vmid)
+            continue
+        node, row = found
+        if node != host.node:
+            wrong.append(f"CT {host.vmid} is on node '{node}', inventory says '{host.node}'")
+        if row.get("name") and row["name"] != host.hostname:
+            wrong.append(f"CT {host.vmid} is '{row['name']}', inventory says '{host.hostname}'")
+    return "; ".join(wrong) + f" ({inventory.source}: hosts)" if wrong else ""
+
+
+def backend_problem(inventory: Inventory) -> str:
+    """The S3-compatible skip flags the state backend lacks ('' if none): without them init calls STS (#3)."""
+    missing = missing_backend_flags(inventory.state_backend.model_dump())
+    if not missing:
+        return ""
+    return (f"state backend lacks {', '.join(missing)} = true ({inventory.where('state_backend')}): "
+            "terraform init would call STS and fail")
+
+
+def deploy_key_problem(inventory: Inventory) -> str:
+    """What is wrong with the runner's deploy key and its public half ('' if both exist, not empty) (#6)."""
+    key = Path(inventory.runner.deploy_key)
+    problems = [f"{p} is {'empty' if p.exists() else 'missing'}"
+                for p in (key, key.with_name(key.name + ".pub")) if not (p.exists() and p.stat().st_size)]
+    return "; ".join(problems) + f" ({inventory.where('runner.deploy_key')})" if problems else ""
+
+
+def rollback_set_problem(inventory: Inventory) -> str:
+    """The hosts of the rollback set that are this machine ('' if none): it would roll itself back (#7).
+
+    The runner itself can not be in the rollback set: the inventory refuses it.
+    """
+    offenders = [reason for reason in map(this_machine_reason, inventory.rollback_set) if reason]
+    return "; ".join(offenders) + f": set rollback: false ({inventory.source}: hosts)" if offenders else ""
+
+
+def missing_roles_problem(inventory: Inventory, root: Path) -> str:
+    """The roles the inventory names that ansible/roles/ lacks ('' if none): site.yml includes them by name."""
+    roles = root / "ansible" / "roles"
+    missing = [f"{role} (ansible/roles/{role}/tasks/main.yml)" for role in inventory.roles
+               if not (roles / role / "tasks" / "main.yml").is_file()]
+    return f"roles that do not exist: {', '.join(missing)} ({inventory.source}: hosts[].roles)" if missing else ""

@@ -1,0 +1,53 @@
+"""Snapshot: every existing container of the rollback set gets deploy_<run id> before anything changes.
+
+Containers that do not exist yet (a first deploy) are listed, not an error. The runner and this machine
+are never in the rollback set (incident #7). Old deploy_* snapshots are pruned to the inventory's retention.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from plugins.proxmox.client import ProxmoxClient, per_node
+from plugins.proxmox.snapshots import snapshots_to_prune
+from plugins.report import allure_output
+
+if TYPE_CHECKING:
+    from plugins.deploy.session import DeploySession
+
+
+def take_snapshots(deployment: DeploySession, proxmox: ProxmoxClient) -> list[str]:
+    """Snapshot every existing container of the rollback set, node by node; record them; give the failures."""
+    inventory, name = deployment.inventory, deployment.snapshot_name
+    targets = [h for h in inventory.rollback_set if h.vmid not in deployment.first_deploy]
+    failures = []
+    for node, hosts in per_node(targets).items():
+        with allure_output.step(f"snapshot {len(hosts)} container(s) on {node} as {name}"):
+            outcomes = proxmox.snapshot_many(node, {h.vmid: name for h in hosts},
+                                             description=f"before deploy {deployment.run_id}")
+        for vmid, outcome in outcomes.items():
+            if isinstance(outcome, Exception):
+                failures.append(f"{inventory.host(vmid).hostname} ({vmid}): {outcome}")
+            else:
+                deployment.snapshots[vmid] = name
+    created = ", ".join(inventory.host(v).hostname for v in deployment.first_deploy) or "none"
+    summary = f"{len(deployment.snapshots)} snapshot(s) {name}; first deploy of: {created}"
+    deployment.stage("snapshot").summary = summary
+    allure_output.attach_text("snapshots", summary)
+    return failures
+
+
+def prune_snapshots(deployment: DeploySession, proxmox: ProxmoxClient) -> list[str]:
+    """Delete the oldest deploy_* snapshots beyond the retention on every snapshotted container; give the failures."""
+    inventory = deployment.inventory
+    retention = inventory.deploy.snapshot_retention
+    failures = []
+    for node, hosts in per_node(inventory.host(vmid) for vmid in deployment.snapshots).items():
+        old = {h.vmid: snapshots_to_prune(proxmox.snapshots(node, h.vmid), retention,
+                                          current=deployment.snapshot_name) for h in hosts}
+        for vmid, outcome in proxmox.delete_snapshots_many(node, old).items():
+            if isinstance(outcome, Exception):
+                failures.append(f"{inventory.host(vmid).hostname}: {outcome}")
+            else:
+                deployment.pruned.setdefault(vmid, []).extend(outcome)
+    return failures
