@@ -1,4 +1,7 @@
-"""The end of a deploy run: rollback → notification → result files → Allure, then the terminal's account.
+"""The start and the end of a deploy run: the lock, then rollback → notification → result files → Allure.
+
+At the start, the environment's deploy lock (plugins/run_lock.py): a second deploy of the same
+environment is refused before any side effect, naming the holder.
 
 Runs at session finish, after every test. After a failed or interrupted deploy that took snapshots it
 rolls back (unless --no-rollback); it then notifies with the rollback's outcome, writes this run's
@@ -10,6 +13,8 @@ stays a failure.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -19,8 +24,10 @@ from plugins import deploy_result, reporting
 from plugins.deploy_session import DeploySession, get_session, start_session
 from plugins.inventory import get_inventory
 from plugins.rollback import describe, roll_back_session
+from plugins.run_lock import LockHeld, RunLock, UnfinishedRun
 
 END_KEY = pytest.StashKey["RunEnd"]()
+LOCK_KEY = pytest.StashKey[RunLock]()
 PASSING = (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
 
 
@@ -101,29 +108,78 @@ def _guarded(end: RunEnd, what: str, step) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtestloop(session: pytest.Session):
-    """Before the first stage runs: the latest result files say this run is in progress."""
+    """Before the first stage: take the environment's deploy lock, then mark this run in progress."""
     stages = [item for item in session.items if item.get_closest_marker("stage")]
     if stages and not session.config.option.collectonly:
-        deploy = start_session(session.config, get_inventory(session.config))
-        try:
-            deploy_result.write_in_progress(deploy)
-        except OSError as exc:
-            pytest.exit(f"cannot write this run's result files under {deploy.reports_dir}: {exc.strerror}",
-                        returncode=pytest.ExitCode.USAGE_ERROR)
+        _start(session)
     return (yield)
+
+
+def _start(session: pytest.Session) -> None:
+    """One run of an environment at a time; a CI cancel (SIGTERM) ends the run like Ctrl-C, with its rollback."""
+    inventory = get_inventory(session.config)
+    deploy = start_session(session.config, inventory)
+    lock = RunLock(inventory.environment)
+    try:
+        lock.acquire(deploy.run_id, inventory=str(inventory.source))
+    except (LockHeld, UnfinishedRun, OSError) as exc:
+        deploy.refused = str(exc)
+        pytest.exit(str(exc), returncode=pytest.ExitCode.INTERRUPTED)
+    session.config.stash[LOCK_KEY] = lock
+    if lock.taken_over is not None:
+        _say(session, f"took over the deploy lock of {lock.taken_over.holder()}: that run is gone and took no "
+                      "snapshot")
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
+    try:
+        deploy_result.write_in_progress(deploy)
+    except OSError as exc:
+        pytest.exit(f"cannot write this run's result files under {deploy.reports_dir}: {exc.strerror}",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+def _terminated(number, frame) -> None:
+    """SIGTERM (a CI cancel, a timeout): stop the tests as Ctrl-C does, so the rollback still runs."""
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def _say(session: pytest.Session, line: str) -> None:
+    terminal = session.config.pluginmanager.get_plugin("terminalreporter")
+    (terminal.write_line if terminal else print)(line)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """After each step, the lock's record carries the snapshots taken so far (for a run killed with SIGKILL)."""
+    report = yield
+    lock = item.config.stash.get(LOCK_KEY, None)
+    deploy = get_session(item.config)
+    if lock is not None and deploy is not None and lock.record is not None:
+        current = {str(vmid): name for vmid, name in deploy.snapshots.items()}
+        if current != lock.record.snapshots or deploy.applied != lock.record.applied:
+            lock.note_snapshots(deploy.snapshots, applied=deploy.applied)
+    return report
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """End a deploy run: rollback after a failure, notification, result files, Allure."""
     deploy = get_session(session.config)
-    if deploy is None:
-        return
+    if deploy is None or deploy.refused:
+        return  # a refused run changed nothing and must not overwrite the running one's files
     terminal = session.config.pluginmanager.get_plugin("terminalreporter")
     write = (lambda line: terminal.write_line(line)) if terminal else print
     failed = deploy.failed or exitstatus not in PASSING
+    if failed and threading.current_thread() is threading.main_thread():
+        # A CI cancel sends SIGINT, then SIGTERM: the rollback goes on; only SIGKILL stops it, and then
+        # the lock's record tells the next run (python -m plugins.recover).
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, lambda n, f: write(f"{signal.Signals(n).name} during the rollback: it goes on"))
     end = finish_run(deploy, failed=failed, alluredir=reporting.alluredir(session.config), write=write)
     session.config.stash[END_KEY] = end
+    lock = session.config.stash.get(LOCK_KEY, None)
+    if lock is not None:
+        lock.release()
     if failed and session.exitstatus in PASSING:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
