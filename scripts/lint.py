@@ -128,7 +128,7 @@ def check_terraform_fmt(opts: Options) -> Outcome:
                                   Path(tmp))
     if rc == 0:
         return Outcome("passed", "every .tf file under terraform/ is formatted")
-    files = [line for line in out.splitlines() if line.endswith(".tf")]
+    files = [line for line in out.splitlines() if line.endswith(".tf") and not line.startswith(("---", "+++"))]
     summary = f"not formatted: {', '.join(files)} (fix: terraform fmt -recursive terraform)" if files else \
         f"terraform fmt failed (rc {rc}): {_last_line(err) or _last_line(out)}"
     return Outcome("failed", summary, out + err)
