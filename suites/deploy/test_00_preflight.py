@@ -13,7 +13,7 @@ import pytest
 from plugins.proxmox import snapshot_name
 from plugins.self_host import is_this_machine
 from plugins.terraform import missing_backend_flags
-from plugins.workflows import DEPLOY_WORKFLOW, workflow_problems
+from plugins.workflows import DEPLOY_WORKFLOW, PLAN_WORKFLOW, plan_workflow_problems, workflow_problems
 
 pytestmark = [pytest.mark.order(0), pytest.mark.stage("preflight", sequential=False)]
 
@@ -87,4 +87,10 @@ def test_every_role_exists(inventory, pytestconfig):
 def test_the_deploy_workflow_matches_the_inventory(inventory, pytestconfig):
     """Branch, runner label, environment and permissions agree with the inventory (#1, #14, #15, #16)."""
     problems = workflow_problems(pytestconfig.rootpath / DEPLOY_WORKFLOW, inventory.github, inventory.where("github"))
+    assert not problems, "; ".join(problems)
+
+
+def test_the_plan_workflow_matches_the_inventory(inventory, pytestconfig):
+    """The pull requests' plan job runs on the runner label, may comment, and avoids the deploy's environment."""
+    problems = plan_workflow_problems(pytestconfig.rootpath / PLAN_WORKFLOW, inventory.github, inventory.where("github"))
     assert not problems, "; ".join(problems)
