@@ -51,14 +51,23 @@ def wait_for(condition, what: str, timeout: float = 180) -> None:
     pytest.fail(f"{what}: not seen within {timeout:.0f} s")
 
 
-def ansible_running(session_id: int) -> bool:
-    """Whether an ansible-playbook process of the deploy's process group runs now."""
+def ansible_running(root: int) -> bool:
+    """Whether an ansible-playbook process descends from the deploy's process now (ansible-runner gives it a pty
+    and a session of its own, so it is found by parentage, not by session)."""
+    parents, commands = {}, {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if os.getsid(int(pid)) == session_id and b"ansible-playbook" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return True
-        except (OSError, ProcessLookupError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            parents[int(pid)] = int(stat.rsplit(")", 1)[1].split()[1])
+            commands[int(pid)] = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
             continue
+    for pid, command in commands.items():
+        ancestor = pid
+        while b"ansible-playbook" in command and ancestor > 1:
+            ancestor = parents.get(ancestor, 0)
+            if ancestor == root:
+                return True
     return False
 
 

@@ -128,7 +128,7 @@ def test_an_unreachable_api_is_explained_not_raised():
 # -- what the comment says, from a real deploy session's result -----------------------------------------------
 
 def _plan_session(tmp_path, *, refusals=(), run_id="gh42_1") -> Path:
-    """A --plan-only session as the stages leave it, written by deploy_result.write_json; gives latest.json."""
+    """A --plan-only session as the stages leave it, written by deploy_result.write_files; gives latest.json."""
     deploy = DeploySession(run_id=run_id, inventory=load_inventory(INVENTORY), plan_only=True, reports_dir=tmp_path)
     for name in ("preflight", "plan", "ansible"):
         deploy.stage(name).outcome = "failed" if refusals and name == "plan" else "passed"
@@ -143,7 +143,7 @@ def _plan_session(tmp_path, *, refusals=(), run_id="gh42_1") -> Path:
     site = PlaybookResult("site", 0, "successful", {"proxy": HostStats(ok=9, changed=1), "monitoring": HostStats(ok=7)},
                           events=events, check=True)
     deploy.ansible["site"] = site.as_dict()
-    deploy_result.write_json(deploy)
+    deploy_result.write_files(deploy)
     return tmp_path / "deploy" / "latest.json"
 
 
