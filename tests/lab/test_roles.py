@@ -21,8 +21,7 @@ import pytest
 from plain_http import get
 
 from plugins.ansible import ANSIBLE_DIR, PlaybookResult, playbooks_for, run_playbook
-from plugins.inventory import load_inventory, read_document
-from plugins.inventory_model import Inventory
+from plugins.inventory import Inventory, load_inventory, read_document
 
 pytestmark = pytest.mark.lab
 

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
 
-from plugins.inventory_rules import check_rules
-from plugins.inventory_types import EnvVarName, Flag, HttpUrl, IPv4, Label, RoleName, StatusCode, Text, TlsOn, TokenId
+from plugins.inventory.fields import EnvVarName, Flag, HttpUrl, IPv4, Label, RoleName, StatusCode, Text, TlsOn, TokenId
+from plugins.inventory.rules import check_rules
 
 
 class Strict(BaseModel):
