@@ -9,10 +9,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from plugins.inventory.errors import Problem
-from plugins.inventory.model import Inventory
+from plugins.inventory.masking import shown, shown_name
+from plugins.inventory.model import MAX_DEADLINE, Inventory
 from plugins.inventory.rules import host_ref
-
-_SECRET_WORDS = ("secret", "password", "passwd")
 
 
 def describe_errors(error: ValidationError, document: dict) -> list[Problem]:
@@ -45,15 +44,13 @@ def _key_path(loc: tuple, hostnames: list) -> str:
             else:
                 path += f"[{part}]"
         else:
-            path += f".{part}" if path else part
+            name = shown_name(part)
+            path += f".{name}" if path else name
     return path
 
 
 def _found(item: dict, loc: tuple) -> str:
-    if any(isinstance(p, str) and any(w in p.lower() for w in _SECRET_WORDS) for p in loc):
-        return "a value (not shown)"
-    text = repr(item.get("input"))
-    return text if len(text) <= 60 else text[:57] + "..."
+    return shown(item.get("input"), loc)
 
 
 def _message(item: dict, loc: tuple) -> str:
@@ -85,11 +82,15 @@ def _message(item: dict, loc: tuple) -> str:
         "less_than_equal": f"a number <= {ctx.get('le')}",
         "string_too_short": "a non-empty string",
         "too_short": f"at least {ctx.get('min_length')} item(s)",
+        "string_too_long": f"at most {ctx.get('max_length')} characters",
+        "finite_number": "a finite number",
     }.get(kind)
     if kind in ("greater_than_equal", "less_than_equal") and loc and loc[-2:-1] in (("accepted",), ("warmup",)):
         expected = "an HTTP status code 100-599"
     elif kind in ("greater_than_equal", "less_than_equal") and loc and loc[-1] == "vmid":
         expected = "a VMID 100-999999999"
+    elif kind in ("greater_than", "less_than_equal") and loc and loc[-1] == "deadline":
+        expected = f"a number of seconds > 0 and <= {MAX_DEADLINE}"
     if expected is None:
         return f"{item['msg'][0].lower()}{item['msg'][1:]}, found {found}"
     return f"expected {expected}, found {found}"
@@ -101,13 +102,14 @@ def _number(value: Any) -> Any:
 
 def _unknown_key(loc: tuple) -> str:
     key = str(loc[-1])
+    name = repr(key) if shown_name(key) == key else "(a name not shown: it may be a secret)"
     model = _model_at(loc[:-1])
     if model is None:
-        return f"unknown key {key!r}"
+        return f"unknown key {name}"
     allowed = list(model.model_fields)
-    close = difflib.get_close_matches(key, allowed, n=1)
+    close = difflib.get_close_matches(key, allowed, n=1) if shown_name(key) == key else []
     hint = f"did you mean {close[0]!r}? " if close else ""
-    return f"unknown key {key!r} ({hint}expected one of: {', '.join(allowed)})"
+    return f"unknown key {name} ({hint}expected one of: {', '.join(allowed)})"
 
 
 def _model_at(loc: tuple) -> type[BaseModel] | None:

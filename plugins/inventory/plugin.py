@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ def inventory_path(config: pytest.Config) -> Path:
     if given.is_absolute():
         return given
     invoked = config.invocation_params.dir / given
-    return invoked if invoked.exists() else config.rootpath / given
+    return invoked if os.path.lexists(invoked) else config.rootpath / given
 
 
 def get_inventory(config: pytest.Config) -> Inventory:

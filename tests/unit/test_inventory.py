@@ -240,7 +240,7 @@ BAD = [
     ("accepted-and-warmup", _service(accepted=[200, 503], warmup=[502, 503]),
      ["hosts[app-demo].services[0].warmup[1]", "503 is also in accepted"]),
     ("negative-deadline", _service(deadline=-5),
-     ["hosts[app-demo].services[0].deadline", "expected a number > 0", "found -5"]),
+     ["hosts[app-demo].services[0].deadline", "expected a number of seconds > 0", "found -5"]),
     ("bad-token-id", _set("proxmox", "token_id", "root@pam"),
      ["proxmox.token_id", "expected user@realm!name", "'root@pam'"]),
     ("vmid-0", _set("hosts", 0, "vmid", 0),
