@@ -11,7 +11,7 @@ from pathlib import Path
 
 from plugins.inventory.errors import InventoryError
 
-MAX_BYTES = 1024 * 1024  # a 50-host inventory is a few dozen KiB: more is a wrong file, not an inventory
+MAX_BYTES = 1024 * 1024  # far past any real inventory: a bigger file is the wrong file
 EXPECTED = "expected a YAML file"
 
 # YAML 1.1 §5.1: the printable characters; anything else is refused by the parser with a byte offset only.
