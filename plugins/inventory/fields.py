@@ -115,9 +115,6 @@ def url_for_messages(value: str) -> str:
 
 
 def _http_url(value: str) -> str:
-    if looks_secret(value) or any(c.isspace() for c in value):
-        raise ValueError("expected an http(s) URL such as http://198.18.0.200:8080/health, found a value that is "
-                         "not one (not shown: it may hold a secret)")
     parts = urlsplit(value)
     if parts.username is not None or parts.password is not None:
         raise ValueError("a URL with credentials (user:password@) is refused (not shown; expected the URL "
@@ -126,6 +123,9 @@ def _http_url(value: str) -> str:
            for name, _ in parse_qsl(parts.query, keep_blank_values=True)):
         raise ValueError("a URL with a credential in its query is refused (not shown; expected the URL without "
                          "it: credentials come from environment variables)")
+    if looks_secret(value) or any(c.isspace() for c in value):
+        raise ValueError("expected an http(s) URL such as http://198.18.0.200:8080/health, found a value that is "
+                         "not one (not shown: it may hold a secret)")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{url_for_messages(value)} is not an http(s) URL (expected e.g. "
                          "http://198.18.0.200:8080/health)")

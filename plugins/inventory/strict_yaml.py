@@ -96,9 +96,15 @@ def _syntax_error(error: yaml.MarkedYAMLError) -> str:
         return (f"{_where(error.context_mark)}a quoted value starts here and is never closed "
                 f"(expected its closing quote; {problem})")
     mark = error.problem_mark or error.context_mark
+    context = error.context or ""
+    if context.startswith("while parsing a flow") and error.context_mark and mark:
+        # an unclosed [ or {: libyaml notices at the next line, the mistake is where it opens
+        what = "a [ list" if "sequence" in context else "a { mapping"
+        return (f"{_where(error.context_mark)}invalid YAML: {what} opens here and is never closed "
+                f"({problem} at line {mark.line + 1}, column {mark.column + 1})")
     opened = ""
-    if error.context and error.context_mark and mark and error.context_mark.line != mark.line:
-        opened = f" ({error.context} that starts at line {error.context_mark.line + 1})"
+    if context and error.context_mark and mark and error.context_mark.line != mark.line:
+        opened = f" ({context} that starts at line {error.context_mark.line + 1})"
     return f"{_where(mark)}invalid YAML: {problem}{opened}"
 
 
