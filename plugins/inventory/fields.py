@@ -79,7 +79,7 @@ def _token_id(value: str) -> str:
         return value
     prefix = _TOKEN_ID_PREFIX.match(value)
     if prefix:  # `root@pam!deploy=<uuid>` or `… <uuid>`: the secret was pasted after the id
-        raise ValueError(f"found the token id {prefix.group()!r} followed by more (not shown: it may be the "
+        raise ValueError(f"found the token id {shown(prefix.group())} followed by more (not shown: it may be the "
                          "secret; expected only user@realm!name, the secret goes in the variable "
                          "proxmox.token_secret_env names)")
     raise ValueError(f"{shown(value)} is not a Proxmox API token id (expected user@realm!name, e.g. "
@@ -105,12 +105,7 @@ def _bridge(value: str) -> str:
 def url_for_messages(value: str) -> str:
     """A URL as a message may show it: scheme, host, port and path; never credentials or a query."""
     parts = urlsplit(value)
-    host = parts.hostname or ""
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    text = f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else value
+    text = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}" if parts.scheme else value
     return shown(text)
 
 

@@ -45,7 +45,8 @@ def read_text(path: str | os.PathLike) -> tuple[str, str]:
     except OSError as error:
         raise InventoryError(source, [("", f"cannot read: {_reason(error)} ({EXPECTED} this user can read)")]) from None
     if len(data) > MAX_BYTES:
-        raise InventoryError(source, [("", f"is larger than {MAX_BYTES // 1024} KiB (expected an inventory; is it the right file?)")])
+        message = f"is larger than {MAX_BYTES // 1024} KiB (expected an inventory; is it the right file?)"
+        raise InventoryError(source, [("", message)])
     return source, decode(source, data)
 
 

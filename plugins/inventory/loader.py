@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from plugins.inventory.errors import InventoryError
 from plugins.inventory.files import display, read_text
-from plugins.inventory.messages import describe_errors
+from plugins.inventory.messages import describe_errors, secret_shaped_values
 from plugins.inventory.model import Inventory
 from plugins.inventory.strict_yaml import parse
 
@@ -40,6 +40,9 @@ def validate_document(source: str, document: Any) -> Inventory:
         inventory = Inventory.model_validate(document)
     except ValidationError as error:
         raise InventoryError(source, describe_errors(error, document)) from None
+    secrets = secret_shaped_values(document)
+    if secrets:
+        raise InventoryError(source, secrets)
     inventory._source = source
     return inventory
 

@@ -13,12 +13,12 @@ import stat
 
 from plugins.inventory.errors import Problem
 from plugins.inventory.model import Inventory
-from plugins.inventory.rules import host_ref
+from plugins.inventory.rules import host_refs
 
 
 def machine_problems(inventory: Inventory) -> list[Problem]:
     """Every file the inventory names that this machine lacks, cannot read, or holds empty or too open."""
-    refs = [host_ref([h.hostname for h in inventory.hosts], i) for i in range(len(inventory.hosts))]
+    refs = host_refs([h.hostname for h in inventory.hosts])
     files = []
     if inventory.proxmox.ca_file:
         files.append(("proxmox.ca_file", inventory.proxmox.ca_file, "the CA file"))

@@ -9,17 +9,14 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from plugins.inventory.errors import Problem
-from plugins.inventory.masking import shown, shown_name
+from plugins.inventory.masking import looks_secret, shown, shown_name
 from plugins.inventory.model import MAX_DEADLINE, Inventory
 from plugins.inventory.rules import host_ref
 
 
 def describe_errors(error: ValidationError, document: dict) -> list[Problem]:
     """Turn pydantic's errors into (key path, expected/found) pairs, hosts named by hostname."""
-    raw_hosts = document.get("hosts")
-    hostnames = (
-        [h.get("hostname") if isinstance(h, dict) else None for h in raw_hosts] if isinstance(raw_hosts, list) else []
-    )
+    hostnames = _hostnames(document)
     problems: list[Problem] = []
     for item in error.errors(include_url=False):
         if item["type"] == "inventory_rules":
@@ -28,6 +25,32 @@ def describe_errors(error: ValidationError, document: dict) -> list[Problem]:
         loc = _strip_union_branches(item["loc"])
         problems.append((_key_path(loc, hostnames), _message(item, loc)))
     return problems
+
+SECRET_SHAPED = ("a value shaped like a secret (a key, token or UUID; not shown) is refused (expected no secret in "
+                 "an inventory: it names the variables and files that hold them)")
+
+
+def secret_shaped_values(document: dict) -> list[Problem]:
+    """Values that passed their field's grammar yet have a secret's shape: an inventory holds no secret."""
+    hostnames = _hostnames(document)
+    problems: list[Problem] = []
+    stack: list[tuple[tuple, Any]] = [((), document)]
+    while stack:  # iterative: strict_yaml bounds the depth, but nothing here needs recursion
+        loc, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(((*loc, key), item) for key, item in reversed(list(value.items())))
+        elif isinstance(value, list):
+            stack.extend(((*loc, index), item) for index, item in reversed(list(enumerate(value))))
+        elif isinstance(value, str) and looks_secret(value):
+            problems.append((_key_path(loc, hostnames), SECRET_SHAPED))
+    return problems
+
+
+def _hostnames(document: dict) -> list:
+    raw_hosts = document.get("hosts")
+    if not isinstance(raw_hosts, list):
+        return []
+    return [h.get("hostname") if isinstance(h, dict) else None for h in raw_hosts]
 
 
 def _strip_union_branches(loc: tuple) -> tuple:

@@ -57,7 +57,9 @@ class Proxmox(Strict):
     token_secret_env: EnvVarName = Field(
         description="NAME of the environment variable holding the token secret (never the secret)"
     )
-    ca_file: AbsolutePath | None = Field(None, description="absolute path of the CA bundle that signs the API certificate")
+    ca_file: AbsolutePath | None = Field(
+        None, description="absolute path of the CA bundle that signs the API certificate"
+    )
     verify_tls: TlsOn = Field(True, description="always true; use ca_file for a private CA")
     ostemplate: OsTemplate = Field(description="<storage>:vztmpl/<file>.tar.zst")
     bridge: BridgeName

@@ -9,15 +9,15 @@ yet say which container serves which url).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 
 from plugins.inventory.errors import Problem
 from plugins.inventory.fields import RESERVED_GROUPS, url_for_messages
+from plugins.inventory.masking import looks_secret, shown
 from plugins.inventory.model import Inventory
-from plugins.inventory.rules import host_ref
+from plugins.inventory.rules import host_refs
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 GROUP_VARS = Path("ansible/playbooks/group_vars/all.yml")
@@ -25,8 +25,12 @@ GROUP_VARS = Path("ansible/playbooks/group_vars/all.yml")
 
 def repository_problems(inventory: Inventory, root: Path = REPOSITORY) -> list[Problem]:
     """Every disagreement between the inventory and the roles and Terraform directories under root."""
-    refs = [host_ref([h.hostname for h in inventory.hosts], i) for i in range(len(inventory.hosts))]
+    refs = host_refs([h.hostname for h in inventory.hosts])
     return [*_roles(inventory, refs, root), *_terraform(inventory, root), *_ports(inventory, refs, root)]
+
+
+def _named(name: str) -> str:
+    return "<not shown>" if looks_secret(name) else name
 
 
 def _known_roles(root: Path) -> list[str]:
@@ -42,7 +46,8 @@ def _roles(inventory: Inventory, refs: list[str], root: Path) -> list[Problem]:
         for index, role in enumerate(host.roles):
             if not (root / "ansible" / "roles" / role / "tasks" / "main.yml").is_file():
                 expected = ", ".join(known) or "none found"
-                message = f"role {role!r} has no ansible/roles/{role}/tasks/main.yml (expected one of: {expected})"
+                message = (f"role {shown(role)} has no ansible/roles/{_named(role)}/tasks/main.yml "
+                           f"(expected one of: {expected})")
                 problems.append((f"{ref}.roles[{index}]", message))
     return problems
 
@@ -54,7 +59,7 @@ def _terraform(inventory: Inventory, root: Path) -> list[Problem]:
         return []
     known = sorted(p.name for p in envs.iterdir() if p.is_dir() and any(p.glob("*.tf"))) if envs.is_dir() else []
     name = inventory.environment
-    message = (f"{name!r} has no Terraform directory terraform/envs/{name} with .tf files "
+    message = (f"{shown(name)} has no Terraform directory terraform/envs/{_named(name)} with .tf files "
                f"(expected one of: {', '.join(known) or 'none'})")
     return [("environment", message)]
 
@@ -85,13 +90,10 @@ def _url_port(url: str) -> int:
 
 def _ports(inventory: Inventory, refs: list[str], root: Path) -> list[Problem]:
     shared = _read_vars(root / GROUP_VARS)
+    by_role = {role: found for role in inventory.roles if (found := _served(role, root, shared))}
     problems = []
     for ref, host in zip(refs, inventory.hosts):
-        served: dict[str, tuple[str, int]] = {}
-        for role in host.roles:
-            found: Any = _served(role, root, shared)
-            if found:
-                served[role] = found
+        served = {role: by_role[role] for role in host.roles if role in by_role}
         if not served or sorted(host.containers) != sorted(c for c, _ in served.values()):
             continue  # which container answers which url is not knowable from the data today
         ports = sorted({port for _, port in served.values()})

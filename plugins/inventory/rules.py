@@ -9,21 +9,26 @@ from typing import Any
 
 from plugins.inventory.errors import Problem
 from plugins.inventory.fields import url_for_messages
+from plugins.inventory.masking import looks_secret, shown
 
 _SAFE_NAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")  # a valid hostname: safe to show in a key path
 
 
 def host_ref(hostnames: list[Any], index: int) -> str:
     """`hosts[app-demo]` when that valid hostname names one host only, else `hosts[2]`."""
-    name = hostnames[index] if index < len(hostnames) else None
-    if isinstance(name, str) and _SAFE_NAME.match(name) and Counter(hostnames)[name] == 1:
-        return f"hosts[{name}]"
-    return f"hosts[{index}]"
+    return host_refs(hostnames)[index] if 0 <= index < len(hostnames) else f"hosts[{index}]"
+
+
+def host_refs(hostnames: list[Any]) -> list[str]:
+    """host_ref of every host, in order."""
+    counts = Counter(hostnames)
+    return [f"hosts[{name}]" if isinstance(name, str) and _SAFE_NAME.match(name) and not looks_secret(name)
+            and counts[name] == 1 else f"hosts[{index}]" for index, name in enumerate(hostnames)]
 
 
 def check_rules(inv: Any) -> list[Problem]:
     """Every rule that spans more than one field, in a stable order."""
-    refs = [host_ref([h.hostname for h in inv.hosts], i) for i in range(len(inv.hosts))]
+    refs = host_refs([h.hostname for h in inv.hosts])
     return [
         *_unique(inv, refs, "vmid"),
         *_unique(inv, refs, "ip"),
@@ -44,7 +49,7 @@ def _unique(inv: Any, refs: list[str], field: str) -> list[Problem]:
             problems.append(
                 (
                     f"{ref}.{field}",
-                    f"{value!r} is already the {field} of {first[value]} (expected a unique {field})",
+                    f"{shown(value)} is already the {field} of {first[value]} (expected a unique {field})",
                 )
             )
         else:
@@ -62,7 +67,7 @@ def _runner(inv: Any, refs: list[str]) -> list[Problem]:
         return [
             (
                 "runner.host",
-                f"{name!r} is not a host of this inventory (expected one of: {known}, or null)",
+                f"{shown(name)} is not a host of this inventory (expected one of: {known}, or null)",
             )
         ]
     return [
@@ -131,7 +136,7 @@ def _containers(inv: Any, refs: list[str]) -> list[Problem]:
         seen: set[str] = set()
         for index, name in enumerate(host.containers):
             if name in seen:
-                problems.append((f"{ref}.containers[{index}]", f"{name!r} is listed twice (expected each once)"))
+                problems.append((f"{ref}.containers[{index}]", f"{shown(name)} is listed twice (expected each once)"))
             seen.add(name)
     return problems
 
@@ -148,7 +153,7 @@ def _services(inv: Any, refs: list[str]) -> list[Problem]:
                     (
                         f"{path}.name",
                         (
-                            f"{service.name!r} is already the name of {seen[service.name]} "
+                            f"{shown(service.name)} is already the name of {seen[service.name]} "
                             "(expected a unique service name)"
                         ),
                     )
@@ -159,7 +164,7 @@ def _services(inv: Any, refs: list[str]) -> list[Problem]:
                     (
                         f"{path}.url",
                         (
-                            f"host {service.url_host!r} of {url_for_messages(service.url)} is not the ip or "
+                            f"host {shown(service.url_host)} of {url_for_messages(service.url)} is not the ip or "
                             "hostname of a host of this inventory"
                         ),
                     )

@@ -14,6 +14,7 @@ import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from plugins.inventory.errors import InventoryError
+from plugins.inventory.masking import shown
 
 MAX_DEPTH = 20  # an inventory nests 7 deep (hosts → host → services → service → accepted); libyaml has no limit
 MAX_VALUES = 100_000  # values after expanding aliases: far past any real inventory, far short of a bomb
@@ -50,7 +51,7 @@ class StrictLoader(_SafeLoader):
             if not isinstance(key, str):
                 raise Refused(key_node.start_mark, f"key {key_node.value!r} is {_kind(key)} (expected a name)")
             if key in seen:
-                raise Refused(key_node.start_mark, f"duplicate key {key!r} (expected each key once)")
+                raise Refused(key_node.start_mark, f"duplicate key {shown(key)} (expected each key once)")
             seen.add(key)
         mapping = super().construct_mapping(node, deep=deep)
         stray = next((key for key in mapping if not isinstance(key, str)), None)

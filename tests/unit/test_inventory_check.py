@@ -74,7 +74,8 @@ BROKEN = [
     ("url-with-credentials", edited("endpoint: http://127.0.0.1:9000", f"endpoint: http://key:{SECRET}@127.0.0.1:9000"),
      1, (SECRET,)),
     ("key-pasted", edited("deploy_key: /var/lib/homelab-lab/keys/deploy_ed25519",
-                          "deploy_key: |\n    -----BEGIN OPENSSH PRIVATE KEY-----\n    b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n"
+                          "deploy_key: |\n    -----BEGIN OPENSSH PRIVATE KEY-----\n"
+                          "    b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n"
                           "    -----END OPENSSH PRIVATE KEY-----"), 1, ("b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ",)),
     ("three-field-problems", edited("vmid: 200", "vmid: 0").replace("packages: [rsync, python3, git]",
                                                                       "packages: [rsync, python3, 'git;id']").replace(

@@ -47,7 +47,8 @@ SECRETS = [
      "proxmox.token_id"),
     ("secret-as-token-id", ("proxmox", "token_id", SECRET), SECRET, "is not a Proxmox API token id"),
     ("secret-as-env-name", ("proxmox", "token_secret_env", SECRET), SECRET, "found a value (not shown)"),
-    ("credentials-in-endpoint", ("state_backend", "endpoint", "http://AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI@127.0.0.1:9000"),
+    ("credentials-in-endpoint",
+     ("state_backend", "endpoint", "http://AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI@127.0.0.1:9000"),
      "wJalrXUtnFEMI", "a URL with credentials (user:password@) is refused"),
     ("password-only-in-url", service_url("http://:hunter2pass@198.18.0.250:8080/health"), "hunter2pass",
      "a URL with credentials"),
@@ -68,6 +69,12 @@ SECRETS = [
     ("secret-as-bucket", ("state_backend", "bucket", KEY_BODY), KEY_BODY, "state_backend.bucket"),
     ("secret-in-a-list", ("hosts", 0, "packages", ["rsync", KEY_BODY]), KEY_BODY, "packages[1]"),
     ("secret-as-wrong-type", ("hosts", 0, "vmid", SECRET), SECRET, "expected an integer"),
+    # values whose field grammar they pass: refused for their shape alone
+    ("uuid-as-package", ("hosts", 0, "packages", ["rsync", SECRET]), SECRET,
+     "hosts[proxy].packages[1]: a value shaped like a secret"),
+    ("uuid-as-hostname", ("hosts", 0, "hostname", SECRET), SECRET, "hosts[0].hostname: a value shaped like a secret"),
+    ("github-token-as-branch", ("github", "branch", "ghp_" + "a1B2" * 9), "a1B2a1B2", "github.branch: a value shaped"),
+    ("secret-in-an-anchor-holder", ("x-secrets", {"pve": SECRET}), SECRET, "x-secrets.pve: a value shaped like"),
 ]
 
 
@@ -132,6 +139,10 @@ GRAMMARS = [
     ("url-port-too-big", service_url("http://198.18.0.250:70000/health"), "services[0].url", "invalid port"),
     ("url-port-zero", service_url("http://198.18.0.250:0/health"), "services[0].url", "invalid port"),
     ("url-host-bad", service_url("http://bad_host:8080/health"), "services[0].url", "does not name a host"),
+    ("url-port-not-a-number", service_url("http://198.18.0.250:80a/health"), "'http://198.18.0.250:80a/health'",
+     "has an invalid port"),
+    ("url-ipv6-elsewhere", service_url("http://[fd00::1]:8080/health"), "'http://[fd00::1]:8080/health'",
+     "is not the ip or hostname of a host"),
 ]
 
 

@@ -142,7 +142,8 @@ def test_yaml_12_booleans_are_booleans(in_tmp, value):
 def test_a_directory_is_named(in_tmp):
     """A directory given as the inventory is one line saying so."""
     (in_tmp / "inventories").mkdir()
-    assert one_line_error("inventories") == "inventories: is a directory (expected a YAML file, e.g. inventories/lab.yml)"
+    expected = "inventories: is a directory (expected a YAML file, e.g. inventories/lab.yml)"
+    assert one_line_error("inventories") == expected
 
 
 def test_a_symlink_loop_is_named(in_tmp):
