@@ -26,11 +26,25 @@ _UTF16_32_BOMS = (
 
 def display(path: str | os.PathLike) -> str:
     """The path as messages show it: relative to the working directory when inside it, links not followed."""
-    absolute = Path(os.path.abspath(path))
     try:
-        return str(absolute.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+        cwd = Path.cwd()
+        absolute = Path(os.path.abspath(path))
+        text = str(absolute.relative_to(cwd)) if absolute.is_relative_to(cwd) else str(path)
+    except OSError:  # the working directory was removed
+        text = str(path)
+    return _printable(text)
+
+
+def _printable(text: str) -> str:
+    # a file name may hold a newline or an escape sequence: the message stays one line
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _cwd() -> str:
+    try:
+        return _printable(str(Path.cwd()))
+    except OSError:
+        return "(removed)"
 
 
 def read_text(path: str | os.PathLike) -> tuple[str, str]:
@@ -56,7 +70,7 @@ def _not_a_file(path: Path) -> str:
         link = path.lstat()
     except OSError as error:
         if error.errno == errno.ENOENT:
-            return f"no such inventory file ({EXPECTED}, cwd {Path.cwd()})"
+            return f"no such inventory file ({EXPECTED}, cwd {_cwd()})"
         return f"cannot open: {_reason(error)} ({EXPECTED})"
     target = link
     if stat.S_ISLNK(link.st_mode):
@@ -66,7 +80,8 @@ def _not_a_file(path: Path) -> str:
             if error.errno == errno.ELOOP:
                 return f"is a symbolic link loop ({EXPECTED}, not a link that leads back to itself)"
             if error.errno == errno.ENOENT:
-                return f"is a symbolic link to {os.readlink(path)}, which does not exist (a dangling link; {EXPECTED})"
+                target = _printable(os.readlink(path))
+                return f"is a symbolic link to {target}, which does not exist (a dangling link; {EXPECTED})"
             return f"cannot open: {_reason(error)} ({EXPECTED})"
     if stat.S_ISDIR(target.st_mode):
         return f"is a directory ({EXPECTED}, e.g. inventories/lab.yml)"

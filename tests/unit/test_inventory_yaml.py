@@ -172,6 +172,11 @@ def test_a_fifo_is_refused_without_blocking(in_tmp):
     assert "is not a regular file" in one_line_error("inv.yml")
 
 
+def test_a_file_name_with_a_newline_stays_one_line(in_tmp):
+    """The file name is part of every message: its control characters are escaped."""
+    assert one_line_error("bad\nname.yml").startswith("bad\\nname.yml: no such inventory file")
+
+
 def test_a_path_through_a_file_is_one_line(in_tmp):
     """`file.yml/x` fails as the OS says, in one line."""
     write(in_tmp, lab_text())
