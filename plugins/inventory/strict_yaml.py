@@ -170,8 +170,9 @@ def _check_scalar(event: yaml.ScalarEvent, resolver: yaml.resolver.Resolver) -> 
         raise Refused(mark, f"{value!r} is read as a boolean by YAML 1.1 but as text by YAML 1.2 "
                             "(expected true or false; quote it for text)")
     if len(digits) > 1 and digits[0] == "0" and digits.replace("_", "").isdigit():
-        octal = f", which YAML 1.1 reads as octal {int(digits.replace('_', ''), 8)}" if tag == _TAG + "int" else ""
-        raise Refused(mark, f"{value} is a zero-padded number{octal} (expected {int(digits)} without leading "
+        number = value.replace("_", "")
+        octal = f", which YAML 1.1 reads as octal {int(number, 8)}" if tag == _TAG + "int" else ""
+        raise Refused(mark, f"{value} is a zero-padded number{octal} (expected {int(number)} without leading "
                             "zeros, or quote it for text)")
     if tag in (_TAG + "int", _TAG + "float") and ":" in value:
         raise Refused(mark, f"{value} is read as a base-60 number by YAML 1.1 (expected a plain number; quote it "
