@@ -22,8 +22,7 @@ from plain_http import get
 
 from lab import scenarios
 from plugins.ansible import ANSIBLE_DIR, PlaybookResult, playbooks_for, run_playbook
-from plugins.inventory import load_inventory, read_document
-from plugins.inventory_model import Inventory
+from plugins.inventory import Inventory, load_inventory, read_document
 
 pytestmark = pytest.mark.lab
 
