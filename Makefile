@@ -5,7 +5,13 @@ INVENTORY ?= inventories/lab.yml
 LABENV  := eval "$$($(PY) -m lab env)"
 ALLURE  := --alluredir reports/allure-results
 
-.PHONY: install lab-up lab-down lab-status deploy plan health test test-unit report lint
+.PHONY: help install lab-up lab-down lab-status deploy plan health test test-unit report lint
+
+# A bare `make` lists the targets: the first target used to be `install`, which runs apt-get as root.
+.DEFAULT_GOAL := help
+
+help:               ## list the targets, one line each (what a bare `make` does)
+	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-z][a-z-]*:[^#]*## / {printf "  make %-11s %s\n", $$1, $$2}' $(firstword $(MAKEFILE_LIST))
 
 install:            ## apt, pip (pinned) and npm tools
 	bash scripts/install.sh
@@ -16,7 +22,7 @@ lab-up: install     ## the homelab-in-a-box: bridge, base, PVE emulator, S3 stat
 lab-down:           ## remove every container, bridge, mount and process of the lab
 	$(PY) -m lab down
 
-lab-status:
+lab-status:         ## the lab's bridge, API, state store and containers
 	$(PY) -m lab status
 
 deploy: lab-up      ## full deploy of the inventory on the lab (preflight → … → notify)
@@ -37,5 +43,6 @@ test-unit: install  ## only the fast tests: no root, no lab
 report:             ## render reports/allure-results to reports/allure-report (offline)
 	npx --no-install allure generate reports/allure-results --output reports/allure-report
 
-lint:
-	.venv/bin/ruff check .
+lint:               ## what validate.yml checks on pull requests (scripts/lint.py): linters, validators, unit tests
+	@test -x $(PY) || { echo "make lint: no $(PY): run 'sudo make install' once (pip and npm tools)" >&2; exit 1; }
+	$(PY) scripts/lint.py

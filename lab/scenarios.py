@@ -27,6 +27,7 @@ from lab import orchestrate
 ROOT = Path(__file__).resolve().parent.parent
 LAB_INVENTORY = ROOT / "inventories" / "lab.yml"
 E2E_KNOWN_HOSTS = "known_hosts_e2e"
+LATEST = ROOT / "reports" / "deploy" / "latest.json"
 
 
 @dataclass
@@ -76,15 +77,32 @@ def with_option(argv: list[str], option: str, value: str) -> list[str]:
     return [*argv[:at], value, *argv[at + 1:]]
 
 
-def run_suite(suite: str, *args: str, inventory: Path = LAB_INVENTORY, alluredir: Path | None = None,
-              timeout: float = 1500) -> DeployRun:
-    """Run the Makefile's command for a suite (`deploy`, `plan` with --plan-only, `health`) plus ARGS."""
+def suite_command(suite: str, *args: str, inventory: Path = LAB_INVENTORY, alluredir: Path | None = None) -> list[str]:
+    """The Makefile's command for a suite (`deploy`, `plan` with --plan-only, `health`) plus ARGS."""
     target = "health" if suite == "health" else "plan" if "--plan-only" in args else "deploy"
     cmd = make_command(target, INVENTORY=str(inventory))
     if alluredir is not None:
         cmd = with_option(cmd, "--alluredir", str(alluredir))
-    cmd += [arg for arg in args if arg != "--plan-only"]
-    latest = ROOT / "reports" / "deploy" / "latest.json"
+    return cmd + [arg for arg in args if arg != "--plan-only"]
+
+
+def start_suite(suite: str, *args: str, inventory: Path = LAB_INVENTORY, output: Path) -> subprocess.Popen:
+    """Start the Makefile's command for a suite in its own process group (as a CI job runs it); output to a file."""
+    with output.open("w") as sink:
+        return subprocess.Popen(suite_command(suite, *args, inventory=inventory), cwd=ROOT, env=suite_env(),
+                                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def latest_result() -> dict | None:
+    """reports/deploy/latest.json as it is now."""
+    return _read_json(LATEST)
+
+
+def run_suite(suite: str, *args: str, inventory: Path = LAB_INVENTORY, alluredir: Path | None = None,
+              timeout: float = 1500) -> DeployRun:
+    """Run the Makefile's command for a suite (`deploy`, `plan` with --plan-only, `health`) plus ARGS."""
+    cmd = suite_command(suite, *args, inventory=inventory, alluredir=alluredir)
+    latest = LATEST
     before = _read_json(latest)
     started = time.monotonic()
     proc = subprocess.run(cmd, cwd=ROOT, env=suite_env(), capture_output=True, text=True, timeout=timeout,

@@ -1,8 +1,8 @@
-"""The deploy package's pytest entry: options, the run's session, stage order and gating, the end of the run.
+"""The deploy package's pytest entry: options, the run's session and lock, stage order and gating, its end.
 
 Listed by the root conftest. It acts only on tests marked `pytest.mark.stage` (suites/deploy): the
-session object, the gating and the end of the run (rollback → notification → result) exist for a run
-that collected stages.
+session object, the environment's deploy lock, the gating and the end of the run (rollback →
+notification → result) exist for a run that collected stages.
 """
 
 from __future__ import annotations
@@ -10,11 +10,14 @@ from __future__ import annotations
 import pytest
 
 from plugins.deploy import gating
-from plugins.deploy.finish.end import RunEnd, end_session, mark_in_progress, write_account
+from plugins.deploy.finish.end import RunEnd, end_session, write_account
+from plugins.deploy.run_lock import RunLock
 from plugins.deploy.session import DeploySession, add_options, get_session, parse_ansible_vars, start_session
+from plugins.deploy.start import note_progress, start_run
 from plugins.inventory import get_inventory
 
 END_KEY = pytest.StashKey[RunEnd]()
+LOCK_KEY = pytest.StashKey[RunLock]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,29 +45,35 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    """Record each stage's outcome on the deploy session."""
+    """Record each stage's outcome on the deploy session, and what the run changed so far on its lock's record."""
     report = yield
     session = get_session(item.config)
     if session is not None:
         gating.record_outcome(item, call, report, session)
+        lock = item.config.stash.get(LOCK_KEY, None)
+        if lock is not None:
+            note_progress(lock, session)
     return report
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtestloop(session: pytest.Session):
-    """Before the first stage runs: the session starts, and the latest result files say it is in progress."""
+    """Before the first stage: the session starts, takes the environment's deploy lock, says it is in progress."""
     stages = [item for item in session.items if gating.stage_of(item)]
     if stages and not session.config.option.collectonly:
-        mark_in_progress(start_session(session.config, get_inventory(session.config)))
+        deploy = start_session(session.config, get_inventory(session.config))
+        session.config.stash[LOCK_KEY] = start_run(session, deploy)
     return (yield)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """End a deploy run: rollback after a failure, notification, result files, Allure."""
+    """End a deploy run: rollback after a failure, notification, result files, Allure; the lock let go."""
     deploy = get_session(session.config)
-    if deploy is not None:
-        session.config.stash[END_KEY] = end_session(session, deploy, exitstatus)
+    if deploy is None or deploy.refused:
+        return  # a refused run changed nothing and must not overwrite the running one's files
+    lock = session.config.stash.get(LOCK_KEY, None)
+    session.config.stash[END_KEY] = end_session(session, deploy, exitstatus, lock)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

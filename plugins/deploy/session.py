@@ -72,6 +72,7 @@ class DeploySession:
     notification: str = ""
     failures: list[str] = field(default_factory=list)
     ended_failing: bool = False  # the session itself failed (interrupted, an error outside the stages)
+    refused: str = ""  # why the run was refused before any side effect (the environment's lock)
     reports_dir: Path = Path("reports")
 
     def stage(self, name: str) -> StageRecord:

@@ -160,6 +160,7 @@ class PlaybookResult:
             "duration": round(self.duration, 3),
             "changed_total": self.changed_total,
             "stats": {host: vars(s) for host, s in self.stats.items()},
+            "changed_tasks": {host: self.changed_tasks_of(host) for host in self.changed_hosts()},
             "failures": [f._asdict() for f in self.failures()] if not self.ok else [],
             "extravars": self.extravars,
         }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from plugins.deploy.stages import preflight
-from plugins.deploy.workflows import DEPLOY_WORKFLOW, workflow_problems
+from plugins.deploy.workflows import DEPLOY_WORKFLOW, PLAN_WORKFLOW, plan_workflow_problems, workflow_problems
 from plugins.proxmox.snapshots import check_snapshot_name
 
 pytestmark = pytest.mark.stage("preflight")
@@ -63,4 +63,10 @@ def test_every_role_exists(inventory, pytestconfig):
 def test_the_deploy_workflow_matches_the_inventory(inventory, pytestconfig):
     """Branch, runner label, environment and permissions agree with the inventory (#1, #14, #15, #16)."""
     problems = workflow_problems(pytestconfig.rootpath / DEPLOY_WORKFLOW, inventory.github, inventory.where("github"))
+    assert not problems, "; ".join(problems)
+
+
+def test_the_plan_workflow_matches_the_inventory(inventory, pytestconfig):
+    """The pull requests' plan job runs on the runner label, may comment, and avoids the deploy's environment."""
+    problems = plan_workflow_problems(pytestconfig.rootpath / PLAN_WORKFLOW, inventory.github, inventory.where("github"))
     assert not problems, "; ".join(problems)

@@ -21,8 +21,7 @@ import pytest
 from plain_http import get
 
 from lab import scenarios
-from plugins.inventory import load_inventory, read_document
-from plugins.inventory_model import Inventory
+from plugins.inventory import Inventory, load_inventory, read_document
 from plugins.tools.playbooks import ANSIBLE_DIR, PlaybookResult, playbooks_for, run_playbook
 
 pytestmark = pytest.mark.lab

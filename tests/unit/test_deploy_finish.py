@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -63,6 +65,7 @@ def test_the_service_answers(deployment):
 def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """A deploy-like suite whose health stage fails after its snapshot stage took one snapshot."""
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setenv("HOMELAB_SUITE_STATE_DIR", str(pytester.path / "state"))
     for name in ("GITHUB_API_URL", "GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_SHA", "GITHUB_RUN_ID"):
         monkeypatch.delenv(name, raising=False)
     pytester.makeini("[pytest]\n")
@@ -174,3 +177,75 @@ def test_a_result_that_cannot_be_written_never_leaves_the_previous_one_in_place(
     assert not written and any("could not be rendered" in e for e in errors)
     assert "could not be written" in markdown.read_text()
     assert json.loads(latest.read_text())["status"] == "unknown"
+
+
+def test_a_second_deploy_of_the_environment_is_refused_before_any_side_effect(suite):
+    """While a run holds the lab's lock, a deploy stops at once naming it, and leaves the result files alone."""
+    from plugins.deploy.run_lock import RunLock
+
+    holder = RunLock("lab", suite.path / "state")
+    holder.acquire("first1")
+    try:
+        before = (suite.path / "reports" / "deploy-result.md").read_text()
+        run = _run(suite)
+        out = run.stdout.str() + run.stderr.str()
+        assert run.ret == pytest.ExitCode.INTERRUPTED, out
+        assert f"another deploy of 'lab' is running: run first1 (pid {os.getpid()} on" in out, out
+        assert "no tests ran" in out, out
+        assert (suite.path / "reports" / "deploy-result.md").read_text() == before
+        assert not (suite.path / "reports" / "deploy" / "unit1").exists()
+    finally:
+        holder.release()
+
+
+def test_sigterm_during_a_stage_still_rolls_back_and_fails(suite):
+    """A CI cancel (SIGTERM) after the snapshots: the rollback runs, the files say failed, exit non-zero."""
+    suite.makepyfile(test_stages='''
+import os, signal
+import pytest
+
+pytestmark = [pytest.mark.stage("snapshot")]
+
+
+def test_snapshot(deployment):
+    deployment.snapshots[250] = "deploy_unit1"
+
+
+@pytest.mark.stage("ansible")
+def test_ansible_is_cancelled(deployment):
+    os.kill(os.getpid(), signal.SIGTERM)
+''')
+    run = _run(suite)
+    out = run.stdout.str() + run.stderr.str()
+    assert run.ret == pytest.ExitCode.INTERRUPTED, out
+    assert "rollback succeeded in 1.5 s" in out.partition("end of the deploy run")[2], out
+    result = json.loads((suite.path / "reports" / "deploy" / "latest.json").read_text())
+    assert result["status"] == "failed" and result["rollback"]["ok"]
+    assert not list((suite.path / "state").glob("*.lock")), "the lock was not released"
+
+
+def test_a_run_killed_with_sigkill_is_found_by_the_next_which_says_what_to_do(suite):
+    """SIGKILL after the snapshots: nothing rolls back in that process; the next deploy refuses, naming the fix."""
+    suite.makepyfile(test_stages='''
+import os, signal
+import pytest
+
+pytestmark = [pytest.mark.stage("snapshot")]
+
+
+def test_snapshot(deployment):
+    deployment.snapshots[250] = "deploy_unit1"
+
+
+@pytest.mark.stage("ansible")
+def test_ansible_is_killed(deployment):
+    os.kill(os.getpid(), signal.SIGKILL)
+''')
+    killed = _run(suite)
+    assert killed.ret == -signal.SIGKILL
+    assert json.loads((suite.path / "reports" / "deploy" / "latest.json").read_text())["status"] == "in progress"
+    again = suite.runpytest_subprocess("--inventory", "lab.yml", "--run-id", "unit2", "-p", "no:cacheprovider")
+    out = again.stdout.str() + again.stderr.str()
+    assert again.ret == pytest.ExitCode.INTERRUPTED, out
+    assert "run unit1 (pid" in out and "did not finish" in out and "CT 250: deploy_unit1" in out, out
+    assert "python -m plugins.deploy.recover rollback --inventory lab.yml" in out, out

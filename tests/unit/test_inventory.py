@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from plugins.inventory import InventoryError, load_inventory, schema_text
-from plugins.inventory_model import Inventory
+from plugins.inventory import Inventory, InventoryError, load_inventory, schema_text
 
 pytestmark = pytest.mark.unit
 
@@ -241,7 +240,7 @@ BAD = [
     ("accepted-and-warmup", _service(accepted=[200, 503], warmup=[502, 503]),
      ["hosts[app-demo].services[0].warmup[1]", "503 is also in accepted"]),
     ("negative-deadline", _service(deadline=-5),
-     ["hosts[app-demo].services[0].deadline", "expected a number > 0", "found -5"]),
+     ["hosts[app-demo].services[0].deadline", "expected a number of seconds > 0", "found -5"]),
     ("bad-token-id", _set("proxmox", "token_id", "root@pam"),
      ["proxmox.token_id", "expected user@realm!name", "'root@pam'"]),
     ("vmid-0", _set("hosts", 0, "vmid", 0),
@@ -363,7 +362,7 @@ def run_pytest(tmp_path: Path, inventory: Path, conftest: str = "") -> subproces
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "plugins.inventory", "--inventory", str(inventory),
+        [sys.executable, "-m", "pytest", "-q", "-p", "plugins.inventory.plugin", "--inventory", str(inventory),
          "-p", "no:cacheprovider", str(tmp_path)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
     )
@@ -372,7 +371,7 @@ def run_pytest(tmp_path: Path, inventory: Path, conftest: str = "") -> subproces
 def test_fixture_gives_the_inventory_even_when_registered_twice(tmp_path):
     """`inventory` fixture works; a conftest registering the plugin and the option again is harmless."""
     conftest = (
-        'pytest_plugins = ["plugins.inventory"]\n'
+        'pytest_plugins = ["plugins.inventory.plugin"]\n'
         "def pytest_addoption(parser):\n"
         "    try:\n        parser.addoption('--inventory')\n"
         "    except ValueError:\n        pass\n"

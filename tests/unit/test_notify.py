@@ -1,13 +1,11 @@
-"""The notifier against a local HTTP server answering as GitHub does (201, 401, 403, 404)."""
+"""The notifier against a local server answering as GitHub does: 201, 401, 403, 404 and 422, each explained."""
 
 from __future__ import annotations
 
-import http.server
-import json
 import socket
-import threading
 
 import pytest
+from github_fake import FakeGitHub, Repo
 
 from plugins.deploy.finish.notifier import NotifyOutcome, notify_commit, render_markdown
 
@@ -18,73 +16,35 @@ REPO = "owner/homelab"
 SHA = "0123456789abcdef0123456789abcdef01234567"
 RESULT = {"ok": False, "run_id": "42", "failed": ["test_health::test_grafana"], "stages": {"snapshot": "ok"}}
 
-GITHUB_ANSWERS = {
-    201: {"id": 1, "html_url": f"https://github.com/{REPO}/commit/{SHA}#commitcomment-1", "body": "…"},
-    401: {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"},
-    403: {"message": "Resource not accessible by integration", "status": "403"},
-    404: {"message": "Not Found", "status": "404"},
-}
-
-
-class GitHubLike(http.server.ThreadingHTTPServer):
-    """Answers every POST with a fixed status and GitHub's JSON body; records requests."""
-
-    def __init__(self, status: int):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.status = status
-        self.requests: list[dict] = []
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        """Record the request and answer with the server's status."""
-        length = int(self.headers.get("Content-Length", 0))
-        self.server.requests.append({"path": self.path, "headers": dict(self.headers),
-                                     "body": json.loads(self.rfile.read(length) or b"{}")})
-        payload = json.dumps(GITHUB_ANSWERS[self.server.status]).encode()
-        self.send_response(self.server.status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        """Keep the test output quiet."""
-
 
 @pytest.fixture
-def github(request):
-    """A GitHubLike server on 127.0.0.1 answering the status given by indirect parametrization."""
-    server = GitHubLike(request.param)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def github():
+    """A FakeGitHub on 127.0.0.1 that knows REPO and its commit SHA; the token may comment on commits."""
+    with FakeGitHub(TOKEN, {REPO: Repo(commits={SHA})}) as server:
+        yield server
 
 
 def _notify(server, tmp_path, **overrides):
-    kwargs = {"repo": REPO, "sha": SHA, "token": TOKEN, "api_url": f"http://127.0.0.1:{server.server_address[1]}",
-              "sink_dir": tmp_path / "reports"}
+    kwargs = {"repo": REPO, "sha": SHA, "token": TOKEN, "api_url": server.url, "sink_dir": tmp_path / "reports"}
     kwargs.update(overrides)
     return notify_commit(RESULT, **kwargs)
 
 
-@pytest.mark.parametrize("github", [201], indirect=True)
 def test_201_comments_on_the_commit(github, tmp_path):
     """The comment is POSTed to /repos/{repo}/commits/{sha}/comments with the markdown body."""
     outcome = _notify(github, tmp_path)
     assert outcome.ok and outcome.url.endswith("#commitcomment-1")
     assert outcome.message.startswith(f"commented on commit {SHA[:12]} of {REPO}")
     (sent,) = github.requests
-    assert sent["path"] == f"/repos/{REPO}/commits/{SHA}/comments"
+    assert sent["method"] == "POST" and sent["path"] == f"/repos/{REPO}/commits/{SHA}/comments"
     assert sent["headers"]["Authorization"] == f"Bearer {TOKEN}"
     assert "## Deploy failure" in sent["body"]["body"] and "test_health::test_grafana" in sent["body"]["body"]
     assert not (tmp_path / "reports" / "deploy-result.md").exists()
 
 
-@pytest.mark.parametrize("github", [403], indirect=True)
 def test_403_is_explained_as_the_missing_contents_write_permission(github, tmp_path):
     """Incident #14: a 403 names the missing permission and the workflow fix; the result still lands in a file."""
+    github.permissions = {"contents": "read", "pull_requests": "write"}
     outcome = _notify(github, tmp_path)
     assert not outcome.ok
     assert outcome.message.startswith(
@@ -95,19 +55,33 @@ def test_403_is_explained_as_the_missing_contents_write_permission(github, tmp_p
     assert TOKEN not in outcome.message
 
 
-@pytest.mark.parametrize("github", [404], indirect=True)
 def test_404_names_the_repository_and_commit(github, tmp_path):
-    """A 404 says which repository / commit was not found or not visible to the token."""
-    outcome = _notify(github, tmp_path)
+    """A 404 (a repository GitHub does not know, or cannot show this token) names repository and commit."""
+    outcome = _notify(github, tmp_path, repo="owner/elsewhere")
     assert not outcome.ok
-    assert f"GitHub answered 404 to the commit comment: repository {REPO} or commit {SHA[:12]} not found" in outcome.message
+    assert outcome.message.startswith(
+        f"GitHub answered 404 to the commit comment: repository owner/elsewhere or commit {SHA[:12]} not found")
+    assert outcome.message.endswith("(GitHub: Not Found); result written to " + str(outcome.path))
 
 
-@pytest.mark.parametrize("github", [401], indirect=True)
 def test_401_says_the_token_is_invalid(github, tmp_path):
-    """A 401 says the token is invalid or expired, never the token itself."""
-    outcome = _notify(github, tmp_path)
-    assert "token is invalid or expired" in outcome.message and TOKEN not in outcome.message
+    """A 401 (GitHub does not know the token) says the token is invalid or expired, never the token itself."""
+    wrong = "ghs_" + "x" * 36
+    outcome = _notify(github, tmp_path, token=wrong)
+    assert outcome.message.startswith("GitHub answered 401 to the commit comment: the token is invalid or expired "
+                                      "(GitHub: Bad credentials)")
+    assert wrong not in outcome.message and TOKEN not in outcome.message
+
+
+def test_422_says_the_commit_is_not_in_the_repository(github, tmp_path):
+    """A 422 (a commit GitHub does not have: not pushed) is explained with GitHub's own words."""
+    other = "f" * 40
+    outcome = _notify(github, tmp_path, sha=other)
+    assert not outcome.ok
+    assert outcome.message.startswith(
+        f"GitHub answered 422 to the commit comment: commit {other[:12]} is not in {REPO} (not pushed yet?), "
+        f"or the body was refused (GitHub: No commit found for SHA: {other})")
+    assert outcome.path.is_file()
 
 
 def test_without_token_the_result_goes_to_a_markdown_file(tmp_path):

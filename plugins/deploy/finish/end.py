@@ -3,13 +3,15 @@
 Runs at session finish, after every test (plugins/deploy/plugin.py calls it). After a failed or
 interrupted deploy that took snapshots it rolls back (unless --no-rollback); it then notifies with the
 rollback's outcome, writes this run's result files and, when Allure results are being written, a result
-of its own for the end of the run (there is no running test to attach to by then). Each step is guarded: a step that breaks is reported
-and never hides the rollback's outcome, the original failure, or the steps after it. The exit status
-stays a failure.
+of its own for the end of the run (there is no running test to attach to by then). Each step is
+guarded: a step that breaks is reported and never hides the rollback's outcome, the original failure, or
+the steps after it. The exit status stays a failure, and the environment's deploy lock is let go.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -17,6 +19,7 @@ import pytest
 
 from plugins.deploy.finish import run_result
 from plugins.deploy.finish.rollback import describe, roll_back_session
+from plugins.deploy.run_lock import RunLock
 from plugins.deploy.session import DeploySession
 from plugins.report import allure_output
 
@@ -98,21 +101,19 @@ def _guarded(end: RunEnd, what: str, step) -> None:
         end.problems.append(f"{what} broke: {type(exc).__name__}: {exc}")
 
 
-def mark_in_progress(deploy: DeploySession) -> None:
-    """Before the first stage runs: the latest result files say this run is in progress (or the run stops)."""
-    try:
-        run_result.write_in_progress(deploy)
-    except OSError as exc:
-        pytest.exit(f"cannot write this run's result files under {deploy.reports_dir}: {exc.strerror}",
-                    returncode=pytest.ExitCode.USAGE_ERROR)
-
-
-def end_session(session: pytest.Session, deploy: DeploySession, exitstatus: int) -> RunEnd:
-    """End a deploy run at session finish: finish_run, and the exit status stays a failure after one."""
+def end_session(session: pytest.Session, deploy: DeploySession, exitstatus: int, lock: RunLock | None) -> RunEnd:
+    """End a deploy run at session finish: finish_run, the lock let go, and the exit status a failure after one."""
     terminal = session.config.pluginmanager.get_plugin("terminalreporter")
     write = (lambda line: terminal.write_line(line)) if terminal else print
     failed = deploy.failed or exitstatus not in PASSING
+    if failed and threading.current_thread() is threading.main_thread():
+        # A CI cancel sends SIGINT, then SIGTERM: the rollback goes on; only SIGKILL stops it, and then
+        # the lock's record tells the next run (python -m plugins.deploy.recover).
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, lambda n, f: write(f"{signal.Signals(n).name} during the rollback: it goes on"))
     end = finish_run(deploy, failed=failed, alluredir=allure_output.alluredir(session.config), write=write)
+    if lock is not None:
+        lock.release()
     if failed and session.exitstatus in PASSING:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     return end

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
-
+from plugins.github import api as github_api
 from plugins.report.redaction import REDACTOR, Redactor
 
 SINK_NAME = "deploy-result.md"
@@ -79,29 +78,22 @@ def notify_commit(result: Any, *, repo: str | None, sha: str | None, token: str 
 
 
 def _post_comment(body: str, *, repo: str, sha: str, token: str, api_url: str, timeout: float) -> NotifyOutcome:
-    url = f"{api_url.rstrip('/')}/repos/{repo}/commits/{sha}/comments"
-    response = requests.post(
-        url,
-        json={"body": body},
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": "2022-11-28",
-        },
-        timeout=timeout,
-    )
+    response = github_api.call("POST", api_url, f"/repos/{repo}/commits/{sha}/comments", token,
+                               body={"body": body}, timeout=timeout)
     short = sha[:12]
     if response.status_code == 201:
-        link = _json(response).get("html_url")
+        data = github_api.json_of(response)
+        link = data.get("html_url") if isinstance(data, dict) else None
         return NotifyOutcome(True, f"commented on commit {short} of {repo}" + (f": {link}" if link else ""), link)
-    said = _github_message(response)
+    said = github_api.error_text(response)
     explanations = {
         401: "GitHub answered 401 to the commit comment: the token is invalid or expired",
         403: "GitHub answered 403 to the commit comment: the token lacks `contents: write` "
              "(workflow `permissions: contents: write`)",
         404: f"GitHub answered 404 to the commit comment: repository {repo} or commit {short} not found, "
              "or the token cannot see the repository",
-        422: f"GitHub answered 422 to the commit comment: commit {short} is not in {repo}, or the body was refused",
+        422: f"GitHub answered 422 to the commit comment: commit {short} is not in {repo} (not pushed yet?), "
+             "or the body was refused",
     }
     text = explanations.get(response.status_code,
                             f"GitHub answered {response.status_code} to the commit comment on {repo}@{short}")
@@ -116,19 +108,6 @@ def _write_sink(body: str, sink_dir: str | Path, reason: str, *, ok: bool) -> No
     except OSError as exc:
         return NotifyOutcome(False, f"{reason}; and the result could not be written to {path}: {exc.strerror}")
     return NotifyOutcome(ok, f"{reason}; result written to {path}", None, path)
-
-
-def _json(response: requests.Response) -> dict:
-    try:
-        data = response.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _github_message(response: requests.Response) -> str:
-    data = _json(response)
-    return " ".join(str(data.get("message", "")).split())[:200]
 
 
 def _masked(text: str, redactor: Redactor) -> str:

@@ -72,7 +72,9 @@ def to_dict(deploy: DeploySession) -> dict:
         "snapshots": {str(vmid): name for vmid, name in deploy.snapshots.items()},
         "first_deploy": deploy.first_deploy,
         "applied": deploy.applied,
-        "ansible": {name: {"changed_total": r["changed_total"], "status": r["status"], "check": r["check"]}
+        "ansible": {name: {"changed_total": r["changed_total"], "status": r["status"], "check": r["check"],
+                           "stats": r.get("stats", {}), "changed_tasks": r.get("changed_tasks", {}),
+                           "failures": r.get("failures", [])}
                     for name, r in deploy.ansible.items()},
         "failures": deploy.failures,
         "rollback": deploy.rollback,

@@ -1,5 +1,5 @@
 # The shared interface of envs/lab and envs/homelab: the tfvars JSON that
-# plugins/inventory.py derives from inventories/<env>.yml (Inventory.terraform_vars()).
+# plugins/inventory/ derives from inventories/<env>.yml (Inventory.terraform_vars()).
 
 variable "node" {
   description = "Default Proxmox VE node of the containers (a container may name its own)."

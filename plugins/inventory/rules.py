@@ -3,29 +3,39 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections import Counter
 from typing import Any
 
-Problem = tuple[str, str]
+from plugins.inventory.errors import Problem
+from plugins.inventory.fields import url_for_messages
+from plugins.inventory.masking import looks_secret, shown
+
+_SAFE_NAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")  # a valid hostname: safe to show in a key path
 
 
 def host_ref(hostnames: list[Any], index: int) -> str:
-    """`hosts[app-demo]` when that hostname names one host only, else `hosts[2]`."""
-    name = hostnames[index] if index < len(hostnames) else None
-    if isinstance(name, str) and name and Counter(hostnames)[name] == 1:
-        return f"hosts[{name}]"
-    return f"hosts[{index}]"
+    """`hosts[app-demo]` when that valid hostname names one host only, else `hosts[2]`."""
+    return host_refs(hostnames)[index] if 0 <= index < len(hostnames) else f"hosts[{index}]"
+
+
+def host_refs(hostnames: list[Any]) -> list[str]:
+    """host_ref of every host, in order."""
+    counts = Counter(hostnames)
+    return [f"hosts[{name}]" if isinstance(name, str) and _SAFE_NAME.match(name) and not looks_secret(name)
+            and counts[name] == 1 else f"hosts[{index}]" for index, name in enumerate(hostnames)]
 
 
 def check_rules(inv: Any) -> list[Problem]:
     """Every rule that spans more than one field, in a stable order."""
-    refs = [host_ref([h.hostname for h in inv.hosts], i) for i in range(len(inv.hosts))]
+    refs = host_refs([h.hostname for h in inv.hosts])
     return [
         *_unique(inv, refs, "vmid"),
         *_unique(inv, refs, "ip"),
         *_unique(inv, refs, "hostname"),
         *_runner(inv, refs),
         *_subnet(inv, refs),
+        *_containers(inv, refs),
         *_services(inv, refs),
     ]
 
@@ -39,7 +49,7 @@ def _unique(inv: Any, refs: list[str], field: str) -> list[Problem]:
             problems.append(
                 (
                     f"{ref}.{field}",
-                    f"{value!r} is already the {field} of {first[value]} (expected a unique {field})",
+                    f"{shown(value)} is already the {field} of {first[value]} (expected a unique {field})",
                 )
             )
         else:
@@ -57,7 +67,7 @@ def _runner(inv: Any, refs: list[str]) -> list[Problem]:
         return [
             (
                 "runner.host",
-                f"{name!r} is not a host of this inventory (expected one of: {known}, or null)",
+                f"{shown(name)} is not a host of this inventory (expected one of: {known}, or null)",
             )
         ]
     return [
@@ -76,19 +86,18 @@ def _runner(inv: Any, refs: list[str]) -> list[Problem]:
 def _subnet(inv: Any, refs: list[str]) -> list[Problem]:
     gateway = ipaddress.IPv4Address(inv.proxmox.gateway)
     prefix = inv.proxmox.prefix_length
+    gateway_network = ipaddress.IPv4Interface(f"{gateway}/{prefix}").network
     outside = []
-    problems = []
+    problems = [("proxmox.gateway", message) for message in _not_a_host_address(gateway, gateway_network)]
     for ref, host in zip(refs, inv.hosts):
+        address = ipaddress.IPv4Address(host.ip)
         network = ipaddress.IPv4Interface(f"{host.ip}/{prefix}").network
         if gateway not in network:
             outside.append((ref, host, network))
-        elif ipaddress.IPv4Address(host.ip) == gateway:
-            problems.append(
-                (
-                    f"{ref}.ip",
-                    f"{host.ip} is the gateway's address (expected a host address)",
-                )
-            )
+        elif address == gateway:
+            problems.append((f"{ref}.ip", f"{host.ip} is the gateway's address (expected a host address)"))
+        else:
+            problems.extend((f"{ref}.ip", message) for message in _not_a_host_address(address, network))
     if outside and len(outside) == len(inv.hosts) and len(inv.hosts) > 1:
         networks = ", ".join(sorted({str(n) for _, _, n in outside}))
         return [
@@ -103,10 +112,32 @@ def _subnet(inv: Any, refs: list[str]) -> list[Problem]:
                 f"{ref}.ip",
                 (
                     f"{host.ip}/{prefix} is not in the gateway {gateway}'s subnet (expected an address in "
-                    f"{ipaddress.IPv4Interface(f'{gateway}/{prefix}').network})"
+                    f"{gateway_network})"
                 ),
             )
         )
+    return problems
+
+
+def _not_a_host_address(address: ipaddress.IPv4Address, network: ipaddress.IPv4Network) -> list[str]:
+    """The network's own address and its broadcast address name no host (RFC 3021's /31 and /32 aside)."""
+    if network.prefixlen > 30:
+        return []
+    first, last = network.network_address + 1, network.broadcast_address - 1
+    for special, name in ((network.network_address, "network"), (network.broadcast_address, "broadcast")):
+        if address == special:
+            return [f"{address} is the {name} address of {network} (expected a host address, {first}-{last})"]
+    return []
+
+
+def _containers(inv: Any, refs: list[str]) -> list[Problem]:
+    problems = []
+    for ref, host in zip(refs, inv.hosts):
+        seen: set[str] = set()
+        for index, name in enumerate(host.containers):
+            if name in seen:
+                problems.append((f"{ref}.containers[{index}]", f"{shown(name)} is listed twice (expected each once)"))
+            seen.add(name)
     return problems
 
 
@@ -122,7 +153,7 @@ def _services(inv: Any, refs: list[str]) -> list[Problem]:
                     (
                         f"{path}.name",
                         (
-                            f"{service.name!r} is already the name of {seen[service.name]} "
+                            f"{shown(service.name)} is already the name of {seen[service.name]} "
                             "(expected a unique service name)"
                         ),
                     )
@@ -133,8 +164,8 @@ def _services(inv: Any, refs: list[str]) -> list[Problem]:
                     (
                         f"{path}.url",
                         (
-                            f"host {service.url_host!r} of {service.url} is not the ip or hostname of a "
-                            "host of this inventory"
+                            f"host {shown(service.url_host)} of {url_for_messages(service.url)} is not the ip or "
+                            "hostname of a host of this inventory"
                         ),
                     )
                 )

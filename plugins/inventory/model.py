@@ -3,14 +3,42 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
 
-from plugins.inventory_rules import check_rules
-from plugins.inventory_types import EnvVarName, Flag, HttpUrl, IPv4, Label, RoleName, StatusCode, Text, TlsOn, TokenId
+from plugins.inventory.fields import (
+    AbsolutePath,
+    BranchName,
+    BridgeName,
+    ContainerName,
+    DebianPackage,
+    EnvVarName,
+    Flag,
+    Hostname,
+    HttpUrl,
+    IPv4,
+    Label,
+    OsTemplate,
+    Region,
+    RoleName,
+    RunnerLabel,
+    S3Bucket,
+    S3Key,
+    StatusCode,
+    TlsOn,
+    TokenId,
+    UnixUser,
+)
+from plugins.inventory.rules import check_rules
+
+# Upper bounds past which a value is a typo, not a choice (a deadline of 30 years, a 4 PiB container).
+MAX_DEADLINE = 3600  # seconds: a health wait of an hour already means the service is broken
+MAX_RETENTION = 100  # deploy snapshots kept per container
+MAX_MEMORY = 1024 * 1024  # MiB: 1 TiB
+EXTENSION_PREFIX = "x-"
 
 
 class Strict(BaseModel):
@@ -22,17 +50,19 @@ class Strict(BaseModel):
 class Proxmox(Strict):
     """The Proxmox VE API the suite talks to, and the container defaults it creates."""
 
-    host: Text = Field(description="API host name or address")
+    host: Hostname = Field(description="API host name or address")
     port: Annotated[int, Field(strict=True, ge=1, le=65535)] = 8006
     node: Label = Field(description="default node of every host (the owner's is 'homelab', not 'pve')")
     token_id: TokenId = Field(description="user@realm!name")
     token_secret_env: EnvVarName = Field(
         description="NAME of the environment variable holding the token secret (never the secret)"
     )
-    ca_file: Text | None = Field(None, description="CA bundle that signs the API certificate")
+    ca_file: AbsolutePath | None = Field(
+        None, description="absolute path of the CA bundle that signs the API certificate"
+    )
     verify_tls: TlsOn = Field(True, description="always true; use ca_file for a private CA")
-    ostemplate: Text
-    bridge: Text
+    ostemplate: OsTemplate = Field(description="<storage>:vztmpl/<file>.tar.zst")
+    bridge: BridgeName
     gateway: IPv4
     prefix_length: Annotated[int, Field(strict=True, ge=1, le=32)]
 
@@ -45,9 +75,9 @@ class Proxmox(Strict):
 class StateBackend(Strict):
     """Terraform S3 backend (AWS or an S3-compatible store such as OVH)."""
 
-    bucket: Text
-    key: Text
-    region: Text
+    bucket: S3Bucket
+    key: S3Key
+    region: Region
     endpoint: HttpUrl | None = None
     sts_endpoint: HttpUrl | None = None
     iam_endpoint: HttpUrl | None = None
@@ -77,22 +107,24 @@ class Runner(Strict):
     """The machine the suite runs on, and the key it deploys with."""
 
     host: Label | None = Field(description="hostname of the inventory host the suite runs on, or null")
-    deploy_key: Text = Field(description="path of the private deploy key (its public half is <path>.pub)")
-    deploy_user: Label = "deploy"
+    deploy_key: AbsolutePath = Field(
+        description="absolute path of the private deploy key on the runner (its public half is <path>.pub)"
+    )
+    deploy_user: UnixUser = "deploy"
 
 
 class Github(Strict):
     """Where the deploy workflow runs (incidents #1, #15, #16)."""
 
-    branch: Text = "main"
-    runs_on: Text = "self-hosted-proxmox"
-    environment: Text = "production"
+    branch: BranchName = "main"
+    runs_on: RunnerLabel = "self-hosted-proxmox"
+    environment: Annotated[str, Field(strict=True, min_length=1, max_length=255)] = "production"
 
 
 class Deploy(Strict):
     """Deploy stage settings."""
 
-    snapshot_retention: Annotated[int, Field(strict=True, ge=1)] = 3
+    snapshot_retention: Annotated[int, Field(strict=True, ge=1, le=MAX_RETENTION)] = 3
 
 
 class Service(Strict):
@@ -102,9 +134,11 @@ class Service(Strict):
     url: HttpUrl
     accepted: Annotated[list[StatusCode], Field(min_length=1)] = Field(description="healthy codes")
     warmup: list[StatusCode] = Field([], description="codes accepted only while the service warms up")
-    deadline: Annotated[float, Field(strict=True, gt=0)] = Field(60, description="seconds to wait for a healthy code")
+    deadline: Annotated[float, Field(strict=True, gt=0, le=MAX_DEADLINE, allow_inf_nan=False)] = Field(
+        60, description="seconds to wait for a healthy code"
+    )
     verify_tls: TlsOn = True
-    ca_file: Text | None = None
+    ca_file: AbsolutePath | None = None
     follow_redirects: Flag = Field(False, description="false: a redirect is the answer checked")
 
     @property
@@ -128,15 +162,19 @@ class Host(Strict):
     roles: list[RoleName] = []
     protected: Flag = Field(False, description="the plan guard refuses to delete or replace it")
     rollback: Flag | None = Field(None, description="in the rollback set; default true, false for the runner")
-    packages: list[Text] = []
-    containers: list[Text] = Field([], description="Docker containers expected running")
-    memory: Annotated[int, Field(strict=True, ge=16)] = 512
+    packages: list[DebianPackage] = []
+    containers: list[ContainerName] = Field([], description="Docker containers expected running")
+    memory: Annotated[int, Field(strict=True, ge=16, le=MAX_MEMORY)] = Field(512, description="MiB")
     cores: Annotated[int, Field(strict=True, ge=1, le=512)] = 1
     services: list[Service] = []
 
 
 class Inventory(Strict):
     """One environment: the single source of truth for every layer."""
+
+    # Top-level `x-…` keys are ignored: the place for YAML anchors that hosts merge with `<<: *name`,
+    # as Docker Compose's `x-` extension fields are.
+    model_config = ConfigDict(json_schema_extra={"patternProperties": {"^x-": {}}})
 
     environment: Label
     proxmox: Proxmox
@@ -147,6 +185,13 @@ class Inventory(Strict):
     hosts: Annotated[list[Host], Field(min_length=1)]
 
     _source: str = PrivateAttr("<inventory>")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_extension_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith(EXTENSION_PREFIX))}
+        return data
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Inventory:
