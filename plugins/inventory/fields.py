@@ -13,7 +13,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import AfterValidator, Field
 
-from plugins.inventory.masking import SECRET_WORDS, looks_secret, shown
+from plugins.inventory.masking import looks_secret, shown
+from plugins.report.redaction import SECRET_WORDS
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")

@@ -6,9 +6,9 @@ import re
 import reprlib
 from collections.abc import Iterable
 
+from plugins.report.redaction import says_secret
+
 HIDDEN = "a value (not shown: it may be a secret)"
-# Key names whose values are secrets, or where a pasted secret lands: their values are never shown.
-SECRET_WORDS = ("secret", "password", "passwd", "token", "private", "credential", "apikey", "api_key")
 
 # Shapes of secrets, whatever key they sit under: PEM blocks, ssh key bodies, PVE token secrets (UUIDs),
 # `PVEAPIToken=…`, GitHub and AWS keys; and below, long runs of base64 or hex mixing letters and digits.
@@ -26,8 +26,12 @@ _repr.maxlevel = 3
 
 
 def is_secret_key(parts: Iterable[object]) -> bool:
-    """Tell whether a key path (any of its names) says its value is, or may hold, a secret."""
-    return any(isinstance(p, str) and any(word in p.lower() for word in SECRET_WORDS) for p in parts)
+    """Tell whether a key path (any of its names) says its value is, or may hold, a secret.
+
+    The secret words are the suite's one rule (plugins/report/redaction.py); every value under such a key
+    is hidden, a token_id or a *_file included: a pasted secret may land there.
+    """
+    return any(isinstance(p, str) and says_secret(p) for p in parts)
 
 
 def looks_secret(text: str) -> bool:

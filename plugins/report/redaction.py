@@ -20,9 +20,11 @@ MIN_SECRET_LEN = 4  # masking "1" or "ab" would mangle every number and word of 
 GITHUB_TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
 KEY_FIELDS = ("deploy_key", "private_key", "ssh_private_key")
 
-# A name that says key, token, secret, password or private holds a secret; one that ends in _id or _file
-# names or points at one (PVE_TOKEN_ID, AWS_ACCESS_KEY_ID, ansible_ssh_private_key_file) and is shown.
-SECRET_NAME = re.compile(r"key|token|secret|passw(or)?d|private", re.IGNORECASE)
+# The words that make a name a secret's: an environment variable, an extravar, an inventory key. A variable
+# whose name ends in _id or _file names or points at a secret (PVE_TOKEN_ID, AWS_ACCESS_KEY_ID,
+# ansible_ssh_private_key_file): its value is not one. The inventory hides every value under such a key,
+# those included, since a pasted secret may land there (plugins/inventory/masking.py).
+SECRET_WORDS = ("secret", "password", "passwd", "token", "private", "credential", "apikey", "api_key", "access_key")
 NOT_SECRET_SUFFIXES = ("_id", "_file")
 
 # Shapes that are secrets whoever they belong to: masked even when no value was registered.
@@ -34,10 +36,15 @@ _PATTERNS = (
 )
 
 
+def says_secret(name: str) -> bool:
+    """Tell whether a name has one of the secret words in it (case ignored)."""
+    lowered = str(name).lower()
+    return any(word in lowered for word in SECRET_WORDS)
+
+
 def is_secret_name(name: str) -> bool:
-    """Tell whether a variable (environment, extravar, field) of that name holds a secret value."""
-    name = str(name)
-    return bool(SECRET_NAME.search(name)) and not name.lower().endswith(NOT_SECRET_SUFFIXES)
+    """Tell whether a variable (environment, extravar) of that name holds a secret value."""
+    return says_secret(name) and not str(name).lower().endswith(NOT_SECRET_SUFFIXES)
 
 
 class Redactor:

@@ -271,7 +271,7 @@ def test_secret_extravars_never_appear_in_stdout_events_or_recap(tmp_path, priva
 
 
 def test_secret_values_are_found_by_name_at_any_depth():
-    """key/token/secret/password in a variable's name (or a parent's) makes its values secret."""
+    """A secret word (plugins/report/redaction.py) in a variable's name, or a parent's, makes its values secret."""
     found = secret_values(
         {
             "github": {"token": "ghp-value-1"},

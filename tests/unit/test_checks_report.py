@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from plugins.health.table import cell_text, render, table_rows, write_allure_summary
-from plugins.ssh.pool import SshTarget, auth_methods_in, last_error, ssh_config_text
 from plugins.ssh import pool as ssh_pool
+from plugins.ssh.pool import SshTarget, auth_methods_in, last_error, ssh_config_text
 
 pytestmark = pytest.mark.unit
 

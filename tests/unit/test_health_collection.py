@@ -6,16 +6,32 @@ inventory is safe to use here.
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from plugins.health.registry import CHECKS
+
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = "inventories/homelab.yml"
-COLUMN_OF = {"test_ssh": 0, "test_sshd_refuses_passwords": 1, "test_keys": 2, "test_rsync": 3,
-             "test_docker": 4, "test_container": 5, "test_package": 6, "test_http": 7}
+
+
+def _columns_of_tests() -> dict[str, int]:
+    """{test function: its check's place in the registry} from each suites/health test's check(...) marker."""
+    place = {check.name: index for index, check in enumerate(CHECKS)}
+    found = {}
+    for path in (ROOT / "suites" / "health").glob("test_*.py"):
+        for node in ast.parse(path.read_text()).body:
+            for decorator in getattr(node, "decorator_list", []):
+                if isinstance(decorator, ast.Call) and ast.unparse(decorator.func) == "pytest.mark.check":
+                    found[node.name] = place[ast.literal_eval(decorator.args[0])]
+    return found
+
+
+COLUMN_OF = _columns_of_tests()
 
 
 def collect(*args: str, path: str = "suites/health") -> list[str]:

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from plugins.report.redaction import MASK, RedactingFilter, Redactor
+from plugins.report.redaction import MASK, RedactingFilter, Redactor, is_secret_name
 
 pytestmark = pytest.mark.unit
 
@@ -107,3 +107,14 @@ def test_logger_with_the_filter_never_writes_the_secret(caplog):
     with caplog.at_level(logging.INFO, logger="test_redact.filtered"):
         logger.info("calling with %s", PVE_SECRET)
     assert PVE_SECRET not in caplog.text and "calling with ***" in caplog.text
+
+
+@pytest.mark.parametrize(("name", "secret"), [
+    ("PVE_TOKEN_SECRET", True), ("AWS_SECRET_ACCESS_KEY", True), ("AWS_SESSION_TOKEN", True), ("api_token", True),
+    ("db_password", True), ("github_runner_private_key", True), ("secrets", True), ("vault_api_key", True),
+    ("PVE_TOKEN_ID", False), ("AWS_ACCESS_KEY_ID", False), ("ansible_ssh_private_key_file", False),
+    ("PVE_CA_FILE", False), ("PATH", False), ("app_demo_port", False),
+])
+def test_one_rule_tells_a_secret_from_its_name(name, secret):
+    """Terraform's environment and Ansible's extravars: a secret word makes a secret, unless it is an id or a file."""
+    assert is_secret_name(name) is secret

@@ -1,0 +1,58 @@
+"""plugins/ says what it is: packages of one concern, one pytest entry each, no name that shadows another module."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGINS = ROOT / "plugins"
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in PLUGINS.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_no_module_is_named_after_a_standard_library_module():
+    """With plugins/ (or one of its packages) on sys.path, no name of ours hides one of Python's."""
+    clashes = [str(p.relative_to(ROOT)) for p in _modules() + [d / "__init__.py" for d in PLUGINS.rglob("*/")]
+               if p.exists() and (p.parent.name if p.name == "__init__.py" else p.stem) in sys.stdlib_module_names]
+    assert not clashes, f"named after a standard-library module: {', '.join(clashes)}"
+
+
+def test_requests_imports_with_plugins_on_the_path():
+    """plugins/http.py once shadowed the standard library's http: `import requests` failed."""
+    env = {**os.environ, "PYTHONPATH": str(PLUGINS)}
+    done = subprocess.run([sys.executable, "-c", "import requests, json, logging, socket"], env=env, cwd="/",
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_root_conftest_lists_exactly_the_packages_pytest_entries():
+    """Each package that hooks into pytest has one plugin.py, and the root conftest lists exactly those."""
+    listed = ast.literal_eval(next(
+        node.value for node in ast.parse((ROOT / "conftest.py").read_text()).body
+        if isinstance(node, ast.Assign) and node.targets[0].id == "pytest_plugins"))
+    entries = {".".join(p.relative_to(ROOT).with_suffix("").parts) for p in PLUGINS.glob("*/plugin.py")}
+    assert sorted(listed) == sorted(entries)
+
+
+def test_only_the_plugin_modules_define_pytest_hooks():
+    """A hook or fixture elsewhere in plugins/ would never be registered (or be registered twice)."""
+    hooked = []
+    for path in _modules():
+        if path.name == "plugin.py":
+            continue
+        for node in ast.parse(path.read_text()).body:
+            is_hook = isinstance(node, ast.FunctionDef) and node.name.startswith("pytest_")
+            is_fixture = isinstance(node, ast.FunctionDef) and any("fixture" in ast.unparse(d) for d in node.decorator_list)
+            if is_hook or is_fixture:
+                hooked.append(f"{path.relative_to(ROOT)}: {node.name}")
+    assert not hooked, "pytest hooks or fixtures outside a plugin.py: " + "; ".join(hooked)
