@@ -1,7 +1,7 @@
 """Freeze and thaw a lab container through its cgroup-v1 freezer, polling every 10 ms.
 
-`lxc-freeze` does the same write but then polls the state once a SECOND: most freezes here take
-0.05 s and cost 1.1 s. Where the freezer file is not there (cgroup v2, another layout), the caller
+`lxc-freeze` does the same write but then polls the state once a SECOND: a freeze that is done at
+once still costs most of a second (docs/reference/figures.md). Where the freezer file is not there (cgroup v2, another layout), the caller
 falls back to lxc-freeze / lxc-unfreeze.
 """
 

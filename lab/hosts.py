@@ -176,7 +176,7 @@ class LabHosts:
                 sub.mkdir(parents=True, exist_ok=True)
 
     def _common_config(self) -> str:
-        """LXC settings shared by base and hosts (LAB-NOTES traps: bridge, apparmor, docker)."""
+        """LXC settings shared by base and hosts (what the lab needs: bridge, apparmor, docker)."""
         return (
             "lxc.arch = linux64\n"
             "lxc.tty.dir = lxc\n"

@@ -1,4 +1,4 @@
-"""ansible/ is ansible-lint clean (profile production, ansible/.ansible-lint). Slow (~30-60 s of CPU):
+"""ansible/ is ansible-lint clean (profile production, ansible/.ansible-lint). Slow (ansible-lint over every role and playbook):
 deselect with `-k "not lint"` when iterating."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Emulator dispatch: every endpoint and error text of PVE-API.md, on the in-memory driver."""
+"""Emulator dispatch: every endpoint and error text the emulator serves, on the in-memory driver."""
 
 from __future__ import annotations
 

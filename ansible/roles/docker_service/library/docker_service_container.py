@@ -8,7 +8,7 @@ module: docker_service_container
 short_description: Build a service image from a directory on the host and keep one container of it running
 description:
   - What the docker_service role used to do in six tasks, in one module run. Each Ansible task starts
-    Python on the host and imports ansible.module_utils (about 0.3 s of host CPU), and a no-change
+    Python on the host and imports ansible.module_utils (host CPU each time), and a no-change
     deploy is mostly such read-only probes.
   - Docker CLI only (no Docker SDK on the hosts). Writes the build context's files that differ,
     makes sure the daemon runs and starts at boot, imports the base image from a rootfs tar when it is
