@@ -1,4 +1,4 @@
-"""plugins/proxmox.py against the real emulator (lab/pve over HTTPS) driving real LXC containers."""
+"""plugins/proxmox/ against the real emulator (lab/pve over HTTPS) driving real LXC containers."""
 
 from __future__ import annotations
 

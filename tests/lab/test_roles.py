@@ -2,7 +2,7 @@
 
 Hosts 771 (proxy, 198.18.0.71) and 772 (app-demo, 198.18.0.72; also carries monitoring, utilities and
 github_runner to exercise those roles) are created for this module and destroyed in a finalizer, even
-when a step fails. Playbooks run in the order plugins.ansible.playbooks_for derives from the roles. The app is deployed from a temp copy of app-demo/ holding a
+when a step fails. Playbooks run in the order plugins.tools.playbooks.playbooks_for derives from the roles. The app is deployed from a temp copy of app-demo/ holding a
 node_modules/ and a .git/ with marker files: neither may reach the host (incident #10). rsync is
 removed from the app host before bootstrap: bootstrap must bring it back for synchronize (incident #11).
 """

@@ -1,4 +1,4 @@
-"""plugins/ansible.py on real ansible-playbook runs against localhost (connection local, no mocks)."""
+"""plugins/tools/playbooks.py on real ansible-playbook runs against localhost (connection local, no mocks)."""
 
 from __future__ import annotations
 

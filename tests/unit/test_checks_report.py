@@ -1,4 +1,4 @@
-"""plugins/health_report.py: the host × check table and its Allure attachment; plugins/ssh.py config text."""
+"""plugins/health/table.py: the host × check table and its Allure attachment; plugins/ssh/pool.py config text."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""plugins/ssh_mux.py: the mux protocol's framing and every answer a master can give to MUX_C_TERMINATE.
+"""plugins/ssh/mux.py: the mux protocol's framing and every answer a master can give to MUX_C_TERMINATE.
 
 The peer here is a scripted socket: the refusals cannot be had from a healthy OpenSSH master. The real
 master is stopped this way in tests/lab/test_health_suite.py.
