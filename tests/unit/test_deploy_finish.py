@@ -6,13 +6,13 @@ replaced by a recorded outcome (no lab here), everything else is the product's c
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import signal
 from pathlib import Path
 
 import pytest
+from deploy_suite import LAB, deploy_like
 
 from plugins.deploy.finish import run_result
 from plugins.deploy.finish.end import finish_run
@@ -21,22 +21,11 @@ from plugins.inventory import load_inventory
 
 pytestmark = pytest.mark.unit
 
-ROOT = Path(__file__).resolve().parents[2]
-LAB = ROOT / "inventories" / "lab.yml"
-
-# The suite's own plugin list, as the root conftest registers it.
-PLUGINS = ast.literal_eval(next(
-    node.value for node in ast.parse((ROOT / "conftest.py").read_text()).body
-    if isinstance(node, ast.Assign) and node.targets[0].id == "pytest_plugins"))
-
-CONFTEST = f'''
-pytest_plugins = {PLUGINS!r}
-
-
+FAKE_ROLLBACK = '''
 def _fake_rollback(deploy, write):
     write("deploy failed: rolling back (recorded outcome)")
-    return {{"ok": True, "rolled_back": {{"app-demo": "deploy_unit1"}}, "task_errors": {{}}, "unhealthy": {{}},
-            "excluded": ["ci-runner has rollback: false: not rolled back"], "seconds": 1.5}}
+    return {"ok": True, "rolled_back": {"app-demo": "deploy_unit1"}, "task_errors": {}, "unhealthy": {},
+            "excluded": ["ci-runner has rollback: false: not rolled back"], "seconds": 1.5}
 
 
 def pytest_configure(config):
@@ -64,15 +53,8 @@ def test_the_service_answers(deployment):
 @pytest.fixture
 def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """A deploy-like suite whose health stage fails after its snapshot stage took one snapshot."""
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    monkeypatch.setenv("HOMELAB_SUITE_STATE_DIR", str(pytester.path / "state"))
-    for name in ("GITHUB_API_URL", "GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_SHA", "GITHUB_RUN_ID"):
-        monkeypatch.delenv(name, raising=False)
-    pytester.makeini("[pytest]\n")
-    pytester.makeconftest(CONFTEST)
-    (pytester.path / "lab.yml").write_text(LAB.read_text())
+    deploy_like(pytester, monkeypatch, FAKE_ROLLBACK)
     pytester.makepyfile(test_stages=STAGES)
-    (pytester.path / "reports").mkdir()
     (pytester.path / "reports" / "deploy-result.md").write_text("## Deploy succeeded: lab (run old)\n")
     return pytester
 

@@ -13,19 +13,13 @@ import re
 from pathlib import Path
 
 import pytest
+from deploy_suite import ROOT, deploy_like
 
 from plugins.deploy.pipeline import PIPELINE, STAGES
 
 pytestmark = pytest.mark.unit
 
-ROOT = Path(__file__).resolve().parents[2]
-LAB = ROOT / "inventories" / "lab.yml"
 STAGE_FILE = re.compile(r"^test_(\d{2})_([a-z_]+)\.py$")
-
-# The suite's own plugin list, as the root conftest registers it.
-PLUGINS = ast.literal_eval(next(
-    node.value for node in ast.parse((ROOT / "conftest.py").read_text()).body
-    if isinstance(node, ast.Assign) and node.targets[0].id == "pytest_plugins"))
 
 
 def _stage_marks(path: Path) -> list[tuple[tuple, dict]]:
@@ -66,9 +60,6 @@ def test_the_gating_flags_are_the_pipelines():
     assert [STAGES[name].order for name in names] == list(range(len(PIPELINE)))
 
 
-CONFTEST = f"pytest_plugins = {PLUGINS!r}\n"
-
-
 def _stage_module(stage: str, *tests: str) -> str:
     """A stage module: each test writes that it ran (reports/ran), and fails when its name says so."""
     body = [f'import pytest\n\npytestmark = pytest.mark.stage("{stage}")\n']
@@ -83,16 +74,8 @@ def _stage_module(stage: str, *tests: str) -> str:
 
 @pytest.fixture
 def pipeline(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    """A deploy-like suite: one module per stage (file names in reverse order), each test writing that it ran."""
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    monkeypatch.setenv("HOMELAB_SUITE_STATE_DIR", str(pytester.path / "state"))
-    for name in ("GITHUB_API_URL", "GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_SHA", "GITHUB_RUN_ID"):
-        monkeypatch.delenv(name, raising=False)
-    pytester.makeini("[pytest]\n")
-    pytester.makeconftest(CONFTEST)
-    (pytester.path / "lab.yml").write_text(LAB.read_text())
-    (pytester.path / "reports").mkdir()
-    return pytester
+    """A deploy-like suite, its stage modules written by each test (_write)."""
+    return deploy_like(pytester, monkeypatch)
 
 
 def _write(suite: pytest.Pytester, **stages: tuple[str, ...]) -> None:
