@@ -66,10 +66,10 @@ class TerraformError(RuntimeError):
     """A Terraform command failed; the message is one readable line, secrets masked."""
 
 
-def missing_backend_flags(state_backend: Any) -> list[str]:
-    """Names of the S3-compatible skip flags that are not true in a state_backend (model or mapping)."""
-    get = state_backend.get if isinstance(state_backend, Mapping) else lambda k: getattr(state_backend, k, None)
-    return [flag for flag in REQUIRED_BACKEND_FLAGS if get(flag) is not True]
+def missing_backend_flags(settings: Mapping[str, Any]) -> list[str]:
+    """Names of the S3-compatible skip flags that are not true in a backend's settings (the inventory's
+    state_backend dumped, or an HCL backend block read as a mapping)."""
+    return [flag for flag in REQUIRED_BACKEND_FLAGS if settings.get(flag) is not True]
 
 
 def backend_config_args(config: Mapping[str, Any]) -> list[str]:

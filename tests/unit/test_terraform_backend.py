@@ -62,7 +62,7 @@ def _runner(tmp_path, config: dict) -> TerraformRunner:
 def test_lab_inventory_backend_has_every_skip_flag():
     """The preflight check: inventories/lab.yml and homelab.yml miss no S3-compatible flag."""
     for name in ("lab", "homelab"):
-        assert missing_backend_flags(load_inventory(f"inventories/{name}.yml").state_backend) == []
+        assert missing_backend_flags(load_inventory(f"inventories/{name}.yml").state_backend.model_dump()) == []
     assert missing_backend_flags({"skip_requesting_account_id": False}) == [
         "skip_credentials_validation",
         "skip_requesting_account_id",
