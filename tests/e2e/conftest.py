@@ -14,10 +14,11 @@ from lab import orchestrate
 
 
 def pytest_collection_modifyitems(items):
-    """Every test here is slow and needs the lab."""
+    """Every test here is slow and needs the lab (the hook sees the whole session's items: only ours)."""
     for item in items:
-        item.add_marker(pytest.mark.e2e)
-        item.add_marker(pytest.mark.lab)
+        if "tests/e2e/" in item.nodeid:
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.lab)
 
 
 @pytest.fixture(scope="session")
