@@ -1,4 +1,4 @@
-"""Background processes of the lab (emulator, S3): started detached, tracked by PID file, stopped by PID.
+"""Background processes of the lab (emulator, S3, registry): started detached, tracked by PID file, stopped by PID.
 
 Only a PID this module recorded is ever signalled, and only after checking that the process
 still runs the command it started (a PID can be reused after a reboot or a crash).
@@ -17,11 +17,25 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Service:
-    """A lab process: its name, the Python module it runs and that module's arguments."""
+    """A lab process: its name, the Python module it runs (or a program, when given) and its arguments."""
 
     name: str
     module: str
     args: tuple[str, ...]
+    program: str = ""
+
+    @property
+    def argv(self) -> list[str]:
+        """The command line that starts it."""
+        if self.program:
+            return [self.program, *self.args]
+        return [sys.executable, "-m", self.module, *self.args]
+
+    def runs_in(self, cmdline: str) -> bool:
+        """True when a process's command line is this service's."""
+        if self.program:
+            return cmdline.startswith(f"{self.program} ")
+        return f"-m {self.module}" in cmdline
 
 
 def _pid_file(run_dir: Path, name: str) -> Path:
@@ -42,7 +56,7 @@ def running_pid(run_dir: Path, service: Service) -> int | None:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    if f"-m {service.module}" in _cmdline(pid):
+    if service.runs_in(_cmdline(pid)):
         return pid
     return None
 
@@ -57,7 +71,7 @@ def start(run_dir: Path, log_dir: Path, service: Service) -> int:
     root = Path(__file__).resolve().parent.parent
     with open(log_dir / f"{service.name}.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", service.module, *service.args],
+            service.argv,
             cwd=root,
             stdin=subprocess.DEVNULL,
             stdout=log,
