@@ -159,5 +159,7 @@ class Registry:
 
 
 def mirror_files(registry: Registry) -> dict[str, str]:
-    """Files a lab host needs to take the registry as its Docker Hub mirror (path in the host → text)."""
+    """Files a lab host needs to trust the registry as its Docker Hub mirror (path in the host → text)."""
+    if not registry.ca_file.exists():
+        lab_ca.ensure_ca(registry.ca_dir)  # a host made before `lab up` ever ran still trusts the same CA
     return {f"etc/docker/certs.d/{registry.address}/ca.crt": registry.ca_file.read_text()}

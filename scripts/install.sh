@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(lxc uidmap bridge-utils debootstrap openssh-server openssh-client rsync iptables iproute2 python3-venv)
+# docker-registry: the lab's OCI registry; buildah + skopeo build and push its images without a daemon.
+APT_PACKAGES=(lxc uidmap bridge-utils debootstrap openssh-server openssh-client rsync iptables iproute2 python3-venv
+              docker-registry buildah skopeo)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "scripts/install.sh needs root (apt-get, LXC): run it with sudo" >&2
@@ -23,6 +25,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 else
   echo "==> apt: all ${#APT_PACKAGES[@]} packages present"
+fi
+# Debian's package enables a registry on *:5000 under systemd; the lab runs its own on the bridge.
+if [ -d /run/systemd/system ] && systemctl is-enabled -q docker-registry 2>/dev/null; then
+  echo "==> docker-registry: disabling the package's own service (the lab starts its registry itself)"
+  systemctl disable --now -q docker-registry
 fi
 
 PYTHON=${PYTHON:-python3}
