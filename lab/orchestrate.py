@@ -95,6 +95,9 @@ def ensure_images(progress: Progress = _quiet) -> list[images.Outcome]:
     done = images.ensure(REGISTRY, IMAGE_CACHE, progress=lambda line: progress(f"images: {line}"))
     built = [o.recipe for o in done if o.built_seconds]
     pushed = sum(len(o.pushed_tags) for o in done)
+    if any(o.replaced_tags for o in done):
+        # a rebuilt recipe re-tagged: without this, every recipe change would leave its old layers behind
+        progress(f"images: registry garbage-collect {REGISTRY.collect_garbage(PATHS.run_dir, PATHS.log_dir)}")
     progress(f"images: {len(done)} recipes ({', '.join(r for o in done for r in o.references[:1])}) ready "
              f"in {time.monotonic() - started:.2f} s; built {len(built)}, pushed {pushed} tags")
     return done

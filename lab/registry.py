@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -102,6 +103,20 @@ class Registry:
     def stop(self, run_dir: Path) -> bool:
         """Stop it by its recorded PID; True if one was stopped."""
         return procs.stop(run_dir, self.service())
+
+    def collect_garbage(self, run_dir: Path, log_dir: Path) -> str:
+        """Drop blobs no tag references any more (a rebuilt image's old layers); the registry is
+        stopped meanwhile, as docker-registry requires; return the tool's summary line."""
+        self.stop(run_dir)
+        try:
+            res = subprocess.run([PROGRAM, "garbage-collect", "--delete-untagged", str(self.config_file)],
+                                 check=False, capture_output=True, text=True, timeout=600)
+        finally:
+            self.start(run_dir, log_dir)
+        if res.returncode != 0:
+            raise RuntimeError(f"{PROGRAM} garbage-collect exited {res.returncode}: {res.stderr.strip()[-500:]}")
+        lines = [line for line in (res.stdout + res.stderr).splitlines() if "blobs marked" in line]
+        return lines[-1].strip() if lines else ""
 
     def pid(self, run_dir: Path) -> int | None:
         """Its PID when it runs."""

@@ -29,6 +29,7 @@ class Outcome:
     version: str = ""
     built_seconds: float = 0.0
     pushed_tags: list[str] = field(default_factory=list)
+    replaced_tags: list[str] = field(default_factory=list)
     compressed_bytes: int = 0
 
     def as_dict(self) -> dict:
@@ -87,10 +88,13 @@ def ensure(registry: Registry, cache: Path, progress=lambda _: None,
         out.version, out.compressed_bytes = meta["version"], meta["compressed_bytes"]
         entry = build.entry_dir(cache, recipe, digest)
         for tag in recipe.tags:
-            if registry_digest(registry, recipe.repository, tag) != meta["manifest_digest"]:
+            served = registry_digest(registry, recipe.repository, tag)
+            if served != meta["manifest_digest"]:
                 started = time.monotonic()
                 push(registry, entry, recipe.repository, tag)
                 out.pushed_tags.append(tag)
+                if served:  # the old manifest's layers now belong to no tag
+                    out.replaced_tags.append(tag)
                 progress(f"image {recipe.repository}:{tag}: pushed to {registry.address} "
                          f"in {time.monotonic() - started:.1f} s")
         outcomes.append(out)

@@ -213,8 +213,9 @@ def test_a_fresh_registry_is_filled_from_the_cache_without_building(fake):
     publish.ensure(reg, cache, recipes=loaded)
     calls["build"].clear(), calls["push"].clear()
     reg.tags.clear()
-    publish.ensure(reg, cache, recipes=loaded)
+    out = publish.ensure(reg, cache, recipes=loaded)
     assert calls["build"] == [] and len(calls["push"]) == 3
+    assert not any(o.replaced_tags for o in out), "a refill replaces nothing: no garbage-collect"
 
 
 def test_an_edited_parent_rebuilds_it_and_its_children_only(fake):
@@ -223,9 +224,11 @@ def test_an_edited_parent_rebuilds_it_and_its_children_only(fake):
     publish.ensure(reg, cache, recipes=recipes.load_all(root))
     calls["build"].clear(), calls["push"].clear()
     (root / "base" / "extra.txt").write_text("new file in the recipe dir\n")
-    publish.ensure(reg, cache, recipes=recipes.load_all(root))
+    out = {o.recipe: o for o in publish.ensure(reg, cache, recipes=recipes.load_all(root))}
     assert calls["build"] == ["base", "child"]
     assert sorted(calls["push"]) == ["library/base:1", "library/child:1"]
+    # re-tagged: `lab up` then garbage-collects the registry (the old layers belong to no tag)
+    assert out["base"].replaced_tags == ["1"] and out["solo"].replaced_tags == []
 
 
 def test_a_partial_cache_entry_is_not_trusted(tmp_path):
