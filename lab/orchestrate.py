@@ -1,4 +1,5 @@
-"""Bring the embedded lab up and down: bridge, base, keys, PVE emulator, S3 state store, image registry.
+"""Bring the embedded lab up and down: bridge, base, keys, PVE emulator, S3 state store, image registry,
+npm mirror.
 
 Every step is idempotent, so `up` twice is harmless and `down` after a killed session
 still finds and removes what was left (containers, mounts, bridge, processes by PID file).
@@ -19,16 +20,19 @@ from lab import config, net, procs
 from lab.hosts import LabHosts
 from lab.images import publish as images
 from lab.images import recipe as image_recipes
+from lab.npm_mirror import NpmMirror, seed_lockfiles
 from lab.pve import auth as pve_auth
 from lab.pve import ca as pve_ca
 from lab.registry import Registry
 
 PATHS = config.PATHS
+ROOT = Path(__file__).resolve().parent.parent
 PVE_PORT = 8006
 S3_PORT = 9000
 REJECT_PORT = 9001
 S3_BUCKET = "homelab-tfstate"
 REGISTRY = Registry.lab(PATHS)
+NPM_MIRROR = NpmMirror.lab(PATHS)
 IMAGE_CACHE = PATHS.cache_dir / "images"
 
 PVE = procs.Service("pve", "lab.pve", ("serve", "--node", config.NODE, "--port", str(PVE_PORT),
@@ -82,6 +86,9 @@ def up(progress: Progress = _quiet) -> dict:
     progress(f"registry {REGISTRY.url} (every host's Docker Hub mirror)")
     REGISTRY.start(PATHS.run_dir, PATHS.log_dir)
     ensure_images(progress)
+    NPM_MIRROR.seed(seed_lockfiles(), PATHS.run_dir, PATHS.log_dir, progress)
+    NPM_MIRROR.start(PATHS.run_dir, PATHS.log_dir)
+    progress(f"npm mirror {NPM_MIRROR.url} ({len(NPM_MIRROR.packages())} packages, no uplink)")
     _wait_port(PVE_PORT, 30, "pve")
     _wait_port(S3_PORT, 60, "s3")
     status_now = status()
@@ -122,7 +129,7 @@ def _check_api(status_now: dict) -> None:
 def down(progress: Progress = _quiet, purge: bool = False) -> list[str]:
     """Remove containers, processes, mounts and the bridge; return what could not be removed."""
     hosts = LabHosts()
-    for service in (PVE, S3, REGISTRY.service()):
+    for service in (PVE, S3, REGISTRY.service(), NPM_MIRROR.service()):
         if procs.stop(PATHS.run_dir, service):
             progress(f"stopped {service.name}")
     removed = hosts.destroy_all()
@@ -155,6 +162,7 @@ def status() -> dict:
         "pve": procs.running_pid(PATHS.run_dir, PVE),
         "s3": procs.running_pid(PATHS.run_dir, S3),
         "registry": REGISTRY.pid(PATHS.run_dir),
+        "npm_mirror": NPM_MIRROR.pid(PATHS.run_dir),
     }
     return {
         "up": bool(net.bridge_exists() and all(services.values())),
@@ -172,6 +180,9 @@ def status() -> dict:
         "sts_endpoint": f"http://127.0.0.1:{REJECT_PORT}",
         "deploy_key": str(PATHS.deploy_key),
         "registry": _registry_status(bool(services["registry"])),
+        "npm_mirror": {"url": NPM_MIRROR.url, "running": bool(services["npm_mirror"]),
+                       "storage": str(NPM_MIRROR.storage), "packages": len(NPM_MIRROR.packages()),
+                       "seeds": [str(p.relative_to(ROOT)) for p in seed_lockfiles()]},
         "containers": containers,
     }
 
@@ -217,6 +228,8 @@ def print_status(st: dict) -> None:
     reg = st["registry"]
     print(f"registry    {reg['url']}  mirror of {reg['mirror_of']}  {mark(st['pids']['registry'])}")
     print(f"  images    {', '.join(reg['images'])}")
+    npm = st["npm_mirror"]
+    print(f"npm mirror  {npm['url']}  {npm['packages']} packages, no uplink  {mark(st['pids']['npm_mirror'])}")
     print(f"deploy key  {st['deploy_key']}")
     print(f"containers  {len([c for c in st['containers'] if 'vmid' in c])}")
     for c in st["containers"]:

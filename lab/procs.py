@@ -34,8 +34,11 @@ class Service:
     def runs_in(self, cmdline: str) -> bool:
         """True when a process's command line is this service's."""
         if self.program:
-            return cmdline.startswith(f"{self.program} ")
+            return cmdline.startswith(" ".join(self.argv) + " ")
         return f"-m {self.module}" in cmdline
+
+
+MARKER = "HOMELAB_LAB_SERVICE"
 
 
 def _pid_file(run_dir: Path, name: str) -> Path:
@@ -49,14 +52,27 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _marked(pid: int, name: str) -> bool:
+    """True when the process was started by start() for this service (its environment says so)."""
+    try:
+        return f"{MARKER}={name}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
 def running_pid(run_dir: Path, service: Service) -> int | None:
-    """Return the PID of the service if its PID file names a live process running its module."""
+    """Return the PID of the service if its PID file names a live process running its command.
+
+    A program that renames itself (verdaccio's title is `verdaccio`) is still known by the marker
+    start() put in its environment."""
     pid_file = _pid_file(run_dir, service.name)
     try:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    if service.runs_in(_cmdline(pid)):
+    if _is_zombie(pid):
+        return None
+    if service.runs_in(_cmdline(pid)) or _marked(pid, service.name):
         return pid
     return None
 
@@ -77,7 +93,7 @@ def start(run_dir: Path, log_dir: Path, service: Service) -> int:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", MARKER: service.name},
         )
     _pid_file(run_dir, service.name).write_text(f"{proc.pid}\n")
     return proc.pid

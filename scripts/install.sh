@@ -45,6 +45,15 @@ else
   echo "==> pip: requirements.txt already installed"
 fi
 
+# The lab's npm mirror (verdaccio) has its own tree: its pins must not meet the suite's tools.
+if ! cmp -s lab/npm-mirror/package-lock.json lab/npm-mirror/node_modules/.lock.installed 2>/dev/null; then
+  echo "==> npm: installing verdaccio (the lab's npm mirror)"
+  npm ci --prefix lab/npm-mirror --no-audit --no-fund --silent --ignore-scripts
+  cp lab/npm-mirror/package-lock.json lab/npm-mirror/node_modules/.lock.installed
+else
+  echo "==> npm: verdaccio already installed"
+fi
+
 if ! cmp -s package-lock.json node_modules/.lock.installed 2>/dev/null; then
   echo "==> npm: installing allure (report renderer)"
   npm ci --no-audit --no-fund --silent

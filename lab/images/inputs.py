@@ -86,6 +86,7 @@ def fetch(recipe: Recipe, cache: Path, progress) -> Path:
             _run(["dpkg-deb", "-x", str(got[0]), str(tmp / "deb" / deb_name(pin))], f"unpack {got[0].name}")
         (tmp / DONE).write_text(json.dumps({"wheels": recipe.wheels, "debs": recipe.debs,
                                             "files": sorted(p.name for p in (tmp / "download").iterdir())}))
+        shutil.rmtree(tmp / "download")  # unpacked above: the archives would only double the disk used
         shutil.rmtree(root, ignore_errors=True)
         tmp.rename(root)
     except BaseException:

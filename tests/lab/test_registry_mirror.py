@@ -1,8 +1,9 @@
-"""A lab host's dockerd pulls upstream references (traefik:v3.7, postgres:15, node:24-…) from the lab registry."""
+"""A lab host pulls upstream image references from the lab registry, and npm packages from the lab's npm mirror."""
 
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -10,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from lab import orchestrate
+from lab import config, orchestrate, procs
 from lab.images import publish
 from lab.images import recipe as image_recipes
+from lab.npm_mirror import NpmMirror
 
 pytestmark = pytest.mark.lab
 
 VMID = 951
+NPM_SEED = Path(__file__).resolve().parent / "fixtures" / "npm-seed"
 
 
 class Host:
@@ -140,3 +143,39 @@ def test_node_image_has_the_node_its_tag_names(host, images):
         assert ran.strip() == "42"
     finally:
         host.run("rm -rf /root/labtest-node", check=False)
+
+
+@pytest.fixture
+def npm_mirror(tmp_path) -> Iterator[NpmMirror]:
+    """A mirror on the bridge, seeded on the machine from tests/lab/fixtures/npm-seed (stopped and removed after)."""
+    with socket.socket() as sock:
+        sock.bind((config.BRIDGE_ADDRESS, 0))
+        port = sock.getsockname()[1]
+    mirror = NpmMirror(config.BRIDGE_ADDRESS, port, tmp_path / "npm" / "storage", tmp_path / "npm" / "state")
+    run, log = tmp_path / "npm" / "run", tmp_path / "npm" / "log"
+    try:
+        mirror.seed([NPM_SEED / "package-lock.json"], run, log)
+        mirror.start(run, log)
+        yield mirror
+    finally:
+        mirror.stop(run)
+        procs.stop(run, mirror.service("npm-mirror-seed", mirror.state_dir / "verdaccio-seed.yaml"))
+
+
+def test_npm_ci_in_a_docker_build_on_a_host_comes_from_the_lab_mirror(host, images, npm_mirror):
+    """A Dockerfile FROM node:<tag> runs `npm ci` against the mirror; an unseeded package is a 404, not a download."""
+    node = images["library/node"].references[0]
+    host.run("rm -rf /root/labtest-npm && mkdir -p /root/labtest-npm")
+    subprocess.run(["scp", "-q", "-i", str(host.key), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+                    "-o", f"UserKnownHostsFile={host.known}", "-o", "StrictHostKeyChecking=accept-new",
+                    *(str(NPM_SEED / name) for name in ("package.json", "package-lock.json", "Dockerfile")),
+                    f"root@{host.ip}:/root/labtest-npm/"], check=True, timeout=30)
+    try:
+        host.run(f"docker build -q -t labtest-npm --build-arg NODE_IMAGE={node} "
+                 f"--build-arg NPM_REGISTRY={npm_mirror.url} /root/labtest-npm", timeout=300)
+        assert host.run("docker run --rm labtest-npm").stdout.strip() == "deps ok"
+        missing = host.run(f"docker run --rm {node} npm view left-pad version --registry {npm_mirror.url}",
+                           check=False)
+        assert missing.returncode != 0 and "404" in missing.stderr, missing.stderr[-500:]
+    finally:
+        host.run("docker rmi -f labtest-npm; rm -rf /root/labtest-npm", check=False)

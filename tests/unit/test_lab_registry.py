@@ -72,6 +72,7 @@ def test_a_program_service_is_started_tracked_and_stopped_by_pid(tmp_path):
     svc = procs.Service("sleeper", "sleep", ("30",), program="/bin/sleep")
     assert svc.argv == ["/bin/sleep", "30"]
     assert svc.runs_in("/bin/sleep 30 ") and not svc.runs_in(f"{sys.executable} -m sleep")
+    assert not svc.runs_in("/bin/sleep 31 "), "same program, other arguments: not this service"
     pid = procs.start(tmp_path / "run", tmp_path / "log", svc)
     deadline = time.monotonic() + 5
     while not procs._cmdline(pid).startswith("/bin/sleep") and time.monotonic() < deadline:
@@ -103,3 +104,20 @@ def test_registry_serves_v2_over_verified_tls_on_loopback(tmp_path):
     finally:
         reg.stop(tmp_path / "run")
     assert not reg.listening()
+
+
+def test_a_service_that_renames_itself_is_still_known_by_its_marker(tmp_path):
+    """verdaccio retitles its process: the PID is still recognised (environment marker) and stopped."""
+    svc = procs.Service("renamer", "bash", ("-c", "exec -a renamed-service /bin/sleep 30"), program="/bin/bash")
+    other = procs.Service("someone-else", "bash", svc.args, program="/bin/bash")
+    pid = procs.start(tmp_path / "run", tmp_path / "log", svc)
+    deadline = time.monotonic() + 5
+    while not procs._cmdline(pid).startswith("renamed-service") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        assert not svc.runs_in(procs._cmdline(pid))
+        assert procs.running_pid(tmp_path / "run", svc) == pid
+        (tmp_path / "run" / "someone-else.pid").write_text(f"{pid}\n")
+        assert procs.running_pid(tmp_path / "run", other) is None, "another service's PID file must not match"
+    finally:
+        assert procs.stop(tmp_path / "run", svc, timeout=5)
