@@ -92,6 +92,14 @@ def test_dockerd_takes_the_lab_registry_as_docker_hub_mirror(host):
     host.run(f"test -s /etc/docker/certs.d/{orchestrate.REGISTRY.address}/ca.crt")
 
 
+def test_a_reference_the_lab_does_not_provide_fails_fast_instead_of_downloading(host):
+    """dockerd falls back to Docker Hub, which no lab host can reach: the pull fails, quickly."""
+    started = time.monotonic()
+    res = host.run("docker pull -q traefik:v0.0.0-not-in-the-lab", check=False, timeout=120)
+    assert res.returncode != 0, res.stdout
+    assert time.monotonic() - started < 30, f"a failing pull took {time.monotonic() - started:.0f} s"
+
+
 def test_traefik_pull_comes_from_the_lab_registry_and_is_the_real_traefik(host, images):
     """docker pull traefik:<tag> → the lab's image; docker run --rm traefik:<tag> version prints its real version."""
     recipe = images["library/traefik"]

@@ -266,3 +266,13 @@ def test_docs_table_says_what_every_reference_contains():
             assert row, f"{DOCS.name}: no row for {ref}"
             assert r.software in row and r.version.split()[0] in row, f"{DOCS.name}: {ref} row: {row}"
             assert ("real" if r.real else "stand-in") in row
+
+
+def test_image_apt_sources_are_the_machines_mirrors_for_the_images_suite(monkeypatch):
+    """A trixie image gets trixie, -updates and -security from the machine's own mirror URIs (no host in code)."""
+    uris = {"bookworm": "http://mirror.invalid/debian", "bookworm-security": "http://mirror.invalid/debian-security"}
+    monkeypatch.setattr(build.base, "debian_mirror", lambda suite: uris[suite])
+    text = build._debian_sources("trixie")
+    assert "URIs: http://mirror.invalid/debian\nSuites: trixie trixie-updates\n" in text
+    assert "URIs: http://mirror.invalid/debian-security\nSuites: trixie-security\n" in text
+    assert "bookworm" not in text
