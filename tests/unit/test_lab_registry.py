@@ -96,7 +96,7 @@ def test_registry_serves_v2_over_verified_tls_on_loopback(tmp_path):
         port = sock.getsockname()[1]
     reg = Registry("127.0.0.1", port, tmp_path / "storage", tmp_path / "conf", tmp_path / "ca")
     try:
-        reg.start(tmp_path / "run", tmp_path / "log", timeout=15)
+        reg.start(tmp_path / "run", tmp_path / "log", timeout=60)
         assert reg.catalog() == [] and reg.manifest("library/traefik", "v3.7") is None
         out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", f"{reg.url}/v2/"],
                              check=False, capture_output=True, text=True, timeout=10)
