@@ -91,8 +91,9 @@ def is_cached(paths: config.LabPaths = config.PATHS, packages: tuple[str, ...] =
     )
 
 
-def debian_mirror(sources: Path = Path("/etc/apt/sources.list.d/debian.sources")) -> str:
-    """The machine's own Debian mirror URL (never hard-coded)."""
+def debian_mirror(sources: Path = Path("/etc/apt/sources.list.d/debian.sources"),
+                  suite: str = config.SUITE) -> str:
+    """The machine's own Debian mirror URL for suite (never hard-coded)."""
     if sources.exists():
         for stanza in sources.read_text().split("\n\n"):
             fields = dict(
@@ -100,15 +101,15 @@ def debian_mirror(sources: Path = Path("/etc/apt/sources.list.d/debian.sources")
                 for line in stanza.splitlines()
                 if re.match(r"\S+:", line) and not line.startswith("#")
             )
-            if config.SUITE in fields.get("Suites", "").split() and fields.get("URIs"):
+            if suite in fields.get("Suites", "").split() and fields.get("URIs"):
                 return fields["URIs"].split()[0]
     for path in [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*.list")]:
         if path.exists():
             for line in path.read_text().splitlines():
                 parts = line.split()
-                if parts[:1] == ["deb"] and config.SUITE in parts:
+                if parts[:1] == ["deb"] and suite in parts:
                     return next(p for p in parts[1:] if "://" in p)
-    raise RuntimeError("no Debian bookworm mirror found in the machine's apt sources")
+    raise RuntimeError(f"no Debian {suite} mirror found in the machine's apt sources")
 
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:

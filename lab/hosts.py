@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lab import base, config, docker_layers, freezer, net
+from lab import base, config, docker_layers, freezer, net, registry
 
 ALLOWED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("198.18.0.0/15"))
 RSYNC = ("rsync", "-aHAX", "--numeric-ids")
@@ -79,12 +79,14 @@ def docker_bip(vmid: int) -> str:
     return f"198.18.{config.DOCKER_BIP_BASE + vmid % 100}.1/24"
 
 
-def daemon_json(vmid: int) -> str:
-    """/etc/docker/daemon.json of a host: every Docker network inside 198.18.0.0/15."""
+def daemon_json(vmid: int, mirror: str = registry.Registry.lab().url) -> str:
+    """/etc/docker/daemon.json of a host: every Docker network inside 198.18.0.0/15, Docker Hub via the lab registry."""
     return json.dumps({
         "bip": docker_bip(vmid),
         "default-address-pools": [{"base": config.DOCKER_POOL, "size": config.DOCKER_POOL_SIZE}],
         "dns": [config.BRIDGE_ADDRESS],
+        # dockerd asks the mirror first for every docker.io image: the roles' references are upstream's
+        "registry-mirrors": [mirror],
         "storage-driver": "overlay2",
         "log-driver": "json-file",
         "log-opts": {"max-size": "1m", "max-file": "2"},
@@ -358,13 +360,16 @@ class LabHosts:
         path.chmod(mode)
 
     def _seed(self, vmid: int, meta: dict, keys: str) -> None:
-        """Hostname, /etc/hosts, machine-id, SSH host keys, root's keys, daemon.json."""
+        """Hostname, /etc/hosts, machine-id, SSH host keys, root's keys, daemon.json + the registry's CA."""
         host, ip = meta["hostname"], meta["ip"]
         self._put(vmid, "etc/hostname", f"{host}\n")
         self._put(vmid, "etc/hosts", f"127.0.0.1\tlocalhost\n{ip}\t{host}\n"
                   "::1\tlocalhost ip6-localhost ip6-loopback\n")
         self._put(vmid, "etc/machine-id", os.urandom(16).hex() + "\n", 0o444)
-        self._put(vmid, "etc/docker/daemon.json", daemon_json(vmid))
+        lab_registry = registry.Registry.lab(self.paths)
+        self._put(vmid, "etc/docker/daemon.json", daemon_json(vmid, lab_registry.url))
+        for rel, text in registry.mirror_files(lab_registry).items():
+            self._put(vmid, rel, text)
         for kind in ("ed25519", "ecdsa"):
             key = self._upper(vmid, f"etc/ssh/ssh_host_{kind}_key")
             _run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", f"root@{host}", "-f", str(key)],

@@ -1,4 +1,5 @@
-"""Bring the embedded lab up and down: bridge, base, keys, PVE emulator, S3 state store.
+"""Bring the embedded lab up and down: bridge, base, keys, PVE emulator, S3 state store, image registry,
+npm mirror.
 
 Every step is idempotent, so `up` twice is harmless and `down` after a killed session
 still finds and removes what was left (containers, mounts, bridge, processes by PID file).
@@ -17,14 +18,22 @@ import requests
 
 from lab import config, net, procs
 from lab.hosts import LabHosts
+from lab.images import publish as images
+from lab.images import recipe as image_recipes
+from lab.npm_mirror import NpmMirror, seed_lockfiles
 from lab.pve import auth as pve_auth
 from lab.pve import ca as pve_ca
+from lab.registry import Registry
 
 PATHS = config.PATHS
+ROOT = Path(__file__).resolve().parent.parent
 PVE_PORT = 8006
 S3_PORT = 9000
 REJECT_PORT = 9001
 S3_BUCKET = "homelab-tfstate"
+REGISTRY = Registry.lab(PATHS)
+NPM_MIRROR = NpmMirror.lab(PATHS)
+IMAGE_CACHE = PATHS.cache_dir / "images"
 
 PVE = procs.Service("pve", "lab.pve", ("serve", "--node", config.NODE, "--port", str(PVE_PORT),
                                         "--state-dir", str(PATHS.pve_dir)))
@@ -74,11 +83,31 @@ def up(progress: Progress = _quiet) -> dict:
     pve_auth.ensure_tokens(PATHS.pve_dir)
     procs.start(PATHS.run_dir, PATHS.log_dir, PVE)
     procs.start(PATHS.run_dir, PATHS.log_dir, S3)
+    progress(f"registry {REGISTRY.url} (every host's Docker Hub mirror)")
+    REGISTRY.start(PATHS.run_dir, PATHS.log_dir)
+    ensure_images(progress)
+    NPM_MIRROR.seed(seed_lockfiles(), PATHS.run_dir, PATHS.log_dir, progress)
+    NPM_MIRROR.start(PATHS.run_dir, PATHS.log_dir)
+    progress(f"npm mirror {NPM_MIRROR.url} ({len(NPM_MIRROR.packages())} packages, no uplink)")
     _wait_port(PVE_PORT, 30, "pve")
     _wait_port(S3_PORT, 60, "s3")
     status_now = status()
     _check_api(status_now)
     return status_now
+
+
+def ensure_images(progress: Progress = _quiet) -> list[images.Outcome]:
+    """Every image recipe in the registry: checked (warm), pushed from the cache, or built (cold)."""
+    started = time.monotonic()
+    done = images.ensure(REGISTRY, IMAGE_CACHE, progress=lambda line: progress(f"images: {line}"))
+    built = [o.recipe for o in done if o.built_seconds]
+    pushed = sum(len(o.pushed_tags) for o in done)
+    if any(o.replaced_tags for o in done):
+        # a rebuilt recipe re-tagged: without this, every recipe change would leave its old layers behind
+        progress(f"images: registry garbage-collect {REGISTRY.collect_garbage(PATHS.run_dir, PATHS.log_dir)}")
+    progress(f"images: {len(done)} recipes ({', '.join(r for o in done for r in o.references[:1])}) ready "
+             f"in {time.monotonic() - started:.2f} s; built {len(built)}, pushed {pushed} tags")
+    return done
 
 
 def _check_api(status_now: dict) -> None:
@@ -100,7 +129,7 @@ def _check_api(status_now: dict) -> None:
 def down(progress: Progress = _quiet, purge: bool = False) -> list[str]:
     """Remove containers, processes, mounts and the bridge; return what could not be removed."""
     hosts = LabHosts()
-    for service in (PVE, S3):
+    for service in (PVE, S3, REGISTRY.service(), NPM_MIRROR.service()):
         if procs.stop(PATHS.run_dir, service):
             progress(f"stopped {service.name}")
     removed = hosts.destroy_all()
@@ -132,6 +161,8 @@ def status() -> dict:
     services = {
         "pve": procs.running_pid(PATHS.run_dir, PVE),
         "s3": procs.running_pid(PATHS.run_dir, S3),
+        "registry": REGISTRY.pid(PATHS.run_dir),
+        "npm_mirror": NPM_MIRROR.pid(PATHS.run_dir),
     }
     return {
         "up": bool(net.bridge_exists() and all(services.values())),
@@ -148,7 +179,29 @@ def status() -> dict:
         "s3_bucket": S3_BUCKET,
         "sts_endpoint": f"http://127.0.0.1:{REJECT_PORT}",
         "deploy_key": str(PATHS.deploy_key),
+        "registry": _registry_status(bool(services["registry"])),
+        "npm_mirror": {"url": NPM_MIRROR.url, "running": bool(services["npm_mirror"]),
+                       "storage": str(NPM_MIRROR.storage), "packages": len(NPM_MIRROR.packages()),
+                       "seeds": [str(p.relative_to(ROOT)) for p in seed_lockfiles()]},
         "containers": containers,
+    }
+
+
+def _registry_status(running: bool) -> dict:
+    """Where the registry listens, what it mirrors, and which image references it provides."""
+    try:
+        refs = [ref for r in image_recipes.load_all().values() for ref in r.references]
+    except image_recipes.RecipeError as exc:
+        refs = [f"error: {exc}"]
+    return {
+        "url": REGISTRY.url,
+        "address": REGISTRY.address,
+        "mirror_of": "docker.io",
+        "ca_file": str(REGISTRY.ca_file),
+        "storage": str(REGISTRY.storage),
+        "image_cache": str(IMAGE_CACHE),
+        "running": running,
+        "images": refs,
     }
 
 
@@ -172,6 +225,11 @@ def print_status(st: dict) -> None:
     print(f"  token     {st['token_id']} (secret: python -m lab status --json)")
     print(f"s3 state    {st['s3_endpoint']}  bucket {st['s3_bucket']}  {mark(st['pids']['s3'])}")
     print(f"sts/iam     {st['sts_endpoint']} (rejects: S3-compatible stores have no STS)")
+    reg = st["registry"]
+    print(f"registry    {reg['url']}  mirror of {reg['mirror_of']}  {mark(st['pids']['registry'])}")
+    print(f"  images    {', '.join(reg['images'])}")
+    npm = st["npm_mirror"]
+    print(f"npm mirror  {npm['url']}  {npm['packages']} packages, no uplink  {mark(st['pids']['npm_mirror'])}")
     print(f"deploy key  {st['deploy_key']}")
     print(f"containers  {len([c for c in st['containers'] if 'vmid' in c])}")
     for c in st["containers"]:

@@ -1,4 +1,4 @@
-"""Background processes of the lab (emulator, S3): started detached, tracked by PID file, stopped by PID.
+"""Background processes of the lab (emulator, S3, registry): started detached, tracked by PID file, stopped by PID.
 
 Only a PID this module recorded is ever signalled, and only after checking that the process
 still runs the command it started (a PID can be reused after a reboot or a crash).
@@ -17,11 +17,28 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Service:
-    """A lab process: its name, the Python module it runs and that module's arguments."""
+    """A lab process: its name, the Python module it runs (or a program, when given) and its arguments."""
 
     name: str
     module: str
     args: tuple[str, ...]
+    program: str = ""
+
+    @property
+    def argv(self) -> list[str]:
+        """The command line that starts it."""
+        if self.program:
+            return [self.program, *self.args]
+        return [sys.executable, "-m", self.module, *self.args]
+
+    def runs_in(self, cmdline: str) -> bool:
+        """True when a process's command line is this service's."""
+        if self.program:
+            return cmdline.startswith(" ".join(self.argv) + " ")
+        return f"-m {self.module}" in cmdline
+
+
+MARKER = "HOMELAB_LAB_SERVICE"
 
 
 def _pid_file(run_dir: Path, name: str) -> Path:
@@ -35,14 +52,27 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _marked(pid: int, name: str) -> bool:
+    """True when the process was started by start() for this service (its environment says so)."""
+    try:
+        return f"{MARKER}={name}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
 def running_pid(run_dir: Path, service: Service) -> int | None:
-    """Return the PID of the service if its PID file names a live process running its module."""
+    """Return the PID of the service if its PID file names a live process running its command.
+
+    A program that renames itself (verdaccio's title is `verdaccio`) is still known by the marker
+    start() put in its environment."""
     pid_file = _pid_file(run_dir, service.name)
     try:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    if f"-m {service.module}" in _cmdline(pid):
+    if _is_zombie(pid):
+        return None
+    if service.runs_in(_cmdline(pid)) or _marked(pid, service.name):
         return pid
     return None
 
@@ -57,13 +87,13 @@ def start(run_dir: Path, log_dir: Path, service: Service) -> int:
     root = Path(__file__).resolve().parent.parent
     with open(log_dir / f"{service.name}.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", service.module, *service.args],
+            service.argv,
             cwd=root,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", MARKER: service.name},
         )
     _pid_file(run_dir, service.name).write_text(f"{proc.pid}\n")
     return proc.pid

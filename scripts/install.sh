@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(lxc uidmap bridge-utils debootstrap openssh-server openssh-client rsync iptables iproute2 python3-venv)
+# docker-registry: the lab's OCI registry; buildah + skopeo build and push its images without a daemon.
+APT_PACKAGES=(lxc uidmap bridge-utils debootstrap openssh-server openssh-client rsync iptables iproute2 python3-venv
+              docker-registry buildah skopeo)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "scripts/install.sh needs root (apt-get, LXC): run it with sudo" >&2
@@ -24,6 +26,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
 else
   echo "==> apt: all ${#APT_PACKAGES[@]} packages present"
 fi
+# Debian's package enables a registry on *:5000 under systemd; the lab runs its own on the bridge.
+if [ -d /run/systemd/system ] && systemctl is-enabled -q docker-registry 2>/dev/null; then
+  echo "==> docker-registry: disabling the package's own service (the lab starts its registry itself)"
+  systemctl disable --now -q docker-registry
+fi
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
@@ -36,6 +43,15 @@ if ! cmp -s requirements.txt .venv/.requirements.installed 2>/dev/null; then
   cp requirements.txt .venv/.requirements.installed
 else
   echo "==> pip: requirements.txt already installed"
+fi
+
+# The lab's npm mirror (verdaccio) has its own tree: its pins must not meet the suite's tools.
+if ! cmp -s lab/npm-mirror/package-lock.json lab/npm-mirror/node_modules/.lock.installed 2>/dev/null; then
+  echo "==> npm: installing verdaccio (the lab's npm mirror)"
+  npm ci --prefix lab/npm-mirror --no-audit --no-fund --silent --ignore-scripts
+  cp lab/npm-mirror/package-lock.json lab/npm-mirror/node_modules/.lock.installed
+else
+  echo "==> npm: verdaccio already installed"
 fi
 
 if ! cmp -s package-lock.json node_modules/.lock.installed 2>/dev/null; then

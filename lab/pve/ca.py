@@ -1,4 +1,4 @@
-"""The lab's CA and the emulator's server certificate (SAN 127.0.0.1 + localhost)."""
+"""The lab's CA and the server certificates it signs (the emulator's: SAN 127.0.0.1 + localhost)."""
 
 from __future__ import annotations
 
@@ -71,13 +71,19 @@ def _load_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
     return cert, key  # type: ignore[return-value]
 
 
-def _server_cert_ok(directory: Path, ca: x509.Certificate) -> bool:
+def _san(ips: tuple[str, ...], dns: tuple[str, ...]) -> list[x509.GeneralName]:
+    return [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips] + [x509.DNSName(n) for n in dns]
+
+
+def _server_cert_ok(cert_file: Path, key_file: Path, ca: x509.Certificate,
+                    san: list[x509.GeneralName]) -> bool:
     try:
-        cert = x509.load_pem_x509_certificate((directory / CERT_FILE).read_bytes())
-        (directory / KEY_FILE).stat()
-    except (OSError, ValueError):
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        key_file.stat()
+        have = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
         return False
-    if cert.issuer != ca.subject:
+    if cert.issuer != ca.subject or set(have) != set(san):
         return False
     if cert.not_valid_after_utc < dt.datetime.now(dt.UTC) + dt.timedelta(days=30):
         return False
@@ -90,14 +96,13 @@ def _server_cert_ok(directory: Path, ca: x509.Certificate) -> bool:
     return True
 
 
-def _new_server_cert(directory: Path, ca: x509.Certificate, ca_key) -> None:
+def _new_server_cert(cert_file: Path, key_file: Path, ca: x509.Certificate, ca_key,
+                     san: list[x509.GeneralName], common_name: str) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
-    san = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in SAN_IPS]
-    san += [x509.DNSName(name) for name in SAN_DNS]
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
         .issuer_name(ca.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -115,16 +120,26 @@ def _new_server_cert(directory: Path, ca: x509.Certificate, ca_key) -> None:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    _write(directory / KEY_FILE, _key_pem(key), 0o600)
-    _write(directory / CERT_FILE, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    _write(key_file, _key_pem(key), 0o600)
+    _write(cert_file, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
-def ensure_ca(directory: str | os.PathLike) -> tuple[str, str, str]:
-    """Create (or reuse) the CA and a server cert it signs; return (ca_file, cert_file, key_file)."""
+def ensure_server_cert(directory: str | os.PathLike, cert_file: str | os.PathLike,
+                       key_file: str | os.PathLike, ips: tuple[str, ...] = SAN_IPS,
+                       dns: tuple[str, ...] = SAN_DNS) -> tuple[str, str, str]:
+    """Create (or reuse) the CA in directory and a cert it signs for these SANs; return (ca, cert, key)."""
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     loaded = _load_ca(path)
     ca, ca_key = loaded if loaded else _new_ca(path)
-    if not _server_cert_ok(path, ca):
-        _new_server_cert(path, ca, ca_key)
-    return str(path / CA_FILE), str(path / CERT_FILE), str(path / KEY_FILE)
+    cert, key, san = Path(cert_file), Path(key_file), _san(ips, dns)
+    if not _server_cert_ok(cert, key, ca, san):
+        cert.parent.mkdir(parents=True, exist_ok=True)
+        _new_server_cert(cert, key, ca, ca_key, san, (ips or dns)[0])
+    return str(path / CA_FILE), str(cert), str(key)
+
+
+def ensure_ca(directory: str | os.PathLike) -> tuple[str, str, str]:
+    """Create (or reuse) the CA and the emulator's server cert it signs; return (ca_file, cert_file, key_file)."""
+    path = Path(directory)
+    return ensure_server_cert(path, path / CERT_FILE, path / KEY_FILE)

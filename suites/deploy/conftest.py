@@ -13,15 +13,35 @@ from pathlib import Path
 import pytest
 
 from plugins.proxmox.client import ProxmoxClient
+from plugins.proxmox.tasks import ProxmoxError
 from plugins.report.redaction import register_inventory
 from plugins.tools.terraform import TerraformRunner
 
 
 @pytest.fixture(scope="session")
-def proxmox(inventory):
-    """The one Proxmox VE API client of this run (token from the env var the inventory names)."""
+def proxmox_client(inventory) -> ProxmoxClient | str:
+    """The one Proxmox VE API client of this run, or why it cannot be made (token from the env var the inventory names)."""
     register_inventory(inventory)
-    return ProxmoxClient.from_inventory(inventory)
+    try:
+        return ProxmoxClient.from_inventory(inventory)
+    except ProxmoxError as error:
+        name = inventory.proxmox.token_secret_env
+        return (f"{error}; set it: in CI, from the repository secret {name}; on the embedded lab, "
+                f'eval "$(python -m lab env)"')
+
+
+@pytest.fixture
+def proxmox(proxmox_client, request):
+    """The Proxmox client; without one, the first test that needs it fails with why, the others skip."""
+    if isinstance(proxmox_client, ProxmoxClient):
+        return proxmox_client
+    if not request.session.stash.get(_REPORTED, False):
+        request.session.stash[_REPORTED] = True
+        pytest.fail(proxmox_client, pytrace=False)
+    pytest.skip("no Proxmox client (see the first failure)")
+
+
+_REPORTED = pytest.StashKey[bool]()
 
 
 @pytest.fixture(scope="session")
