@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # docker-registry: the lab's OCI registry; buildah + skopeo build and push its images without a daemon.
 APT_PACKAGES=(lxc uidmap bridge-utils debootstrap openssh-server openssh-client rsync iptables iproute2 python3-venv
-              docker-registry buildah skopeo)
+              docker-registry buildah skopeo chromium)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "scripts/install.sh needs root (apt-get, LXC): run it with sudo" >&2

@@ -74,10 +74,14 @@ def record_outcome(item: pytest.Item, call: pytest.CallInfo, report: pytest.Test
         record.ended = time.monotonic()
     if report.failed and call.excinfo is not None and call.excinfo.errisinstance(AssertionError):
         report.longrepr = _diagnosis(item, call.excinfo)
+    if report.failed or report.skipped or (report.when == "call" and report.passed):
+        word = "failed" if report.failed else "skipped" if report.skipped else "passed"
+        record.counts[word] = record.counts.get(word, 0) + 1
     if report.failed:
         if record.outcome != "failed":
             record.summary = _first_line(report)
         record.outcome = "failed"
+        record.failed_tests.append(item.name)
         session.failures.append(f"{stage.name}: {item.name}: {_first_line(report)}")
     elif report.when == "call" and report.passed and record.outcome == "running":
         record.outcome = "passed"

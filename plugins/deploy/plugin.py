@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.deploy import gating
+from plugins.deploy import gating, progress
 from plugins.deploy.finish.end import RunEnd, end_session, write_account
 from plugins.deploy.run_lock import RunLock
 from plugins.deploy.session import DeploySession, add_options, get_session, parse_ansible_vars, start_session
 from plugins.deploy.start import note_progress, start_run
 from plugins.inventory import get_inventory
+from plugins.report import allure_output
 
 END_KEY = pytest.StashKey[RunEnd]()
 LOCK_KEY = pytest.StashKey[RunLock]()
@@ -53,7 +54,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         lock = item.config.stash.get(LOCK_KEY, None)
         if lock is not None:
             note_progress(lock, session)
+        allure_output.set_environment(item.config, run_id=session.run_id, **session.facts)
     return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """When a stage's last test is done: one line, stage, outcome, seconds and summary (its details unless -q)."""
+    result = yield
+    session = get_session(item.config)
+    stage = gating.stage_of(item)
+    if session is not None and stage is not None and (nextitem is None or gating.stage_of(nextitem) != stage):
+        record = session.stage(stage.name)
+        session.say(progress.stage_line(record))
+        if not session.terse:
+            for line in record.details:
+                session.say(line)
+    return result
 
 
 @pytest.hookimpl(wrapper=True)
@@ -62,6 +79,7 @@ def pytest_runtestloop(session: pytest.Session):
     stages = [item for item in session.items if gating.stage_of(item)]
     if stages and not session.config.option.collectonly:
         deploy = start_session(session.config, get_inventory(session.config))
+        deploy.say = progress_writer(session.config)
         session.config.stash[LOCK_KEY] = start_run(session, deploy)
     return (yield)
 
@@ -77,10 +95,24 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    """After the failures: what the end of the run did."""
+    """After the failures: what the end of the run did, the stages' table and where the report is."""
     end = config.stash.get(END_KEY, None)
-    if end is not None:
-        write_account(terminalreporter, end)
+    deploy = get_session(config)
+    if end is not None and deploy is not None:
+        write_account(terminalreporter, end, deploy, allure_output.alluredir(config))
+
+
+def progress_writer(config: pytest.Config):
+    """A function printing one whole line for the person watching (on a line of its own, after pytest's dots)."""
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is None:
+        return print
+
+    def say(line: str) -> None:
+        if getattr(terminal._tw, "width_of_current_line", 0):  # -q: pytest's dots are on the line
+            terminal.write("\n")
+        terminal.write_line(line)
+    return say
 
 
 @pytest.fixture(scope="session")

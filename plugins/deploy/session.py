@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,9 @@ class StageRecord:
     summary: str = ""
     started: float | None = None
     ended: float | None = None
+    counts: dict[str, int] = field(default_factory=dict)  # its tests: passed / failed / skipped
+    failed_tests: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)  # lines printed under the stage's line (-q: none)
 
     @property
     def seconds(self) -> float:
@@ -74,6 +78,10 @@ class DeploySession:
     ended_failing: bool = False  # the session itself failed (interrupted, an error outside the stages)
     refused: str = ""  # why the run was refused before any side effect (the environment's lock)
     reports_dir: Path = Path("reports")
+    facts: dict[str, str] = field(default_factory=dict)  # for the report's environment: Proxmox, Terraform versions
+    show_diff: bool = False  # --show-diff: a plan prints check mode's diffs
+    terse: bool = False  # -q: only one line per stage
+    say: Callable[[str], None] = print  # a line for the person watching (the terminal reporter's write_line)
 
     def stage(self, name: str) -> StageRecord:
         """The record of a stage (created on first use)."""
@@ -114,6 +122,8 @@ def start_session(config: pytest.Config, inventory: Inventory) -> DeploySession:
         plan_only=config.getoption("--plan-only"),
         rollback_enabled=not config.getoption("--no-rollback"),
         reports_dir=config.rootpath / "reports",
+        show_diff=config.getoption("--show-diff"),
+        terse=config.get_verbosity() < 0,
     )
     config.stash[SESSION_KEY] = session
     return session
@@ -131,7 +141,7 @@ def parse_ansible_vars(pairs: list[str]) -> dict[str, str]:
 
 
 def add_options(parser: pytest.Parser) -> None:
-    """Deploy options: --plan-only, --no-rollback, --run-id, --idempotence."""
+    """Deploy options: --plan-only, --show-diff, --no-rollback, --run-id, --idempotence, --ansible-var."""
     group = parser.getgroup("deploy", "homelab deploy")
     group.addoption("--plan-only", action="store_true",
                     help="preflight, terraform plan + guard, ansible --check --diff: nothing changes, no snapshot")
@@ -139,6 +149,8 @@ def add_options(parser: pytest.Parser) -> None:
                     help="on failure keep the failed state for debugging (snapshots are kept)")
     group.addoption("--run-id", default=None, metavar="ID",
                     help="run id (default: $GITHUB_RUN_ID_$GITHUB_RUN_ATTEMPT or a UTC timestamp)")
+    group.addoption("--show-diff", action="store_true",
+                    help="with --plan-only: print the diff of every task check mode reports as changed")
     group.addoption("--idempotence", action="store_true",
                     help="re-run every playbook and require changed=0")
     group.addoption("--ansible-var", action="append", default=[], metavar="NAME=VALUE",

@@ -22,7 +22,7 @@ try:
     import allure
     import allure_commons
     from allure_commons.logger import AllureFileLogger
-    from allure_commons.model2 import Attachment, Label, StatusDetails, TestResult
+    from allure_commons.model2 import Attachment, Label, Parameter, StatusDetails, TestResult
 except ImportError:  # allure-pytest not installed: helpers become no-ops
     allure = None
 
@@ -72,14 +72,60 @@ def attach_json(name: str, obj: Any) -> None:
 
 def _in_a_test() -> bool:
     """Whether allure-pytest has a test or step open to attach to (none at session start or finish)."""
+    logger = _allure_logger()
+    if logger is None:
+        return False
+    try:
+        return logger._last_executable() is not None  # allure has no public "is a test open"
+    except (KeyError, StopIteration):  # a thread of its own with nothing open
+        return False
+
+
+def _allure_logger() -> Any:
+    """allure-pytest's reporter of this session, or None when allure is not writing results."""
+    if allure is None:
+        return None
     for plugin in allure_commons.plugin_manager.get_plugins():
         logger = getattr(plugin, "allure_logger", None)
         if logger is not None:
-            try:
-                return logger._last_executable() is not None  # allure has no public "is a test open"
-            except (KeyError, StopIteration):  # a thread of its own with nothing open
-                return False
-    return False
+            return logger
+    return None
+
+
+def _open_test() -> Any:
+    """The test result allure-pytest has open in this thread, or None."""
+    logger = _allure_logger()
+    if logger is None:
+        return None
+    try:
+        return logger.get_test(None)
+    except (KeyError, StopIteration):
+        return None
+
+
+def name_test(title: str, parameters: Mapping[str, str], labels: Mapping[str, str]) -> None:
+    """Give the open Allure test its title, its parameters' readable values and labels (redacted; no-op without one)."""
+    test = _open_test()
+    if test is None:
+        return
+    test.name = redact(title)
+    shown = {name: redact(value) for name, value in parameters.items()}
+    for parameter in test.parameters:
+        if parameter.name in shown:
+            parameter.value = shown.pop(parameter.name)
+    test.parameters += [Parameter(name=name, value=value) for name, value in shown.items()]
+    present = {(label.name, label.value) for label in test.labels}
+    test.labels += [Label(name=name, value=redact(value)) for name, value in labels.items()
+                    if (name, value) not in present]
+
+
+def set_history_id(nodeid: str, parameters: Mapping[str, str]) -> None:
+    """Key the open test's history on its full name and readable parameters, not on objects' reprs."""
+    test = _open_test()
+    if test is not None:
+        test.historyId = hashlib.md5("\n".join([test.fullName or nodeid, *(f"{k}={v}" for k, v in
+                                                                            sorted(parameters.items()))]).encode()
+                                     ).hexdigest()
 
 
 EXTENSIONS = {"text/plain": "txt", "text/csv": "csv"}
@@ -105,7 +151,8 @@ def write_result(target: str | Path, *, name: str, full_name: str, status: str, 
         uuid=str(uuid.uuid4()), historyId=hashlib.md5(full_name.encode()).hexdigest(), fullName=full_name,
         name=redact(name), status=status, stage="finished", start=int(started * 1000), stop=int(stopped * 1000),
         statusDetails=StatusDetails(message=redact(message)) if message else None,
-        labels=[Label(name=key, value=redact(value)) for key, value in labels.items()], attachments=files,
+        labels=[Label(name=key, value=redact(value)) for key, value in _with_epic(labels).items()],
+        attachments=files,
     )
     writer.report_result(result)
     return Path(target)
@@ -137,6 +184,14 @@ def write_environment(alluredir: str | Path, properties: Mapping[str, Any]) -> P
     return path
 
 
+def write_executor(alluredir: str | Path, executor: Mapping[str, Any]) -> Path:
+    """Write executor.json (who ran the tests: the CI's name, build and its link) into the alluredir."""
+    path = Path(alluredir) / "executor.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(REDACTOR.redact_obj(dict(executor)), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
 def write_categories(alluredir: str | Path) -> Path:
     """Write categories.json (infrastructure failures vs product and test defects) into the alluredir."""
     path = Path(alluredir) / "categories.json"
@@ -149,6 +204,14 @@ def alluredir(config: pytest.Config) -> Path | None:
     """The --alluredir of this session, or None when allure-pytest is not writing results."""
     value = getattr(config.option, "allure_report_dir", None)
     return Path(value) if value else None
+
+
+def _with_epic(labels: Mapping[str, str]) -> dict[str, str]:
+    """The labels, with the suite as epic when none is given (the report's tree groups by epic)."""
+    found = dict(labels)
+    if "epic" not in found and found.get("suite"):
+        found["epic"] = found["suite"]
+    return found
 
 
 def _property_key(key: str) -> str:

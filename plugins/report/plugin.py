@@ -1,4 +1,5 @@
-"""The report's pytest entry: secrets masked in every log record, Allure's environment and categories written.
+"""The report's pytest entry: secrets masked in every log record, tests named as people say them in Allure,
+Allure's environment, executor and categories written.
 
 Listed by the root conftest; acts on Allure files only when allure-pytest writes results (--alluredir).
 """
@@ -7,8 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.report.allure_output import ENVIRONMENT_KEY, alluredir, write_categories, write_environment
+from plugins.report import allure_output
+from plugins.report.naming import naming_of
 from plugins.report.redaction import install_log_redaction
+from plugins.report.run_facts import executor_from_env, run_properties
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -16,11 +19,37 @@ def pytest_configure(config: pytest.Config) -> None:
     install_log_redaction()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item):
+    """Once allure-pytest has opened the test: its title, readable parameters and labels (epic, feature, story)."""
+    try:
+        return (yield)
+    finally:
+        naming = naming_of(item)
+        if naming is not None:
+            allure_output.name_test(naming.title, naming.parameters, naming.labels)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item):
+    """After allure-pytest's own: the history id from the readable parameters (stable from run to run)."""
+    try:
+        return (yield)
+    finally:
+        naming = naming_of(item)
+        if naming is not None:
+            allure_output.set_history_id(item.nodeid, naming.parameters)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Write environment.properties and categories.json when allure results are being written."""
-    target = alluredir(session.config)
+    """Write environment.properties, executor.json and categories.json when allure results are being written."""
+    target = allure_output.alluredir(session.config)
     if target is None:
         return
-    write_environment(target, session.config.stash.get(ENVIRONMENT_KEY, {}))
-    write_categories(target)
+    properties = {**run_properties(session.config), **session.config.stash.get(allure_output.ENVIRONMENT_KEY, {})}
+    allure_output.write_environment(target, properties)
+    executor = executor_from_env()
+    if executor:
+        allure_output.write_executor(target, executor)
+    allure_output.write_categories(target)

@@ -20,9 +20,9 @@ def test_the_run_id_gives_a_valid_snapshot_name(deployment):
     check_snapshot_name(deployment.snapshot_name)
 
 
-def test_proxmox_answers_and_accepts_the_token(proxmox):
+def test_proxmox_answers_and_accepts_the_token(proxmox, deployment):
     """The API answers over verified TLS and the token authenticates (401/403 explained otherwise)."""
-    assert proxmox.version().get("version")
+    assert preflight.proxmox_version(deployment, proxmox), "the Proxmox API answered without a version"
 
 
 def test_the_node_exists(proxmox, inventory):

@@ -19,6 +19,7 @@ import pytest
 
 from plugins.deploy.finish import run_result
 from plugins.deploy.finish.rollback import describe, roll_back_session
+from plugins.deploy.progress import result_table
 from plugins.deploy.run_lock import RunLock
 from plugins.deploy.session import DeploySession
 from plugins.report import allure_output
@@ -119,12 +120,16 @@ def end_session(session: pytest.Session, deploy: DeploySession, exitstatus: int,
     return end
 
 
-def write_account(terminalreporter, end: RunEnd) -> None:
-    """After the failures: what the end of the run did (rollback, notification, result files)."""
-    if not (end.lines or end.problems):
-        return
+def write_account(terminalreporter, end: RunEnd, deploy: DeploySession, alluredir=None) -> None:
+    """After the failures: what the end of the run did, the stages' final table, where the report is."""
     terminalreporter.write_sep("=", "end of the deploy run")
     for line in end.lines:
         terminalreporter.write_line(line)
     for problem in end.problems:
         terminalreporter.write_line(f"PROBLEM: {problem}", red=True)
+    terminalreporter.write_line("")
+    for line in result_table(deploy):
+        terminalreporter.write_line(line)
+    if alluredir is not None:
+        terminalreporter.write_line(f"report: Allure results in {alluredir}; `make report` renders them into "
+                                    "reports/allure-report (index.html)")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from plugins.deploy.plan_guard import check_plan
+from plugins.deploy.progress import plan_lines
 from plugins.report import allure_output
 
 if TYPE_CHECKING:
@@ -23,7 +24,13 @@ def compute_plan(deployment: DeploySession, terraform: TerraformRunner, tfvars_f
     """Plan the inventory's containers into a saved plan; recorded on the session and in the report."""
     with allure_output.step("terraform plan"):
         deployment.plan = terraform.plan(tfvars_file)
-    deployment.stage("plan").summary = deployment.plan.summary()
+    record = deployment.stage("plan")
+    record.summary = deployment.plan.summary()
+    record.details = plan_lines(("/".join(c.actions), c.address) for c in deployment.plan.changes
+                                 if c.actions != ("no-op",))
+    version = deployment.plan.raw.get("terraform_version")
+    if version:
+        deployment.facts["terraform_version"] = version
     allure_output.attach_text("terraform plan summary", describe(deployment.plan))
     return deployment.plan
 
@@ -32,6 +39,12 @@ def guard_plan(deployment: DeploySession) -> list[str]:
     """The plan guard's refusals (a delete or replace of a protected container), recorded on the session."""
     protected = {h.hostname for h in deployment.inventory.protected_hosts}
     deployment.plan_refusals = check_plan(deployment.plan, protected)
+    verdict = ("refused: " + "; ".join(deployment.plan_refusals) if deployment.plan_refusals
+               else f"accepted: no delete or replace of a protected container ({', '.join(sorted(protected)) or 'none'})")
+    record = deployment.stage("plan")
+    record.summary = f"{deployment.plan.summary()}; guard {verdict.split(':', 1)[0]}"
+    record.details.append(f"  guard     {verdict}")
+    allure_output.attach_text("plan guard verdict", verdict)
     return deployment.plan_refusals
 
 

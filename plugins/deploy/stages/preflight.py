@@ -18,6 +18,14 @@ if TYPE_CHECKING:
     from plugins.inventory import Inventory
 
 
+def proxmox_version(deployment: DeploySession, proxmox: ProxmoxClient) -> str:
+    """The PVE version the API answers with (it authenticates the token); recorded for the report."""
+    version = str(proxmox.version().get("version") or "")
+    if version:
+        deployment.facts["proxmox_version"] = version
+    return version
+
+
 def require_nodes(proxmox: ProxmoxClient, inventory: Inventory) -> None:
     """Raise ProxmoxError naming the nodes that exist when a node the inventory names does not (incident #2)."""
     proxmox.require_node(inventory.proxmox.node, source=inventory.where("proxmox.node"))
