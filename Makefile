@@ -26,10 +26,10 @@ lab-status:         ## the lab's bridge, API, state store and containers
 	$(PY) -m lab status
 
 deploy: lab-up      ## full deploy of the inventory on the lab (preflight → … → notify)
-	$(LABENV) && $(PYTEST) suites/deploy --inventory $(INVENTORY) $(ALLURE)
+	$(LABENV) && $(PYTEST) suites/deploy --inventory $(INVENTORY) $(ALLURE) --clean-alluredir
 
-plan: lab-up        ## preflight + terraform plan + guard + ansible --check: nothing changes
-	$(LABENV) && $(PYTEST) suites/deploy --inventory $(INVENTORY) --plan-only
+plan: lab-up        ## what a deploy WOULD change: terraform plan per resource + guard, ansible --check per host (DIFF=1: diffs)
+	$(LABENV) && $(PYTEST) suites/deploy --inventory $(INVENTORY) --plan-only $(if $(DIFF),--show-diff)
 
 health:             ## read-only validation of every host and service
 	$(LABENV) && $(PYTEST) suites/health --inventory $(INVENTORY) $(ALLURE)
@@ -40,8 +40,11 @@ test: lab-up        ## the project's own tests (unit, emulator conformance, end 
 test-unit: install  ## only the fast tests: no root, no lab
 	$(PYTEST) tests -m unit
 
-report:             ## render reports/allure-results to reports/allure-report (offline)
-	npx --no-install allure generate reports/allure-results --output reports/allure-report
+report:             ## render reports/allure-results to reports/allure-report (offline), with the trend of earlier renders
+	@test -d reports/allure-results || { echo "make report: no reports/allure-results: run make deploy or make health first" >&2; exit 1; }
+	rm -rf reports/allure-report
+	npx --no-install allure generate reports/allure-results --config allurerc.json
+	@echo "report: reports/allure-report/index.html (history: reports/allure-history/history.jsonl)"
 
 lint:               ## what validate.yml checks on pull requests (scripts/lint.py): linters, validators, unit tests
 	@test -x $(PY) || { echo "make lint: no $(PY): run 'sudo make install' once (pip and npm tools)" >&2; exit 1; }

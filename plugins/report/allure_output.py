@@ -119,15 +119,6 @@ def name_test(title: str, parameters: Mapping[str, str], labels: Mapping[str, st
                     if (name, value) not in present]
 
 
-def set_history_id(nodeid: str, parameters: Mapping[str, str]) -> None:
-    """Key the open test's history on its full name and readable parameters, not on objects' reprs."""
-    test = _open_test()
-    if test is not None:
-        test.historyId = hashlib.md5("\n".join([test.fullName or nodeid, *(f"{k}={v}" for k, v in
-                                                                            sorted(parameters.items()))]).encode()
-                                     ).hexdigest()
-
-
 EXTENSIONS = {"text/plain": "txt", "text/csv": "csv"}
 
 
@@ -148,7 +139,8 @@ def write_result(target: str | Path, *, name: str, full_name: str, status: str, 
         writer.report_attached_data(body=redact(text), file_name=source)
         files.append(Attachment(name=redact(title), source=source, type=mime))
     result = TestResult(
-        uuid=str(uuid.uuid4()), historyId=hashlib.md5(full_name.encode()).hexdigest(), fullName=full_name,
+        uuid=str(uuid.uuid4()), historyId=hashlib.md5(full_name.encode()).hexdigest(),
+        testCaseId=hashlib.md5(full_name.encode()).hexdigest(), fullName=full_name,
         name=redact(name), status=status, stage="finished", start=int(started * 1000), stop=int(stopped * 1000),
         statusDetails=StatusDetails(message=redact(message)) if message else None,
         labels=[Label(name=key, value=redact(value)) for key, value in _with_epic(labels).items()],

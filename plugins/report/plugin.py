@@ -30,17 +30,6 @@ def pytest_runtest_setup(item: pytest.Item):
             allure_output.name_test(naming.title, naming.parameters, naming.labels)
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_teardown(item: pytest.Item):
-    """After allure-pytest's own: the history id from the readable parameters (stable from run to run)."""
-    try:
-        return (yield)
-    finally:
-        naming = naming_of(item)
-        if naming is not None:
-            allure_output.set_history_id(item.nodeid, naming.parameters)
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Write environment.properties, executor.json and categories.json when allure results are being written."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from review_suite import attachment_texts, read_results, review_run
 
@@ -77,16 +79,19 @@ def test_environment_properties_say_what_ran_where(first_run):
     assert properties["run_id"] == "review1" and properties["ansible_version"]
 
 
-def test_the_history_id_is_the_readable_parameters_one_and_stable(pytester, monkeypatch):
-    """Two runs give each test the same history id (the trend joins them); two hosts never share one."""
+def test_a_tests_history_key_is_the_same_from_run_to_run(pytester, monkeypatch):
+    """Allure 3 joins runs on testCaseId + parameters: both the same in two runs, different for two hosts."""
     first, second = pytester.path / "one", pytester.path / "two"
     review_run(pytester, monkeypatch, first, "--run-id", "review1")
     review_run(pytester, monkeypatch, second, "--run-id", "review2")
-    ids_one = {r["name"]: r["historyId"] for r in read_results(first)}
-    ids_two = {r["name"]: r["historyId"] for r in read_results(second)}
-    stage_tests = {name for name in ids_one if " › " in name and name != "deploy › rollback"}
-    assert {name: ids_one[name] for name in stage_tests} == {name: ids_two[name] for name in stage_tests}
-    assert len({ids_one[name] for name in stage_tests}) == len(stage_tests)
+
+    def keys(results):
+        return {r["name"]: (r["testCaseId"], json.dumps(r.get("parameters", []), sort_keys=True))
+                for r in read_results(results)}
+
+    one, two = keys(first), keys(second)
+    assert one == two
+    assert len(set(one.values())) == len(one)
 
 
 def test_the_executor_comes_from_github_actions_variables():
