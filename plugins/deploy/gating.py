@@ -87,6 +87,8 @@ def record_outcome(item: pytest.Item, call: pytest.CallInfo, report: pytest.Test
         record.outcome = "passed"
     elif report.skipped and record.outcome == "running":
         record.outcome = "skipped"
+    if report.skipped and not record.summary and record.outcome == "skipped":
+        record.summary = _skip_reason(report)  # why the whole stage did not run: --plan-only, an earlier failure
 
 
 @dataclass
@@ -127,3 +129,10 @@ def _first_line(report: pytest.TestReport) -> str:
         if line and not line.startswith("assert "):
             return line.removeprefix("AssertionError: ").removeprefix("Failed: ")
     return text.strip()[:300]
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    """The reason a skipped test gives (pytest keeps it as (path, line, 'Skipped: reason'))."""
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr or "")
+    return reason.removeprefix("Skipped: ")

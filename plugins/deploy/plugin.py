@@ -7,6 +7,8 @@ notification → result) exist for a run that collected stages.
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from plugins.deploy import gating, progress
@@ -103,15 +105,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 
 def progress_writer(config: pytest.Config):
-    """A function printing one whole line for the person watching (on a line of its own, after pytest's dots)."""
+    """A function printing one whole line for the person watching, live: also from inside a test (capture suspended)."""
     terminal = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
     if terminal is None:
         return print
 
     def say(line: str) -> None:
-        if getattr(terminal._tw, "width_of_current_line", 0):  # -q: pytest's dots are on the line
-            terminal.write("\n")
-        terminal.write_line(line)
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            if getattr(terminal._tw, "width_of_current_line", 0):  # pytest's dots are on the line
+                terminal.write("\n")
+            terminal.write_line(line)
     return say
 
 
