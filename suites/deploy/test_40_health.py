@@ -42,5 +42,5 @@ def test_the_host_passes_its_checks(health_host, health_results):
 def test_the_service_answers_an_accepted_code(health_service, health_results):
     """The service answers one of its accepted codes before its deadline (warm-up codes only mean wait)."""
     host, service = health_service
-    result = health_results[1][(host.hostname, service.name)]
+    result = health.service_answer(health_results[1], host, service)
     assert result.ok, result.message

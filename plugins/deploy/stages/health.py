@@ -27,8 +27,22 @@ def wait_until_healthy(deployment: DeploySession) -> tuple[dict[tuple[str, str, 
         hosts, services = wait_hosts_and_services(inventory, inventory.hosts, inventory.services)
     deployment.health.extend(hosts.values())
     deployment.health.extend(services.values())
-    allure_output.attach_text("http answers", "\n".join(r.message or f"{r.url}: {r.status}" for r in services.values()))
+    allure_output.attach_text("http answers", "\n".join(map(describe_answer, services.values())))
     return hosts, services
+
+
+def describe_answer(answer: HttpResult) -> str:
+    """One service's answer for a reviewer: URL, code (or error), attempts and time, the diagnosis."""
+    got = answer.status if answer.status is not None else answer.error or "no answer"
+    line = f"{answer.url}: {got} after {answer.attempts} attempt(s), {answer.elapsed:.1f} s"
+    return f"{line}: {answer.message}" if answer.message else line
+
+
+def service_answer(answers: dict[tuple[str, str], HttpResult], host: Host, service: Any) -> HttpResult:
+    """One service's answer, attached to its test in the report."""
+    answer = answers[(host.hostname, service.name)]
+    allure_output.attach_text(f"http answer of {host.hostname}/{service.name}", describe_answer(answer))
+    return answer
 
 
 def host_outcome(results: dict[tuple[str, str, Any], CheckResult], host: Host) -> HostOutcome:
