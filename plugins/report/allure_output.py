@@ -171,7 +171,11 @@ def write_environment(alluredir: str | Path, properties: Mapping[str, Any]) -> P
     """Write environment.properties (key=value lines, redacted) into the alluredir."""
     path = Path(alluredir) / "environment.properties"
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"{_property_key(key)}={_property_value(redact(value))}" for key, value in sorted(properties.items())]
+    # `make health` after `make deploy` adds to the deploy's results: keep what the deploy knew (its run id,
+    # the Proxmox and Terraform versions), this session's values first.
+    merged = {**_read_properties(path), **{_property_key(key): _property_value(redact(value))
+                                          for key, value in properties.items()}}
+    lines = [f"{key}={value}" for key, value in sorted(merged.items())]
     path.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
     return path
 
@@ -204,6 +208,15 @@ def _with_epic(labels: Mapping[str, str]) -> dict[str, str]:
     if "epic" not in found and found.get("suite"):
         found["epic"] = found["suite"]
     return found
+
+
+def _read_properties(path: Path) -> dict[str, str]:
+    """The key=value lines of an existing environment.properties (already escaped), or nothing."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
 def _property_key(key: str) -> str:

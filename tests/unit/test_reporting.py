@@ -44,6 +44,13 @@ def test_environment_properties_are_redacted_and_escaped(tmp_path, monkeypatch):
     assert path.read_text() == "node=homelab\nnote=a\\nb ***\nrun_id=42\n"
 
 
+def test_a_later_session_keeps_the_earlier_sessions_properties(tmp_path):
+    """`make health` after `make deploy`: the deploy's run id and versions stay, the health session's values win."""
+    write_environment(tmp_path, {"run_id": "42", "proxmox_version": "8.2", "node": "old"})
+    path = write_environment(tmp_path, {"node": "homelab", "environment": "lab"})
+    assert path.read_text() == "environment=lab\nnode=homelab\nproxmox_version=8.2\nrun_id=42\n"
+
+
 def test_categories_separate_infrastructure_failures_from_defects(tmp_path):
     """categories.json: infrastructure first (first match wins), then product and test defects."""
     data = json.loads(write_categories(tmp_path).read_text())
