@@ -56,7 +56,7 @@ class HostProgress:
             return
         data = event.get("event_data") or {}
         host = data.get("host", "?")
-        role = data.get("role") or "play"
+        role = data.get("role") or f"play '{data.get('play') or '?'}'"
         if host in self.role and self.role[host] != role:
             self._report(host, f"{self.role[host]} done")
         self.role[host] = role

@@ -104,8 +104,7 @@ def _guarded(end: RunEnd, what: str, step) -> None:
 
 def end_session(session: pytest.Session, deploy: DeploySession, exitstatus: int, lock: RunLock | None) -> RunEnd:
     """End a deploy run at session finish: finish_run, the lock let go, and the exit status a failure after one."""
-    terminal = session.config.pluginmanager.get_plugin("terminalreporter")
-    write = (lambda line: terminal.write_line(line)) if terminal else print
+    write = deploy.say  # a line of its own, after pytest's progress
     failed = deploy.failed or exitstatus not in PASSING
     if failed and threading.current_thread() is threading.main_thread():
         # A CI cancel sends SIGINT, then SIGTERM: the rollback goes on; only SIGKILL stops it, and then

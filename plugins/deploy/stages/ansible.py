@@ -40,11 +40,9 @@ def configure(deployment: DeploySession, extravars: dict[str, str]) -> PlaybookR
     deployment.ansible[SITE_PLAYBOOK] = result.as_dict()
     record = deployment.stage("ansible")
     record.summary = result.summary()
-    if deployment.plan_only:
+    if deployment.plan_only:  # a deploy's per-host lines were printed as the run went (HostProgress)
         record.details = check_mode_lines(result.events, [h.hostname for h in deployment.inventory.hosts],
                                           show_diff=deployment.show_diff)
-    else:
-        record.details = [f"  ansible  {line.strip()}" for line in result.recap().splitlines()[1:]]
     return result
 
 
