@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -149,21 +150,33 @@ class LabFaults:
                                "--", "sh", "-c", command], capture_output=True, text=True,
                               timeout=timeout, check=False)
 
-    def fill_disk(self, vmid: int, directory: str, size_mb: int = 8) -> None:
-        """Make writes under a host's DIRECTORY fail with ENOSPC: a tmpfs of size_mb holding a copy of it,
-        filled to the last byte (bounded: never the machine's disk); undo unmounts it (a restart drops it too)."""
+    def fill_disk(self, vmid: int, directory: str, slack_kb: int = 256) -> None:
+        """Make writes under a host's DIRECTORY fail with ENOSPC: a tmpfs just larger than its contents, holding
+        a copy of them, filled to the last byte (bounded: never the machine's disk). Undo unmounts it; a restart
+        of the host (a rollback) drops it too, and the files under it were never touched."""
         quoted = _sh(directory)
         script = (f"set -e; d={quoted}; t=$(mktemp -d); cp -a \"$d\"/. \"$t\"/; "
-                  f"mount -t tmpfs -o size={int(size_mb)}m lab-disk-full \"$d\"; cp -a \"$t\"/. \"$d\"/; "
-                  f"rm -rf \"$t\"; dd if=/dev/zero of=\"$d\"/.lab-disk-full bs=64k 2>/dev/null || true; sync")
+                  f"size=$(( $(du -sk \"$t\" | cut -f1) + {int(slack_kb)} )); "
+                  f"mount -t tmpfs -o size=${{size}}k lab-disk-full \"$d\"; cp -a \"$t\"/. \"$d\"/; "
+                  f"rm -rf \"$t\"; dd if=/dev/zero of=\"$d\"/.lab-disk-full bs=4k 2>/dev/null || true")
         res = self._attach(vmid, script)
         if res.returncode != 0:
             raise RuntimeError(f"fill disk of {vmid} at {directory}: {res.stderr.strip()[-300:]}")
-        self._undo.append((f"disk full on {vmid}", lambda: self._unfill(vmid, directory)))
+        self._undo.append((f"disk full on {vmid}", lambda: self._unmount(vmid, directory)))
 
-    def _unfill(self, vmid: int, directory: str) -> None:
+    def read_only(self, vmid: int, directory: str) -> None:
+        """Make a host's DIRECTORY read-only (a bind mount over itself): a task writing there fails on that host
+        alone. Undo unmounts it; a restart of the host drops it too."""
+        quoted = _sh(directory)
+        res = self._attach(vmid, f"mount --bind {quoted} {quoted} && mount -o remount,ro,bind {quoted}")
+        if res.returncode != 0:
+            raise RuntimeError(f"read-only {directory} on {vmid}: {res.stderr.strip()[-300:]}")
+        self._undo.append((f"read-only {directory} on {vmid}", lambda: self._unmount(vmid, directory)))
+
+    def _unmount(self, vmid: int, directory: str) -> None:
         if self.hosts.exists(vmid) and self.hosts.status(vmid) == "running":
-            self._attach(vmid, f"grep -q ' {directory} tmpfs' /proc/mounts && umount -l {_sh(directory)} || true")
+            quoted = _sh(directory)
+            self._attach(vmid, f"while grep -q ' {directory} ' /proc/mounts; do umount -l {quoted} || break; done")
 
     def cut_network(self, vmid: int) -> None:
         """Take a host's bridge port (its veth on the machine) down; undo brings it up if it still exists."""
@@ -172,14 +185,40 @@ class LabFaults:
         self._undo.append((f"network of {vmid}", lambda: _link_up(link)))
 
     # ----- services ----------------------------------------------------------------------
+    def hold_state_lock(self, endpoint: str, bucket: str, key: str, who: str = "another-run@lab") -> None:
+        """Put a Terraform lock file (`use_lockfile`) next to the state, as a run that holds it would; undo deletes it."""
+        s3 = _s3(endpoint)
+        info = {"ID": str(uuid.uuid4()), "Operation": "OperationTypeApply", "Info": "", "Who": who,
+                "Version": "1.15.5", "Created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "Path": f"{bucket}/{key}"}
+        s3.put_object(Bucket=bucket, Key=f"{key}.tflock", Body=json.dumps(info).encode())
+        self._undo.append(("state lock", lambda: s3.delete_object(Bucket=bucket, Key=f"{key}.tflock")))
+
     def stop_s3(self) -> None:
-        """Stop the S3 state store (moto); undo starts it again and waits until it listens."""
+        """Stop the S3 state store (moto); undo starts it again and puts back every object it held.
+
+        moto keeps its objects in memory: without the copy, stopping it would lose the Terraform state."""
         from lab import orchestrate  # the orchestrator imports the images, the mirror...: only when needed
+        s3 = _s3(orchestrate.status()["s3_endpoint"])
+        bucket = orchestrate.S3_BUCKET
+        saved = {item["Key"]: s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                 for item in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
         procs.stop(self.paths.run_dir, orchestrate.S3)
 
         def start() -> None:
             procs.start(self.paths.run_dir, self.paths.log_dir, orchestrate.S3)
             orchestrate._wait_port(orchestrate.S3_PORT, 60, "s3")
+            deadline = time.monotonic() + 30
+            while True:  # the bucket is created just after the port opens
+                try:
+                    s3.head_bucket(Bucket=bucket)
+                    break
+                except Exception:  # not there yet
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+            for key, body in saved.items():
+                s3.put_object(Bucket=bucket, Key=key, Body=body)
         self._undo.append(("S3 state store", start))
 
     def stop_registry(self) -> None:
@@ -188,6 +227,13 @@ class LabFaults:
         orchestrate.REGISTRY.stop(self.paths.run_dir)
         self._undo.append(("image registry",
                            lambda: orchestrate.REGISTRY.start(self.paths.run_dir, self.paths.log_dir, 60)))
+
+
+def _s3(endpoint: str):
+    import boto3  # only the lab's S3 faults need it
+
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="lab", aws_secret_access_key="lab")
 
 
 def _sh(text: str) -> str:
