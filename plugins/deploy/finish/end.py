@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from plugins.deploy.finish import run_result
-from plugins.deploy.finish.rollback import describe, roll_back_session
+from plugins.deploy.finish.rollback import changed_nothing, describe, discard_snapshots, roll_back_session
 from plugins.deploy.run_lock import RunLock
 from plugins.deploy.session import DeploySession
 from plugins.report import allure_output
@@ -58,6 +58,11 @@ def _rollback(deploy: DeploySession, end: RunEnd, write) -> None:
     if not deploy.snapshots:
         end.lines.append("no snapshot was taken in this run: nothing to roll back"
                          + (" (the run stopped before changing anything)" if not deploy.applied else ""))
+        return
+    if changed_nothing(deploy):
+        # A rollback would restart every snapshotted host for nothing (an outage of each service) and leave
+        # this run's snapshots beyond the retention: delete them instead.
+        end.lines += discard_snapshots(deploy)
         return
     if not deploy.rollback_enabled:
         kept = ", ".join(f"{deploy.inventory.host(v).hostname}:{n}" for v, n in deploy.snapshots.items())
