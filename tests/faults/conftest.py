@@ -13,6 +13,7 @@ import shutil
 import time
 
 import pytest
+import requests
 from matrix import MARKER, RUNNER
 
 from lab import orchestrate, scenarios
@@ -40,6 +41,12 @@ def lab_status() -> dict:
     if not st["up"]:
         pytest.skip("the lab is not up: sudo python -m lab up")
     os.environ["PYTHONUNBUFFERED"] = "1"  # the deploy's output reaches its file as it runs: rows wait on it
+    with LabFaults() as probe:
+        probe.api_error("GET", "/lab-fault-probe", status=418)
+        answer = requests.get(f"{st['api_url']}/lab-fault-probe", verify=st["ca_file"], timeout=10)
+    if answer.status_code != 418:
+        pytest.fail(f"the lab's emulator (pid {st['pids']['pve']}) ignores injected faults: it runs older code; "
+                    "restart it: python -m lab down && python -m lab up")
     return st
 
 
