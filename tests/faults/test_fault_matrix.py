@@ -163,8 +163,12 @@ def _happened(result: dict, out: str) -> str:
         line = next((x for x in out.splitlines() if "refus" in x or "Error" in x), out.strip().splitlines()[-1:])
         return f"no result written: {line}"[:200]
     failed = [name for name, s in result["stages"].items() if s["outcome"] == "failed"]
+    why = next((s["summary"] for s in result["stages"].values() if s["outcome"] == "failed" and s["summary"]), "")
+    failed = [f"{failed[0]} ({why[:110]})" if why else failed[0], *failed[1:]] if failed else failed
     rollback = result.get("rollback")
-    if rollback is None:
+    if rollback is None and "nothing to roll back (no host restarted)" in out:
+        after = "no host restarted, this run's snapshots deleted"
+    elif rollback is None:
         after = "no rollback (nothing snapshotted)" if not result.get("snapshots") else "no rollback"
     elif rollback.get("ok"):
         after = f"rolled back {len(rollback['rolled_back'])} in {rollback['seconds']} s"
