@@ -1,7 +1,7 @@
 """What one row of the fault matrix does: a changing deploy, a fault at its stage, then the figures of the outcome.
 
 A row is declared once (ROWS in test_fault_matrix.py): the change the deploy makes, when the fault goes in
-(before the run, when Ansible starts, when the health stage starts) and the outcome expected:
+(before the run, when Ansible starts, as Ansible ends and the health checks follow) and the outcome expected:
   restored    the run fails, the rollback puts every host back, the lab is healthy again;
   refused     the run stops before any side effect: no snapshot, nothing applied, nothing changed;
   incomplete  the rollback cannot finish; the run says so and names the exact command, which restores once
@@ -42,7 +42,7 @@ class Row:
     expected: str
     change: str = "app"  # app: a changed file; broken: /health raises; new_host: one more container
     before: Callable[[LabFaults], None] | None = None
-    at: str = ""  # "", "ansible" or "health": when `during` runs
+    at: str = ""  # "" (no `during`), "ansible" (when it starts) or "after-ansible" (as it ends): when `during` runs
     during: Callable[[LabFaults], None] | None = None
     fast_deadlines: bool = False
     secrets: list[str] = field(default_factory=list)
@@ -108,7 +108,7 @@ def wait_for(condition, what: str, timeout: float = 240) -> None:
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.2)
+        time.sleep(0.05)
     pytest.fail(f"{what}: not seen within {timeout:.0f} s")
 
 
