@@ -237,7 +237,7 @@ def test_a_run_that_failed_before_changing_a_host_restarts_none_and_deletes_its_
     """Snapshot of one host failed, nothing after it ran: no rollback (it would restart every snapshotted host
     for nothing), and this run's snapshots are deleted so that none is left beyond the retention."""
     import plugins.deploy.finish.end as finish
-    import plugins.deploy.finish.rollback as rollback
+    from plugins.deploy.finish import rollback
 
     deleted = {}
 
@@ -278,3 +278,26 @@ def test_a_run_whose_ansible_stage_began_is_rolled_back(tmp_path, monkeypatch):
     deploy.snapshots[200] = "deploy_unit4"
     finish_run(deploy, failed=True, alluredir=None, write=lambda line: None)
     assert ran == [1]
+
+
+def test_an_incomplete_rollback_names_the_command_that_finishes_it_and_keeps_the_record(tmp_path, monkeypatch):
+    """The fault matrix's API-unreachable row: the rollback fails; the run names `recover rollback`, in the
+    terminal and the result, and the lock's record stays so that the next deploy refuses until it ran."""
+    import plugins.deploy.finish.end as finish
+    from plugins.deploy.run_lock import RunLock, UnfinishedRun
+
+    monkeypatch.setattr(finish, "roll_back_session", lambda deploy, write: {
+        "ok": False, "rolled_back": {}, "task_errors": {"*": "ProxmoxError: https://127.0.0.1:8006 unreachable"},
+        "unhealthy": {}, "excluded": [], "seconds": 0.2})
+    monkeypatch.setattr(run_result, "send", lambda deploy: run_result.NotifyOutcome(True, "written"))
+    deploy = _session(tmp_path)
+    lock = RunLock("lab", tmp_path / "state")
+    lock.acquire(deploy.run_id, inventory=str(deploy.inventory.source))
+    lock.note_snapshots(deploy.snapshots)
+    end = finish_run(deploy, failed=True, alluredir=None, write=lambda line: None)
+    command = f"python -m plugins.deploy.recover rollback --inventory {deploy.inventory.source}"
+    assert any(f"run `{command}`" in line for line in end.lines), end.lines
+    assert command in (deploy.reports_dir / "deploy-result.md").read_text()
+    lock.keep_unfinished(finish.describe(deploy.rollback)[0])
+    with pytest.raises(UnfinishedRun, match="its rollback was incomplete"):
+        RunLock("lab", tmp_path / "state").acquire("next")

@@ -19,7 +19,7 @@ import pytest
 
 from plugins.deploy.finish import run_result
 from plugins.deploy.finish.rollback import changed_nothing, describe, discard_snapshots, roll_back_session
-from plugins.deploy.run_lock import RunLock
+from plugins.deploy.run_lock import RunLock, recovery_command
 from plugins.deploy.session import DeploySession
 from plugins.report import allure_output
 
@@ -70,6 +70,12 @@ def _rollback(deploy: DeploySession, end: RunEnd, write) -> None:
         return
     deploy.rollback = roll_back_session(deploy, write)
     end.lines += describe(deploy.rollback)
+    if not deploy.rollback["ok"]:
+        # The run is over but the homelab is not back: say the one command that finishes the rollback (the
+        # lock's record is kept for it, and the next deploy refuses until it ran).
+        deploy.rollback["recovery"] = recovery_command(str(deploy.inventory.source))
+        end.lines.append(f"the homelab may be half-deployed: once the cause is fixed, run "
+                         f"`{deploy.rollback['recovery']}` (the next deploy refuses until then)")
 
 
 def _notify(deploy: DeploySession, end: RunEnd) -> None:
@@ -117,7 +123,9 @@ def end_session(session: pytest.Session, deploy: DeploySession, exitstatus: int,
         for number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(number, lambda n, f: write(f"{signal.Signals(n).name} during the rollback: it goes on"))
     end = finish_run(deploy, failed=failed, alluredir=allure_output.alluredir(session.config), write=write)
-    if lock is not None:
+    if lock is not None and deploy.rollback is not None and not deploy.rollback["ok"]:
+        lock.keep_unfinished(describe(deploy.rollback)[0])
+    elif lock is not None:
         lock.release()
     if failed and session.exitstatus in PASSING:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
