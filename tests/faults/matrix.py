@@ -130,9 +130,9 @@ def sentinel() -> str:
     return scenarios.ssh_root(APP.ip, f"cat {SENTINEL}").stdout
 
 
-def recover(inventory: Path) -> subprocess.CompletedProcess:
-    """The documented command that rolls back an unfinished run, as a person runs it after the fault."""
-    return subprocess.run([".venv/bin/python", "-m", "plugins.deploy.recover", "rollback", "--inventory",
+def recover(inventory: Path, command: str = "rollback") -> subprocess.CompletedProcess:
+    """The documented command that rolls back (or forgets) an unfinished run, as a person runs it after the fault."""
+    return subprocess.run([".venv/bin/python", "-m", "plugins.deploy.recover", command, "--inventory",
                            str(inventory)], cwd=scenarios.ROOT, env=scenarios.suite_env(),
                           capture_output=True, text=True, timeout=600, check=False)
 
