@@ -50,22 +50,22 @@ def lab_status() -> dict:
     return st
 
 
-@pytest.fixture(scope="session")
-def runner_fingerprint(lab_status) -> dict:
+@pytest.fixture(scope="module")
+def deployed(lab_status):
+    """A deployed, healthy lab before the rows (a no-change deploy when the lab already has one)."""
+    run = scenarios.run_suite("deploy")
+    assert run.rc == 0, f"deploy before the fault matrix failed:\n{run.tail()}"
+    return run
+
+
+@pytest.fixture(scope="module")
+def runner_fingerprint(deployed) -> dict:
     """A marker file on the runner and its PID 1 start time, taken once: every row checks both are unchanged."""
     made = scenarios.ssh_root(RUNNER.ip, f"test -f {MARKER} || date +%s%N > {MARKER}; cat {MARKER}; "
                                          "cut -d' ' -f22 /proc/1/stat")
     assert made.returncode == 0, f"runner {RUNNER.ip}: {made.stderr.strip()}"
     marker, pid1 = made.stdout.split()
     return {"marker": marker, "pid1_start": pid1}
-
-
-@pytest.fixture(scope="module")
-def deployed(lab_status, runner_fingerprint):
-    """A deployed, healthy lab before the rows (a no-change deploy when the lab already has one)."""
-    run = scenarios.run_suite("deploy")
-    assert run.rc == 0, f"deploy before the fault matrix failed:\n{run.tail()}"
-    return run
 
 
 @pytest.fixture
