@@ -15,6 +15,7 @@ from . import api_cluster, api_create, api_lxc, api_snapshot  # noqa: F401 - reg
 from .auth import TokenStore, check
 from .driver import HostDriver, driver_vmids
 from .errors import ApiError, TaskFailure, fail, missing_config, not_implemented, unknown_node
+from .faults import FaultPlan, Rule
 from .routes import Call, WithTotal, find
 from .schema import validate
 from .state import CTStore
@@ -30,6 +31,7 @@ class Reply:
     status: int
     reason: str
     body: dict | None
+    drop: bool = False  # an injected fault: close the connection unanswered
 
 
 class Emulator:
@@ -42,6 +44,8 @@ class Emulator:
         self.store = CTStore(self.state_dir / "state")
         self.tokens = TokenStore(self.state_dir)
         self.tasks = TaskRegistry(node)
+        self.faults = FaultPlan(self.state_dir)
+        self._task_fault = threading.local()
         self.started: dict[int, float] = {}
         self.boot = time.time()
         self._adopt_lock = threading.Lock()
@@ -49,10 +53,21 @@ class Emulator:
     # --- dispatch -------------------------------------------------------------------------
     def handle(self, method: str, path: str, params: dict[str, str], authorization: str | None) -> Reply:
         """Answer one request the way pve-http-server orders its checks."""
+        rel = path[len(API_PREFIX):].rstrip("/") or "/"
+        rule = self.faults.match(method, rel, params)
+        if rule is not None and rule.action == "drop":
+            return Reply(0, "", None, drop=True)
+        if rule is not None and rule.action == "error":
+            return self._error(ApiError(rule.status, rule.reason()))
+        if rule is not None and rule.action == "hang":
+            self.faults.hang(rule)
+        self._task_fault.rule = rule if rule is not None and rule.action.startswith("task_") else None
         try:
             return self._handle(method, path, params, authorization)
         except ApiError as err:
             return self._error(err)
+        finally:
+            self._task_fault.rule = None
 
     def _error(self, err: ApiError) -> Reply:
         if err.status == 401:
@@ -143,7 +158,12 @@ class Emulator:
                  lock: bool = True) -> str:
         """Start a task for the caller; with lock, tasks on one CT run one after the other."""
 
+        fault: Rule | None = getattr(self._task_fault, "rule", None)
+        self._task_fault.rule = None
+
         def body(task: Task) -> None:
+            if fault is not None:
+                self._faulted_task(task, fault)
             if not lock:
                 worker(task)
                 return
@@ -151,3 +171,11 @@ class Emulator:
                 worker(task)
 
         return self.tasks.start(type_, str(vmid), call.principal.authid, body)
+
+    def _faulted_task(self, task: Task, rule: Rule) -> None:
+        """An injected task fault: hang until the rule goes, or end in error before doing any work."""
+        if rule.action == "task_hang":
+            task.log("waiting for lock")  # what a real task prints while another holds the CT
+            self.faults.hang(rule)
+            return
+        raise TaskFailure(rule.message or "command failed: exit code 1")

@@ -70,15 +70,48 @@ def load_tokens(directory: str | os.PathLike) -> dict[str, str]:
     return {tid: entry["value"] for tid, entry in _read(Path(directory) / TOKENS_FILE).items()}
 
 
+def rotate_token(directory: str | os.PathLike, tokenid: str = FULL_TOKEN_ID) -> str:
+    """Give a token a new random secret (the old one is refused from the next call); return the new one."""
+    path = Path(directory) / TOKENS_FILE
+    tokens = _read(path)
+    if tokenid not in tokens:
+        raise KeyError(f"{path}: no token {tokenid}; tokens: {', '.join(sorted(tokens))}")
+    tokens[tokenid]["value"] = str(uuid.uuid4())
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(tokens, fh, indent=2)
+    os.replace(tmp, path)
+    return tokens[tokenid]["value"]
+
+
 class TokenStore:
     """Verifies `Authorization: PVEAPIToken=USER@REALM!TOKENID=SECRET` headers."""
 
     def __init__(self, directory: str | os.PathLike):
         self.path = Path(directory) / TOKENS_FILE
         self.tokens = _read(self.path)
+        self._stamp = self._mtime()
+
+    def _mtime(self) -> int | None:
+        try:
+            return self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    def _reload(self) -> None:
+        """Re-read tokens.json when it changed: a rotated token is revoked at once, as in PVE."""
+        stamp = self._mtime()
+        if stamp is not None and stamp != self._stamp:
+            try:
+                self.tokens = json.loads(self.path.read_text())
+                self._stamp = stamp
+            except (OSError, ValueError):
+                pass  # a half-written file: keep the tokens we had, re-read on the next call
 
     def authenticate(self, header: str | None) -> Principal:
         """Return the token's principal or raise a 401."""
+        self._reload()
         if not header:
             raise unauthorized("No ticket")
         if not header.startswith(PREFIX):

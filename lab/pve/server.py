@@ -60,6 +60,10 @@ class Handler(BaseHTTPRequestHandler):
             reply = Reply(400, "Bad Request", {"data": None})
         else:
             reply = app.handle(self.command, path, params, self.headers.get("Authorization"))
+        if reply.drop:
+            self.close_connection = True
+            print(f"pve: {self.command} {path} dropped (injected fault)", file=sys.stderr, flush=True)
+            return
         if reply.status == 401:
             time.sleep(self.server.auth_delay)  # type: ignore[attr-defined]
         self._send(reply)

@@ -45,6 +45,7 @@ class RunRecord:
     inventory: str = ""
     snapshots: dict[str, str] = field(default_factory=dict)  # vmid (as text) -> snapshot name
     applied: bool = False
+    rollback_incomplete: str = ""  # the run ended, but its rollback did not finish: why
 
     def holder(self) -> str:
         """The holder in words: run id, pid, host, since when."""
@@ -81,10 +82,15 @@ def read_record(path: Path) -> RunRecord | None:
         return None
 
 
+def recovery_command(inventory: str = "") -> str:
+    """The command that rolls back an unfinished run of the environment of this inventory."""
+    return "python -m plugins.deploy.recover rollback" + (f" --inventory {inventory}" if inventory else "")
+
+
 def recovery_hint(record: RunRecord) -> str:
     """The commands that end an unfinished run: roll it back, or keep the state as it is."""
     inventory = f" --inventory {record.inventory}" if record.inventory else ""
-    return (f"roll it back with `python -m plugins.deploy.recover rollback{inventory}`, or keep the homelab as it is "
+    return (f"roll it back with `{recovery_command(record.inventory)}`, or keep the homelab as it is "
             f"with `python -m plugins.deploy.recover forget{inventory}`")
 
 
@@ -105,8 +111,10 @@ class RunLock:
         if previous is not None and previous.changed_something():
             os.close(fd)
             snapshots = ", ".join(f"CT {vmid}: {name}" for vmid, name in sorted(previous.snapshots.items()))
+            how = (f"its rollback was incomplete ({previous.rollback_incomplete})" if previous.rollback_incomplete
+                   else "it was killed after taking snapshots")
             raise UnfinishedRun(
-                f"{previous.holder()} did not finish: it was killed after taking snapshots ({snapshots}), so "
+                f"{previous.holder()} did not finish: {how} ({snapshots}), so "
                 f"'{self.environment}' may be half-deployed; {recovery_hint(previous)}", previous)
         self._fd = fd
         self.taken_over = previous
@@ -147,6 +155,14 @@ class RunLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def keep_unfinished(self, why: str) -> None:
+        """The run ended but its rollback did not finish: keep the record (the next run refuses, naming the
+        recovery) and let go of the lock."""
+        if self.record is not None and self._fd is not None:
+            self.record.rollback_incomplete = why
+            self._save()
+        self.abandon()
 
     def note_snapshots(self, snapshots: dict[int, str], applied: bool = False) -> None:
         """Record the snapshots taken so far (and whether anything was applied), before going on."""

@@ -231,3 +231,73 @@ def test_ansible_is_killed(deployment):
     assert again.ret == pytest.ExitCode.INTERRUPTED, out
     assert "run unit1 (pid" in out and "did not finish" in out and "CT 250: deploy_unit1" in out, out
     assert "python -m plugins.deploy.recover rollback --inventory lab.yml" in out, out
+
+
+def test_a_run_that_failed_before_changing_a_host_restarts_none_and_deletes_its_snapshots(tmp_path, monkeypatch):
+    """Snapshot of one host failed, nothing after it ran: no rollback (it would restart every snapshotted host
+    for nothing), and this run's snapshots are deleted so that none is left beyond the retention."""
+    import plugins.deploy.finish.end as finish
+    from plugins.deploy.finish import rollback
+
+    deleted = {}
+
+    class Client:
+        def delete_snapshots_many(self, node, targets):
+            deleted.update(targets)
+            return {vmid: names for vmid, names in targets.items() if vmid != 201} | {201: RuntimeError("busy")}
+
+    monkeypatch.setattr(finish, "roll_back_session", lambda deploy, write: pytest.fail("rolled back for nothing"))
+    monkeypatch.setattr(rollback.ProxmoxClient, "from_inventory", staticmethod(lambda inventory: Client()))
+    deploy = DeploySession(run_id="unit3", inventory=load_inventory(LAB), reports_dir=tmp_path / "reports",
+                           snapshot_name="deploy_unit3")
+    deploy.stage("snapshot").outcome = "failed"
+    for name in ("terraform", "ansible", "health"):
+        deploy.stage(name).outcome = "skipped"
+    deploy.snapshots.update({200: "deploy_unit3", 201: "deploy_unit3"})
+    end = finish_run(deploy, failed=True, alluredir=None, write=lambda line: None)
+    assert deleted == {200: ["deploy_unit3"], 201: ["deploy_unit3"]}
+    assert "the run stopped before changing any host: nothing to roll back (no host restarted)" in end.lines
+    assert "  deleted this run's snapshot deploy_unit3 on proxy" in end.lines
+    assert any(line.startswith("  could not delete deploy_unit3 on utilities") for line in end.lines), end.lines
+    result = json.loads((deploy.reports_dir / "deploy" / "latest.json").read_text())
+    assert result["rollback"] is None and result["snapshots"] == {"201": "deploy_unit3"}
+
+
+def test_a_run_whose_ansible_stage_began_is_rolled_back(tmp_path, monkeypatch):
+    """Once a stage after the snapshot began, the hosts may have changed: the rollback runs."""
+    import plugins.deploy.finish.end as finish
+
+    ran = []
+    monkeypatch.setattr(finish, "roll_back_session", lambda deploy, write: ran.append(1) or {
+        "ok": True, "rolled_back": {"proxy": "deploy_unit4"}, "task_errors": {}, "unhealthy": {}, "excluded": [],
+        "seconds": 0.1})
+    deploy = DeploySession(run_id="unit4", inventory=load_inventory(LAB), reports_dir=tmp_path / "reports")
+    deploy.stage("snapshot").outcome = "passed"
+    deploy.stage("terraform").outcome = "passed"
+    deploy.stage("ansible").outcome = "failed"
+    deploy.snapshots[200] = "deploy_unit4"
+    finish_run(deploy, failed=True, alluredir=None, write=lambda line: None)
+    assert ran == [1]
+
+
+def test_an_incomplete_rollback_names_the_command_that_finishes_it_and_keeps_the_record(tmp_path, monkeypatch):
+    """The fault matrix's API-unreachable row: the rollback fails; the run names `recover rollback`, in the
+    terminal and the result, and the lock's record stays so that the next deploy refuses until it ran."""
+    import plugins.deploy.finish.end as finish
+    from plugins.deploy.run_lock import RunLock, UnfinishedRun
+
+    monkeypatch.setattr(finish, "roll_back_session", lambda deploy, write: {
+        "ok": False, "rolled_back": {}, "task_errors": {"*": "ProxmoxError: https://127.0.0.1:8006 unreachable"},
+        "unhealthy": {}, "excluded": [], "seconds": 0.2})
+    monkeypatch.setattr(run_result, "send", lambda deploy: run_result.NotifyOutcome(True, "written"))
+    deploy = _session(tmp_path)
+    lock = RunLock("lab", tmp_path / "state")
+    lock.acquire(deploy.run_id, inventory=str(deploy.inventory.source))
+    lock.note_snapshots(deploy.snapshots)
+    end = finish_run(deploy, failed=True, alluredir=None, write=lambda line: None)
+    command = f"python -m plugins.deploy.recover rollback --inventory {deploy.inventory.source}"
+    assert any(f"run `{command}`" in line for line in end.lines), end.lines
+    assert command in (deploy.reports_dir / "deploy-result.md").read_text()
+    lock.keep_unfinished(finish.describe(deploy.rollback)[0])
+    with pytest.raises(UnfinishedRun, match="its rollback was incomplete"):
+        RunLock("lab", tmp_path / "state").acquire("next")

@@ -86,7 +86,8 @@ def test_the_record_keeps_no_secret_and_is_plain_json(tmp_path):
     lock = RunLock("lab", tmp_path)
     lock.acquire("plain1", inventory="inventories/lab.yml")
     data = json.loads(lock.path.read_text())
-    assert sorted(data) == ["applied", "environment", "host", "inventory", "pid", "run_id", "since", "snapshots"]
+    assert sorted(data) == ["applied", "environment", "host", "inventory", "pid", "rollback_incomplete", "run_id",
+                            "since", "snapshots"]
     lock.release()
 
 
@@ -109,3 +110,25 @@ def test_recover_status_and_forget_from_the_command_line(tmp_path):
     assert "no run recorded" in recover("status", "--inventory", "inventories/lab.yml").stdout
     bad = recover("status", "--inventory", str(tmp_path / "missing.yml"))
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def test_a_run_whose_rollback_was_incomplete_blocks_the_next_and_names_the_recovery(tmp_path):
+    """The run ended, its rollback did not finish: the record stays, the next run refuses saying why and how."""
+    lock = RunLock("lab", tmp_path)
+    lock.acquire("incomplete1", inventory="inventories/lab.yml")
+    lock.note_snapshots({250: "deploy_incomplete1"})
+    lock.keep_unfinished("rollback INCOMPLETE in 3.0 s")
+    with pytest.raises(UnfinishedRun) as unfinished:
+        RunLock("lab", tmp_path).acquire("next")
+    message = str(unfinished.value)
+    assert "run incomplete1 (pid" in message and "its rollback was incomplete (rollback INCOMPLETE in 3.0 s)" in message
+    assert "python -m plugins.deploy.recover rollback --inventory inventories/lab.yml" in message
+
+
+def test_an_old_record_without_the_rollback_field_still_reads(tmp_path):
+    """Records written before the field existed are read as runs killed after their snapshots."""
+    path = tmp_path / "deploy-lab.lock"
+    path.write_text(json.dumps({"environment": "lab", "run_id": "old1", "pid": 1, "host": "h", "since": "s",
+                                "snapshots": {"250": "deploy_old1"}}))
+    record = read_record(path)
+    assert record is not None and record.rollback_incomplete == "" and record.changed_something()

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from plugins.deploy.finish import run_result
-from plugins.deploy.finish.rollback import describe, roll_back_session
+from plugins.deploy.finish.rollback import changed_nothing, describe, discard_snapshots, roll_back_session
 from plugins.deploy.progress import result_table
-from plugins.deploy.run_lock import RunLock
+from plugins.deploy.run_lock import RunLock, recovery_command
 from plugins.deploy.session import DeploySession
 from plugins.report import allure_output
 
@@ -60,12 +60,23 @@ def _rollback(deploy: DeploySession, end: RunEnd, write) -> None:
         end.lines.append("no snapshot was taken in this run: nothing to roll back"
                          + (" (the run stopped before changing anything)" if not deploy.applied else ""))
         return
+    if changed_nothing(deploy):
+        # A rollback would restart every snapshotted host for nothing (an outage of each service) and leave
+        # this run's snapshots beyond the retention: delete them instead.
+        end.lines += discard_snapshots(deploy)
+        return
     if not deploy.rollback_enabled:
         kept = ", ".join(f"{deploy.inventory.host(v).hostname}:{n}" for v, n in deploy.snapshots.items())
         end.lines.append(f"--no-rollback: the failed state is kept for debugging; snapshots of this run: {kept}")
         return
     deploy.rollback = roll_back_session(deploy, write)
     end.lines += describe(deploy.rollback)
+    if not deploy.rollback["ok"]:
+        # The run is over but the homelab is not back: say the one command that finishes the rollback (the
+        # lock's record is kept for it, and the next deploy refuses until it ran).
+        deploy.rollback["recovery"] = recovery_command(str(deploy.inventory.source))
+        end.lines.append(f"the homelab may be half-deployed: once the cause is fixed, run "
+                         f"`{deploy.rollback['recovery']}` (the next deploy refuses until then)")
 
 
 def _notify(deploy: DeploySession, end: RunEnd) -> None:
@@ -112,7 +123,9 @@ def end_session(session: pytest.Session, deploy: DeploySession, exitstatus: int,
         for number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(number, lambda n, f: write(f"{signal.Signals(n).name} during the rollback: it goes on"))
     end = finish_run(deploy, failed=failed, alluredir=allure_output.alluredir(session.config), write=write)
-    if lock is not None:
+    if lock is not None and deploy.rollback is not None and not deploy.rollback["ok"]:
+        lock.keep_unfinished(describe(deploy.rollback)[0])
+    elif lock is not None:
         lock.release()
     if failed and session.exitstatus in PASSING:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from plugins.deploy.pipeline import PIPELINE, STAGES
 from plugins.deploy.session import DeploySession
 from plugins.health.registry import services_of
 from plugins.health.results import FAIL
@@ -91,3 +92,32 @@ def roll_back_session(deploy: DeploySession, write) -> dict:
     except Exception as exc:  # noqa: BLE001 - the rollback must report, whatever broke
         return {"ok": False, "rolled_back": {}, "task_errors": {"*": f"{type(exc).__name__}: {exc}"},
                 "unhealthy": {}, "excluded": [], "seconds": 0}
+
+
+def changed_nothing(deploy: DeploySession) -> bool:
+    """True when the run stopped before any stage after the snapshot began: no host was touched."""
+    after = [s.name for s in PIPELINE if s.order > STAGES["snapshot"].order and not s.always]
+    return not deploy.applied and all(deploy.stage(name).outcome in ("not run", "skipped") for name in after)
+
+
+def discard_snapshots(deploy: DeploySession, client: Any | None = None) -> list[str]:
+    """Delete this run's snapshots of a run that changed nothing (they equal the hosts as they are, and would
+    push an older one past the retention); give the report lines. Never raises."""
+    inventory, taken = deploy.inventory, dict(deploy.snapshots)
+    lines = ["the run stopped before changing any host: nothing to roll back (no host restarted)"]
+    try:
+        client = client or ProxmoxClient.from_inventory(inventory)
+        outcomes: dict[int, Any] = {}
+        for node, hosts in per_node(inventory.host(vmid) for vmid in taken).items():
+            outcomes.update(client.delete_snapshots_many(node, {h.vmid: [taken[h.vmid]] for h in hosts}))
+    except Exception as exc:  # noqa: BLE001 - the end of the run must report, whatever broke
+        outcomes = {vmid: exc for vmid in taken}
+    kept = {vmid: str(res) for vmid, res in outcomes.items() if isinstance(res, Exception)}
+    for vmid in set(taken) - set(kept):
+        deploy.snapshots.pop(vmid, None)
+    deleted = [inventory.host(v).hostname for v in sorted(taken) if v not in kept]
+    if deleted:
+        lines.append(f"  deleted this run's snapshot {deploy.snapshot_name} on {', '.join(deleted)}")
+    lines += [f"  could not delete {taken[v]} on {inventory.host(v).hostname} (the next run's pruning will): {e}"
+              for v, e in sorted(kept.items())]
+    return lines

@@ -33,6 +33,8 @@ def to_markdown(deploy: DeploySession) -> str:
         lines += [f"- FAILED {h}: {e}" for h, e in outcome["task_errors"].items()]
         lines += [f"- still unhealthy {h}: {m}" for h, m in outcome["unhealthy"].items()]
         lines += [f"- {x}" for x in outcome["excluded"]]
+        if outcome.get("recovery"):
+            lines += [f"- the homelab may be half-deployed: once the cause is fixed, run `{outcome['recovery']}`"]
     elif deploy.failed and deploy.snapshots and not deploy.rollback_enabled:
         lines += ["", "Rollback disabled (--no-rollback): the failed state is kept."]
     return "\n".join(lines) + "\n"
