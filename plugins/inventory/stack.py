@@ -91,7 +91,7 @@ def derive_stack(inv: Inventory, catalog: Catalog) -> None:
             for acceptance in decl.http:
                 endpoints.append(Service(
                     name=decl.check_name(acceptance),
-                    url=f"http://{host.ip}:{decl.published(acceptance.port)}{acceptance.path}",
+                    url=_http_url(host.ip, decl.published(acceptance.port), acceptance.path),
                     accepted=list(acceptance.accepted), warmup=list(acceptance.warmup),
                     deadline=acceptance.deadline, follow_redirects=acceptance.follow_redirects))
             if decl.route and decl.http and proxy and inv.stack:
@@ -105,15 +105,19 @@ def derive_stack(inv: Inventory, catalog: Catalog) -> None:
         host._endpoints = endpoints
 
 
+def _http_url(address: str, port: int | None, path: str) -> str:
+    return f"http://{address}{'' if port == 80 else f':{port}'}{path}"
+
+
 def container_vars(inv: Inventory, host: Host) -> list[dict]:
     """What the stack role runs on the host, one entry per service, dependencies first (Ansible host var)."""
     entries = []
     for decl in host.declarations:
-        secrets = {}
+        secrets = []
         for key, value in decl.environment.items():
             if isinstance(value, SecretRef):
                 source = inv.stack.secrets[value.secret]
-                secrets[key] = {"env": source.env} if source.env else {"vault": source.vault}
+                secrets.append({"name": key, **({"env": source.env} if source.env else {"vault": source.vault})})
         entries.append({
             "name": decl.name,
             "container": decl.container,
@@ -123,7 +127,7 @@ def container_vars(inv: Inventory, host: Host) -> list[dict]:
             "command": list(decl.command),
             "ports": [f"{p.published}:{p.container}" for p in decl.ports if p.published is not None],
             "env": {k: v for k, v in decl.environment.items() if isinstance(v, str)},
-            "secret_env": secrets,
+            "secret_env": secrets,  # [{name, env | vault}]: where each value comes from, never the value
             "volumes": [f"{v.source}:{v.target}" + (":ro" if v.read_only else "") for v in decl.volumes],
             "named_volumes": [v.source for v in decl.volumes if v.named],
             "host_dirs": [v.source for v in decl.volumes if not v.named],
