@@ -152,6 +152,7 @@ def host_vars(inv: Inventory, host: Host) -> dict:
     if host is inv.proxy_host and inv.stack:
         decl = inv.catalog["traefik"]
         found.update({
+            "proxy_container": decl.container,
             "proxy_config_dir": traefik.config_dir(decl),
             "proxy_static_config": traefik.static_config(decl),
             "proxy_dynamic_config": traefik.dynamic_config(inv),
