@@ -127,6 +127,8 @@ class Deploy(Strict):
     """Deploy stage settings."""
 
     snapshot_retention: Annotated[int, Field(strict=True, ge=1, le=MAX_RETENTION)] = 3
+    max_health_wait: Annotated[float, Field(strict=True, gt=0, le=MAX_DEADLINE, allow_inf_nan=False)] | None = Field(
+        None, description="seconds: a cap on every service's deadline in this environment (a test's short wait)")
 
 
 class Service(Strict):

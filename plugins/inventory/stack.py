@@ -84,6 +84,7 @@ def derive_stack(inv: Inventory, catalog: Catalog) -> None:
     from plugins.inventory.model import Service
 
     proxy = inv.proxy_host
+    cap = inv.deploy.max_health_wait or float("inf")
     for host in inv.hosts:
         host._declarations = [catalog[name] for name in dependency_order(list(host.services), catalog)]
         endpoints = []
@@ -93,14 +94,14 @@ def derive_stack(inv: Inventory, catalog: Catalog) -> None:
                     name=decl.check_name(acceptance),
                     url=_http_url(host.ip, decl.published(acceptance.port), acceptance.path),
                     accepted=list(acceptance.accepted), warmup=list(acceptance.warmup),
-                    deadline=acceptance.deadline, follow_redirects=acceptance.follow_redirects))
+                    deadline=min(acceptance.deadline, cap), follow_redirects=acceptance.follow_redirects))
             if decl.route and decl.http and proxy and inv.stack:
                 first = decl.http[0]
                 endpoints.append(Service(
                     name=f"{decl.name}-via-traefik",
                     url=f"https://{decl.route.host}.{inv.stack.domain}{first.path}",
                     accepted=list(first.accepted), warmup=sorted({*first.warmup, 502, 503, 504} - set(first.accepted)),
-                    deadline=first.deadline, follow_redirects=first.follow_redirects,
+                    deadline=min(first.deadline, cap), follow_redirects=first.follow_redirects,
                     ca_file=inv.stack.tls.ca_file, connect_to=proxy.ip))
         host._endpoints = endpoints
 
