@@ -35,11 +35,15 @@ def stack_problems(inv: Any, catalog: Catalog, refs: list[str]) -> list[Problem]
                 problems.append((path, (f"{shown(name)} is not declared in services/ (expected one of: "
                                        f"{', '.join(catalog.names) or 'none'})")))
                 continue
-            if name in placed:
-                problems.append((path, f"{name} already runs on {placed[name]} (expected each service on one host)"))
+            if name in host.services[:index]:
+                problems.append((path, f"{name} is listed twice (expected each service once per host)"))
                 continue
-            placed[name] = ref
             decl = catalog[name]
+            if name in placed and decl.route:
+                problems.append((path, (f"{name} already runs on {placed[name]} (expected a routed service on one "
+                                       "host: its route names one backend)")))
+                continue
+            placed.setdefault(name, ref)
             if decl.container in containers:
                 problems.append((path, (f"container {decl.container} of {name} is also {containers[decl.container]}'s "
                                        "(expected a unique container name per host)")))

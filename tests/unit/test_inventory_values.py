@@ -118,7 +118,7 @@ GRAMMARS = [
     ("package-option", ("hosts", 0, "packages", ["-y"]), "packages[0]", "starting with a letter or digit"),
     ("service-with-space", ("hosts", 0, "services", ["my proxy"]), "services[0]", "is not an RFC 1123 label"),
     ("service-with-subshell", ("hosts", 0, "services", ["$(id)"]), "services[0]", "is not an RFC 1123 label"),
-    ("service-twice", ("hosts", 0, "services", ["traefik", "traefik"]), "services[1]", "traefik already runs on"),
+    ("service-twice", ("hosts", 0, "services", ["traefik", "traefik"]), "services[1]", "traefik is listed twice"),
     ("deploy-user-uppercase", ("runner", "deploy_user", "Deploy"), "runner.deploy_user", "Linux user name"),
     ("deploy-user-digit-first", ("runner", "deploy_user", "0day"), "runner.deploy_user", "Linux user name"),
     ("bridge-too-long", ("proxmox", "bridge", "vmbr0-far-too-long"), "proxmox.bridge", "Linux interface name"),
