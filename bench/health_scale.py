@@ -113,9 +113,8 @@ class HealthFleet:
         document["runner"] = {"host": runner_host, "deploy_key": str(self.deploy_key), "deploy_user": "deploy"}
         document["hosts"] = [
             {"vmid": vmid, "hostname": hostname, "ip": ip, "roles": ["bench"], "packages": ["rsync", "python3"],
-             "containers": ["web"], "rollback": hostname != runner_host,
-             "services": [{"name": f"{hostname}-health", "url": f"http://{ip}:8080/health", "accepted": [200],
-                           "warmup": [502, 503], "deadline": 10}]}
+             "rollback": hostname != runner_host,
+             "services": ["bench-web"]}  # services/bench-web.yml: container web, /health on 8080
             for vmid, hostname, ip in self.hosts
         ]
         path.write_text(yaml.safe_dump(document, sort_keys=False))

@@ -61,7 +61,10 @@ def check_host(host: Host, pool: SshPool, wanted: Iterable[tuple[str, Any]], *, 
             raise RuntimeError(state.error)
         return state.first_output  # None when the master was already open: conn runs the script
 
-    remote = run_probes(host, lambda: pool.host(name), probes, first_run) if probes else []
+    # A master whose every session fails (no frame of the script came back) lost its connection under it (seen
+    # after a deploy's Ansible run on the host): reset, a new master answers.
+    remote = run_probes(host, lambda: pool.host(name), probes, first_run,
+                        on_no_output=lambda: pool.reset(name)) if probes else []
     results += [REGISTRY[c].answer(host, pool) for c in connection]
     state = pool.open(name)
     if state.is_open:

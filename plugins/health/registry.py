@@ -98,7 +98,7 @@ CHECKS: tuple[Check, ...] = (
           probe=lambda context, name: probes.container_probe(name)),
     Check("package_installed", "packages", "health_package", subjects=lambda host: host.packages,
           probe=lambda context, name: probes.package_probe(name, context.subjects)),
-    Check("http", "http", "health_service", subjects=lambda host: host.services, wait=wait_for_service),
+    Check("http", "http", "health_service", subjects=lambda host: host.endpoints, wait=wait_for_service),
 )
 REGISTRY: dict[str, Check] = {check.name: check for check in CHECKS}
 COLUMNS: tuple[str, ...] = tuple(check.column for check in CHECKS)

@@ -37,12 +37,13 @@ def parse_script_output(text: str, count: int, nonce: str) -> list[tuple[int, st
     return [found.get(index, (255, "no output from the host")) for index in range(count)]
 
 
-def run_probes(host: Host, conn, probes: list[Probe], first_run: Callable[[str], str | None] | None = None
-               ) -> list[CheckResult]:
+def run_probes(host: Host, conn, probes: list[Probe], first_run: Callable[[str], str | None] | None = None,
+               on_no_output: Callable[[], None] | None = None) -> list[CheckResult]:
     """Run these probes on one host in ONE remote command (identical commands run once); judge each.
 
     first_run, if given, may run the script itself (e.g. as the SSH master's first session) and give its
-    stdout, or None to let conn run it.
+    stdout, or None to let conn run it. on_no_output, if given, is called when no command's output came back
+    at all (the session itself failed), and the script is run once more through a fresh conn().
     """
     commands = list(dict.fromkeys(p.command for p in probes))
     if not commands:
@@ -54,6 +55,10 @@ def run_probes(host: Host, conn, probes: list[Probe], first_run: Callable[[str],
         if stdout is None:
             stdout = conn().run(script).stdout if callable(conn) else conn.run(script).stdout
         outcomes = parse_script_output(stdout, len(commands), nonce)
+        if on_no_output is not None and f"@@{nonce} begin" not in (stdout or ""):
+            on_no_output()
+            stdout = conn().run(script).stdout if callable(conn) else conn.run(script).stdout
+            outcomes = parse_script_output(stdout, len(commands), nonce)
     except RuntimeError as exc:  # testinfra raises when ssh itself fails (exit 255)
         error = getattr(exc.args[0], "stderr", "") if exc.args else ""
         text = " ".join(str(error).split())[-200:] or "ssh failed"

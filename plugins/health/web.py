@@ -11,8 +11,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from plugins.shared.backoff import Backoff, poll
 
@@ -55,11 +57,36 @@ def accepted_codes(service: Service) -> str:
     return text
 
 
+class NamedHostAdapter(HTTPAdapter):
+    """Connects to the address in the URL, but speaks TLS to the name in the Host header (SNI and certificate
+    check): a route is checked through the proxy by its host name, without DNS."""
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        """The pool key of requests, with the Host header's name as server_hostname and assert_hostname."""
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        name = request.headers.get("Host")
+        if name and host_params.get("scheme") == "https":
+            pool_kwargs["server_hostname"] = name
+            pool_kwargs["assert_hostname"] = name
+        return host_params, pool_kwargs
+
+
 def new_session() -> requests.Session:
     """Give a session that ignores proxy/netrc variables: checks go straight to the address in the inventory."""
     session = requests.Session()
     session.trust_env = False
+    session.mount("https://", NamedHostAdapter())
     return session
+
+
+def request_target(service: Service) -> tuple[str, dict[str, str]]:
+    """The URL to send to and the headers: for a service checked through the proxy (connect_to), the proxy's
+    address with the route's host name in the Host header; otherwise the url as it is."""
+    if not getattr(service, "connect_to", None):
+        return service.url, {}
+    parts = urlsplit(service.url)
+    netloc = service.connect_to + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")), {"Host": parts.hostname or ""}
 
 
 def check_service(
@@ -74,8 +101,10 @@ def check_service(
     session = session or new_session()
     start = clock()
     try:
+        url, headers = request_target(service)
         response = session.get(
-            service.url,
+            url,
+            headers=headers,
             allow_redirects=service.follow_redirects,
             verify=service.tls_verify,  # the inventory's one derivation: its ca_file, or the system CAs
             timeout=timeout,

@@ -68,7 +68,7 @@ def check(path: str, here: bool) -> list[str]:
     if problems:
         return InventoryError(inventory.source, problems).lines()
     checked = "structure, repository" + (", this machine" if here else "; files on this machine not checked: --here")
-    print(f"{inventory.source}: ok ({len(inventory.hosts)} hosts, {len(inventory.services)} services; {checked})")
+    print(f"{inventory.source}: ok ({len(inventory.hosts)} hosts, {len(inventory.endpoints)} services; {checked})")
     return []
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from plugins.inventory.catalog import Catalog
 from plugins.inventory.errors import InventoryError
 from plugins.inventory.files import display, read_text
 from plugins.inventory.messages import describe_errors, secret_shaped_values
@@ -34,10 +35,11 @@ def read_document(path: str | os.PathLike) -> tuple[str, dict]:
     return source, document
 
 
-def validate_document(source: str, document: Any) -> Inventory:
-    """Validate plain data as the inventory of `source`; InventoryError naming each key, expected and found."""
+def validate_document(source: str, document: Any, catalog: Catalog | None = None) -> Inventory:
+    """Validate plain data as the inventory of `source` (against services/, or `catalog`); InventoryError naming
+    each key, expected and found."""
     try:
-        inventory = Inventory.model_validate(document)
+        inventory = Inventory.model_validate(document, context={"catalog": catalog})
     except ValidationError as error:
         raise InventoryError(source, describe_errors(error, document)) from None
     secrets = secret_shaped_values(document)
@@ -47,6 +49,6 @@ def validate_document(source: str, document: Any) -> Inventory:
     return inventory
 
 
-def load_inventory(path: str | os.PathLike) -> Inventory:
+def load_inventory(path: str | os.PathLike, catalog: Catalog | None = None) -> Inventory:
     """Load and validate an inventory file; raise InventoryError with one line naming file, key, expected and found."""
-    return validate_document(*read_document(path))
+    return validate_document(*read_document(path), catalog=catalog)

@@ -13,19 +13,19 @@ import stat
 
 from plugins.inventory.errors import Problem
 from plugins.inventory.model import Inventory
-from plugins.inventory.rules import host_refs
 
 
 def machine_problems(inventory: Inventory) -> list[Problem]:
     """Every file the inventory names that this machine lacks, cannot read, or holds empty or too open."""
-    refs = host_refs([h.hostname for h in inventory.hosts])
     files = []
     if inventory.proxmox.ca_file:
         files.append(("proxmox.ca_file", inventory.proxmox.ca_file, "the CA file"))
-    for ref, host in zip(refs, inventory.hosts):
-        for index, service in enumerate(host.services):
-            if service.ca_file:
-                files.append((f"{ref}.services[{index}].ca_file", service.ca_file, "the CA file"))
+    if inventory.stack:
+        tls = inventory.stack.tls
+        files.append(("stack.tls.cert_file", tls.cert_file, "the proxy's certificate"))
+        files.append(("stack.tls.key_file", tls.key_file, "the proxy's private key"))
+        if tls.ca_file:
+            files.append(("stack.tls.ca_file", tls.ca_file, "the CA file"))
     problems = [(where, problem) for where, path, what in files if (problem := _file_problem(path, what))]
     key = inventory.runner.deploy_key
     key_problem = _file_problem(key, "the private deploy key") or _private_key_mode(key)

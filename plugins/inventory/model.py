@@ -6,14 +6,14 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
+from plugins.inventory.catalog import Catalog, Declaration, SecretName, repository_catalog
 from plugins.inventory.fields import (
     AbsolutePath,
     BranchName,
     BridgeName,
-    ContainerName,
     DebianPackage,
     EnvVarName,
     Flag,
@@ -33,12 +33,14 @@ from plugins.inventory.fields import (
     UnixUser,
 )
 from plugins.inventory.rules import check_rules
+from plugins.inventory.stack import derive_stack, host_vars
 
 # Upper bounds past which a value is a typo, not a choice (a deadline of 30 years, a 4 PiB container).
 MAX_DEADLINE = 3600  # seconds: a health wait of an hour already means the service is broken
 MAX_RETENTION = 100  # deploy snapshots kept per container
 MAX_MEMORY = 1024 * 1024  # MiB: 1 TiB
 EXTENSION_PREFIX = "x-"
+PROXY_SERVICE = "traefik"  # the catalog's reverse proxy: its host routes every declared route
 
 
 class Strict(BaseModel):
@@ -125,6 +127,8 @@ class Deploy(Strict):
     """Deploy stage settings."""
 
     snapshot_retention: Annotated[int, Field(strict=True, ge=1, le=MAX_RETENTION)] = 3
+    max_health_wait: Annotated[float, Field(strict=True, gt=0, le=MAX_DEADLINE, allow_inf_nan=False)] | None = Field(
+        None, description="seconds: a cap on every service's deadline in this environment (a test's short wait)")
 
 
 class Service(Strict):
@@ -140,6 +144,8 @@ class Service(Strict):
     verify_tls: TlsOn = True
     ca_file: AbsolutePath | None = None
     follow_redirects: Flag = Field(False, description="false: a redirect is the answer checked")
+    connect_to: IPv4 | None = Field(None, description="address to connect to instead of the url's host "
+                                    "(SNI and Host header stay the url's): a route checked through the proxy")
 
     @property
     def url_host(self) -> str:
@@ -163,10 +169,56 @@ class Host(Strict):
     protected: Flag = Field(False, description="the plan guard refuses to delete or replace it")
     rollback: Flag | None = Field(None, description="in the rollback set; default true, false for the runner")
     packages: list[DebianPackage] = []
-    containers: list[ContainerName] = Field([], description="Docker containers expected running")
     memory: Annotated[int, Field(strict=True, ge=16, le=MAX_MEMORY)] = Field(512, description="MiB")
     cores: Annotated[int, Field(strict=True, ge=1, le=512)] = 1
-    services: list[Service] = []
+    services: list[Label] = Field([], description="the services/<name>.yml declarations this host runs")
+
+    _declarations: list[Declaration] = PrivateAttr(default_factory=list)
+    _endpoints: list[Service] = PrivateAttr(default_factory=list)
+
+    @property
+    def declarations(self) -> list[Declaration]:
+        """The declarations of the services this host runs, each after the ones it depends on."""
+        return self._declarations
+
+    @property
+    def containers(self) -> list[str]:
+        """Docker containers expected running on the host: its services' containers."""
+        return [decl.container for decl in self._declarations]
+
+    @property
+    def endpoints(self) -> list[Service]:
+        """HTTP checks the host's services owe: each acceptance directly, each route through the proxy."""
+        return self._endpoints
+
+
+class SecretSource(Strict):
+    """Where a secret's value comes from: an environment variable (CI secret, `lab env`) or an Ansible Vault var."""
+
+    env: EnvVarName | None = None
+    vault: Annotated[str, Field(strict=True, pattern=r"^[a-z_][a-z0-9_]*$")] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretSource:
+        if (self.env is None) == (self.vault is None):
+            raise ValueError("expected exactly one of env (a variable's NAME) or vault (an Ansible Vault variable)")
+        return self
+
+
+class Tls(Strict):
+    """The proxy's certificate: files on the runner, copied to the proxy host; the CA the checks verify with."""
+
+    cert_file: AbsolutePath
+    key_file: AbsolutePath
+    ca_file: AbsolutePath | None = Field(None, description="CA that signs cert_file; none: the system CAs")
+
+
+class Stack(Strict):
+    """The environment's values for the catalog's services: domain, TLS, where each secret comes from."""
+
+    domain: Hostname = Field(description="routes are <route.host>.<domain>")
+    tls: Tls
+    secrets: dict[SecretName, SecretSource] = {}
 
 
 class Inventory(Strict):
@@ -182,9 +234,11 @@ class Inventory(Strict):
     runner: Runner
     github: Github = Github()
     deploy: Deploy = Deploy()
+    stack: Stack | None = None
     hosts: Annotated[list[Host], Field(min_length=1)]
 
     _source: str = PrivateAttr("<inventory>")
+    _catalog: Catalog | None = PrivateAttr(None)
 
     @model_validator(mode="before")
     @classmethod
@@ -194,8 +248,9 @@ class Inventory(Strict):
         return data
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> Inventory:
-        problems = check_rules(self)
+    def _cross_checks(self, info: ValidationInfo) -> Inventory:
+        catalog = (info.context or {}).get("catalog") or repository_catalog()
+        problems = check_rules(self, catalog)
         if problems:
             summary = "; ".join(f"{path}: {message}" for path, message in problems)
             raise PydanticCustomError(
@@ -207,7 +262,19 @@ class Inventory(Strict):
             host.node = host.node or self.proxmox.node
             if host.rollback is None:
                 host.rollback = host.hostname != self.runner.host
+        self._catalog = catalog
+        derive_stack(self, catalog)
         return self
+
+    @property
+    def catalog(self) -> Catalog:
+        """The service catalog this inventory was validated against."""
+        return self._catalog or repository_catalog()
+
+    @property
+    def proxy_host(self) -> Host | None:
+        """The host that runs the reverse proxy (service `traefik`), or None."""
+        return next((h for h in self.hosts if PROXY_SERVICE in h.services), None)
 
     @property
     def source(self) -> str:
@@ -246,9 +313,9 @@ class Inventory(Strict):
         return [h for h in self.hosts if h.protected]
 
     @property
-    def services(self) -> list[tuple[Host, Service]]:
-        """Every (host, service) pair, in inventory order."""
-        return [(h, s) for h in self.hosts for s in h.services]
+    def endpoints(self) -> list[tuple[Host, Service]]:
+        """Every (host, HTTP check) pair, in inventory order."""
+        return [(h, s) for h in self.hosts for s in h.endpoints]
 
     def hosts_with_role(self, role: str) -> list[Host]:
         """Hosts that carry this role."""
@@ -310,6 +377,7 @@ class Inventory(Strict):
                 "containers": list(h.containers),
                 # site.yml applies these, in this order (the inventory's order of roles)
                 "host_roles": [role for role in order if role in h.roles],
+                **host_vars(self, h),
             }
             for h in self.hosts
         }

@@ -1,20 +1,18 @@
 """Cross-checks of an inventory against this repository: what the deploy would otherwise find out halfway.
 
 Every host role has an Ansible role (ansible/roles/<role>/tasks/main.yml), the environment has its Terraform
-directory (terraform/envs/<environment>), and a service's port is the one its role serves where that is
-knowable today: a host whose expected containers are exactly the ones its roles run (the inventory does not
-yet say which container serves which url).
+directory (terraform/envs/<environment>), a role that builds a service's image repeats no fact of its
+declaration differently, and no group_vars file is a second home of a port or a container name.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import yaml
 
 from plugins.inventory.errors import Problem
-from plugins.inventory.fields import RESERVED_GROUPS, url_for_messages
+from plugins.inventory.fields import RESERVED_GROUPS
 from plugins.inventory.masking import looks_secret, shown
 from plugins.inventory.model import Inventory
 from plugins.inventory.rules import host_refs
@@ -26,7 +24,8 @@ GROUP_VARS = Path("ansible/playbooks/group_vars/all.yml")
 def repository_problems(inventory: Inventory, root: Path = REPOSITORY) -> list[Problem]:
     """Every disagreement between the inventory and the roles and Terraform directories under root."""
     refs = host_refs([h.hostname for h in inventory.hosts])
-    return [*_roles(inventory, refs, root), *_terraform(inventory, root), *_ports(inventory, refs, root)]
+    return [*_roles(inventory, refs, root), *_terraform(inventory, root), *_built(inventory, refs, root),
+            *_second_homes(root)]
 
 
 def _named(name: str) -> str:
@@ -73,35 +72,30 @@ def _read_vars(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _served(role: str, root: Path, shared: dict) -> tuple[str, int] | None:
-    """(container, port) the role runs, from group_vars over its defaults; None when either is not plain data."""
-    defaults = _read_vars(root / "ansible" / "roles" / role / "defaults" / "main.yml")
-    container = shared.get(f"{role}_container_name", defaults.get(f"{role}_container_name"))
-    port = shared.get(f"{role}_port", defaults.get(f"{role}_port"))
-    if isinstance(container, str) and isinstance(port, int) and not isinstance(port, bool):
-        return container, port
-    return None
-
-
-def _url_port(url: str) -> int:
-    parts = urlsplit(url)
-    return parts.port or (443 if parts.scheme == "https" else 80)
-
-
-def _ports(inventory: Inventory, refs: list[str], root: Path) -> list[Problem]:
-    shared = _read_vars(root / GROUP_VARS)
-    by_role = {role: found for role in inventory.roles if (found := _served(role, root, shared))}
+def _built(inventory: Inventory, refs: list[str], root: Path) -> list[Problem]:
+    """A role that builds a service's image states its container, image and port in its defaults: they must be
+    the declaration's (the declaration is the home; the role's defaults may only repeat it)."""
     problems = []
     for ref, host in zip(refs, inventory.hosts):
-        served = {role: by_role[role] for role in host.roles if role in by_role}
-        if not served or sorted(host.containers) != sorted(c for c, _ in served.values()):
-            continue  # which container answers which url is not knowable from the data today
-        ports = sorted({port for _, port in served.values()})
-        for index, service in enumerate(host.services):
-            port = _url_port(service.url)
-            if port not in ports:
-                roles = ", ".join(f"{role} serves {container} on {p}" for role, (container, p) in served.items())
-                message = (f"{url_for_messages(service.url)} uses port {port}, but {roles} ({GROUP_VARS} or the "
-                           f"role's defaults; expected port {' or '.join(map(str, ports))})")
-                problems.append((f"{ref}.services[{index}].url", message))
+        for role in dict.fromkeys(d.build.by for d in host.declarations if d.build):
+            built = [d for d in host.declarations if d.build and d.build.by == role]
+            defaults = _read_vars(root / "ansible" / "roles" / role / "defaults" / "main.yml")
+            where = f"{ref}.services[{host.services.index(built[0].name)}]"
+            files = ", ".join(f"services/{d.name}.yml" for d in built)
+            said = {"container_name": [d.container for d in built], "image": [d.image for d in built],
+                    "port": sorted({p.container for d in built for p in d.ports})}
+            for key, allowed in said.items():
+                value = defaults.get(f"{role}_{key}")
+                if isinstance(value, (str, int)) and not isinstance(value, bool) and value not in allowed:
+                    problems.append((where, (f"ansible/roles/{role}/defaults/main.yml: {role}_{key} is {value}, but "
+                                             f"{files} say{'s' if len(built) == 1 else ''} "
+                                             f"{' or '.join(map(str, allowed)) or 'none'}")))
     return problems
+
+
+def _second_homes(root: Path) -> list[Problem]:
+    """group_vars may not hold a service's port or container: those live in services/<name>.yml alone."""
+    shared = _read_vars(root / GROUP_VARS)
+    return [("", (f"{GROUP_VARS}: {key} is a second home of a service's {key.rsplit('_', 1)[-1]} "
+                 "(expected it in services/<name>.yml only)"))
+            for key in shared if key.endswith(("_port", "_container_name"))]

@@ -8,7 +8,6 @@ from collections import Counter
 from typing import Any
 
 from plugins.inventory.errors import Problem
-from plugins.inventory.fields import url_for_messages
 from plugins.inventory.masking import looks_secret, shown
 
 _SAFE_NAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")  # a valid hostname: safe to show in a key path
@@ -26,8 +25,10 @@ def host_refs(hostnames: list[Any]) -> list[str]:
             and counts[name] == 1 else f"hosts[{index}]" for index, name in enumerate(hostnames)]
 
 
-def check_rules(inv: Any) -> list[Problem]:
-    """Every rule that spans more than one field, in a stable order."""
+def check_rules(inv: Any, catalog: Any) -> list[Problem]:
+    """Every rule that spans more than one field (and the service catalog), in a stable order."""
+    from plugins.inventory.stack import stack_problems  # stack derives from the model, which imports these rules
+
     refs = host_refs([h.hostname for h in inv.hosts])
     return [
         *_unique(inv, refs, "vmid"),
@@ -35,8 +36,7 @@ def check_rules(inv: Any) -> list[Problem]:
         *_unique(inv, refs, "hostname"),
         *_runner(inv, refs),
         *_subnet(inv, refs),
-        *_containers(inv, refs),
-        *_services(inv, refs),
+        *stack_problems(inv, catalog, refs),
     ]
 
 
@@ -128,54 +128,3 @@ def _not_a_host_address(address: ipaddress.IPv4Address, network: ipaddress.IPv4N
         if address == special:
             return [f"{address} is the {name} address of {network} (expected a host address, {first}-{last})"]
     return []
-
-
-def _containers(inv: Any, refs: list[str]) -> list[Problem]:
-    problems = []
-    for ref, host in zip(refs, inv.hosts):
-        seen: set[str] = set()
-        for index, name in enumerate(host.containers):
-            if name in seen:
-                problems.append((f"{ref}.containers[{index}]", f"{shown(name)} is listed twice (expected each once)"))
-            seen.add(name)
-    return problems
-
-
-def _services(inv: Any, refs: list[str]) -> list[Problem]:
-    addresses = {h.ip for h in inv.hosts} | {h.hostname for h in inv.hosts}
-    seen: dict[str, str] = {}
-    problems = []
-    for ref, host in zip(refs, inv.hosts):
-        for index, service in enumerate(host.services):
-            path = f"{ref}.services[{index}]"
-            if service.name in seen:
-                problems.append(
-                    (
-                        f"{path}.name",
-                        (
-                            f"{shown(service.name)} is already the name of {seen[service.name]} "
-                            "(expected a unique service name)"
-                        ),
-                    )
-                )
-            seen.setdefault(service.name, path)
-            if service.url_host not in addresses:
-                problems.append(
-                    (
-                        f"{path}.url",
-                        (
-                            f"host {shown(service.url_host)} of {url_for_messages(service.url)} is not the ip or "
-                            "hostname of a host of this inventory"
-                        ),
-                    )
-                )
-            accepted = set(service.accepted)
-            for code_index, code in enumerate(service.warmup):
-                if code in accepted:
-                    problems.append(
-                        (
-                            f"{path}.warmup[{code_index}]",
-                            (f"{code} is also in accepted (expected a code accepted only while warming up)"),
-                        )
-                    )
-    return problems

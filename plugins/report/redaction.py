@@ -86,6 +86,10 @@ class Redactor:
                 self.add_env(value, env=env)
             elif key in KEY_FIELDS and isinstance(value, (str, os.PathLike)) and value:
                 self.add_file(value)
+        stack = getattr(inventory, "stack", None)
+        if stack is not None:  # the services' secrets (stack.secrets: env NAMES) and the proxy's private key
+            self.add_env(*(source.env for source in stack.secrets.values() if source.env), env=env)
+            self.add_file(stack.tls.key_file)
         self.add_env(*GITHUB_TOKEN_VARS, env=env)
 
     def redact(self, text: Any) -> str:

@@ -205,6 +205,14 @@ class SshPool:
             if name in self.states and not self.states[name].is_open:
                 del self.states[name]
 
+    def reset(self, name: str) -> None:
+        """Stop one host's master and forget it, so that the next command opens a new one (a master whose
+        sessions all fail: its connection did not survive what the deploy did to the host)."""
+        self.close(name)
+        with self._lock:
+            self.states.pop(name, None)
+            self._hosts.pop(name, None)
+
     def control_path(self, name: str) -> Path:
         """The control socket of one host's master (ControlPath %n: the inventory hostname)."""
         return self.control_dir / name

@@ -21,7 +21,7 @@ def pytest_generate_tests(metafunc):
     if "health_host" in metafunc.fixturenames:
         metafunc.parametrize("health_host", inventory.hosts, ids=[h.hostname for h in inventory.hosts])
     if "health_service" in metafunc.fixturenames:
-        pairs = inventory.services
+        pairs = inventory.endpoints
         metafunc.parametrize("health_service", pairs, ids=[f"{h.hostname}/{s.name}" for h, s in pairs])
 
 

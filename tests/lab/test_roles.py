@@ -1,7 +1,8 @@
 """The Ansible roles on two real LXC hosts: every playbook converges, and a rerun changes nothing.
 
-Hosts 771 (proxy, 198.18.0.71) and 772 (app-demo, 198.18.0.72; also carries monitoring, utilities and
-github_runner to exercise those roles) are created for this module and destroyed in a finalizer, even
+Hosts 771 (proxy, 198.18.0.71, with Traefik and Vaultwarden's declaration) and 772 (app-demo, 198.18.0.72;
+also carries monitoring and github_runner to exercise those roles) are created for this module and destroyed
+in a finalizer, even
 when a step fails. Playbooks run in the order plugins.tools.playbooks.playbooks_for derives from the roles. The app is deployed from a temp copy of app-demo/ holding a
 node_modules/ and a .git/ with marker files: neither may reach the host (incident #10). rsync is
 removed from the app host before bootstrap: bootstrap must bring it back for synchronize (incident #11).
@@ -21,6 +22,7 @@ import pytest
 from plain_http import get
 
 from lab import scenarios
+from plugins.health.web import check_service, wait_for_service
 from plugins.inventory import Inventory, load_inventory, read_document
 from plugins.tools.playbooks import ANSIBLE_DIR, PlaybookResult, playbooks_for, run_playbook
 
@@ -28,12 +30,13 @@ pytestmark = pytest.mark.lab
 
 ROOT = ANSIBLE_DIR.parent
 HOSTS = {
-    "app-demo": (772, "198.18.0.72", ["app_demo", "monitoring", "utilities", "github_runner"]),
-    "proxy": (771, "198.18.0.71", ["proxy"]),
+    "app-demo": (772, "198.18.0.72", ["app_demo", "monitoring", "github_runner"]),
+    "proxy": (771, "198.18.0.71", ["proxy", "utilities"]),
 }
-CONTAINERS = {"app-demo": ["app-demo-backend", "grafana", "vault"], "proxy": ["proxy"]}
+SERVICES = {"app-demo": ["app-demo-legacy", "grafana"], "proxy": ["traefik", "vaultwarden"]}
+CONTAINERS = {"app-demo": ["app-demo-backend", "grafana"], "proxy": ["traefik", "vaultwarden"]}
 PLAYBOOKS = tuple(p.stem for p in playbooks_for(r for _, _, roles in HOSTS.values() for r in roles))
-APP_PORT, MONITORING_PORT, UTILITIES_PORT = 8080, 3000, 8081
+APP_PORT, MONITORING_PORT, UTILITIES_PORT = 8080, 3000, 8080
 MARKER = "shipped-by-mistake.txt"
 
 
@@ -100,10 +103,26 @@ def module_inventory(key: Path) -> dict:
     document["runner"] = {**document["runner"], "host": None, "deploy_key": str(key)}
     document["hosts"] = [
         {"vmid": vmid, "hostname": name, "ip": ip, "roles": roles, "packages": ["rsync", "python3"],
-         "containers": CONTAINERS[name]}
+         "services": SERVICES[name]}
         for name, (vmid, ip, roles) in HOSTS.items()
     ]  # fmt: skip
     return Inventory.model_validate(document).ansible_inventory()
+
+
+def module_model() -> Inventory:
+    """The module's inventory as the model (for the checks through Traefik)."""
+    _, document = read_document(ROOT / "inventories" / "lab.yml")
+    document = copy.deepcopy(document)
+    document["runner"] = {**document["runner"], "host": None}
+    document["hosts"] = [{"vmid": vmid, "hostname": name, "ip": ip, "roles": roles, "services": SERVICES[name]}
+                         for name, (vmid, ip, roles) in HOSTS.items()]
+    return Inventory.model_validate(document)
+
+
+def via_traefik(name: str) -> int | None:
+    """Status of the service's route, checked through the module's Traefik by host name (TLS verified)."""
+    service = next(s for _, s in module_model().endpoints if s.name == f"{name}-via-traefik")
+    return check_service(service).status
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +180,7 @@ def test_every_playbook_converges(deployment):
     """bootstrap, app_demo and proxy each succeed on their hosts."""
     for result in deployment.first.values():
         assert result.ok and not result.failures(), result.recap()
-    assert PLAYBOOKS == ("bootstrap", "app_demo", "monitoring", "utilities", "github_runner", "proxy")
+    assert set(PLAYBOOKS) == {"bootstrap", "app_demo", "monitoring", "utilities", "github_runner", "proxy"}
     assert sorted(deployment.first["bootstrap"].stats) == sorted(HOSTS)
     assert sorted(deployment.first["app_demo"].stats) == ["app-demo"]
     assert sorted(deployment.first["proxy"].stats) == ["proxy"]
@@ -212,14 +231,14 @@ def test_app_container_runs_with_init_and_a_restart_policy(deployment):
     assert inspect["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
 
 
-def test_proxy_redirects_and_proxies_to_the_app(deployment):
-    """/ answers 302 to /app/; /app/health reaches the app's /health; /app/ serves the frontend."""
-    proxy_ip = HOSTS["proxy"][1]
-    status, headers, _ = get(proxy_ip, 80, "/")
-    assert (status, headers.get("Location")) == (302, "/app/")
-    assert wait_for_status(proxy_ip, 80, "/app/health", 200, deadline=30)[-1] == 200
-    status, _, body = get(proxy_ip, 80, "/app/")
-    assert status == 200 and b"app-demo" in body
+def test_traefik_redirects_to_https_and_routes_the_app_by_name(deployment):
+    """http://proxy/ answers 301/302 to https; https://app.<domain>/health through Traefik reaches the app."""
+    status, headers, _ = get(HOSTS["proxy"][1], 80, "/")
+    assert status in (301, 302) and headers.get("Location", "").startswith("https://"), (status, headers)
+    route = next(s for _, s in module_model().endpoints if s.name == "app-demo-legacy-via-traefik")
+    assert wait_for_service(route, 30).status == 200
+    version = deployment.ssh("proxy", "docker exec traefik traefik version").stdout
+    assert "3.7.15" in version, version
 
 
 def test_a_rerun_changes_nothing(deployment):
@@ -241,23 +260,28 @@ def test_a_bad_change_to_the_app_breaks_health_and_the_good_source_repairs(deplo
     assert wait_for_status(app_ip, APP_PORT, "/health", 200)[-1] == 200
 
 
-def test_proxy_answers_502_while_the_app_is_down(deployment):
-    """With the app container stopped, the proxy answers 502 on /app/ (the warm-up code of the inventory)."""
-    proxy_ip = HOSTS["proxy"][1]
+def test_traefik_answers_502_while_the_app_is_down(deployment):
+    """With the app container stopped, its route through Traefik answers 502 (a warm-up code of the checks)."""
     deployment.ssh("app-demo", "docker stop --time 2 app-demo-backend")
     try:
-        assert get(proxy_ip, 80, "/app/health")[0] == 502
+        assert via_traefik("app-demo-legacy") == 502
     finally:
         deployment.ssh("app-demo", "docker start app-demo-backend")
-    assert wait_for_status(proxy_ip, 80, "/app/health", 200)[-1] == 200
+    assert wait_for_status(HOSTS["app-demo"][1], APP_PORT, "/health", 200)[-1] == 200
 
 
 def test_monitoring_and_utilities_answer(deployment):
-    """The Grafana stand-in reaches 200 on /api/health after its warm-up; the utilities service answers /alive."""
-    app_ip = HOSTS["app-demo"][1]
-    assert wait_for_status(app_ip, MONITORING_PORT, "/api/health", 200)[-1] == 200
-    assert get(app_ip, UTILITIES_PORT, "/alive")[0] == 200
-    assert wait_for_status(HOSTS["proxy"][1], 80, "/grafana/api/health", 200, deadline=30)[-1] == 200
+    """The Grafana stand-in reaches 200 on /api/health after its warm-up, directly and through Traefik;
+    Vaultwarden's stand-in answers /alive."""
+    assert wait_for_status(HOSTS["app-demo"][1], MONITORING_PORT, "/api/health", 200)[-1] == 200
+    assert get(HOSTS["proxy"][1], UTILITIES_PORT, "/alive")[0] == 200
+    assert via_traefik("grafana") == 200 and via_traefik("vaultwarden") == 200
+
+
+def test_images_are_the_upstream_references(deployment):
+    """docker image ls on the hosts lists the references of services/*.yml, pulled through the lab's mirror."""
+    images = set(deployment.ssh("proxy", "docker image ls --format '{{.Repository}}:{{.Tag}}'").stdout.split())
+    assert {"traefik:v3.7.15", "vaultwarden/server:1.32.7"} <= images, images
 
 
 def test_every_expected_container_runs(deployment):

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -20,8 +19,8 @@ pytestmark = pytest.mark.unit
 
 ROOT = ANSIBLE_DIR.parent
 LAB_INVENTORY = ROOT / "inventories" / "lab.yml"
-ROLES = ["bootstrap", "proxy", "app_demo", "monitoring", "utilities", "github_runner", "docker_service"]
-DEPLOYED_ROLES = ["proxy", "app_demo", "monitoring", "utilities"]
+ROLES = ["bootstrap", "proxy", "app_demo", "monitoring", "utilities", "github_runner", "docker_service", "stack"]
+CATALOG_ROLES = ["proxy", "monitoring", "utilities", "stack"]  # deploy from services/<name>.yml alone
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -124,32 +123,23 @@ def test_ansible_cfg_checks_host_keys():
     assert "StrictHostKeyChecking=no" not in text
 
 
-def test_service_ports_agree_between_roles_group_vars_and_inventory():
-    """Each role's port default = group_vars/all.yml = the port of its host's service url in lab.yml."""
-    shared = group_vars()
-    inventory = load_yaml(LAB_INVENTORY)
-    problems = []
-    for role in DEPLOYED_ROLES:
-        port = role_defaults(role)[f"{role}_port"]
-        if shared[f"{role}_port"] != port:
-            problems.append(f"{role}_port: role default {port}, group_vars {shared[f'{role}_port']}")
-        for host in (h for h in inventory["hosts"] if role in h.get("roles", [])):
-            ports = {urlsplit(s["url"]).port or 80 for s in host.get("services", [])}
-            if port not in ports:
-                problems.append(f"{host['hostname']} ({role}): services use ports {sorted(ports)}, role serves {port}")
-    assert not problems, "; ".join(problems)
+@pytest.mark.parametrize("role", CATALOG_ROLES)
+def test_catalog_roles_hold_no_service_fact(role):
+    """No port, container name or image in the roles that deploy from the declarations: those are data."""
+    catalog = load_inventory(LAB_INVENTORY).catalog
+    facts = {str(p.container) for d in catalog.declarations.values() for p in d.ports}
+    facts |= {str(p.published) for d in catalog.declarations.values() for p in d.ports if p.published}
+    facts |= {d.container for d in catalog.declarations.values()} | {d.image for d in catalog.declarations.values()}
+    found = []
+    for path in sorted((ROLES_DIR / role).rglob("*.yml")):
+        words = set(path.read_text().replace('"', " ").replace("'", " ").replace(":", " ").split())
+        found += [f"{path.relative_to(ROLES_DIR)}: {fact}" for fact in sorted(facts & words)]
+    assert not found, "a service's fact written in a role (it belongs in services/<name>.yml): " + "; ".join(found)
 
 
-def test_container_names_agree_with_the_inventory():
-    """The container each role runs is the one lab.yml expects on its hosts (health checks look for it)."""
-    inventory = load_yaml(LAB_INVENTORY)
-    problems = []
-    for role in DEPLOYED_ROLES:
-        name = role_defaults(role)[f"{role}_container_name"]
-        for host in (h for h in inventory["hosts"] if role in h.get("roles", [])):
-            if name not in host.get("containers", []):
-                problems.append(f"{host['hostname']}: expects {host.get('containers')}, role {role} runs {name!r}")
-    assert not problems, "; ".join(problems)
+def test_group_vars_hold_no_port():
+    """ansible/playbooks/group_vars/all.yml is no second home of a port or container name."""
+    assert not [k for k in (group_vars() or {}) if k.endswith(("_port", "_container_name"))]
 
 
 def test_every_playbook_passes_syntax_check_on_the_lab_inventory(tmp_path):
@@ -169,42 +159,28 @@ def test_every_playbook_passes_syntax_check_on_the_lab_inventory(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_proxy_routes_are_rendered_from_the_inventory(tmp_path):
-    """routes.json sends /app/ to the app_demo host's address, keeps the 302, drops routes without hosts."""
-    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-    inventory = {
-        "all": {
-            "hosts": {
-                "proxy": local,
-                "app-demo": {"ansible_host": "198.18.0.250"},
-                "monitoring": {"ansible_host": "198.18.0.202"},
-            },
-            "children": {
-                "proxy": {"hosts": {"proxy": {}}},
-                "app_demo": {"hosts": {"app-demo": {}}},
-                "monitoring": {"hosts": {"monitoring": {}}},
-            },
-        }
-    }
-    defaults = role_defaults("proxy")
+def test_the_proxy_role_writes_the_generated_traefik_configuration(tmp_path):
+    """The proxy role's config tasks, run on localhost with the lab's host vars: traefik.yml, routes.yml and the
+    certificate land where services/traefik.yml mounts them, as plugins/inventory/traefik.py generated them."""
+    hostvars = load_inventory(LAB_INVENTORY).ansible_inventory()["all"]["hosts"]["proxy"]
+    (tmp_path / "cert.pem").write_text("certificate\n")
+    (tmp_path / "key.pem").write_text("key\n")
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+             **{k: v for k, v in hostvars.items() if k.startswith("proxy_")},
+             "proxy_config_dir": str(tmp_path / "traefik"), "proxy_tls_cert_src": str(tmp_path / "cert.pem"),
+             "proxy_tls_key_src": str(tmp_path / "key.pem")}
     play = tmp_path / "render.yml"
     play.write_text(
-        "- name: Render the proxy routes as the proxy role does\n  hosts: proxy\n  gather_facts: false\n"
-        "  vars_files:\n    - " + str(ROLES_DIR / "proxy" / "defaults" / "main.yml") + "\n"
-        "    - " + str(PLAYBOOKS_DIR / "group_vars" / "all.yml") + "\n"
-        "  tasks:\n    - name: Render routes.json\n      ansible.builtin.template:\n"
-        "        src: " + str(ROLES_DIR / "proxy" / "templates" / "routes.json.j2") + "\n"
-        "        dest: " + str(tmp_path / "routes.json") + '\n        mode: "0644"\n'
-    )
-    result = run_playbook(play, inventory, private_key=tmp_path / "unused")
+        "- name: Write Traefik's configuration as the proxy role does\n  hosts: proxy\n  gather_facts: false\n"
+        "  tasks:\n    - name: Run the proxy role's configuration tasks\n      ansible.builtin.include_role:\n"
+        "        name: proxy\n        tasks_from: config\n")
+    result = run_playbook(play, {"all": {"hosts": {"proxy": local}}}, private_key=tmp_path / "unused")
     assert result.ok, result.recap()
-    routes = json.loads((tmp_path / "routes.json").read_text())
-    assert routes["redirects"] == defaults["proxy_redirects"]
-    assert {"path": "/", "location": "/app/", "status": 302} in routes["redirects"]
-    assert routes["routes"] == [
-        {"prefix": "/app/", "upstream": "http://198.18.0.250:8080/"},
-        {"prefix": "/grafana/", "upstream": "http://198.18.0.202:3000/"},
-    ]
+    written = tmp_path / "traefik"
+    assert yaml.safe_load((written / "traefik.yml").read_text()) == hostvars["proxy_static_config"]
+    assert yaml.safe_load((written / "dynamic" / "routes.yml").read_text()) == hostvars["proxy_dynamic_config"]
+    assert (written / "tls" / "cert.pem").read_text() == "certificate\n"
+    assert oct((written / "tls" / "key.pem").stat().st_mode & 0o777) == "0o600"
 
 
 def check_key_play(tmp_path: Path) -> Path:

@@ -1,4 +1,5 @@
-"""The programs the roles ship (app-demo backend, proxy, monitoring stand-in), run as local processes on 127.0.0.1."""
+"""The programs the roles and the lab's stand-in images ship (app-demo backend, the Grafana and Vaultwarden
+stand-ins), run as local processes on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from plugins.tools.playbooks import ANSIBLE_DIR
 pytestmark = pytest.mark.unit
 
 APP_SERVER = ANSIBLE_DIR.parent / "app-demo" / "backend" / "server.py"
-PROXY = ANSIBLE_DIR / "roles" / "proxy" / "files" / "proxy.py"
-MONITORING = ANSIBLE_DIR / "roles" / "monitoring" / "files" / "server.py"
+RECIPES = ANSIBLE_DIR.parent / "lab" / "images" / "recipes"
+GRAFANA = RECIPES / "grafana" / "files" / "server.py"
+VAULTWARDEN = RECIPES / "vaultwarden" / "files" / "server.py"
 
 
 def free_port() -> int:
@@ -92,42 +94,22 @@ def test_an_error_in_a_route_answers_500_with_its_message(serve, tmp_path):
     assert status == 500 and "health check broken by a bad change" in json.loads(body)["error"]
 
 
-def test_proxy_redirects_routes_and_answers_502_for_a_dead_upstream(serve, tmp_path):
-    """/ → 302 /app/; /app → 301 /app/; /app/x reaches the upstream's /x; a closed upstream gives 502."""
-    app_port, proxy_port, dead_port = free_port(), free_port(), free_port()
-    serve(APP_SERVER, app_port, {"APP_DEMO_PORT": str(app_port), "APP_DEMO_WARMUP_SECONDS": "0"})
-    routes = tmp_path / "routes.json"
-    routes.write_text(
-        json.dumps(
-            {
-                "redirects": [{"path": "/", "location": "/app/", "status": 302}],
-                "routes": [
-                    {"prefix": "/app/", "upstream": f"http://127.0.0.1:{app_port}/"},
-                    {"prefix": "/grafana/", "upstream": f"http://127.0.0.1:{dead_port}/"},
-                ],
-                "upstream_timeout": 2,
-            }
-        )
-    )
-    serve(PROXY, proxy_port, {"PROXY_PORT": str(proxy_port)}, str(routes))
-    status, headers, _ = get(proxy_port, "/")
-    assert (status, headers["Location"]) == (302, "/app/")
-    status, headers, _ = get(proxy_port, "/app")
-    assert (status, headers["Location"]) == (301, "/app/")
-    status, _, body = get(proxy_port, "/app/health")
-    assert status == 200 and json.loads(body) == {"status": "ok"}
-    assert b"app-demo" in get(proxy_port, "/app/")[2]
-    status, _, body = get(proxy_port, "/grafana/api/health")
-    assert status == 502 and b"unreachable" in body
-    assert get(proxy_port, "/nowhere")[0] == 404
-
-
-def test_monitoring_stand_in_warms_up_like_grafana(serve):
+def test_grafana_stand_in_warms_up_like_grafana(serve):
     """/api/health 503 then 200; / redirects to /login (302)."""
     port = free_port()
-    serve(MONITORING, port, {"MONITORING_PORT": str(port), "MONITORING_WARMUP_SECONDS": "1"})
+    serve(GRAFANA, port, {"GF_SERVER_HTTP_PORT": str(port), "STANDIN_WARMUP_SECONDS": "1"})
     assert get(port, "/api/health")[0] == 503
     status, headers, _ = get(port, "/")
     assert (status, headers["Location"]) == (302, "/login")
     time.sleep(1.1)
     assert get(port, "/api/health")[0] == 200
+
+
+def test_vaultwarden_stand_in_admin_needs_the_token(serve):
+    """/alive 200; /admin 401 without the admin token, 200 with it."""
+    port = free_port()
+    serve(VAULTWARDEN, port, {"ROCKET_PORT": str(port), "ADMIN_TOKEN": "lab-admin-token-value"})
+    assert get(port, "/alive")[0] == 200
+    assert get(port, "/admin")[0] == 401
+    status, _, _ = plain_http.get("127.0.0.1", port, "/admin", headers={"Authorization": "Bearer lab-admin-token-value"})
+    assert status == 200

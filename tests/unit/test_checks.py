@@ -311,3 +311,26 @@ def test_check_hosts_gives_every_result(lab_host, tmp_path):
     results = hosts.check_hosts([(h, [("rsync_installed", None)]) for h in fleet], FakePool(lab_host[0]),
                                  user="deploy", public_key_file=tmp_path / "k.pub")
     assert sorted(results) == [(f"h{i}", "rsync_installed", None) for i in range(5)]
+
+
+def test_a_master_whose_sessions_fail_is_reset_and_the_probes_run_again():
+    """No frame of the script came back (the master's connection died under it): on_no_output resets it, the
+    script runs once more through a new connection, and its answers are judged."""
+
+    class Conn:
+        def __init__(self):
+            self.calls = 0
+
+        def run(self, command):
+            self.calls += 1
+            if self.calls == 1:
+                return SimpleNamespace(rc=255, stdout="", stderr="")
+            done = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, check=False)
+            return SimpleNamespace(rc=done.returncode, stdout=done.stdout, stderr=done.stderr)
+
+    conn, resets = Conn(), []
+    [answer] = run_probes(Host(), lambda: conn, [probes.rsync_probe()], on_no_output=lambda: resets.append(1))
+    assert resets == [1] and conn.calls == 2
+    expected = "pass" if shutil.which("rsync") else "fail"
+    assert answer.outcome == expected, answer.message
+    assert "no output from the host" not in answer.message

@@ -49,7 +49,7 @@ def test_a_host_owes_the_checks_that_apply_to_it_in_registry_order():
     assert not runner.containers, "inventories/lab.yml: the runner is the host without containers here"
     assert "docker_running" not in [c for c, _ in host_wanted(runner)]
     assert "no containers expected on ci-runner" in REGISTRY["docker_running"].applies(runner)
-    assert services_of(LAB.hosts) == LAB.services
+    assert services_of(LAB.hosts) == LAB.endpoints
 
 
 def test_an_unknown_check_is_a_usage_error_naming_the_known_ones():

@@ -77,7 +77,7 @@ def test_lab_stays_inside_the_lab_range(lab):
     from tests.netfence import is_allowed
 
     addresses = [lab.proxmox.host, lab.proxmox.gateway, *(h.ip for h in lab.hosts)]
-    addresses += [s.url_host for _, s in lab.services]
+    addresses += [s.connect_to or s.url_host for _, s in lab.endpoints]  # a route is reached at the proxy
     assert all(is_allowed(a) for a in addresses), addresses
 
 
@@ -123,8 +123,10 @@ def test_helpers(lab):
     assert lab.host("app-demo").vmid == 250
     assert lab.host(201).hostname == "utilities"
     assert [h.hostname for h in lab.hosts_with_role("monitoring")] == ["monitoring"]
-    assert [s.name for _, s in lab.services] == ["proxy-redirect", "utilities-vault", "monitoring-grafana", "app-demo-health"]
-    assert all(s in h.services for h, s in lab.services)
+    assert [s.name for _, s in lab.endpoints] == [
+        "traefik-entrypoint", "traefik-ping", "vaultwarden", "vaultwarden-via-traefik", "grafana",
+        "grafana-via-traefik", "app-demo-legacy-health", "app-demo-legacy-via-traefik"]
+    assert all(s in h.endpoints for h, s in lab.endpoints)
     assert len(lab.protected_hosts) == 5
     assert lab.proxmox_url == "https://127.0.0.1:8006"
     assert lab.proxmox.tls_verify == "/var/lib/homelab-lab/pve/ca.pem"
@@ -161,10 +163,14 @@ def test_terraform_vars(lab, tmp_path):
 def test_ansible_inventory(lab):
     """Ansible inventory: all.hosts with ansible_host and host vars, a group per role, group runner."""
     document = lab.ansible_inventory()["all"]
-    assert document["hosts"]["proxy"] == {
+    proxy = document["hosts"]["proxy"]
+    assert {key: proxy[key] for key in ("ansible_host", "vmid", "protected", "rollback", "packages", "containers",
+                                        "host_roles")} == {
         "ansible_host": "198.18.0.200", "vmid": 200, "protected": True, "rollback": True,
-        "packages": ["rsync", "python3"], "containers": ["proxy"], "host_roles": ["proxy"],
+        "packages": ["rsync", "python3"], "containers": ["traefik"], "host_roles": ["proxy"],
     }
+    assert [s["container"] for s in proxy["stack_services"]] == ["traefik"]
+    assert proxy["proxy_config_dir"] == "/opt/homelab/traefik"
     assert document["children"]["runner"] == {"hosts": {"ci-runner": {}}}
     assert document["children"]["app_demo"] == {"hosts": {"app-demo": {}}}
     assert set(document["children"]) == {"proxy", "utilities", "github_runner", "monitoring", "app_demo", "runner"}
@@ -210,10 +216,6 @@ def _set(*path_and_value):
     return mutate
 
 
-def _service(**fields):
-    return _set("hosts", 4, "services", 0, {**lab_document()["hosts"][4]["services"][0], **fields})
-
-
 BAD = [
     ("duplicate-vmid", _set("hosts", 1, "vmid", 200),
      ["hosts[utilities].vmid", "200 is already the vmid of hosts[proxy]", "unique"]),
@@ -231,16 +233,18 @@ BAD = [
      ["hostz", "unknown key 'hostz'", "did you mean 'hosts'", "expected one of"]),
     ("misspelt-host-key", _set("hosts", 0, "protectd", True),
      ["hosts[proxy].protectd", "unknown key", "did you mean 'protected'"]),
-    ("service-on-unknown-host", _service(url="http://198.18.0.99:8080/health"),
-     ["hosts[app-demo].services[0].url", "'198.18.0.99'", "not the ip or hostname of a host"]),
-    ("accepted-999", _service(accepted=[200, 999]),
-     ["hosts[app-demo].services[0].accepted[1]", "expected an HTTP status code 100-599", "found 999"]),
-    ("accepted-abc", _service(accepted=[200, "abc"]),
-     ["hosts[app-demo].services[0].accepted[1]", "expected an integer", "found 'abc'"]),
-    ("accepted-and-warmup", _service(accepted=[200, 503], warmup=[502, 503]),
-     ["hosts[app-demo].services[0].warmup[1]", "503 is also in accepted"]),
-    ("negative-deadline", _service(deadline=-5),
-     ["hosts[app-demo].services[0].deadline", "expected a number of seconds > 0", "found -5"]),
+    ("service-not-declared", _set("hosts", 4, "services", ["app-demo-legacyy"]),
+     ["hosts[app-demo].services[0]", "'app-demo-legacyy' is not declared in services/", "expected one of"]),
+    ("service-on-two-hosts", _set("hosts", 1, "services", ["vaultwarden", "grafana"]),
+     ["hosts[monitoring].services[0]", "grafana already runs on hosts[utilities]"]),
+    ("secret-without-source", lambda d: d["stack"]["secrets"].pop("grafana_admin_password"),
+     ["hosts[monitoring].services[0]", "needs secret grafana_admin_password", "stack.secrets"]),
+    ("published-port-twice", lambda d: (d["hosts"][1].update(services=["vaultwarden", "app-demo-legacy"]),
+                                        d["hosts"][4].update(services=[])),
+     ["hosts[utilities].services[1]", "publishes port 8080, as vaultwarden does"]),
+    ("routes-without-traefik", _set("hosts", 0, "services", []), ["hosts", "no host runs traefik"]),
+    ("secret-source-both", _set("stack", "secrets", "grafana_admin_password", {"env": "A", "vault": "b"}),
+     ["stack.secrets.grafana_admin_password", "exactly one of env"]),
     ("bad-token-id", _set("proxmox", "token_id", "root@pam"),
      ["proxmox.token_id", "expected user@realm!name", "'root@pam'"]),
     ("vmid-0", _set("hosts", 0, "vmid", 0),
@@ -249,15 +253,12 @@ BAD = [
      ["proxmox.gateway", "198.18.5.1 is outside every host's subnet", "198.18.0.0/24"]),
     ("one-host-outside-subnet", _set("hosts", 4, "ip", "198.18.1.250"),
      ["hosts[app-demo].ip", "not in the gateway 198.18.0.1's subnet", "198.18.0.0/24"]),
-    ("duplicate-service-name", _service(name="proxy-redirect"),
-     ["hosts[app-demo].services[0].name", "'proxy-redirect' is already the name of hosts[proxy].services[0]"]),
     ("empty-role", _set("hosts", 0, "roles", [""]),
      ["hosts[proxy].roles[0]", "'' is not a usable role name", "expected"]),
     ("hostname-not-a-label", _set("hosts", 0, "hostname", "-proxy"),
      ["hostname", "'-proxy' is not an RFC 1123 label"]),
     ("missing-key", lambda d: d["hosts"][0].pop("ip"), ["hosts[proxy].ip", "required key is missing"]),
     ("tls-off", _set("proxmox", "verify_tls", False), ["proxmox.verify_tls", "cannot be turned off", "ca_file"]),
-    ("url-not-http", _service(url="ftp://198.18.0.250/"), ["services[0].url", "is not an http(s) URL"]),
     ("bool-as-string", _set("hosts", 0, "protected", "yes"),
      ["hosts[proxy].protected", "expected true or false", "found 'yes'"]),
     ("no-hosts", _set("hosts", []), ["hosts", "expected at least 1 item(s)", "found []"]),

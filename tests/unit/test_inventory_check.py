@@ -44,20 +44,25 @@ def assert_refused(done: subprocess.CompletedProcess, lines: int, *secrets: str)
 # --- the shipped inventories ----------------------------------------------------------------------
 
 def test_both_shipped_inventories_pass_check():
-    """lab.yml and homelab.yml pass structure and repository checks here (homelab's files are not looked for)."""
-    done = run_check(ROOT, "check", "inventories/lab.yml", "inventories/homelab.yml")
+    """lab.yml passes structure and repository checks; homelab.yml's only disagreement is the app_demo role."""
+    done = run_check(ROOT, "check", "inventories/lab.yml")
     assert done.returncode == 0, done.stdout + done.stderr
     checked = "structure, repository; files on this machine not checked: --here"
-    assert done.stdout.splitlines() == [
-        f"inventories/lab.yml: ok (5 hosts, 4 services; {checked})",
-        f"inventories/homelab.yml: ok (5 hosts, 12 services; {checked})",
-    ]
+    assert done.stdout.splitlines() == [f"inventories/lab.yml: ok (5 hosts, 8 services; {checked})"]
+    # Until the Node/React app replaces the Python one (branch app), the app_demo role's defaults still say
+    # app-demo:latest on 8080 where homelab.yml's services say app-demo-backend/-frontend on 3000/80: the
+    # check names exactly that, and this test fails (to be updated) the day they agree.
+    errors = assert_refused(run_check(ROOT, "check", "inventories/homelab.yml"), 2)
+    assert all("ansible/roles/app_demo/defaults/main.yml: app_demo_" in e for e in errors), errors
 
 
 def test_homelab_with_here_names_each_missing_file_on_its_own_line():
     """--here on this machine: the owner's CA file, deploy key and its .pub are not here, one line each."""
-    errors = assert_refused(run_check(ROOT, "check", "--here", "inventories/homelab.yml"), 3)
-    assert [e.split(": ", 2)[1] for e in errors] == ["proxmox.ca_file", "runner.deploy_key", "runner.deploy_key"]
+    # The CLI stops at the repository's disagreement (see the test above) before --here: ask the machine check.
+    problems = machine_problems(load_inventory(HOMELAB))
+    errors = [f"inventories/homelab.yml: {key}: {message}" for key, message in problems]
+    assert [e.split(": ", 2)[1] for e in errors] == ["proxmox.ca_file", "stack.tls.cert_file", "stack.tls.key_file",
+                                                     "stack.tls.ca_file", "runner.deploy_key", "runner.deploy_key"]
     assert all(e.startswith("inventories/homelab.yml: ") and "does not exist on this machine" in e for e in errors)
 
 
@@ -79,11 +84,11 @@ BROKEN = [
                           "    -----END OPENSSH PRIVATE KEY-----"), 1, ("b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ",)),
     ("three-field-problems", edited("vmid: 200", "vmid: 0").replace("packages: [rsync, python3, git]",
                                                                       "packages: [rsync, python3, 'git;id']").replace(
-        "deadline: 90", "deadline: 946080000"), 3, ()),
-    ("two-rule-problems", edited("ip: 198.18.0.201", "ip: 198.18.0.255"), 2, ()),  # and its service's url
+        "memory: 512", "memory: 0"), 3, ()),
+    ("two-rule-problems", edited("ip: 198.18.0.201", "ip: 198.18.0.255").replace("vmid: 201", "vmid: 200"), 2, ()),
     ("missing-role", edited("roles: [app_demo]", "roles: [app_demoo]"), 1, ()),
     ("missing-terraform-env", edited("environment: lab", "environment: staging"), 1, ()),
-    ("port-disagrees", edited("http://198.18.0.250:8080/health", "http://198.18.0.250:8090/health"), 1, ()),
+    ("service-undeclared", edited("services: [grafana]", "services: [grafana, grafanna]"), 1, ()),
 ]
 
 
@@ -148,10 +153,9 @@ def test_help_says_what_each_level_checks(tmp_path):
 
 # --- the repository cross-checks --------------------------------------------------------------------
 
-def test_the_shipped_inventories_agree_with_the_repository():
-    """Roles, Terraform directories and the lab's ports agree with this checkout."""
+def test_the_lab_inventory_agrees_with_the_repository():
+    """Roles, Terraform directories and the app_demo role's own facts agree with the declarations."""
     assert repository_problems(load_inventory(LAB)) == []
-    assert repository_problems(load_inventory(HOMELAB)) == []
 
 
 def fake_repository(root: Path, port: int = 8080) -> Path:
@@ -169,27 +173,20 @@ def fake_repository(root: Path, port: int = 8080) -> Path:
     return root
 
 
-def test_a_port_that_disagrees_with_the_role_is_named(tmp_path):
-    """The lab's app-demo url is on 8080; a role serving 9090 makes it one problem naming both."""
+def test_a_role_port_that_disagrees_with_the_declaration_is_named(tmp_path):
+    """services/app-demo-legacy.yml listens on 8080; the app_demo role saying 9090 is one problem naming both."""
     [(key, message)] = repository_problems(load_inventory(LAB), fake_repository(tmp_path, port=9090))
-    assert key == "hosts[app-demo].services[0].url"
-    assert "uses port 8080, but app_demo serves app-demo-backend on 9090" in message
+    assert key == "hosts[app-demo].services[0]"
+    assert "app_demo_port is 9090, but services/app-demo-legacy.yml says 8080" in message
 
 
-def test_group_vars_win_over_role_defaults(tmp_path):
-    """ansible/playbooks/group_vars/all.yml overrides the role's default port, as Ansible does."""
-    root = fake_repository(tmp_path, port=9090)
+def test_group_vars_may_not_be_a_second_home(tmp_path):
+    """A port in ansible/playbooks/group_vars/all.yml is a second home of a service's fact: one problem."""
+    root = fake_repository(tmp_path)
     (root / "ansible" / "playbooks" / "group_vars").mkdir(parents=True)
     (root / "ansible" / "playbooks" / "group_vars" / "all.yml").write_text("app_demo_port: 8080\n")
-    assert repository_problems(load_inventory(LAB), root) == []
-
-
-def test_ports_are_not_checked_where_the_containers_are_not_the_roles(tmp_path):
-    """A host expecting containers its role does not run (the homelab's, today): no port is knowable."""
-    document = lab_document()
-    document["hosts"][4]["containers"] = ["app-demo-frontend", "app-demo-backend"]
-    inventory = load_inventory(write(tmp_path, document))
-    assert repository_problems(inventory, fake_repository(tmp_path / "repo", port=9090)) == []
+    [(_, message)] = repository_problems(load_inventory(LAB), root)
+    assert "app_demo_port is a second home of a service's port" in message
 
 
 def test_missing_roles_and_terraform_directory_are_named(tmp_path):
@@ -214,7 +211,11 @@ def machine_inventory(tmp_path: Path, key_mode: int = 0o600, public: str = "ssh-
     key.chmod(key_mode)
     (tmp_path / "deploy_ed25519.pub").write_text(public)
     (tmp_path / "ca.pem").write_text("not a real certificate\n")
+    for name in ("proxy.pem", "proxy.key"):
+        (tmp_path / name).write_text("not a real certificate\n")
     document = lab_document()
+    document["stack"]["tls"] = {"cert_file": str(tmp_path / "proxy.pem"), "key_file": str(tmp_path / "proxy.key"),
+                                "ca_file": str(tmp_path / "ca.pem")}
     document["runner"]["deploy_key"] = str(key)
     document["proxmox"]["ca_file"] = str(tmp_path / "ca.pem")
     return load_inventory(write(tmp_path, document))
@@ -236,8 +237,8 @@ def test_an_empty_public_key_and_a_missing_ca_are_named(tmp_path):
     inventory = machine_inventory(tmp_path, public="")
     (tmp_path / "ca.pem").unlink()
     problems = machine_problems(inventory)
-    assert [k for k, _ in problems] == ["proxmox.ca_file", "runner.deploy_key"]
-    assert "does not exist on this machine" in problems[0][1] and "is empty" in problems[1][1]
+    assert [k for k, _ in problems] == ["proxmox.ca_file", "stack.tls.ca_file", "runner.deploy_key"]
+    assert "does not exist on this machine" in problems[0][1] and "is empty" in problems[2][1]
 
 
 def test_check_here_reads_no_key(tmp_path):

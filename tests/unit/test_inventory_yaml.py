@@ -69,7 +69,7 @@ SURPRISES = [
     ("unclosed-quote-closed-lines-later", edited("node: homelab", 'node: "homelab').replace(
         "token_id: root@pam!lab", 'token_id: "root@pam!lab"'), 'node: "', ["starts here and runs onto line 8"]),
     ("unclosed-flow-list", edited("roles: [proxy]", "roles: [proxy"), "roles: [proxy",
-     ["invalid YAML: a [ list opens here and is never closed", "expected ',' or ']' at line 44"]),
+     ["invalid YAML: a [ list opens here and is never closed", "expected ',' or ']' at line 53"]),
     ("tab-indent", edited("  port: 8006", "\tport: 8006"), "\tport: 8006", ["invalid YAML"]),
     ("two-documents", edited("environment: lab", "environment: lab\n---\nenvironment: lab"), "---",
      ["expected a single document"]),
@@ -108,8 +108,8 @@ def test_the_merge_key_is_accepted(in_tmp):
     """`<<: *anchor` merges a mapping (top-level `x-` keys hold anchors); explicit keys win over merged ones."""
     text = edited("hosts:\n", "x-defaults: &defaults {memory: 2048, cores: 2}\nhosts:\n")
     text = text.replace("  - vmid: 201\n", "  - <<: *defaults\n    vmid: 201\n").replace(
-        "    memory: 1024\n    cores: 1\n    services:\n      - name: utilities-vault",
-        "    cores: 1\n    services:\n      - name: utilities-vault")
+        "    memory: 1024\n    cores: 1\n    services: [vaultwarden]",
+        "    cores: 1\n    services: [vaultwarden]")
     inventory = load_inventory(write(in_tmp, text))
     utilities = inventory.host("utilities")
     assert (utilities.memory, utilities.cores) == (2048, 1)

@@ -23,8 +23,8 @@ def wait_until_healthy(deployment: DeploySession) -> tuple[dict[tuple[str, str, 
                                                            dict[tuple[str, str], HttpResult]]:
     """Every host's checks and every service's answer, waited for at the same time; recorded on the session."""
     inventory = deployment.inventory
-    with allure_output.step(f"check {len(inventory.hosts)} host(s), wait for {len(inventory.services)} service(s)"):
-        hosts, services = wait_hosts_and_services(inventory, inventory.hosts, inventory.services)
+    with allure_output.step(f"check {len(inventory.hosts)} host(s), wait for {len(inventory.endpoints)} service(s)"):
+        hosts, services = wait_hosts_and_services(inventory, inventory.hosts, inventory.endpoints)
     deployment.health.extend(hosts.values())
     deployment.health.extend(services.values())
     allure_output.attach_text("http answers", "\n".join(map(describe_answer, services.values())))

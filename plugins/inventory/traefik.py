@@ -1,0 +1,78 @@
+"""Traefik's configuration, generated from the inventory and the catalog: never written by hand.
+
+Static: the entrypoints are the traefik declaration's named ports (web → websecure redirect, websecure with TLS,
+traefik for /ping and Prometheus metrics), the file provider watching the dynamic directory. Dynamic: one router
+per routed service by host name, to that service's host and published port; the certificate of stack.tls.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from plugins.inventory.catalog import Declaration
+    from plugins.inventory.model import Inventory
+
+CONFIG_TARGET = "/etc/traefik"  # where the traefik declaration mounts its configuration directory
+DYNAMIC_DIR = f"{CONFIG_TARGET}/dynamic"
+TLS_DIR = f"{CONFIG_TARGET}/tls"
+CERT_FILE = f"{TLS_DIR}/cert.pem"
+KEY_FILE = f"{TLS_DIR}/key.pem"
+ENTRYPOINTS = ("web", "websecure", "traefik")  # port names the traefik declaration must give
+
+
+def entrypoint_problems(decl: Declaration) -> list[str]:
+    """What the traefik declaration lacks for the generated static configuration."""
+    problems = [f"no port named {name} (expected ports[].name {name})" for name in ENTRYPOINTS
+                if decl.port_named(name) is None]
+    if not any(v.target == CONFIG_TARGET and not v.named for v in decl.volumes):
+        problems.append(f"no host directory mounted at {CONFIG_TARGET} (expected a volume with that target)")
+    return problems
+
+
+def config_dir(decl: Declaration) -> str:
+    """The proxy host's directory mounted as Traefik's configuration."""
+    return next(v.source for v in decl.volumes if v.target == CONFIG_TARGET and not v.named)
+
+
+def static_config(decl: Declaration) -> dict:
+    """traefik.yml: entrypoints from the declaration's named ports, file provider, ping, metrics."""
+
+    def address(name: str) -> str:
+        port = decl.port_named(name)
+        return f":{port.container}"
+
+    return {
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+        "log": {"level": "INFO"},
+        "entryPoints": {
+            "web": {"address": address("web"), "http": {"redirections": {"entryPoint": {
+                "to": "websecure", "scheme": "https", "permanent": True}}}},
+            "websecure": {"address": address("websecure"), "http": {"tls": {}}},
+            "traefik": {"address": address("traefik")},
+        },
+        "ping": {"entryPoint": "traefik"},
+        "metrics": {"prometheus": {"entryPoint": "traefik"}},
+        "providers": {"file": {"directory": DYNAMIC_DIR, "watch": True}},
+    }
+
+
+def dynamic_config(inventory: Inventory) -> dict:
+    """routes.yml: one router and one service per routed declaration, and the TLS certificate."""
+    routers: dict[str, dict] = {}
+    services: dict[str, dict] = {}
+    domain = inventory.stack.domain if inventory.stack else ""
+    for host in inventory.hosts:
+        for decl in host.declarations:
+            if decl.route is None:
+                continue
+            routers[decl.name] = {"rule": f"Host(`{decl.route.host}.{domain}`)", "entryPoints": ["websecure"],
+                                  "service": decl.name, "tls": {}}
+            services[decl.name] = {"loadBalancer": {"servers": [
+                {"url": f"http://{host.ip}:{decl.published(decl.route.port)}"}]}}
+    config: dict = {"tls": {"certificates": [{"certFile": CERT_FILE, "keyFile": KEY_FILE}],
+                            "stores": {"default": {"defaultCertificate": {"certFile": CERT_FILE,
+                                                                          "keyFile": KEY_FILE}}}}}
+    if routers:
+        config["http"] = {"routers": routers, "services": services}
+    return config

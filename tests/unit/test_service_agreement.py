@@ -1,0 +1,221 @@
+"""Both inventories against the service catalog: every layer derives the same facts from one declaration, and a
+fact changed in one place only turns a test red.
+
+What Ansible runs (host vars), what Traefik routes (its generated configuration) and what the health suite and
+the rollback's wait check (containers, HTTP checks directly and through Traefik) are compared here for lab.yml
+AND homelab.yml; then copies of the catalog are mutated to show a disagreement cannot pass.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from plugins.health.registry import services_of
+from plugins.inventory import InventoryError, load_inventory, repository_problems
+from plugins.inventory.catalog import CATALOG_DIR, load_catalog
+from plugins.inventory.traefik import static_config
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+INVENTORIES = {"lab": ROOT / "inventories" / "lab.yml", "homelab": ROOT / "inventories" / "homelab.yml"}
+
+
+@pytest.fixture(params=sorted(INVENTORIES))
+def inventory(request):
+    """lab.yml, then homelab.yml."""
+    return load_inventory(INVENTORIES[request.param])
+
+
+def test_the_catalog_has_no_problem():
+    """Every services/<name>.yml validates and its internal references hold."""
+    assert load_catalog().problems == []
+
+
+def test_ansible_runs_the_containers_the_health_suite_expects(inventory):
+    """Per host: the stack_services host var (what Ansible runs) = the containers the health checks look for."""
+    hosts = inventory.ansible_inventory()["all"]["hosts"]
+    for host in inventory.hosts:
+        deployed = [entry["container"] for entry in hosts[host.hostname]["stack_services"]]
+        assert deployed == host.containers == hosts[host.hostname]["containers"], host.hostname
+
+
+def test_ansible_publishes_the_ports_the_direct_checks_use(inventory):
+    """Every direct HTTP check's port is a port Ansible publishes on that host."""
+    hosts = inventory.ansible_inventory()["all"]["hosts"]
+    for host in inventory.hosts:
+        published = {int(p.split(":")[0]) for entry in hosts[host.hostname]["stack_services"] for p in entry["ports"]}
+        for service in host.endpoints:
+            if service.connect_to:
+                continue
+            parts = urlsplit(service.url)
+            assert parts.hostname == host.ip and (parts.port or 80) in published, (host.hostname, service.url)
+
+
+def test_traefik_routes_what_the_checks_reach_through_it(inventory):
+    """Each router's host name is the one its check sends (SNI + Host), to the host:port its direct check uses."""
+    proxy = inventory.proxy_host
+    dynamic = inventory.ansible_inventory()["all"]["hosts"][proxy.hostname]["proxy_dynamic_config"]
+    routers, backends = dynamic["http"]["routers"], dynamic["http"]["services"]
+    via = {s.name.removesuffix("-via-traefik"): (h, s) for h, s in inventory.endpoints if s.connect_to}
+    assert sorted(via) == sorted(routers)
+    for name, (host, service) in via.items():
+        assert routers[name]["rule"] == f"Host(`{urlsplit(service.url).hostname}`)"
+        assert service.connect_to == proxy.ip
+        [server] = backends[name]["loadBalancer"]["servers"]
+        decl = inventory.catalog[name]
+        assert server["url"] == f"http://{host.ip}:{decl.published(decl.route.port)}"
+
+
+def test_traefik_listens_where_its_declaration_publishes(inventory):
+    """The static configuration's entrypoints are the ports services/traefik.yml publishes and checks."""
+    decl = inventory.catalog["traefik"]
+    static = inventory.ansible_inventory()["all"]["hosts"][inventory.proxy_host.hostname]["proxy_static_config"]
+    addresses = {name: int(entry["address"].lstrip(":")) for name, entry in static["entryPoints"].items()}
+    assert set(addresses.values()) == {p.container for p in decl.ports}
+    assert static["ping"]["entryPoint"] == "traefik" and static["metrics"]["prometheus"]["entryPoint"] == "traefik"
+    assert static["entryPoints"]["web"]["http"]["redirections"]["entryPoint"]["to"] == "websecure"
+
+
+def test_the_health_suite_and_the_rollback_wait_read_the_same_checks(inventory):
+    """services_of (the rollback's wait, the health stage) gives exactly the inventory's derived HTTP checks."""
+    assert services_of(inventory.hosts) == inventory.endpoints
+
+
+def test_secrets_reach_ansible_by_name_only(inventory):
+    """A secret appears in the host vars as where it comes from (env or vault), never as a value."""
+    for host in inventory.ansible_inventory()["all"]["hosts"].values():
+        for entry in host["stack_services"]:
+            for ref in entry["secret_env"]:
+                assert set(ref) in ({"name", "env"}, {"name", "vault"}), ref
+                assert ref["name"] not in entry["env"]
+
+
+def test_the_lab_agrees_with_the_repository():
+    """The lab's inventory, the catalog and the roles agree (the homelab's app_demo gap: test_inventory_check)."""
+    assert repository_problems(load_inventory(INVENTORIES["lab"])) == []
+
+
+# --- one fact changed in one place: red ------------------------------------------------------------------------
+
+def copied_catalog(tmp_path: Path) -> Path:
+    """A copy of services/ to mutate."""
+    return Path(shutil.copytree(CATALOG_DIR, tmp_path / "services"))
+
+
+def edit(directory: Path, name: str, old: str, new: str) -> None:
+    """Replace one text in services/<name>.yml (it must be there)."""
+    path = directory / f"{name}.yml"
+    text = path.read_text()
+    assert old in text, f"{path}: {old!r} not found"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_a_port_changed_in_the_declaration_only_turns_red(tmp_path):
+    """app-demo's port changed in services/ alone: the app_demo role (which builds it) still says 8080: red."""
+    catalog = copied_catalog(tmp_path)
+    edit(catalog, "app-demo-legacy", "{container: 8080, published: 8080}", "{container: 8090, published: 8090}")
+    edit(catalog, "app-demo-legacy", "route: {host: app, port: 8080}", "route: {host: app, port: 8090}")
+    edit(catalog, "app-demo-legacy", "port: 8080, path: /health", "port: 8090, path: /health")
+    inventory = load_inventory(INVENTORIES["lab"], catalog=load_catalog(catalog))
+    problems = [message for _, message in repository_problems(inventory)]
+    assert problems == [("ansible/roles/app_demo/defaults/main.yml: app_demo_port is 8080, but "
+                        "services/app-demo-legacy.yml says 8090")]
+
+
+def test_a_container_name_changed_in_the_declaration_only_turns_red(tmp_path):
+    """app-demo's container renamed in services/ alone: the role still runs app-demo-backend: red."""
+    catalog = copied_catalog(tmp_path)
+    edit(catalog, "app-demo-legacy", "container: app-demo-backend", "container: app-demo-api")
+    inventory = load_inventory(INVENTORIES["lab"], catalog=load_catalog(catalog))
+    problems = [message for _, message in repository_problems(inventory)]
+    assert problems == [("ansible/roles/app_demo/defaults/main.yml: app_demo_container_name is app-demo-backend, "
+                        "but services/app-demo-legacy.yml says app-demo-api")]
+
+
+@pytest.mark.parametrize(("name", "old", "new", "expected"), [
+    ("grafana", "- {port: 3000, path: /api/health", "- {port: 3001, path: /api/health",
+     "services/grafana.yml: http[0].port: container port 3001 is not published"),
+    ("grafana", "route: {host: grafana, port: 3000}", "route: {host: grafana, port: 3001}",
+     "services/grafana.yml: route.port: container port 3001 is not published"),
+    ("traefik", "{name: websecure, container: 443, published: 443}", "{container: 443, published: 443}",
+     "traefik: no port named websecure"),
+    ("vaultwarden", "image: vaultwarden/server:1.32.7", "image: vaultwarden/server:latest",
+     "services/vaultwarden.yml: image: vaultwarden/server:latest is not pinned"),
+    ("vaultwarden", "container: vaultwarden", "container: vault warden",
+     "services/vaultwarden.yml: container"),
+    ("grafana", "route: {host: grafana,", "route: {host: vault,", "route vault of grafana is also vaultwarden's"),
+    ("grafana", "  - {container: 3000, published: 3000}", ("  - {container: 3000, published: 3000}\n"
+     "  - {container: 3002, published: 3000}"), "services/grafana.yml: ports[1].published: 3000 is published twice"),
+])
+def test_a_declaration_that_disagrees_with_itself_or_the_others_is_one_line(tmp_path, name, old, new, expected):
+    """A check's port, a route's port, Traefik's entrypoint, an unpinned tag, a bad name, a route taken twice."""
+    catalog = copied_catalog(tmp_path)
+    edit(catalog, name, old, new)
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(INVENTORIES["lab"], catalog=load_catalog(catalog))
+    message = str(caught.value)
+    assert "\n" not in message and expected in message, message
+
+
+def test_a_dependency_on_another_host_is_refused(tmp_path):
+    """depends_on names a service of the same host: the lab's grafana depending on vaultwarden is refused."""
+    catalog = copied_catalog(tmp_path)
+    edit(catalog, "grafana", "route: {host: grafana", "depends_on: [vaultwarden]\nroute: {host: grafana")
+    with pytest.raises(InventoryError, match="grafana depends on vaultwarden, which monitoring does not run"):
+        load_inventory(INVENTORIES["lab"], catalog=load_catalog(catalog))
+
+
+def test_services_start_after_what_they_depend_on():
+    """homelab's netbox comes after its database and redis, whatever the inventory's order."""
+    inventory = load_inventory(INVENTORIES["homelab"])
+    order = inventory.host("utilities").containers
+    assert order.index("netbox") > order.index("netbox-db") and order.index("netbox") > order.index("netbox-redis")
+
+
+# --- the homelab's rendered configuration, validated (it is never deployed from here) ---------------------------
+
+def test_homelab_traefik_configuration_is_complete():
+    """Static and dynamic config for the owner: https redirect, TLS store, one router per routed service."""
+    homelab = load_inventory(INVENTORIES["homelab"])
+    hostvars = homelab.ansible_inventory()["all"]["hosts"]["proxy"]
+    static, dynamic = hostvars["proxy_static_config"], hostvars["proxy_dynamic_config"]
+    assert static == static_config(homelab.catalog["traefik"])
+    assert static["providers"]["file"] == {"directory": "/etc/traefik/dynamic", "watch": True}
+    assert {e["address"] for e in static["entryPoints"].values()} == {":80", ":443", ":8082"}
+    routers = dynamic["http"]["routers"]
+    assert sorted(routers) == ["app-demo-backend", "app-demo-frontend", "grafana", "netbox", "prometheus",
+                               "snipeit", "uptime-kuma", "vaultwarden", "zabbix-web"]
+    assert routers["app-demo-frontend"]["rule"] == "Host(`app.homelab.home.arpa`)"
+    assert dynamic["http"]["services"]["app-demo-backend"]["loadBalancer"]["servers"] == [
+        {"url": "http://192.168.1.250:3000"}]
+    assert all(r["entryPoints"] == ["websecure"] and r["tls"] == {} for r in routers.values())
+    assert dynamic["tls"]["stores"]["default"]["defaultCertificate"]["certFile"] == "/etc/traefik/tls/cert.pem"
+    yaml.safe_load(yaml.safe_dump(dynamic))  # what the proxy role writes with to_nice_yaml
+
+
+def test_homelab_environment_names_every_secret_by_vault_variable():
+    """Every secret a homelab service needs comes from an Ansible Vault variable; no value in the host vars."""
+    homelab = load_inventory(INVENTORIES["homelab"])
+    refs = [ref for host in homelab.ansible_inventory()["all"]["hosts"].values()
+            for entry in host["stack_services"] for ref in entry["secret_env"]]
+    assert refs and all(set(ref) == {"name", "vault"} and ref["vault"].startswith("vault_") for ref in refs)
+    pulled = [e for h in homelab.ansible_inventory()["all"]["hosts"].values() for e in h["stack_services"] if e["pull"]]
+    assert all(":" in e["image"] and not e["image"].endswith(":latest") for e in pulled)
+
+
+def test_homelab_checks_are_the_owners(tmp_path):
+    """The owner's health URLs, derived: Vaultwarden on 8080 /alive, NetBox 8001, Traefik /ping on 8082."""
+    homelab = load_inventory(INVENTORIES["homelab"])
+    urls = {s.name: s.url for _, s in homelab.endpoints}
+    assert urls["vaultwarden"] == "http://192.168.1.201:8080/alive"
+    assert urls["netbox"] == "http://192.168.1.201:8001/"
+    assert urls["traefik-ping"] == "http://192.168.1.200:8082/ping"
+    assert urls["traefik-entrypoint"] == "http://192.168.1.200/"
+    assert urls["app-demo-backend"] == "http://192.168.1.250:3000/api/health"
+    assert urls["grafana-via-traefik"] == "https://grafana.homelab.home.arpa/api/health"
