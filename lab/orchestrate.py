@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from lab import config, net, procs
+from lab import config, net, procs, service_secrets
 from lab.hosts import LabHosts
 from lab.images import publish as images
 from lab.images import recipe as image_recipes
@@ -76,6 +76,8 @@ def up(progress: Progress = _quiet) -> dict:
     progress(f"bridge {config.BRIDGE} {config.BRIDGE_ADDRESS}/{config.PREFIX}")
     net.bridge_up()
     progress(f"deploy key {ensure_deploy_key()}")
+    service_secrets.ensure(PATHS)
+    progress(f"service secrets {service_secrets.secrets_file(PATHS)}")
     hosts = LabHosts()
     progress("base rootfs (a cold build takes a few minutes; cached afterwards)")
     hosts.ensure_base()
@@ -175,6 +177,7 @@ def status() -> dict:
         "token_secret": full,
         "readonly_token_id": pve_auth.READONLY_TOKEN_ID,
         "readonly_token_secret": readonly,
+        "service_secrets": service_secrets.load(PATHS),
         "s3_endpoint": f"http://127.0.0.1:{S3_PORT}",
         "s3_bucket": S3_BUCKET,
         "sts_endpoint": f"http://127.0.0.1:{REJECT_PORT}",
@@ -212,6 +215,9 @@ def suite_env(st: dict) -> dict[str, str]:
         # moto accepts any key; real S3-compatible stores get theirs from CI secrets.
         "AWS_ACCESS_KEY_ID": "lab",
         "AWS_SECRET_ACCESS_KEY": "lab",
+        # The demo app's build takes its npm packages from the lab's mirror (the homelab: registry.npmjs.org).
+        "APP_DEMO_NPM_REGISTRY": st["npm_mirror"]["url"],
+        **st.get("service_secrets", {}),
     }
 
 
