@@ -202,7 +202,7 @@ def test_proxy_routes_are_rendered_from_the_inventory(tmp_path):
     assert routes["redirects"] == defaults["proxy_redirects"]
     assert {"path": "/", "location": "/app/", "status": 302} in routes["redirects"]
     assert routes["routes"] == [
-        {"prefix": "/app/", "upstream": "http://198.18.0.250:8080/"},
+        {"prefix": "/app/", "upstream": "http://198.18.0.250:80/"},
         {"prefix": "/grafana/", "upstream": "http://198.18.0.202:3000/"},
     ]
 

@@ -123,7 +123,8 @@ def test_helpers(lab):
     assert lab.host("app-demo").vmid == 250
     assert lab.host(201).hostname == "utilities"
     assert [h.hostname for h in lab.hosts_with_role("monitoring")] == ["monitoring"]
-    assert [s.name for _, s in lab.services] == ["proxy-redirect", "utilities-vault", "monitoring-grafana", "app-demo-health"]
+    assert [s.name for _, s in lab.services] == ["proxy-redirect", "utilities-vault", "monitoring-grafana", "app-demo-api",
+                                              "app-demo-frontend"]
     assert all(s in h.services for h, s in lab.services)
     assert len(lab.protected_hosts) == 5
     assert lab.proxmox_url == "https://127.0.0.1:8006"

@@ -49,7 +49,7 @@ def test_both_shipped_inventories_pass_check():
     assert done.returncode == 0, done.stdout + done.stderr
     checked = "structure, repository; files on this machine not checked: --here"
     assert done.stdout.splitlines() == [
-        f"inventories/lab.yml: ok (5 hosts, 4 services; {checked})",
+        f"inventories/lab.yml: ok (5 hosts, 5 services; {checked})",
         f"inventories/homelab.yml: ok (5 hosts, 12 services; {checked})",
     ]
 
@@ -83,7 +83,7 @@ BROKEN = [
     ("two-rule-problems", edited("ip: 198.18.0.201", "ip: 198.18.0.255"), 2, ()),  # and its service's url
     ("missing-role", edited("roles: [app_demo]", "roles: [app_demoo]"), 1, ()),
     ("missing-terraform-env", edited("environment: lab", "environment: staging"), 1, ()),
-    ("port-disagrees", edited("http://198.18.0.250:8080/health", "http://198.18.0.250:8090/health"), 1, ()),
+    ("port-disagrees", edited("http://198.18.0.202:3000/api/health", "http://198.18.0.202:3001/api/health"), 1, ()),
 ]
 
 
@@ -154,13 +154,13 @@ def test_the_shipped_inventories_agree_with_the_repository():
     assert repository_problems(load_inventory(HOMELAB)) == []
 
 
-def fake_repository(root: Path, port: int = 8080) -> Path:
-    """A minimal checkout: the app_demo role serving app-demo-backend on `port`, terraform/envs/lab."""
+def fake_repository(root: Path, port: int = 80) -> Path:
+    """A minimal checkout: the app_demo role serving app-demo-frontend on `port`, terraform/envs/lab."""
     role = root / "ansible" / "roles" / "app_demo"
     (role / "tasks").mkdir(parents=True)
     (role / "defaults").mkdir()
     (role / "tasks" / "main.yml").write_text("---\n")
-    (role / "defaults" / "main.yml").write_text(f"app_demo_container_name: app-demo-backend\napp_demo_port: {port}\n")
+    (role / "defaults" / "main.yml").write_text(f"app_demo_container_name: app-demo-frontend\napp_demo_port: {port}\n")
     for role_name in ("proxy", "utilities", "github_runner", "monitoring"):
         (root / "ansible" / "roles" / role_name / "tasks").mkdir(parents=True)
         (root / "ansible" / "roles" / role_name / "tasks" / "main.yml").write_text("---\n")
@@ -169,19 +169,30 @@ def fake_repository(root: Path, port: int = 8080) -> Path:
     return root
 
 
+def frontend_only_lab(tmp_path: Path):
+    """The lab inventory with app-demo expecting only the frontend container and its service (port 80)."""
+    document = lab_document()
+    app = document["hosts"][4]
+    app["containers"] = ["app-demo-frontend"]
+    app["services"] = [s for s in app["services"] if s["name"] == "app-demo-frontend"]
+    return load_inventory(write(tmp_path, document))
+
+
 def test_a_port_that_disagrees_with_the_role_is_named(tmp_path):
-    """The lab's app-demo url is on 8080; a role serving 9090 makes it one problem naming both."""
-    [(key, message)] = repository_problems(load_inventory(LAB), fake_repository(tmp_path, port=9090))
+    """The app-demo frontend url is on 80; a role serving 9090 makes it one problem naming both."""
+    inventory = frontend_only_lab(tmp_path)
+    [(key, message)] = repository_problems(inventory, fake_repository(tmp_path / "repo", port=9090))
     assert key == "hosts[app-demo].services[0].url"
-    assert "uses port 8080, but app_demo serves app-demo-backend on 9090" in message
+    assert "uses port 80, but app_demo serves app-demo-frontend on 9090" in message
 
 
 def test_group_vars_win_over_role_defaults(tmp_path):
     """ansible/playbooks/group_vars/all.yml overrides the role's default port, as Ansible does."""
-    root = fake_repository(tmp_path, port=9090)
+    inventory = frontend_only_lab(tmp_path)
+    root = fake_repository(tmp_path / "repo", port=9090)
     (root / "ansible" / "playbooks" / "group_vars").mkdir(parents=True)
-    (root / "ansible" / "playbooks" / "group_vars" / "all.yml").write_text("app_demo_port: 8080\n")
-    assert repository_problems(load_inventory(LAB), root) == []
+    (root / "ansible" / "playbooks" / "group_vars" / "all.yml").write_text("app_demo_port: 80\n")
+    assert repository_problems(inventory, root) == []
 
 
 def test_ports_are_not_checked_where_the_containers_are_not_the_roles(tmp_path):
