@@ -1,17 +1,15 @@
 """The Ansible roles on two real LXC hosts: every playbook converges, and a rerun changes nothing.
 
-Hosts 771 (proxy, 198.18.0.71) and 772 (app-demo, 198.18.0.72; also carries monitoring, utilities and
-github_runner to exercise those roles) are created for this module and destroyed in a finalizer, even
-when a step fails. Playbooks run in the order plugins.tools.playbooks.playbooks_for derives from the roles. The app is deployed from a temp copy of app-demo/ holding a
-node_modules/ and a .git/ with marker files: neither may reach the host (incident #10). rsync is
-removed from the app host before bootstrap: bootstrap must bring it back for synchronize (incident #11).
+Hosts 771 (proxy, 198.18.0.71) and 772 (198.18.0.72, carrying monitoring, utilities and github_runner
+to exercise those roles) are created for this module and destroyed in a finalizer, even when a step
+fails. Playbooks run in the order plugins.tools.playbooks.playbooks_for derives from the roles. rsync is
+removed from host 772 before bootstrap: bootstrap must bring it back (incident #11). The demo app
+(app_demo: builds, PostgreSQL, data, rsync excludes) has its own host and module: test_app_demo.py.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -20,7 +18,6 @@ from pathlib import Path
 import pytest
 from plain_http import get
 
-from lab import scenarios
 from plugins.inventory import Inventory, load_inventory, read_document
 from plugins.tools.playbooks import ANSIBLE_DIR, PlaybookResult, playbooks_for, run_playbook
 
@@ -28,13 +25,12 @@ pytestmark = pytest.mark.lab
 
 ROOT = ANSIBLE_DIR.parent
 HOSTS = {
-    "app-demo": (772, "198.18.0.72", ["app_demo", "monitoring", "utilities", "github_runner"]),
+    "app-demo": (772, "198.18.0.72", ["monitoring", "utilities", "github_runner"]),
     "proxy": (771, "198.18.0.71", ["proxy"]),
 }
-CONTAINERS = {"app-demo": ["app-demo-backend", "grafana", "vault"], "proxy": ["proxy"]}
+CONTAINERS = {"app-demo": ["grafana", "vault"], "proxy": ["proxy"]}
 PLAYBOOKS = tuple(p.stem for p in playbooks_for(r for _, _, roles in HOSTS.values() for r in roles))
-APP_PORT, MONITORING_PORT, UTILITIES_PORT = 8080, 3000, 8081
-MARKER = "shipped-by-mistake.txt"
+MONITORING_PORT, UTILITIES_PORT = 3000, 8081
 
 
 @dataclass
@@ -44,7 +40,6 @@ class Deployment:
     key: Path
     known_hosts: Path
     inventory: dict
-    app_src: Path
     runner_key: str
     first: dict[str, PlaybookResult] = field(default_factory=dict)
     rerun: dict[str, PlaybookResult] = field(default_factory=dict)
@@ -64,10 +59,9 @@ class Deployment:
         return done
 
     def play(self, name: str, **extravars) -> PlaybookResult:
-        """Run one playbook on the module's hosts, from the temp copy of the app."""
+        """Run one playbook on the module's hosts."""
         return run_playbook(name, self.inventory, private_key=self.key, known_hosts=self.known_hosts,
-                            extravars={"app_demo_src": str(self.app_src),
-                                       "github_runner_private_key": self.runner_key, **extravars})  # fmt: skip
+                            extravars={"github_runner_private_key": self.runner_key, **extravars})
 
 
 def wait_for_status(ip: str, port: int, path: str, want: int, deadline: float = 90) -> list[int]:
@@ -108,19 +102,14 @@ def module_inventory(key: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def deployment(lab_hosts, tmp_path_factory) -> Deployment:
-    """Create the two hosts, break rsync on one, deploy bootstrap + app_demo + proxy, then rerun everything."""
+    """Create the two hosts, break rsync on one, deploy bootstrap and every role, then rerun everything."""
     assert load_inventory(ROOT / "inventories" / "lab.yml")  # the file the derivation starts from is valid
     tmp = tmp_path_factory.mktemp("roles")
     key = tmp / "deploy_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    app_src = tmp / "app-demo"
-    shutil.copytree(ROOT / "app-demo", app_src, ignore=shutil.ignore_patterns("node_modules", ".git"))
-    for tree in ("node_modules/left-pad", ".git"):
-        (app_src / tree).mkdir(parents=True)
-        (app_src / tree / MARKER).write_text("must never reach the host\n")
     runner_key = tmp / "runner_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(runner_key)], check=True)
-    dep = Deployment(key, tmp / "known_hosts", module_inventory(key), app_src, runner_key.read_text())
+    dep = Deployment(key, tmp / "known_hosts", module_inventory(key), runner_key.read_text())
 
     created: list[int] = []
     try:
@@ -142,8 +131,8 @@ def deployment(lab_hosts, tmp_path_factory) -> Deployment:
             dep.timings[f"first {name}"] = result.duration
             assert result.ok, result.recap()
         started = time.monotonic()
-        dep.health_codes = wait_for_status(HOSTS["app-demo"][1], APP_PORT, "/health", 200)
-        dep.timings["app healthy after deploy"] = time.monotonic() - started
+        dep.health_codes = wait_for_status(HOSTS["app-demo"][1], MONITORING_PORT, "/api/health", 200)
+        dep.timings["monitoring healthy after deploy"] = time.monotonic() - started
         for name in PLAYBOOKS:
             dep.rerun[name] = dep.play(name)
             dep.timings[f"rerun {name}"] = dep.rerun[name].duration
@@ -158,12 +147,12 @@ def deployment(lab_hosts, tmp_path_factory) -> Deployment:
 
 
 def test_every_playbook_converges(deployment):
-    """bootstrap, app_demo and proxy each succeed on their hosts."""
+    """bootstrap and every role's playbook succeed on their hosts."""
     for result in deployment.first.values():
         assert result.ok and not result.failures(), result.recap()
-    assert PLAYBOOKS == ("bootstrap", "app_demo", "monitoring", "utilities", "github_runner", "proxy")
+    assert PLAYBOOKS == ("bootstrap", "monitoring", "utilities", "github_runner", "proxy")
     assert sorted(deployment.first["bootstrap"].stats) == sorted(HOSTS)
-    assert sorted(deployment.first["app_demo"].stats) == ["app-demo"]
+    assert sorted(deployment.first["monitoring"].stats) == ["app-demo"]
     assert sorted(deployment.first["proxy"].stats) == ["proxy"]
 
 
@@ -189,37 +178,12 @@ def test_sshd_refuses_passwords(deployment):
         assert "passwordauthentication no" in settings, host
 
 
-def test_node_modules_and_git_are_not_shipped(deployment):
-    """Incident #10: the synced app has its files but no node_modules/ or .git/ from the source."""
-    out = deployment.ssh("app-demo", "find /opt/app-demo/src -name " + MARKER + "; ls -A /opt/app-demo/src").stdout
-    assert MARKER not in out
-    listing = set(out.split())
-    assert {"backend", "frontend", "Dockerfile"} <= listing
-    assert not {"node_modules", ".git"} & listing
-
-
-def test_app_warms_up_then_answers_200(deployment):
-    """/health reached 200 after the deploy (503 or no answer before that is the warm-up)."""
-    assert deployment.health_codes[-1] == 200
-    assert set(deployment.health_codes[:-1]) <= {0, 503}, deployment.health_codes
-
-
-def test_app_container_runs_with_init_and_a_restart_policy(deployment):
-    """The app's container has an init as PID 1 and restarts unless stopped."""
-    inspect = json.loads(deployment.ssh("app-demo", "docker container inspect app-demo-backend").stdout)[0]
-    assert inspect["State"]["Running"] is True
-    assert inspect["HostConfig"]["Init"] is True
-    assert inspect["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
-
-
-def test_proxy_redirects_and_proxies_to_the_app(deployment):
-    """/ answers 302 to /app/; /app/health reaches the app's /health; /app/ serves the frontend."""
+def test_proxy_redirects_and_proxies_to_grafana(deployment):
+    """/ answers 302 to /app/; /grafana/api/health reaches the monitoring host's /api/health."""
     proxy_ip = HOSTS["proxy"][1]
     status, headers, _ = get(proxy_ip, 80, "/")
     assert (status, headers.get("Location")) == (302, "/app/")
-    assert wait_for_status(proxy_ip, 80, "/app/health", 200, deadline=30)[-1] == 200
-    status, _, body = get(proxy_ip, 80, "/app/")
-    assert status == 200 and b"app-demo" in body
+    assert wait_for_status(proxy_ip, 80, "/grafana/api/health", 200, deadline=30)[-1] == 200
 
 
 def test_a_rerun_changes_nothing(deployment):
@@ -230,26 +194,15 @@ def test_a_rerun_changes_nothing(deployment):
     assert not changed, f"a rerun changed something: {changed}"
 
 
-def test_a_bad_change_to_the_app_breaks_health_and_the_good_source_repairs(deployment, tmp_path):
-    """A copy of the app whose /health raises makes /health 500; deploying the repository's source brings 200."""
-    app_ip = HOSTS["app-demo"][1]
-    broken = deployment.play("app_demo", app_demo_src=f"{scenarios.broken_app_copy(tmp_path)}/")
-    assert broken.ok and broken.changed_total > 0, broken.recap()
-    assert wait_for_status(app_ip, APP_PORT, "/health", 500, deadline=30)[-1] == 500
-    repaired = deployment.play("app_demo")
-    assert repaired.ok and repaired.changed_total > 0, repaired.recap()
-    assert wait_for_status(app_ip, APP_PORT, "/health", 200)[-1] == 200
-
-
-def test_proxy_answers_502_while_the_app_is_down(deployment):
-    """With the app container stopped, the proxy answers 502 on /app/ (the warm-up code of the inventory)."""
+def test_proxy_answers_502_while_an_upstream_is_down(deployment):
+    """With grafana's container stopped, the proxy answers 502 on /grafana/ (the warm-up code of the inventory)."""
     proxy_ip = HOSTS["proxy"][1]
-    deployment.ssh("app-demo", "docker stop --time 2 app-demo-backend")
+    deployment.ssh("app-demo", "docker stop --time 2 grafana")
     try:
-        assert get(proxy_ip, 80, "/app/health")[0] == 502
+        assert get(proxy_ip, 80, "/grafana/api/health")[0] == 502
     finally:
-        deployment.ssh("app-demo", "docker start app-demo-backend")
-    assert wait_for_status(proxy_ip, 80, "/app/health", 200)[-1] == 200
+        deployment.ssh("app-demo", "docker start grafana")
+    assert wait_for_status(proxy_ip, 80, "/grafana/api/health", 200)[-1] == 200
 
 
 def test_monitoring_and_utilities_answer(deployment):
