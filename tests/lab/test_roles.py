@@ -4,7 +4,7 @@ Hosts 771 (proxy, 198.18.0.71) and 772 (198.18.0.72, carrying monitoring, utilit
 to exercise those roles) are created for this module and destroyed in a finalizer, even when a step
 fails. Playbooks run in the order plugins.tools.playbooks.playbooks_for derives from the roles. rsync is
 removed from host 772 before bootstrap: bootstrap must bring it back (incident #11). The demo app
-(app_demo: builds, PostgreSQL, data, rsync excludes) has its own host and module: test_app_demo.py.
+(app_demo: builds, PostgreSQL, data, rsync excludes) has its own host and module: test_app_demo_host.py.
 """
 
 from __future__ import annotations
