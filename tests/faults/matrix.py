@@ -49,8 +49,7 @@ class Row:
 
 def changed_app(directory: Path) -> Path:
     """A copy of the app with one changed file: a deploy that changes something, so a rollback undoes it."""
-    source = directory / "app-demo"
-    subprocess.run(["cp", "-a", str(scenarios.ROOT / "app-demo"), str(source)], check=True)
+    source = scenarios.app_copy(directory)
     (source / "README.md").write_text(f"changed by {directory.name}\n")
     return source
 
@@ -61,10 +60,8 @@ def inventory_for(row: Row, directory: Path) -> Path:
         return scenarios.LAB_INVENTORY
 
     def change(document: dict) -> None:
-        if row.fast_deadlines:
-            for host in document["hosts"]:
-                for service in host.get("services", []):
-                    service["deadline"] = FAST_DEADLINE
+        if row.fast_deadlines:  # every service's wait capped (the deadlines live in services/*.yml)
+            document.setdefault("deploy", {})["max_health_wait"] = FAST_DEADLINE
         if row.change == "new_host":
             document["hosts"].append({"vmid": NEW_HOST_VMID, "hostname": "fault-extra", "ip": "198.18.0.251",
                                       "roles": [], "protected": False, "packages": ["rsync", "python3"],
