@@ -213,12 +213,22 @@ class Tls(Strict):
     ca_file: AbsolutePath | None = Field(None, description="CA that signs cert_file; none: the system CAs")
 
 
+class Vault(Strict):
+    """The Ansible Vault file holding the `{vault: …}` secrets, and the variable naming its password file."""
+
+    file: Annotated[str, Field(strict=True, pattern=r"^/?[A-Za-z0-9_][A-Za-z0-9._-]*(?:/[A-Za-z0-9_][A-Za-z0-9._-]*)*$")] \
+        = Field(description="the encrypted vars file: absolute, or relative to the repository")
+    password_file_env: EnvVarName = Field(
+        "ANSIBLE_VAULT_PASSWORD_FILE", description="NAME of the env var holding the password file's path (CI writes it)")
+
+
 class Stack(Strict):
     """The environment's values for the catalog's services: domain, TLS, where each secret comes from."""
 
     domain: Hostname = Field(description="routes are <route.host>.<domain>")
     tls: Tls
     secrets: dict[SecretName, SecretSource] = {}
+    vault: Vault | None = Field(None, description="where the vault secrets are (required when one secret is vault)")
 
 
 class Inventory(Strict):

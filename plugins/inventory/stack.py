@@ -72,6 +72,10 @@ def stack_problems(inv: Any, catalog: Catalog, refs: list[str]) -> list[Problem]
             problems.extend((path, line) for line in address_problems(decl, catalog))
             if name == "traefik":
                 problems.extend((path, f"traefik: {line}") for line in traefik.entrypoint_problems(decl))
+    vaulted = sorted(name for name, source in (inv.stack.secrets if inv.stack else {}).items() if source.vault)
+    if vaulted and inv.stack.vault is None:
+        problems.append(("stack.vault", (f"secrets {', '.join(vaulted)} come from Ansible Vault but stack.vault is "
+                                         "not set (expected stack.vault.file: the encrypted vars file)")))
     if routed and inv.stack is None:
         problems.append(("stack", ("services have routes but the inventory has no stack section "
                                   "(expected stack: domain, tls)")))
