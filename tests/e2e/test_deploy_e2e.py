@@ -8,12 +8,14 @@ start from what it built.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import requests
 
 from lab import scenarios
 from lab.hosts import LabHosts
+from plugins.deploy.run_lock import state_dir
 from plugins.inventory import load_inventory
 from plugins.proxmox.client import ProxmoxClient
 
@@ -184,3 +186,22 @@ def _move_app(document: dict) -> None:
 
 def _node_pve(document: dict) -> None:
     document["proxmox"]["node"] = "pve"
+
+
+def test_no_secret_appears_in_any_report_log_or_result(first_deploy, lab_status, tmp_path_factory):
+    """After every deploy of this module (success, no change, rollbacks, refusals): no value of the PVE tokens,
+    the services' secrets (stack.secrets, from `lab env`) or the deploy key is in reports/, the suite's state
+    directory, any run's Allure results, or the first deploy's output."""
+    env = scenarios.suite_env()
+    secrets = {"PVE token": lab_status["token_secret"], "read-only PVE token": lab_status["readonly_token_secret"]}
+    secrets |= {source.env: env[source.env] for source in INVENTORY.stack.secrets.values()}
+    key_body = [line for line in Path(INVENTORY.runner.deploy_key).read_text().splitlines() if "-----" not in line]
+    secrets |= {f"deploy key line {n}": line for n, line in enumerate(key_body) if len(line) >= 16}
+    assert all(len(value) >= 12 for value in secrets.values()), "a secret too short to grep for"
+    roots = [scenarios.ROOT / "reports", state_dir(env), tmp_path_factory.getbasetemp()]
+    files = [path for root in roots if root.is_dir() for path in root.rglob("*") if path.is_file()]
+    assert any(path.name == "deploy-result.md" for path in files), "no report to grep: the test would prove nothing"
+    leaks = [f"{name} in {path}" for path in files for name, value in secrets.items()
+             if value.encode() in path.read_bytes()]
+    leaks += [f"{name} in the first deploy's output" for name, value in secrets.items() if value in first_deploy.output]
+    assert not leaks, f"secrets leaked: {leaks}"
