@@ -67,6 +67,10 @@ class Proxmox(Strict):
     bridge: BridgeName
     gateway: IPv4
     prefix_length: Annotated[int, Field(strict=True, ge=1, le=32)]
+    http_timeout: Annotated[float, Field(strict=True, gt=0, le=3600, allow_inf_nan=False)] = Field(
+        60, description="seconds one API call may take before the suite gives up on it")
+    task_timeout: Annotated[float, Field(strict=True, gt=0, le=MAX_DEADLINE, allow_inf_nan=False)] = Field(
+        300, description="seconds a task (snapshot, rollback, create) may run before the suite gives up on it")
 
     @property
     def tls_verify(self) -> str | bool:
