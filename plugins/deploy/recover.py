@@ -23,7 +23,6 @@ from plugins.deploy.run_lock import LockHeld, RunLock, forget, read_record, reco
 from plugins.deploy.session import DeploySession
 from plugins.inventory import InventoryError, load_inventory
 
-
 NEEDS_RECOVERY = 3  # `status`: a recorded run took snapshots (as `systemctl status` says 3 for "not running")
 
 

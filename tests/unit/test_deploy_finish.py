@@ -301,3 +301,26 @@ def test_an_incomplete_rollback_names_the_command_that_finishes_it_and_keeps_the
     lock.keep_unfinished(finish.describe(deploy.rollback)[0])
     with pytest.raises(UnfinishedRun, match="its rollback was incomplete"):
         RunLock("lab", tmp_path / "state").acquire("next")
+
+
+def test_the_end_of_a_failed_run_gives_ctrl_c_back(monkeypatch):
+    """During the rollback SIGINT/SIGTERM are reported and ignored; after it the handlers are what they were, so a
+    process that goes on (the project's own test session) still stops on Ctrl-C."""
+    from types import SimpleNamespace
+
+    from plugins.deploy.finish import end
+
+    during = {}
+
+    def fake_finish_run(deploy, **_):
+        during["int"] = signal.getsignal(signal.SIGINT)
+        return end.RunEnd()
+
+    monkeypatch.setattr(end, "finish_run", fake_finish_run)
+    monkeypatch.setattr(end.allure_output, "alluredir", lambda config: None)
+    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    deploy = SimpleNamespace(say=lambda line: None, failed=True, rollback=None)
+    session = SimpleNamespace(config=None, exitstatus=pytest.ExitCode.TESTS_FAILED)
+    end.end_session(session, deploy, exitstatus=1, lock=None)
+    assert during["int"] not in (before[0], signal.SIG_DFL), "the rollback was not protected from SIGINT"
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before

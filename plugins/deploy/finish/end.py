@@ -117,12 +117,18 @@ def end_session(session: pytest.Session, deploy: DeploySession, exitstatus: int,
     """End a deploy run at session finish: finish_run, the lock let go, and the exit status a failure after one."""
     write = deploy.say  # a line of its own, after pytest's progress
     failed = deploy.failed or exitstatus not in PASSING
+    previous = {}
     if failed and threading.current_thread() is threading.main_thread():
         # A CI cancel sends SIGINT, then SIGTERM: the rollback goes on; only SIGKILL stops it, and then
         # the lock's record tells the next run (python -m plugins.deploy.recover).
         for number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(number, lambda n, f: write(f"{signal.Signals(n).name} during the rollback: it goes on"))
-    end = finish_run(deploy, failed=failed, alluredir=allure_output.alluredir(session.config), write=write)
+            previous[number] = signal.signal(
+                number, lambda n, f: write(f"{signal.Signals(n).name} during the rollback: it goes on"))
+    try:
+        end = finish_run(deploy, failed=failed, alluredir=allure_output.alluredir(session.config), write=write)
+    finally:  # the rollback is over: Ctrl-C means Ctrl-C again (a process that goes on, tests, must stop on it)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     if lock is not None and deploy.rollback is not None and not deploy.rollback["ok"]:
         lock.keep_unfinished(describe(deploy.rollback)[0])
     elif lock is not None:
