@@ -54,7 +54,7 @@ class AppHost:
     def play(self, name: str, **extravars) -> PlaybookResult:
         """One playbook on the host; kept for the secret check."""
         result = run_playbook(name, self.inventory, private_key=self.key, known_hosts=self.known_hosts,
-                              extravars={"app_demo_src": str(self.app_src), **extravars})
+                              extravars={"app_demo_src": str(self.app_src), **extravars}, limit=NAME)
         self.runs.append(result)
         return result
 
@@ -102,8 +102,14 @@ def app_host(lab_hosts, lab_up, tmp_path_factory):
     _, document = read_document(scenarios.LAB_INVENTORY)
     document = copy.deepcopy(document)
     document["runner"] = {**document["runner"], "host": None, "deploy_key": str(key)}
+    [lab_app] = [h for h in document["hosts"] if "app_demo" in h["roles"]]
+    [lab_proxy] = [h for h in document["hosts"] if "traefik" in h.get("services", [])]
+    # The app host with the lab's app services; the lab's proxy stays in the inventory (the routes need a
+    # Traefik) but every play is limited to the module's host: the proxy is never contacted.
     document["hosts"] = [{"vmid": VMID, "hostname": NAME, "ip": IP, "roles": ["app_demo"],
-                          "packages": ["rsync", "python3"]}]
+                          "packages": ["rsync", "python3"],
+                          "services": [s for s in lab_app["services"] if s.startswith("app-demo")]},
+                         {**lab_proxy, "services": ["traefik"]}]
     host = AppHost(key, tmp / "known_hosts", Inventory.model_validate(document).ansible_inventory(), app_src,
                    secrets.token_urlsafe(18))
     saved = {name: os.environ.get(name) for name in ("APP_DEMO_NPM_REGISTRY", "APP_DEMO_DB_PASSWORD")}
