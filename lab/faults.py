@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import time
 import uuid
@@ -153,7 +154,7 @@ class LabFaults:
     def remove_image(self, vmid: int, reference: str) -> None:
         """Untag an image on a host (what it built from it keeps the layers): the next deploy must pull it again.
         Not undone: the deploy's rollback brings the host's images back, or the next deploy pulls it."""
-        done = self._attach(vmid, f"docker image rm {_sh(reference)}")
+        done = self._attach(vmid, f"docker image rm {shlex.quote(reference)}")
         if done.returncode != 0:
             raise RuntimeError(f"docker image rm {reference} on {vmid}: {done.stderr.strip() or done.stdout.strip()}")
 
