@@ -39,8 +39,11 @@ def ssh_pool(inventory: Inventory, hosts: Sequence[Host]) -> SshPool:
 
 def wait_hosts_healthy(inventory: Inventory, hosts: Sequence[Host], *, deadline: float = HOST_DEADLINE,
                        clock: Callable[[], float] = time.monotonic,
-                       sleep: Callable[[float], None] = time.sleep) -> dict[tuple[str, str, Any], CheckResult]:
-    """Check every host until all its checks pass or the deadline passes; give the last result of each check."""
+                       sleep: Callable[[float], None] = time.sleep,
+                       wanted_of: Callable[[Host], list] = host_wanted) -> dict[tuple[str, str, Any], CheckResult]:
+    """Check every host until all its checks pass or the deadline passes; give the last result of each check.
+
+    `wanted_of` gives a host's (check, subject) pairs: the registry's by default (the rollback narrows it)."""
     pending = list(hosts)
     reasons = {h.hostname: self_reason(inventory, h) for h in pending}
     final: dict[tuple[str, str, Any], CheckResult] = {}
@@ -50,7 +53,7 @@ def wait_hosts_healthy(inventory: Inventory, hosts: Sequence[Host], *, deadline:
             nonlocal pending
             for host in pending:
                 pool.forget(host.hostname)  # a failed open is tried again; an open master is kept
-            results = check_hosts([(h, host_wanted(h)) for h in pending], pool, user=inventory.runner.deploy_user,
+            results = check_hosts([(h, wanted_of(h)) for h in pending], pool, user=inventory.runner.deploy_user,
                                   public_key_file=inventory.runner.deploy_key + ".pub", self_reasons=reasons)
             final.update(results)
             failing = {r.host for r in results.values() if r.outcome == FAIL}
@@ -70,9 +73,10 @@ def wait_services(services: Sequence[tuple[Host, Service]]) -> dict[tuple[str, s
     return {(h.hostname, s.name): answer for (h, s), answer in zip(services, answers, strict=True)}
 
 
-def wait_hosts_and_services(inventory: Inventory, hosts: Sequence[Host], services: Sequence[tuple[Host, Service]]
+def wait_hosts_and_services(inventory: Inventory, hosts: Sequence[Host], services: Sequence[tuple[Host, Service]],
+                            wanted_of: Callable[[Host], list] = host_wanted,
                             ) -> tuple[dict[tuple[str, str, Any], CheckResult], dict[tuple[str, str], HttpResult]]:
     """Wait for the hosts' checks and the services' answers at the same time (services warm up meanwhile)."""
-    host_results, web = fan_out(lambda wait: wait(), [lambda: wait_hosts_healthy(inventory, hosts),
+    host_results, web = fan_out(lambda wait: wait(), [lambda: wait_hosts_healthy(inventory, hosts, wanted_of=wanted_of),
                                                      lambda: wait_services(services)], workers=2, name="health")
     return host_results, web

@@ -14,7 +14,7 @@ from typing import Any
 
 from plugins.deploy.pipeline import PIPELINE, STAGES
 from plugins.deploy.session import DeploySession
-from plugins.health.registry import services_of
+from plugins.health.registry import host_wanted, services_of
 from plugins.health.results import FAIL
 from plugins.health.waiting import wait_hosts_and_services
 from plugins.proxmox.client import ProxmoxClient, per_node
@@ -48,21 +48,59 @@ def roll_back(deploy: DeploySession, client: Any) -> dict:
         tasks.update(client.rollback_many(node, group, start=True, timeout=ROLLBACK_TASK_TIMEOUT))
     rolled = [vmid for vmid, res in tasks.items() if not isinstance(res, Exception)]
     task_errors = {vmid: str(res) for vmid, res in tasks.items() if isinstance(res, Exception)}
-    health = wait_healthy([inventory.host(v) for v in rolled], inventory)
+    before = {inventory.host(v).hostname: deploy.containers_before[v] for v in rolled if v in deploy.containers_before}
+    health = wait_healthy([inventory.host(v) for v in rolled], inventory, before)
     unhealthy = {name: msg for name, msg in health.items() if msg}
     return {
         "rolled_back": {inventory.host(v).hostname: targets[v] for v in rolled},
         "task_errors": {inventory.host(v).hostname: err for v, err in task_errors.items()},
         "excluded": excluded,
+        "new_in_this_run": new_services(inventory, before),
         "unhealthy": unhealthy,
         "seconds": round(time.monotonic() - started, 1),
         "ok": not task_errors and not unhealthy,
     }
 
 
-def wait_healthy(hosts: list, inventory: Any) -> dict[str, str]:
-    """Wait, bounded, until each host answers SSH and passes its checks and its services answer; '' = healthy."""
-    results, web = wait_hosts_and_services(inventory, hosts, services_of(hosts))
+def existed_before(host: Any, before: dict[str, list[str]]) -> list:
+    """The host's declarations whose container it had when snapshotted (all of them when that is unknown)."""
+    if host.hostname not in before:
+        return list(host.declarations)
+    return [decl for decl in host.declarations if decl.container in before[host.hostname]]
+
+
+def new_services(inventory: Any, before: dict[str, list[str]]) -> dict[str, list[str]]:
+    """{hostname: services this run added}: their containers were not there at the snapshot, the rollback takes
+    the host back to before them, so nothing of them is waited for."""
+    found = {}
+    for hostname in before:
+        host = inventory.host(hostname)
+        kept = {decl.name for decl in existed_before(host, before)}
+        added = [decl.name for decl in host.declarations if decl.name not in kept]
+        if added:
+            found[hostname] = added
+    return found
+
+
+def wait_healthy(hosts: list, inventory: Any, before: dict[str, list[str]] | None = None) -> dict[str, str]:
+    """Wait, bounded, until each host answers SSH and passes its checks and its services answer; '' = healthy.
+
+    `before`: {hostname: containers at the snapshot}. A service this run added is absent after the rollback, as
+    it should be: the wait expects only the containers and the HTTP answers of services that were there."""
+    before = before or {}
+
+    def wanted_of(host: Any) -> list:
+        containers = {decl.container for decl in existed_before(host, before)}
+        return [(check, subject) for check, subject in host_wanted(host)
+                if check != "container_running" or subject in containers]
+
+    def kept(host: Any, service: Any) -> bool:
+        checks = {name for decl in existed_before(host, before)
+                  for name in (*(decl.check_name(a) for a in decl.http), f"{decl.name}-via-traefik")}
+        return service.name in checks
+
+    services = [(host, service) for host, service in services_of(hosts) if kept(host, service)]
+    results, web = wait_hosts_and_services(inventory, hosts, services, wanted_of=wanted_of)
     problems: dict[str, list[str]] = {h.hostname: [] for h in hosts}
     for result in results.values():
         if result.outcome == FAIL:
@@ -80,6 +118,8 @@ def describe(outcome: dict) -> list[str]:
     lines += [f"  FAILED to roll back {h}: {e}" for h, e in outcome["task_errors"].items()]
     lines += [f"  still unhealthy {h}: {m}" for h, m in outcome["unhealthy"].items()]
     lines += [f"  {x}" for x in outcome["excluded"]]
+    lines += [f"  not waited for on {h} (added by this run, gone with it): {', '.join(names)}"
+              for h, names in (outcome.get("new_in_this_run") or {}).items()]
     return lines
 
 

@@ -6,11 +6,15 @@ are never in the rollback set (incident #7). Old deploy_* snapshots are pruned t
 
 from __future__ import annotations
 
+import subprocess
 from typing import TYPE_CHECKING
 
+from plugins.health.dockerd import docker_containers, docker_ps_command
+from plugins.health.waiting import ssh_pool
 from plugins.proxmox.client import ProxmoxClient, per_node
 from plugins.proxmox.snapshots import snapshots_to_prune
 from plugins.report import allure_output
+from plugins.shared.fanout import fan_out
 
 if TYPE_CHECKING:
     from plugins.deploy.session import DeploySession
@@ -30,11 +34,33 @@ def take_snapshots(deployment: DeploySession, proxmox: ProxmoxClient) -> list[st
                 failures.append(f"{inventory.host(vmid).hostname} ({vmid}): {outcome}")
             else:
                 deployment.snapshots[vmid] = name
+    deployment.containers_before.update(containers_now(inventory, [inventory.host(v) for v in deployment.snapshots]))
     created = ", ".join(inventory.host(v).hostname for v in deployment.first_deploy) or "none"
     summary = f"{len(deployment.snapshots)} snapshot(s) {name}; first deploy of: {created}"
     deployment.stage("snapshot").summary = summary
     allure_output.attach_text("snapshots", summary)
     return failures
+
+
+def containers_now(inventory, hosts: list) -> dict[int, list[str]]:
+    """{vmid: its containers' names} of the hosts that answer (one SSH command each, side by side): what a
+    rollback to the snapshots just taken brings back. A host that does not answer is left out (the rollback
+    then expects everything its services declare)."""
+    found: dict[int, list[str]] = {}
+    if not hosts:
+        return found
+    with ssh_pool(inventory, hosts) as pool:
+        def listed(host) -> list[str] | None:
+            try:
+                done = pool.run(host.hostname, docker_ps_command(), timeout=30)
+                return sorted(docker_containers(done.stdout)) if done.returncode == 0 else None
+            except (OSError, ValueError, subprocess.SubprocessError):
+                return None
+
+        for host, names in zip(hosts, fan_out(listed, hosts, workers=8, name="containers"), strict=True):
+            if names is not None:
+                found[host.vmid] = names
+    return found
 
 
 def prune_snapshots(deployment: DeploySession, proxmox: ProxmoxClient) -> list[str]:
