@@ -102,6 +102,17 @@ class Route(Strict):
     port: Port = Field(description="the container port Traefik forwards to (it must be published)")
 
 
+class FunctionalProbe(Strict):
+    """A check of what the service does, beyond its HTTP status (plugins/health/functional: one function per kind)."""
+
+    kind: Literal["zabbix_api"] = Field(description="what is probed; each kind is one function of "
+                                                     "plugins/health/functional")
+    port: Port = Field(description="the container port probed (it must be published)")
+    path: UrlPath = Field("/", description="the service's root under that port; the kind adds its API path")
+    deadline: Seconds = Field(60, description="seconds to keep retrying (a first start may still be migrating)")
+    secrets: list[SecretName] = Field([], description="secret names the probe needs (values from the environment)")
+
+
 class Build(Strict):
     """The image is built on the host by a role (the app's own code), under the declaration's image tag."""
 
@@ -123,6 +134,7 @@ class Declaration(Strict):
     depends_on: list[Label] = []
     route: Route | None = None
     http: list[Acceptance] = []
+    probes: list[FunctionalProbe] = []
     restart: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
     init: Flag = False
 
@@ -166,6 +178,9 @@ def declaration_problems(decl: Declaration) -> list[Problem]:
     for index, name in enumerate(names):
         if name in names[:index]:
             problems.append((f"http[{index}].name", f"check {name!r} is declared twice (expected a unique name)"))
+    for index, probe in enumerate(decl.probes):
+        if decl.published(probe.port) is None:
+            problems.append((f"probes[{index}].port", _unpublished(probe.port, ports)))
     if decl.route and decl.published(decl.route.port) is None:
         problems.append(("route.port", _unpublished(decl.route.port, ports)))
     if decl.build is None and decl.image.rsplit(":", 1)[-1] == "latest":

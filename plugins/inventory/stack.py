@@ -7,6 +7,7 @@ vars the Ansible roles deploy from. Nothing here is written twice: a port lives 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from plugins.inventory import traefik
@@ -18,6 +19,19 @@ if TYPE_CHECKING:
     from plugins.inventory.model import Host, Inventory
 
 STACK_NETWORK = "homelab"  # the Docker network of a host's services: they reach each other by container name
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    """One functional probe of a service on a host: its kind, the service's root URL, and how to reach it."""
+
+    name: str
+    kind: str
+    url: str  # the service's root (the declaration's probe path); the kind adds its API path
+    deadline: float
+    secret_env: tuple[tuple[str, str | None], ...] = ()  # (secret name, its env variable; None: a vault secret)
+    ca_file: str | None = None
+    connect_to: str | None = None  # through Traefik: the proxy's address (SNI and Host stay the url's)
 
 
 def stack_problems(inv: Any, catalog: Catalog, refs: list[str]) -> list[Problem]:
@@ -66,6 +80,7 @@ def stack_problems(inv: Any, catalog: Catalog, refs: list[str]) -> list[Problem]
                                            "(expected a unique route host)")))
                 routes[decl.route.host] = name
             problems.extend(_secret_problems(inv, path, name, decl.secrets))
+            problems.extend(_secret_problems(inv, path, name, [s for probe in decl.probes for s in probe.secrets]))
             if name == "traefik":
                 problems.extend((path, f"traefik: {line}") for line in traefik.entrypoint_problems(decl))
     if routed and inv.stack is None:
@@ -108,6 +123,23 @@ def derive_stack(inv: Inventory, catalog: Catalog) -> None:
                     deadline=min(first.deadline, cap), follow_redirects=first.follow_redirects,
                     ca_file=inv.stack.tls.ca_file, connect_to=proxy.ip))
         host._endpoints = endpoints
+        host._probes = [target for decl in host._declarations for target in _probe_targets(inv, host, decl, cap)]
+
+
+def _probe_targets(inv: Inventory, host: Host, decl: Any, cap: float) -> list[ProbeTarget]:
+    """Each probe of a declaration directly, and through Traefik where the route forwards to the probed port."""
+    proxy, targets = inv.proxy_host, []
+    sources = inv.stack.secrets if inv.stack else {}
+    for probe in decl.probes:
+        name, deadline = f"{decl.name}-{probe.kind}", min(probe.deadline, cap)
+        secret_env = tuple((s, sources[s].env if s in sources else None) for s in probe.secrets)
+        targets.append(ProbeTarget(name, probe.kind, _http_url(host.ip, decl.published(probe.port), probe.path),
+                                   deadline, secret_env))
+        if decl.route and decl.route.port == probe.port and proxy and inv.stack:
+            targets.append(ProbeTarget(f"{name}-via-traefik", probe.kind,
+                                       f"https://{decl.route.host}.{inv.stack.domain}{probe.path}", deadline,
+                                       secret_env, inv.stack.tls.ca_file, proxy.ip))
+    return targets
 
 
 def _http_url(address: str, port: int | None, path: str) -> str:

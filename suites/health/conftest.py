@@ -76,6 +76,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tag each health test with its summary-table cell (host, column), and run the tests host by host."""
+    # a check with no subject on the selected hosts (no service declares a probe there): deselected, not skipped
+    empty = [item for item in items if item.get_closest_marker("check") and getattr(item, "callspec", None)
+             and need_of(item) is None]
+    if empty:
+        config.hook.pytest_deselected(items=empty)
+        items[:] = [item for item in items if item not in empty]
     position = {host.hostname: index for index, host in enumerate(get_inventory(config).hosts)}
     order: dict[pytest.Item, tuple[int, int]] = {}
     for item in items:
