@@ -88,7 +88,7 @@ BROKEN = [
     ("two-rule-problems", edited("ip: 198.18.0.201", "ip: 198.18.0.255").replace("vmid: 201", "vmid: 200"), 2, ()),
     ("missing-role", edited("roles: [app_demo]", "roles: [app_demoo]"), 1, ()),
     ("missing-terraform-env", edited("environment: lab", "environment: staging"), 1, ()),
-    ("service-undeclared", edited("services: [grafana]", "services: [grafana, grafanna]"), 1, ()),
+    ("service-undeclared", edited("services: [grafana", "services: [grafanna, grafana"), 1, ()),
 ]
 
 
