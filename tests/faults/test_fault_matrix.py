@@ -11,13 +11,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from lab_driving import ansible_running
 from matrix import (
     APP,
     INVENTORY,
     NEW_HOST_VMID,
     RECOVER,
     Row,
-    ansible_running,
     deploy_args,
     healthy_after,
     inventory_for,

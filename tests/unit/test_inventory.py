@@ -125,7 +125,8 @@ def test_helpers(lab):
     assert [h.hostname for h in lab.hosts_with_role("monitoring")] == ["monitoring"]
     assert [s.name for _, s in lab.endpoints] == [
         "traefik-entrypoint", "traefik-ping", "vaultwarden", "vaultwarden-via-traefik", "grafana",
-        "grafana-via-traefik", "app-demo-legacy-health", "app-demo-legacy-via-traefik"]
+        "grafana-via-traefik", "app-demo-backend", "app-demo-backend-via-traefik", "app-demo-frontend",
+        "app-demo-frontend-via-traefik"]
     assert all(s in h.endpoints for h, s in lab.endpoints)
     assert len(lab.protected_hosts) == 5
     assert lab.proxmox_url == "https://127.0.0.1:8006"
@@ -233,15 +234,16 @@ BAD = [
      ["hostz", "unknown key 'hostz'", "did you mean 'hosts'", "expected one of"]),
     ("misspelt-host-key", _set("hosts", 0, "protectd", True),
      ["hosts[proxy].protectd", "unknown key", "did you mean 'protected'"]),
-    ("service-not-declared", _set("hosts", 4, "services", ["app-demo-legacyy"]),
-     ["hosts[app-demo].services[0]", "'app-demo-legacyy' is not declared in services/", "expected one of"]),
+    ("service-not-declared", _set("hosts", 4, "services", ["app-demo-backendd"]),
+     ["hosts[app-demo].services[0]", "'app-demo-backendd' is not declared in services/", "expected one of"]),
     ("service-on-two-hosts", _set("hosts", 1, "services", ["vaultwarden", "grafana"]),
      ["hosts[monitoring].services[0]", "grafana already runs on hosts[utilities]"]),
     ("secret-without-source", lambda d: d["stack"]["secrets"].pop("grafana_admin_password"),
      ["hosts[monitoring].services[0]", "needs secret grafana_admin_password", "stack.secrets"]),
-    ("published-port-twice", lambda d: (d["hosts"][1].update(services=["vaultwarden", "app-demo-legacy"]),
+    ("published-port-twice", lambda d: (d["hosts"][3].update(services=["grafana", "app-demo-postgres",
+                                                                        "app-demo-backend"]),
                                         d["hosts"][4].update(services=[])),
-     ["hosts[utilities].services[1]", "publishes port 8080, as vaultwarden does"]),
+     ["hosts[monitoring].services[2]", "publishes port 3000, as grafana does"]),
     ("routes-without-traefik", _set("hosts", 0, "services", []), ["hosts", "no host runs traefik"]),
     ("secret-source-both", _set("stack", "secrets", "grafana_admin_password", {"env": "A", "vault": "b"}),
      ["stack.secrets.grafana_admin_password", "exactly one of env"]),
