@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from plugins.health import connection, probes
-from plugins.health.functional.waiting import wait_for_probe
+from plugins.health.functional.runner import wait_for_probe
 from plugins.health.web import wait_for_service
 
 if TYPE_CHECKING:

@@ -39,7 +39,7 @@ def need_of(item: pytest.Item) -> Need | None:
         return None
     value = callspec.params[check.argument]
     if check.subjects is not None and not isinstance(value, tuple):
-        return None  # no subject on any selected host: pytest's placeholder of an empty parametrization
+        return None  # pytest's placeholder of an empty parameter set (no host selected has such a subject)
     return check.need(value)
 
 

@@ -105,14 +105,13 @@ class Route(Strict):
 
 
 class FunctionalProbe(Strict):
-    """A check of what the service does, beyond its HTTP status (plugins/health/functional: one function per kind)."""
+    """A functional probe of the service (plugins/health/functional): what it does beyond answering a code."""
 
-    kind: Literal["zabbix_api"] = Field(description="what is probed; each kind is one function of "
-                                                     "plugins/health/functional")
-    port: Port = Field(description="the container port probed (it must be published)")
-    path: UrlPath = Field("/", description="the service's root under that port; the kind adds its API path")
-    deadline: Seconds = Field(60, description="seconds to keep retrying (a first start may still be migrating)")
-    secrets: list[SecretName] = Field([], description="secret names the probe needs (values from the environment)")
+    kind: Literal["vaultwarden_admin", "netbox_status", "zabbix_api"] = Field(description="plugins/health/functional's kinds")
+    port: Port = Field(description="the container port (it must be published)")
+    path: UrlPath = "/"
+    secret: SecretName | None = Field(None, description="the secret it authenticates with (stack.secrets names it)")
+    deadline: Seconds = 60
 
 
 class Build(Strict):
@@ -143,8 +142,9 @@ class Declaration(Strict):
 
     @property
     def secrets(self) -> list[str]:
-        """Names of the secrets its environment refers to."""
-        return [value.secret for value in self.environment.values() if isinstance(value, SecretRef)]
+        """Names of the secrets its environment and its probes refer to."""
+        found = [value.secret for value in self.environment.values() if isinstance(value, SecretRef)]
+        return found + [p.secret for p in self.probes if p.secret and p.secret not in found]
 
     def published(self, container_port: int) -> int | None:
         """The host port a container port is published on, or None."""

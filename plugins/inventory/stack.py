@@ -8,7 +8,6 @@ vars the Ansible roles deploy from. Nothing here is written twice: a port lives 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from plugins.inventory import traefik
@@ -22,19 +21,6 @@ if TYPE_CHECKING:
 STACK_NETWORK = "homelab"  # the Docker network of a host's services: they reach each other by container name
 # An environment value that addresses another container: `name`, `name:port` or `scheme://name[:port][/path]`.
 _ADDRESS = re.compile(r"^(?:[a-z][a-z0-9+.-]*://)?(?P<host>[a-z0-9][a-z0-9_-]*)(?::(?P<port>[0-9]+))?(?:/.*)?$")
-
-
-@dataclass(frozen=True)
-class ProbeTarget:
-    """One functional probe of a service on a host: its kind, the service's root URL, and how to reach it."""
-
-    name: str
-    kind: str
-    url: str  # the service's root (the declaration's probe path); the kind adds its API path
-    deadline: float
-    secret_env: tuple[tuple[str, str | None], ...] = ()  # (secret name, its env variable; None: a vault secret)
-    ca_file: str | None = None
-    connect_to: str | None = None  # through Traefik: the proxy's address (SNI and Host stay the url's)
 
 
 def stack_problems(inv: Any, catalog: Catalog, refs: list[str]) -> list[Problem]:
@@ -83,7 +69,6 @@ def stack_problems(inv: Any, catalog: Catalog, refs: list[str]) -> list[Problem]
                                            "(expected a unique route host)")))
                 routes[decl.route.host] = name
             problems.extend(_secret_problems(inv, path, name, decl.secrets))
-            problems.extend(_secret_problems(inv, path, name, [s for probe in decl.probes for s in probe.secrets]))
             problems.extend((path, line) for line in address_problems(decl, catalog))
             if name == "traefik":
                 problems.extend((path, f"traefik: {line}") for line in traefik.entrypoint_problems(decl))
@@ -136,7 +121,7 @@ def _secret_problems(inv: Any, path: str, name: str, secrets: list[str]) -> list
 
 def derive_stack(inv: Inventory, catalog: Catalog) -> None:
     """Give every host its declarations (dependencies first) and its HTTP checks."""
-    from plugins.inventory.model import Service
+    from plugins.inventory.model import FunctionalCheck, Service
 
     proxy = inv.proxy_host
     cap = inv.deploy.max_health_wait or float("inf")
@@ -159,23 +144,20 @@ def derive_stack(inv: Inventory, catalog: Catalog) -> None:
                     deadline=min(first.deadline, cap), follow_redirects=first.follow_redirects,
                     ca_file=inv.stack.tls.ca_file, connect_to=proxy.ip))
         host._endpoints = endpoints
-        host._probes = [target for decl in host._declarations for target in _probe_targets(inv, host, decl, cap)]
-
-
-def _probe_targets(inv: Inventory, host: Host, decl: Any, cap: float) -> list[ProbeTarget]:
-    """Each probe of a declaration directly, and through Traefik where the route forwards to the probed port."""
-    proxy, targets = inv.proxy_host, []
-    sources = inv.stack.secrets if inv.stack else {}
-    for probe in decl.probes:
-        name, deadline = f"{decl.name}-{probe.kind}", min(probe.deadline, cap)
-        secret_env = tuple((s, sources[s].env if s in sources else None) for s in probe.secrets)
-        targets.append(ProbeTarget(name, probe.kind, _http_url(host.ip, decl.published(probe.port), probe.path),
-                                   deadline, secret_env))
-        if decl.route and decl.route.port == probe.port and proxy and inv.stack:
-            targets.append(ProbeTarget(f"{name}-via-traefik", probe.kind,
-                                       f"https://{decl.route.host}.{inv.stack.domain}{probe.path}", deadline,
-                                       secret_env, inv.stack.tls.ca_file, proxy.ip))
-    return targets
+        host._probes = []
+        for decl in host._declarations:
+            for probe in decl.probes:
+                sources = inv.stack.secrets if inv.stack else {}
+                secrets = {probe.secret: sources[probe.secret].env or ""} if probe.secret in sources else {}
+                direct = _http_url(host.ip, decl.published(probe.port), probe.path)
+                common = {"kind": probe.kind, "secrets": secrets, "deadline": min(probe.deadline, cap)}
+                name = f"{decl.name}-{probe.kind.replace('_', '-')}"
+                host._probes.append(FunctionalCheck(name=name, url=direct, **common))
+                if decl.route and proxy and inv.stack and decl.route.port == probe.port:
+                    host._probes.append(FunctionalCheck(
+                        name=f"{name}-via-traefik",
+                        url=f"https://{decl.route.host}.{inv.stack.domain}{probe.path}",
+                        ca_file=inv.stack.tls.ca_file, connect_to=proxy.ip, **common))
 
 
 def _http_url(address: str, port: int | None, path: str) -> str:

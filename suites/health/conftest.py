@@ -76,9 +76,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tag each health test with its summary-table cell (host, column), and run the tests host by host."""
-    # a check with no subject on the selected hosts (no service declares a probe there): deselected, not skipped
-    empty = [item for item in items if item.get_closest_marker("check") and getattr(item, "callspec", None)
-             and need_of(item) is None]
+    # A check none of the selected hosts has a subject of (no probe there) leaves pytest's empty-parameter-set
+    # placeholder: it is no test of anything, so it is deselected rather than shown as a skip named NOTSET.
+    empty = [item for item in items if item.get_closest_marker("check") and need_of(item) is None
+             and getattr(item, "callspec", None) is not None]
     if empty:
         config.hook.pytest_deselected(items=empty)
         items[:] = [item for item in items if item not in empty]
