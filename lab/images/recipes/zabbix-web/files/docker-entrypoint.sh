@@ -70,7 +70,7 @@ PHP
 	chown root:www-data "$CONF.new"
 	mv "$CONF.new" "$CONF"
 	umask 022
-	sed -i "s|^php_value\[date.timezone\] = .*|php_value[date.timezone] = ${PHP_TZ//|/}|" /etc/php/8.2/fpm/pool.d/zabbix.conf
+	sed -i "s|^php_value\[date.timezone\] = .*|php_value[date.timezone] = ${PHP_TZ//|/}|" /etc/php/8.4/fpm/pool.d/zabbix.conf
 	unset POSTGRES_PASSWORD
 }
 
@@ -79,7 +79,7 @@ if [ "${1:-}" = zabbix-web ]; then
 	mkdir -p /run/php
 	chown www-data:www-data /var/lib/php/sessions
 	echo "** starting the Zabbix frontend $ZBX_VERSION (php-fpm, nginx on 8080)"
-	php-fpm8.2 --nodaemonize --fpm-config /etc/php/8.2/fpm/php-fpm.conf &
+	php-fpm8.4 --nodaemonize --fpm-config /etc/php/8.4/fpm/php-fpm.conf &
 	fpm=$!
 	nginx -g 'daemon off;' &
 	web=$!
