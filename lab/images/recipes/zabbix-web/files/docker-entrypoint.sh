@@ -5,7 +5,7 @@
 # then php-fpm and nginx (in the foreground; the container stops when either stops).
 set -Eeo pipefail
 
-CONF=/etc/zabbix/web/zabbix.conf.php
+CONF=/etc/zabbix/zabbix.conf.php  # Debian's frontend reads it there
 
 # usage: file_env VAR [DEFAULT]: VAR from $VAR or from the file $VAR_FILE names (Docker secrets)
 file_env() {
