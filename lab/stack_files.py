@@ -49,10 +49,13 @@ def ensure_service_secrets(paths: config.LabPaths = config.PATHS, inventory: Pat
     path = secrets_file(paths)
     kept = json.loads(path.read_text()) if path.is_file() else {}
     values = {name: kept.get(name) or secrets.token_urlsafe(24) for name in names}
-    if values != kept:
+    # A name this inventory does not list keeps its value: volumes made with it (by a branch or checkout whose
+    # inventory names it) still hold it, and a new value on its return would lock the service out of its data.
+    merged = {**kept, **values}
+    if merged != kept:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(values, indent=2) + "\n")
+        temporary.write_text(json.dumps(merged, indent=2) + "\n")
         os.chmod(temporary, 0o600)
         temporary.replace(path)
     return values

@@ -125,7 +125,7 @@ def test_helpers(lab):
     assert [h.hostname for h in lab.hosts_with_role("monitoring")] == ["monitoring"]
     assert [s.name for _, s in lab.endpoints] == [
         "traefik-entrypoint", "traefik-ping", "vaultwarden", "vaultwarden-via-traefik", "grafana",
-        "grafana-via-traefik", "app-demo-backend", "app-demo-backend-via-traefik", "app-demo-frontend",
+        "grafana-via-traefik", "zabbix-web", "zabbix-web-via-traefik", "app-demo-backend", "app-demo-backend-via-traefik", "app-demo-frontend",
         "app-demo-frontend-via-traefik"]
     assert all(s in h.endpoints for h, s in lab.endpoints)
     assert len(lab.protected_hosts) == 5
