@@ -102,6 +102,17 @@ class Route(Strict):
     port: Port = Field(description="the container port Traefik forwards to (it must be published)")
 
 
+class Probe(Strict):
+    """A functional check of the service beyond its HTTP acceptance, run by the health suite
+    (plugins/health/functional/: one module per kind), directly and through Traefik where it is routed."""
+
+    kind: Literal["prometheus_targets", "grafana_datasources"]
+    port: Port = Field(description="the container port the probe talks to (it must be published)")
+    path: UrlPath = Field("/", description="the service's base path; the kind appends its API paths")
+    deadline: Seconds = 60
+    secrets: dict[Label, SecretRef] = Field({}, description="what the kind needs (password: {secret: name})")
+
+
 class Build(Strict):
     """The image is built on the host by a role (the app's own code), under the declaration's image tag."""
 
@@ -123,13 +134,16 @@ class Declaration(Strict):
     depends_on: list[Label] = []
     route: Route | None = None
     http: list[Acceptance] = []
+    probes: list[Probe] = []
     restart: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
     init: Flag = False
 
     @property
     def secrets(self) -> list[str]:
-        """Names of the secrets its environment refers to."""
-        return [value.secret for value in self.environment.values() if isinstance(value, SecretRef)]
+        """Names of the secrets its environment and its probes refer to."""
+        named = [value.secret for value in self.environment.values() if isinstance(value, SecretRef)]
+        named += [ref.secret for probe in self.probes for ref in probe.secrets.values() if ref.secret not in named]
+        return named
 
     def published(self, container_port: int) -> int | None:
         """The host port a container port is published on, or None."""
@@ -166,6 +180,9 @@ def declaration_problems(decl: Declaration) -> list[Problem]:
     for index, name in enumerate(names):
         if name in names[:index]:
             problems.append((f"http[{index}].name", f"check {name!r} is declared twice (expected a unique name)"))
+    for index, probe in enumerate(decl.probes):
+        if decl.published(probe.port) is None:
+            problems.append((f"probes[{index}].port", _unpublished(probe.port, ports)))
     if decl.route and decl.published(decl.route.port) is None:
         problems.append(("route.port", _unpublished(decl.route.port, ports)))
     if decl.build is None and decl.image.rsplit(":", 1)[-1] == "latest":

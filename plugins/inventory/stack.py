@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from plugins.inventory import traefik
+from plugins.inventory import configs, probes, traefik
 from plugins.inventory.catalog import Catalog, SecretRef, dependency_order
 from plugins.inventory.masking import shown
 
@@ -68,6 +68,7 @@ def stack_problems(inv: Any, catalog: Catalog, refs: list[str]) -> list[Problem]
             problems.extend(_secret_problems(inv, path, name, decl.secrets))
             if name == "traefik":
                 problems.extend((path, f"traefik: {line}") for line in traefik.entrypoint_problems(decl))
+            problems.extend((path, f"{name}: {line}") for line in configs.mount_problems(decl))
     if routed and inv.stack is None:
         problems.append(("stack", ("services have routes but the inventory has no stack section "
                                   "(expected stack: domain, tls)")))
@@ -108,6 +109,8 @@ def derive_stack(inv: Inventory, catalog: Catalog) -> None:
                     deadline=min(first.deadline, cap), follow_redirects=first.follow_redirects,
                     ca_file=inv.stack.tls.ca_file, connect_to=proxy.ip))
         host._endpoints = endpoints
+    for host in inv.hosts:  # after every host's declarations: a probe through Traefik needs the proxy's
+        host._probes = probes.host_probes(inv, host)
 
 
 def _http_url(address: str, port: int | None, path: str) -> str:
@@ -118,6 +121,8 @@ def container_vars(inv: Inventory, host: Host) -> list[dict]:
     """What the stack role runs on the host, one entry per service, dependencies first (Ansible host var)."""
     entries = []
     for decl in host.declarations:
+        files = configs.host_files(inv, host, decl)
+        host_dirs = _host_dirs(decl, files)
         secrets = []
         for key, value in decl.environment.items():
             if isinstance(value, SecretRef):
@@ -135,12 +140,28 @@ def container_vars(inv: Inventory, host: Host) -> list[dict]:
             "secret_env": secrets,  # [{name, env | vault}]: where each value comes from, never the value
             "volumes": [f"{v.source}:{v.target}" + (":ro" if v.read_only else "") for v in decl.volumes],
             "named_volumes": [v.source for v in decl.volumes if v.named],
-            "host_dirs": [v.source for v in decl.volumes if not v.named],
+            "host_dirs": host_dirs,
+            "files": files,  # [{dest, content}]: generated configuration (plugins/inventory/configs.py)
             "healthcheck": _healthcheck(decl),
             "restart_policy": decl.restart,
             "init": decl.init,
         })
     return entries
+
+
+def _host_dirs(decl: Any, files: list[dict]) -> list[str]:
+    """The host directories to create, parents first: the writable mounts, the mounts of generated files and
+    their subdirectories (rules/, provisioning/…). A read-only mount of the host's own (its root for a node
+    exporter, Docker's logs for the shipper) or one a role fills (Traefik's) is left as it is."""
+    mounts = [v.source for v in decl.volumes if not v.named]
+    found = {m for m in mounts if not next(v for v in decl.volumes if v.source == m).read_only
+             or any(f["dest"].startswith(m.rstrip("/") + "/") for f in files)}
+    for entry in files:
+        parent = entry["dest"].rsplit("/", 1)[0]
+        while parent not in found and any(parent.startswith(mount + "/") for mount in found):
+            found.add(parent)
+            parent = parent.rsplit("/", 1)[0]
+    return sorted(found)
 
 
 def _healthcheck(decl: Any) -> dict | None:
