@@ -175,6 +175,7 @@ class Host(Strict):
 
     _declarations: list[Declaration] = PrivateAttr(default_factory=list)
     _endpoints: list[Service] = PrivateAttr(default_factory=list)
+    _probes: list = PrivateAttr(default_factory=list)
 
     @property
     def declarations(self) -> list[Declaration]:
@@ -190,6 +191,11 @@ class Host(Strict):
     def endpoints(self) -> list[Service]:
         """HTTP checks the host's services owe: each acceptance directly, each route through the proxy."""
         return self._endpoints
+
+    @property
+    def probes(self) -> list:
+        """Functional probes the host's services owe (plugins/inventory/probes.py: FunctionalProbe)."""
+        return self._probes
 
 
 class SecretSource(Strict):
