@@ -126,7 +126,8 @@ def test_helpers(lab):
     assert [s.name for _, s in lab.endpoints] == [
         "traefik-entrypoint", "traefik-ping", "node-exporter", "promtail", "vaultwarden", "vaultwarden-via-traefik",
         "node-exporter", "promtail", "node-exporter", "promtail", "prometheus", "prometheus-via-traefik", "grafana",
-        "grafana-via-traefik", "loki", "node-exporter", "promtail", "app-demo-legacy-health",
+        "grafana-via-traefik", "loki", "uptime-kuma", "uptime-kuma-via-traefik", "node-exporter", "promtail",
+        "app-demo-legacy-health",
         "app-demo-legacy-via-traefik", "node-exporter", "promtail"]
     assert all(s in h.endpoints for h, s in lab.endpoints)
     assert len(lab.protected_hosts) == 5

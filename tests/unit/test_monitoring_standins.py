@@ -230,3 +230,21 @@ def test_the_shipper_sends_docker_logs_to_loki(start, tmp_path):
     assert result[0]["values"][0] == ["1796152080123456789", "GET /ping 200"]
     assert result[0]["stream"]["job"] == "docker"
     assert plain_http.get("127.0.0.1", port, "/ready")[0] == 200
+
+
+KUMA = RECIPES / "uptime-kuma" / "files" / "server.py"
+
+
+def test_uptime_kuma_stand_in_answers_like_its_express_server(start):
+    """Nothing listens while it starts; then / 302 to /dashboard, /api/entry-page JSON, the SPA page 200."""
+    port = free_port()
+    child = start(KUMA, {"UPTIME_KUMA_PORT": str(port), "STANDIN_WARMUP_SECONDS": "0.5"})
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0, "listening before its start-up is over"
+    wait_listening(port, child)
+    status, headers, _ = plain_http.get("127.0.0.1", port, "/")
+    assert (status, headers["Location"]) == (302, "/dashboard")
+    status, _, body = plain_http.get("127.0.0.1", port, "/api/entry-page")
+    assert status == 200 and json.loads(body) == {"type": "entryPage", "entryPage": "dashboard"}
+    assert plain_http.get("127.0.0.1", port, "/dashboard")[0] == 200
+    assert plain_http.get("127.0.0.1", port, "/metrics")[0] == 401
