@@ -7,6 +7,7 @@ after a change). A file's content is derived, never written by hand on a host.
 
 from __future__ import annotations
 
+import base64
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -24,13 +25,17 @@ GENERATORS = {
 
 
 def host_files(inventory: Inventory, host: Host, decl: Declaration) -> list[dict]:
-    """[{dest, content}] on the host for the declaration's generated files (none for most services)."""
+    """[{dest, content_b64}] on the host for the declaration's generated files (none for most services).
+
+    Base64: Ansible templates every string of a host var, and Prometheus's rules and Grafana's dashboards
+    carry their own `{{ $labels.x }}` / `{{instance}}`, which must reach the file untouched.
+    """
     generate = GENERATORS.get(decl.name)
     if generate is None:
         return []
     found = []
     for path, content in generate(inventory, host, decl).items():
-        found.append({"dest": host_path(decl, path), "content": content})
+        found.append({"dest": host_path(decl, path), "content_b64": base64.b64encode(content.encode()).decode()})
     return found
 
 

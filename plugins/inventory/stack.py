@@ -141,7 +141,7 @@ def container_vars(inv: Inventory, host: Host) -> list[dict]:
             "volumes": [f"{v.source}:{v.target}" + (":ro" if v.read_only else "") for v in decl.volumes],
             "named_volumes": [v.source for v in decl.volumes if v.named],
             "host_dirs": host_dirs,
-            "files": files,  # [{dest, content}]: generated configuration (plugins/inventory/configs.py)
+            "files": files,  # [{dest, content_b64}]: generated configuration (plugins/inventory/configs.py)
             "healthcheck": _healthcheck(decl),
             "restart_policy": decl.restart,
             "init": decl.init,

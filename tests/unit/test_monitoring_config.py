@@ -3,6 +3,7 @@ check rules), Grafana's provisioning and the repository's dashboards, the log sh
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -44,7 +45,7 @@ def render(inventory, host, name, directory: Path) -> dict[str, Path]:
     for item in entry["files"]:
         path = directory / item["dest"].lstrip("/")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(item["content"])
+        path.write_bytes(base64.b64decode(item["content_b64"]))
         written[item["dest"]] = path
     return written
 
