@@ -150,6 +150,13 @@ class LabFaults:
                                "--", "sh", "-c", command], capture_output=True, text=True,
                               timeout=timeout, check=False)
 
+    def remove_image(self, vmid: int, reference: str) -> None:
+        """Untag an image on a host (what it built from it keeps the layers): the next deploy must pull it again.
+        Not undone: the deploy's rollback brings the host's images back, or the next deploy pulls it."""
+        done = self._attach(vmid, f"docker image rm {_sh(reference)}")
+        if done.returncode != 0:
+            raise RuntimeError(f"docker image rm {reference} on {vmid}: {done.stderr.strip() or done.stdout.strip()}")
+
     def fill_disk(self, vmid: int, directory: str, slack_kb: int = 256) -> None:
         """Make writes under a host's DIRECTORY fail with ENOSPC: a tmpfs just larger than its contents, holding
         a copy of them, filled to the last byte (bounded: never the machine's disk). Undo unmounts it; a restart

@@ -112,6 +112,9 @@ def stop(run_dir: Path, service: Service, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5  # the kernel still closes its sockets: wait so a caller sees it gone
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists() and not _is_zombie(pid):
+        time.sleep(0.05)
     return True
 
 

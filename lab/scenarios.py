@@ -121,17 +121,32 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def broken_app_copy(directory: Path) -> Path:
-    """A copy of app-demo/ with a bad change: its /health raises (the app answers 500), and a changed file."""
+def app_copy(directory: Path) -> Path:
+    """A copy of app-demo/ as the repository has it (no node_modules, dist or .git), to change in a scenario."""
     source = directory / "app-demo"
-    shutil.copytree(ROOT / "app-demo", source, ignore=shutil.ignore_patterns("node_modules", ".git"))
-    server = source / "backend" / "server.py"
-    good = 'return HTTPStatus.OK, {"status": "ok"}'
-    text = server.read_text()
+    shutil.copytree(ROOT / "app-demo", source, ignore=shutil.ignore_patterns("node_modules", "dist", ".git"))
+    return source
+
+
+def broken_app_copy(directory: Path) -> Path:
+    """A copy of app-demo/ with a bad change: its /api/health raises (the backend answers 500), and a changed file."""
+    source = app_copy(directory)
+    app = source / "backend" / "src" / "app.js"
+    good = 'res.json({ status: "ok", database: "ok" });'
+    text = app.read_text()
     if good not in text:
-        raise RuntimeError(f"{server}: no '{good}' to break; update lab/scenarios.py with the app")
-    server.write_text(text.replace(good, 'raise RuntimeError("health check broken by a bad change")'))
+        raise RuntimeError(f"{app}: no '{good}' to break; update lab/scenarios.py with the app")
+    app.write_text(text.replace(good, 'throw new Error("health check broken by a bad change");'))
     (source / "README.md").write_text("changed by the broken deploy\n")
+    return source
+
+
+def destructive_migration_copy(directory: Path, column: str = "note") -> Path:
+    """A copy of app-demo/ whose next migration drops a column the code still reads: /api/health then answers 500."""
+    source = app_copy(directory)
+    migrations = source / "backend" / "migrations"
+    last = max(int(p.name.split("_", 1)[0]) for p in migrations.glob("*.sql"))
+    (migrations / f"{last + 1:03d}_drop_item_{column}.sql").write_text(f"ALTER TABLE items DROP COLUMN {column};\n")
     return source
 
 

@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # docker-registry: the lab's OCI registry; buildah + skopeo build and push its images without a daemon.
 # prometheus: its promtool checks the generated Prometheus configuration and the alert rules (unit tests).
+# postgresql-15: the demo app's unit tests start a throwaway server on 127.0.0.1 (never the package's own).
 APT_PACKAGES=(lxc uidmap bridge-utils debootstrap openssh-server openssh-client rsync iptables iproute2 python3-venv
-              docker-registry buildah skopeo chromium prometheus)
+              docker-registry buildah skopeo chromium postgresql-15 prometheus)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "scripts/install.sh needs root (apt-get, LXC): run it with sudo" >&2
@@ -67,3 +68,16 @@ if ! cmp -s package-lock.json node_modules/.lock.installed 2>/dev/null; then
 else
   echo "==> npm: tools already installed"
 fi
+
+# The demo app's own trees, for its unit tests on this machine (hosts build theirs in Docker; rsync never
+# ships these: app_demo_sync_excludes).
+for part in backend frontend; do
+  dir=app-demo/$part
+  if ! cmp -s $dir/package-lock.json $dir/node_modules/.lock.installed 2>/dev/null; then
+    echo "==> npm: installing app-demo/$part (its unit tests)"
+    npm ci --prefix $dir --no-audit --no-fund --silent
+    cp $dir/package-lock.json $dir/node_modules/.lock.installed
+  else
+    echo "==> npm: app-demo/$part already installed"
+  fi
+done

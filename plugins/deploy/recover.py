@@ -4,6 +4,7 @@ A run killed with SIGKILL (or whose machine died) cannot roll itself back. Its l
 (plugins/deploy/run_lock.py) names the snapshots it took; the next deploy refuses to start and points here.
 
   python -m plugins.deploy.recover status   --inventory inventories/lab.yml   what is recorded, who holds the lock
+                                                                              (exit 3: a run to roll back or forget)
   python -m plugins.deploy.recover rollback --inventory inventories/lab.yml   roll that run's containers back, then clear
   python -m plugins.deploy.recover forget   --inventory inventories/lab.yml   keep the homelab as it is, clear the record
 
@@ -22,9 +23,12 @@ from plugins.deploy.run_lock import LockHeld, RunLock, forget, read_record, reco
 from plugins.deploy.session import DeploySession
 from plugins.inventory import InventoryError, load_inventory
 
+NEEDS_RECOVERY = 3  # `status`: a recorded run took snapshots (as `systemctl status` says 3 for "not running")
+
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; exit 0 when it did what it says, 1 when it could not, 2 on bad input."""
+    """Run one command; exit 0 when it did what it says, 1 when it could not, 2 on bad input; status exits 3 when
+    a run is recorded that took snapshots (something to roll back or forget), so a script can test for it."""
     parser = argparse.ArgumentParser(prog="python -m plugins.deploy.recover", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=("status", "rollback", "forget"))
     parser.add_argument("--inventory", default="inventories/lab.yml", help="the environment's inventory")
@@ -59,6 +63,7 @@ def _status(lock: RunLock, record) -> int:
     elif record.changed_something():
         snapshots = ", ".join(f"CT {vmid}: {name}" for vmid, name in sorted(record.snapshots.items()))
         print(f"{record.holder()} took snapshots ({snapshots}); if it is no longer running, {recovery_hint(record)}")
+        return NEEDS_RECOVERY
     else:
         print(f"{record.holder()} holds or held the lock and took no snapshot")
     return 0

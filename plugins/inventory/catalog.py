@@ -37,6 +37,8 @@ Image = Annotated[str, Field(strict=True, pattern=_IMAGE.pattern)]
 EnvName = Annotated[str, Field(strict=True, pattern=_ENV.pattern)]
 SecretName = Annotated[str, Field(strict=True, pattern=_SECRET.pattern)]
 UrlPath = Annotated[str, Field(strict=True, pattern=_PATH.pattern)]
+# A relative directory inside the role's source: no leading /, no `..`.
+BuildContext = Annotated[str, Field(strict=True, pattern=r"^(?:\.|[A-Za-z0-9_][A-Za-z0-9._-]*(?:/[A-Za-z0-9_][A-Za-z0-9._-]*)*)$")]
 VolumeSource = Annotated[str, Field(strict=True, pattern=r"^(?:/[A-Za-z0-9._/-]*|[a-z0-9][a-z0-9_.-]*)$")]
 
 
@@ -117,6 +119,7 @@ class Build(Strict):
     """The image is built on the host by a role (the app's own code), under the declaration's image tag."""
 
     by: RoleName
+    context: BuildContext = Field(".", description="the build context, relative to the source the role ships")
 
 
 class Declaration(Strict):

@@ -67,6 +67,10 @@ class Proxmox(Strict):
     bridge: BridgeName
     gateway: IPv4
     prefix_length: Annotated[int, Field(strict=True, ge=1, le=32)]
+    http_timeout: Annotated[float, Field(strict=True, gt=0, le=3600, allow_inf_nan=False)] = Field(
+        60, description="seconds one API call may take before the suite gives up on it")
+    task_timeout: Annotated[float, Field(strict=True, gt=0, le=MAX_DEADLINE, allow_inf_nan=False)] = Field(
+        300, description="seconds a task (snapshot, rollback, create) may run before the suite gives up on it")
 
     @property
     def tls_verify(self) -> str | bool:
@@ -219,12 +223,22 @@ class Tls(Strict):
     ca_file: AbsolutePath | None = Field(None, description="CA that signs cert_file; none: the system CAs")
 
 
+class Vault(Strict):
+    """The Ansible Vault file holding the `{vault: …}` secrets, and the variable naming its password file."""
+
+    file: Annotated[str, Field(strict=True, pattern=r"^/?[A-Za-z0-9_][A-Za-z0-9._-]*(?:/[A-Za-z0-9_][A-Za-z0-9._-]*)*$")] \
+        = Field(description="the encrypted vars file: absolute, or relative to the repository")
+    password_file_env: EnvVarName = Field(
+        "ANSIBLE_VAULT_PASSWORD_FILE", description="NAME of the env var holding the password file's path (CI writes it)")
+
+
 class Stack(Strict):
     """The environment's values for the catalog's services: domain, TLS, where each secret comes from."""
 
     domain: Hostname = Field(description="routes are <route.host>.<domain>")
     tls: Tls
     secrets: dict[SecretName, SecretSource] = {}
+    vault: Vault | None = Field(None, description="where the vault secrets are (required when one secret is vault)")
 
 
 class Inventory(Strict):

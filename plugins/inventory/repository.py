@@ -2,11 +2,13 @@
 
 Every host role has an Ansible role (ansible/roles/<role>/tasks/main.yml), the environment has its Terraform
 directory (terraform/envs/<environment>), a role that builds a service's image repeats no fact of its
-declaration differently, and no group_vars file is a second home of a port or a container name.
+declaration differently, the image it builds exposes the ports the declaration publishes, and no group_vars
+file is a second home of a port or a container name.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -19,13 +21,16 @@ from plugins.inventory.rules import host_refs
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 GROUP_VARS = Path("ansible/playbooks/group_vars/all.yml")
+# Where a building role's source lives in the repository (what it ships to the host and builds there).
+ROLE_SOURCES = {"app_demo": Path("app-demo")}
+_EXPOSE = re.compile(r"^\s*EXPOSE\s+(.+)$", re.IGNORECASE | re.MULTILINE)
 
 
 def repository_problems(inventory: Inventory, root: Path = REPOSITORY) -> list[Problem]:
     """Every disagreement between the inventory and the roles and Terraform directories under root."""
     refs = host_refs([h.hostname for h in inventory.hosts])
     return [*_roles(inventory, refs, root), *_terraform(inventory, root), *_built(inventory, refs, root),
-            *_second_homes(root)]
+            *_exposed(inventory, refs, root), *_second_homes(root)]
 
 
 def _named(name: str) -> str:
@@ -90,6 +95,31 @@ def _built(inventory: Inventory, refs: list[str], root: Path) -> list[Problem]:
                     problems.append((where, (f"ansible/roles/{role}/defaults/main.yml: {role}_{key} is {value}, but "
                                              f"{files} say{'s' if len(built) == 1 else ''} "
                                              f"{' or '.join(map(str, allowed)) or 'none'}")))
+    return problems
+
+
+def _exposed(inventory: Inventory, refs: list[str], root: Path) -> list[Problem]:
+    """A built service's Dockerfile EXPOSEs the container ports its declaration publishes (the image's own
+    default PORT and the declaration must not drift apart)."""
+    problems = []
+    for ref, host in zip(refs, inventory.hosts):
+        for decl in host.declarations:
+            if decl.build is None or decl.build.by not in ROLE_SOURCES:
+                continue
+            dockerfile = ROLE_SOURCES[decl.build.by] / decl.build.context / "Dockerfile"
+            try:
+                text = (root / dockerfile).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                problems.append((f"{ref}.services[{host.services.index(decl.name)}]",
+                                 f"{dockerfile}: not found (expected the build of services/{decl.name}.yml)"))
+                continue
+            exposed = {int(word.split("/")[0]) for line in _EXPOSE.findall(text) for word in line.split()
+                       if word.split("/")[0].isdigit()}
+            for port in decl.ports:
+                if port.container not in exposed:
+                    problems.append((f"{ref}.services[{host.services.index(decl.name)}]",
+                                     (f"{dockerfile} EXPOSEs {', '.join(map(str, sorted(exposed))) or 'nothing'}, "
+                                      f"but services/{decl.name}.yml publishes container port {port.container}")))
     return problems
 
 

@@ -7,6 +7,7 @@ vars the Ansible roles deploy from. Nothing here is written twice: a port lives 
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from plugins.inventory import configs, probes, traefik
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from plugins.inventory.model import Host, Inventory
 
 STACK_NETWORK = "homelab"  # the Docker network of a host's services: they reach each other by container name
+# An environment value that addresses another container: `name`, `name:port` or `scheme://name[:port][/path]`.
+_ADDRESS = re.compile(r"^(?:[a-z][a-z0-9+.-]*://)?(?P<host>[a-z0-9][a-z0-9_-]*)(?::(?P<port>[0-9]+))?(?:/.*)?$")
 
 
 def stack_problems(inv: Any, catalog: Catalog, refs: list[str]) -> list[Problem]:
@@ -66,15 +69,48 @@ def stack_problems(inv: Any, catalog: Catalog, refs: list[str]) -> list[Problem]
                                            "(expected a unique route host)")))
                 routes[decl.route.host] = name
             problems.extend(_secret_problems(inv, path, name, decl.secrets))
+            problems.extend((path, line) for line in address_problems(decl, catalog))
             if name == "traefik":
                 problems.extend((path, f"traefik: {line}") for line in traefik.entrypoint_problems(decl))
             problems.extend((path, f"{name}: {line}") for line in configs.mount_problems(decl))
+    vaulted = sorted(name for name, source in (inv.stack.secrets if inv.stack else {}).items() if source.vault)
+    if vaulted and inv.stack.vault is None:
+        problems.append(("stack.vault", (f"secrets {', '.join(vaulted)} come from Ansible Vault but stack.vault is "
+                                         "not set (expected stack.vault.file: the encrypted vars file)")))
     if routed and inv.stack is None:
         problems.append(("stack", ("services have routes but the inventory has no stack section "
                                   "(expected stack: domain, tls)")))
     if routed and "traefik" not in placed:
         problems.append(("hosts", ("services have routes but no host runs traefik (expected traefik in one host's "
                                   "services)")))
+    return problems
+
+
+def address_problems(decl: Any, catalog: Catalog) -> list[str]:
+    """An environment value that reaches a dependency (`*HOST`, `*_URL`) must name that dependency's container,
+    and a port it listens on; `PORT`, where set, is a declared container port: a container or a port renamed in
+    one place of a declaration alone is found here."""
+    dependencies = [catalog[name] for name in decl.depends_on if name in catalog]
+    containers = {d.container: d for d in dependencies}
+    problems = []
+    port = decl.environment.get("PORT")
+    if isinstance(port, str) and port not in {str(p.container) for p in decl.ports}:
+        problems.append(f"{decl.name}: PORT is {port}, but its ports declare container port "
+                        f"{', '.join(str(p.container) for p in decl.ports) or 'none'} (expected the port it listens on)")
+    for key, value in decl.environment.items():
+        if not isinstance(value, str) or not key.endswith(("HOST", "_URL")):
+            continue
+        match = _ADDRESS.match(value)
+        if not match or match["host"] == "localhost":
+            continue
+        target = containers.get(match["host"])
+        if target is None:
+            problems.append(f"{decl.name}: {key} names {match['host']}, which is not the container of any of its "
+                            f"dependencies (expected one of: {', '.join(containers) or 'none: depends_on is empty'})")
+        elif match["port"] and int(match["port"]) not in {p.container for p in target.ports}:
+            ports = ", ".join(str(p.container) for p in target.ports) or "none"
+            problems.append(f"{decl.name}: {key} names port {match['port']} of {target.container}, which "
+                            f"services/{target.name}.yml does not declare (expected one of: {ports})")
     return problems
 
 
@@ -134,6 +170,7 @@ def container_vars(inv: Inventory, host: Host) -> list[dict]:
             "image": decl.image,
             "pull": decl.build is None,
             "built_by": decl.build.by if decl.build else None,
+            "build_context": decl.build.context if decl.build else None,
             "command": list(decl.command),
             "ports": [f"{p.published}:{p.container}" for p in decl.ports if p.published is not None],
             "env": {k: v for k, v in decl.environment.items() if isinstance(v, str)},

@@ -67,9 +67,12 @@ class ProxmoxClient:
 
     @classmethod
     def from_inventory(cls, inventory: Inventory, env: Mapping[str, str] = os.environ, *,
-                       http_timeout: float = HTTP_TIMEOUT, **kwargs: Any) -> ProxmoxClient:
-        """Build the client from the inventory's proxmox section; the secret comes from the env var it names."""
+                       http_timeout: float | None = None, **kwargs: Any) -> ProxmoxClient:
+        """Build the client from the inventory's proxmox section (its timeouts unless given); the secret comes from
+        the env var it names."""
         section = inventory.proxmox
+        http_timeout = section.http_timeout if http_timeout is None else http_timeout
+        kwargs.setdefault("task_timeout", section.task_timeout)
         host, port, token_id, secret_env = section.host, section.port, section.token_id, section.token_secret_env
         match = _TOKEN_ID.match(token_id)
         if not match:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -20,11 +21,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 import ansible_runner
 
 from plugins.report.redaction import MASK, REDACTOR, is_secret_name
+
+if TYPE_CHECKING:
+    from plugins.tools.vault import VaultFiles
 
 ANSIBLE_DIR = Path(__file__).resolve().parents[2] / "ansible"
 ANSIBLE_CFG = ANSIBLE_DIR / "ansible.cfg"
@@ -245,6 +249,16 @@ def ssh_args() -> str:
     return parser.get("ssh_connection", "ssh_args", fallback="")
 
 
+def vault_values(vault: VaultFiles) -> list[str]:
+    """Every string the vault holds, to mask in the run's output ([] when it does not open: Ansible says why)."""
+    from plugins.tools.vault import VaultProblem, leaves, open_vault
+
+    try:
+        return [text for value in open_vault(vault).values() for text in leaves(value)]
+    except VaultProblem:
+        return []
+
+
 def runner_env(private_key: str | os.PathLike, known_hosts: Path, temp_dir: Path) -> dict[str, str]:
     """Environment of ansible-playbook: venv on PATH, our ansible.cfg, key, the run's known_hosts."""
     venv_bin = Path(sys.executable).parent
@@ -324,14 +338,19 @@ def run_playbook(
     event_handler: EventHandler | None = None,
     known_hosts: str | os.PathLike | None = None,
     timeout: int | None = None,
+    vault: VaultFiles | None = None,
 ) -> PlaybookResult:
-    """Run one playbook through ansible-runner and return its redacted outcome (never raises on failure)."""
+    """Run one playbook through ansible-runner and return its redacted outcome (never raises on failure).
+
+    `vault`: the Ansible Vault vars file and its password file (`--vault-password-file`, `-e @file`)."""
     path = playbook_path(playbook)
     if not path.is_file():
         raise FileNotFoundError(f"playbook {path} not found (playbooks: {PLAYBOOKS_DIR})")
     extravars = dict(extravars or {})
     REDACTOR.add(*secret_values(extravars))
     REDACTOR.add_file(private_key)
+    if vault is not None:
+        REDACTOR.add(*vault_values(vault))
     events: list[dict] = []
 
     def on_event(event: dict) -> bool:
@@ -341,7 +360,10 @@ def run_playbook(
             event_handler(clean)
         return True
 
-    cmdline = " ".join(flag for flag, wanted in (("--check", check), ("--diff", diff)) if wanted)
+    flags = [flag for flag, wanted in (("--check", check), ("--diff", diff)) if wanted]
+    if vault is not None:
+        flags += ["--vault-password-file", shlex.quote(str(vault.password_file)), "-e", shlex.quote(f"@{vault.vault_file}")]
+    cmdline = " ".join(flags)
     private_dir = Path(tempfile.mkdtemp(prefix="homelab-ansible-"))  # mode 0700: extravars land here
     started = time.monotonic()
     try:

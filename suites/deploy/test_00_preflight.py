@@ -54,6 +54,13 @@ def test_the_runner_is_not_in_the_rollback_set(inventory):
     assert not problem, problem
 
 
+def test_every_service_secret_has_a_value(inventory):
+    """Each secret the services name has a value: its environment variable, or its variable in the vault the
+    inventory names, opened with the CI's password file (names only in the message)."""
+    problem = preflight.service_secrets_problem(inventory)
+    assert not problem, problem
+
+
 def test_every_role_exists(inventory, pytestconfig):
     """Each role the inventory names is a role of ansible/roles/ (site.yml includes it by name)."""
     problem = preflight.missing_roles_problem(inventory, pytestconfig.rootpath)

@@ -5,12 +5,8 @@ They check state — containers, files on hosts, snapshots, Terraform plans — 
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
-
-from lab import orchestrate
+from lab_driving import running_lab
 
 
 def pytest_collection_modifyitems(items):
@@ -24,11 +20,4 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def lab_status() -> dict:
     """The running lab's status; skip with one line when there is no lab or no root."""
-    if os.geteuid() != 0:
-        pytest.skip("end-to-end tests need root and the lab: sudo make test")
-    if shutil.which("lxc-start") is None:
-        pytest.skip("LXC is not installed: sudo make install")
-    st = orchestrate.status()
-    if not st["up"]:
-        pytest.skip("the lab is not up: sudo python -m lab up")
-    return st
+    return running_lab("end-to-end tests")

@@ -8,11 +8,14 @@ start from what it built.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import requests
 
 from lab import scenarios
 from lab.hosts import LabHosts
+from plugins.deploy.run_lock import state_dir
 from plugins.inventory import load_inventory
 from plugins.proxmox.client import ProxmoxClient
 
@@ -120,6 +123,30 @@ def test_a_deploy_that_breaks_a_service_is_rolled_back(first_deploy, proxmox, tm
     assert runner_after == runner_before and marker in runner_after, "the runner was rolled back or restarted"
 
 
+def test_a_destructive_migration_is_rolled_back_with_the_data(first_deploy, tmp_path):
+    """Rows written, then a deploy whose migration drops items.note: /api/health fails (500), the rollback
+    brings the column and the rows back, and the app answers 200 again."""
+    service = next(s for s in APP.endpoints if s.name == "app-demo-backend")
+    api = service.url.removesuffix("/api/health")
+    name = f"e2e-{tmp_path.name}"
+    written = requests.post(f"{api}/api/items", json={"name": name, "note": "before the bad migration"}, timeout=10)
+    assert written.status_code == 201, written.text
+    source = scenarios.destructive_migration_copy(tmp_path)
+    inventory = scenarios.inventory_variant(tmp_path, "short-deadlines", _short_app_deadline)
+
+    run = scenarios.run_suite("deploy", "--ansible-var", f"app_demo_src={source}/", inventory=inventory)
+
+    assert run.rc != 0, f"a deploy whose migration broke the app exited 0:\n{run.tail()}"
+    failures = run.output.partition("end of the deploy run")[0]
+    assert f"{service.name} {service.url}: got 500" in failures, run.tail(80)
+    rollback = run.result["rollback"]
+    assert rollback and rollback["ok"], f"rollback did not succeed: {rollback}\n{run.tail()}"
+    health = requests.get(service.url, timeout=10)
+    assert health.status_code == 200, f"{service.url} answers {health.status_code} after the rollback"
+    rows = [r for r in requests.get(f"{api}/api/items", timeout=10).json() if r["name"] == name]
+    assert [r.get("note") for r in rows] == ["before the bad migration"], f"after the rollback: {rows}"
+
+
 def test_the_guard_refuses_to_replace_a_protected_container(first_deploy, proxmox, tmp_path):
     """Moving app-demo to a new address would replace it: refused before apply, nothing changed, no snapshot."""
     inventory = scenarios.inventory_variant(tmp_path, "moved-app", _move_app)
@@ -159,3 +186,22 @@ def _move_app(document: dict) -> None:
 
 def _node_pve(document: dict) -> None:
     document["proxmox"]["node"] = "pve"
+
+
+def test_no_secret_appears_in_any_report_log_or_result(first_deploy, lab_status, tmp_path_factory):
+    """After every deploy of this module (success, no change, rollbacks, refusals): no value of the PVE tokens,
+    the services' secrets (stack.secrets, from `lab env`) or the deploy key is in reports/, the suite's state
+    directory, any run's Allure results, or the first deploy's output."""
+    env = scenarios.suite_env()
+    secrets = {"PVE token": lab_status["token_secret"], "read-only PVE token": lab_status["readonly_token_secret"]}
+    secrets |= {source.env: env[source.env] for source in INVENTORY.stack.secrets.values()}
+    key_body = [line for line in Path(INVENTORY.runner.deploy_key).read_text().splitlines() if "-----" not in line]
+    secrets |= {f"deploy key line {n}": line for n, line in enumerate(key_body) if len(line) >= 16}
+    assert all(len(value) >= 12 for value in secrets.values()), "a secret too short to grep for"
+    roots = [scenarios.ROOT / "reports", state_dir(env), tmp_path_factory.getbasetemp()]
+    files = [path for root in roots if root.is_dir() for path in root.rglob("*") if path.is_file()]
+    assert any(path.name == "deploy-result.md" for path in files), "no report to grep: the test would prove nothing"
+    leaks = [f"{name} in {path}" for path in files for name, value in secrets.items()
+             if value.encode() in path.read_bytes()]
+    leaks += [f"{name} in the first deploy's output" for name, value in secrets.items() if value in first_deploy.output]
+    assert not leaks, f"secrets leaked: {leaks}"

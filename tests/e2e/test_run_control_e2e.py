@@ -10,10 +10,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from lab_driving import ansible_running, wait_for
 
 from lab import scenarios
 from plugins.deploy.run_lock import RunLock, read_record
@@ -39,36 +39,6 @@ def changed_app(tmp_path: Path) -> Path:
     subprocess.run(["cp", "-a", str(scenarios.ROOT / "app-demo"), str(source)], check=True)
     (source / "README.md").write_text(f"changed by {tmp_path.name}\n")
     return source
-
-
-def wait_for(condition, what: str, timeout: float = 180) -> None:
-    """Poll until condition() is true; fail naming what was awaited."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"{what}: not seen within {timeout:.0f} s")
-
-
-def ansible_running(root: int) -> bool:
-    """Whether an ansible-playbook process descends from the deploy's process now (ansible-runner gives it a pty
-    and a session of its own, so it is found by parentage, not by session)."""
-    parents, commands = {}, {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            parents[int(pid)] = int(stat.rsplit(")", 1)[1].split()[1])
-            commands[int(pid)] = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError, IndexError):
-            continue
-    for pid, command in commands.items():
-        ancestor = pid
-        while b"ansible-playbook" in command and ancestor > 1:
-            ancestor = parents.get(ancestor, 0)
-            if ancestor == root:
-                return True
-    return False
 
 
 def finish(proc: subprocess.Popen, output: Path, timeout: float = 600) -> str:

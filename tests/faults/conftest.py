@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 
 import pytest
 import requests
+from lab_driving import running_lab
 from matrix import MARKER, RUNNER
 
-from lab import orchestrate, scenarios
+from lab import scenarios
 from lab.faults import LabFaults
 
 ROWS_DIR = scenarios.ROOT / "reports" / "faults"
@@ -33,13 +33,7 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def lab_status() -> dict:
     """The running lab's status; skip with one line when there is no lab or no root."""
-    if os.geteuid() != 0:
-        pytest.skip("the fault matrix needs root and the lab: sudo make test")
-    if shutil.which("lxc-start") is None:
-        pytest.skip("LXC is not installed: sudo make install")
-    st = orchestrate.status()
-    if not st["up"]:
-        pytest.skip("the lab is not up: sudo python -m lab up")
+    st = running_lab("the fault matrix's rows")
     os.environ["PYTHONUNBUFFERED"] = "1"  # the deploy's output reaches its file as it runs: rows wait on it
     with LabFaults() as probe:
         probe.api_error("GET", "/lab-fault-probe", status=418)

@@ -10,14 +10,13 @@ A row is declared once (ROWS in test_fault_matrix.py): the change the deploy mak
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
+import lab_driving
 
 from lab import orchestrate, scenarios
 from lab.faults import LabFaults
@@ -50,8 +49,7 @@ class Row:
 
 def changed_app(directory: Path) -> Path:
     """A copy of the app with one changed file: a deploy that changes something, so a rollback undoes it."""
-    source = directory / "app-demo"
-    subprocess.run(["cp", "-a", str(scenarios.ROOT / "app-demo"), str(source)], check=True)
+    source = scenarios.app_copy(directory)
     (source / "README.md").write_text(f"changed by {directory.name}\n")
     return source
 
@@ -62,10 +60,8 @@ def inventory_for(row: Row, directory: Path) -> Path:
         return scenarios.LAB_INVENTORY
 
     def change(document: dict) -> None:
-        if row.fast_deadlines:
-            for host in document["hosts"]:
-                for service in host.get("services", []):
-                    service["deadline"] = FAST_DEADLINE
+        if row.fast_deadlines:  # every service's wait capped (the deadlines live in services/*.yml)
+            document.setdefault("deploy", {})["max_health_wait"] = FAST_DEADLINE
         if row.change == "new_host":
             document["hosts"].append({"vmid": NEW_HOST_VMID, "hostname": "fault-extra", "ip": "198.18.0.251",
                                       "roles": [], "protected": False, "packages": ["rsync", "python3"],
@@ -82,34 +78,9 @@ def deploy_args(row: Row, directory: Path) -> list[str]:
     return ["--ansible-var", f"app_demo_src={source}/"]
 
 
-def ansible_running(root: int) -> bool:
-    """Whether an ansible-playbook process descends from the deploy's process (ansible-runner gives it a session
-    of its own, so it is found by parentage)."""
-    parents, commands = {}, {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            parents[int(pid)] = int(stat.rsplit(")", 1)[1].split()[1])
-            commands[int(pid)] = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError, IndexError):
-            continue
-    for pid, command in commands.items():
-        ancestor = pid
-        while b"ansible-playbook" in command and ancestor > 1:
-            ancestor = parents.get(ancestor, 0)
-            if ancestor == root:
-                return True
-    return False
-
-
 def wait_for(condition, what: str, timeout: float = 240) -> None:
-    """Poll until condition() is true; fail naming what was awaited."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"{what}: not seen within {timeout:.0f} s")
+    """Poll until condition() is true; fail naming what was awaited (rows poll closer than the e2e tests)."""
+    lab_driving.wait_for(condition, what, timeout, poll=0.05)
 
 
 def snapshots() -> dict[str, list[str]]:

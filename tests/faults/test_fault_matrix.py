@@ -11,13 +11,14 @@ from __future__ import annotations
 import time
 
 import pytest
+import yaml
+from lab_driving import ansible_running
 from matrix import (
     APP,
     INVENTORY,
     NEW_HOST_VMID,
     RECOVER,
     Row,
-    ansible_running,
     deploy_args,
     healthy_after,
     inventory_for,
@@ -34,6 +35,9 @@ from lab import scenarios
 from lab.faults import CREATE, ROLLBACK, SNAPSHOT
 
 BACKEND = INVENTORY.state_backend
+# The base of the app's builds (ansible/roles/app_demo/defaults/main.yml): absent, the deploy must pull it.
+NODE_IMAGE = yaml.safe_load((scenarios.ROOT / "ansible/roles/app_demo/defaults/main.yml").read_text())[
+    "app_demo_node_image"]
 
 
 def _revoke(faults, row: Row) -> None:
@@ -70,6 +74,8 @@ ROWS = [
         "restored", before=lambda f: f.read_only(APP.vmid, "/opt/app-demo/src")),
     Row("ansible-disk-full", "app-demo's disk full where the app is copied", "ansible", "restored",
         before=lambda f: f.fill_disk(APP.vmid, "/opt/app-demo/src")),
+    Row("registry-down", "the lab registry down while app-demo must pull the image its build starts from",
+        "ansible", "restored", before=lambda f: (f.remove_image(APP.vmid, NODE_IMAGE), f.stop_registry())),
     Row("health-never-healthy", "a bad app change: /health answers 500 for ever", "health", "restored",
         change="broken", fast_deadlines=True),
     Row("health-network-cut", "app-demo's network cut as Ansible ends, before the health checks", "health",

@@ -1,18 +1,16 @@
 """The Ansible roles on two real LXC hosts: every playbook converges, and a rerun changes nothing.
 
-Hosts 771 (proxy, 198.18.0.71, with Traefik and Vaultwarden's declaration) and 772 (app-demo, 198.18.0.72;
-also carries monitoring and github_runner to exercise those roles) are created for this module and destroyed
-in a finalizer, even
-when a step fails. Playbooks run in the order plugins.tools.playbooks.playbooks_for derives from the roles. The app is deployed from a temp copy of app-demo/ holding a
-node_modules/ and a .git/ with marker files: neither may reach the host (incident #10). rsync is
-removed from the app host before bootstrap: bootstrap must bring it back for synchronize (incident #11).
+Hosts 771 (proxy, 198.18.0.71, with Traefik and Vaultwarden's declaration) and 772 (198.18.0.72, carrying
+monitoring and github_runner to exercise those roles) are created for this module and destroyed in a
+finalizer, even when a step fails. Playbooks run in the order plugins.tools.playbooks.playbooks_for derives
+from the roles. rsync is removed from host 772 before bootstrap: bootstrap must bring it back (incident #11).
+The demo app (app_demo: builds, PostgreSQL, data, rsync excludes) has its own host and module:
+test_app_demo_host.py.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -21,7 +19,6 @@ from pathlib import Path
 import pytest
 from plain_http import get
 
-from lab import scenarios
 from plugins.health.web import check_service, wait_for_service
 from plugins.inventory import Inventory, load_inventory, read_document
 from plugins.tools.playbooks import ANSIBLE_DIR, PlaybookResult, playbooks_for, run_playbook
@@ -30,14 +27,13 @@ pytestmark = pytest.mark.lab
 
 ROOT = ANSIBLE_DIR.parent
 HOSTS = {
-    "app-demo": (772, "198.18.0.72", ["app_demo", "monitoring", "github_runner"]),
+    "app-demo": (772, "198.18.0.72", ["monitoring", "github_runner"]),
     "proxy": (771, "198.18.0.71", ["proxy", "utilities"]),
 }
-SERVICES = {"app-demo": ["app-demo-legacy", "grafana"], "proxy": ["traefik", "vaultwarden"]}
-CONTAINERS = {"app-demo": ["app-demo-backend", "grafana"], "proxy": ["traefik", "vaultwarden"]}
+SERVICES = {"app-demo": ["grafana"], "proxy": ["traefik", "vaultwarden"]}
+CONTAINERS = {"app-demo": ["grafana"], "proxy": ["traefik", "vaultwarden"]}
 PLAYBOOKS = tuple(p.stem for p in playbooks_for(r for _, _, roles in HOSTS.values() for r in roles))
-APP_PORT, MONITORING_PORT, UTILITIES_PORT = 8080, 3000, 8080
-MARKER = "shipped-by-mistake.txt"
+MONITORING_PORT, UTILITIES_PORT = 3000, 8080
 
 
 @dataclass
@@ -47,12 +43,10 @@ class Deployment:
     key: Path
     known_hosts: Path
     inventory: dict
-    app_src: Path
     runner_key: str
     first: dict[str, PlaybookResult] = field(default_factory=dict)
     rerun: dict[str, PlaybookResult] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-    health_codes: list[int] = field(default_factory=list)
 
     def ssh(self, host: str, command: str, user: str = "root", check: bool = True) -> subprocess.CompletedProcess:
         """Run a command on a lab host with the deploy key (host keys pinned in the module's known_hosts)."""
@@ -67,10 +61,9 @@ class Deployment:
         return done
 
     def play(self, name: str, **extravars) -> PlaybookResult:
-        """Run one playbook on the module's hosts, from the temp copy of the app."""
+        """Run one playbook on the module's hosts."""
         return run_playbook(name, self.inventory, private_key=self.key, known_hosts=self.known_hosts,
-                            extravars={"app_demo_src": str(self.app_src),
-                                       "github_runner_private_key": self.runner_key, **extravars})  # fmt: skip
+                            extravars={"github_runner_private_key": self.runner_key, **extravars})
 
 
 def wait_for_status(ip: str, port: int, path: str, want: int, deadline: float = 90) -> list[int]:
@@ -127,19 +120,14 @@ def via_traefik(name: str) -> int | None:
 
 @pytest.fixture(scope="module")
 def deployment(lab_hosts, tmp_path_factory) -> Deployment:
-    """Create the two hosts, break rsync on one, deploy bootstrap + app_demo + proxy, then rerun everything."""
+    """Create the two hosts, break rsync on one, deploy bootstrap and every role, then rerun everything."""
     assert load_inventory(ROOT / "inventories" / "lab.yml")  # the file the derivation starts from is valid
     tmp = tmp_path_factory.mktemp("roles")
     key = tmp / "deploy_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    app_src = tmp / "app-demo"
-    shutil.copytree(ROOT / "app-demo", app_src, ignore=shutil.ignore_patterns("node_modules", ".git"))
-    for tree in ("node_modules/left-pad", ".git"):
-        (app_src / tree).mkdir(parents=True)
-        (app_src / tree / MARKER).write_text("must never reach the host\n")
     runner_key = tmp / "runner_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(runner_key)], check=True)
-    dep = Deployment(key, tmp / "known_hosts", module_inventory(key), app_src, runner_key.read_text())
+    dep = Deployment(key, tmp / "known_hosts", module_inventory(key), runner_key.read_text())
 
     created: list[int] = []
     try:
@@ -160,9 +148,6 @@ def deployment(lab_hosts, tmp_path_factory) -> Deployment:
             dep.first[name] = result
             dep.timings[f"first {name}"] = result.duration
             assert result.ok, result.recap()
-        started = time.monotonic()
-        dep.health_codes = wait_for_status(HOSTS["app-demo"][1], APP_PORT, "/health", 200)
-        dep.timings["app healthy after deploy"] = time.monotonic() - started
         for name in PLAYBOOKS:
             dep.rerun[name] = dep.play(name)
             dep.timings[f"rerun {name}"] = dep.rerun[name].duration
@@ -177,12 +162,12 @@ def deployment(lab_hosts, tmp_path_factory) -> Deployment:
 
 
 def test_every_playbook_converges(deployment):
-    """bootstrap, app_demo and proxy each succeed on their hosts."""
+    """bootstrap and every role's playbook succeed on their hosts."""
     for result in deployment.first.values():
         assert result.ok and not result.failures(), result.recap()
-    assert set(PLAYBOOKS) == {"bootstrap", "app_demo", "monitoring", "utilities", "github_runner", "proxy"}
+    assert set(PLAYBOOKS) == {"bootstrap", "monitoring", "utilities", "github_runner", "proxy"}
     assert sorted(deployment.first["bootstrap"].stats) == sorted(HOSTS)
-    assert sorted(deployment.first["app_demo"].stats) == ["app-demo"]
+    assert sorted(deployment.first["monitoring"].stats) == ["app-demo"]
     assert sorted(deployment.first["proxy"].stats) == ["proxy"]
 
 
@@ -208,34 +193,11 @@ def test_sshd_refuses_passwords(deployment):
         assert "passwordauthentication no" in settings, host
 
 
-def test_node_modules_and_git_are_not_shipped(deployment):
-    """Incident #10: the synced app has its files but no node_modules/ or .git/ from the source."""
-    out = deployment.ssh("app-demo", "find /opt/app-demo/src -name " + MARKER + "; ls -A /opt/app-demo/src").stdout
-    assert MARKER not in out
-    listing = set(out.split())
-    assert {"backend", "frontend", "Dockerfile"} <= listing
-    assert not {"node_modules", ".git"} & listing
-
-
-def test_app_warms_up_then_answers_200(deployment):
-    """/health reached 200 after the deploy (503 or no answer before that is the warm-up)."""
-    assert deployment.health_codes[-1] == 200
-    assert set(deployment.health_codes[:-1]) <= {0, 503}, deployment.health_codes
-
-
-def test_app_container_runs_with_init_and_a_restart_policy(deployment):
-    """The app's container has an init as PID 1 and restarts unless stopped."""
-    inspect = json.loads(deployment.ssh("app-demo", "docker container inspect app-demo-backend").stdout)[0]
-    assert inspect["State"]["Running"] is True
-    assert inspect["HostConfig"]["Init"] is True
-    assert inspect["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
-
-
 def test_traefik_redirects_to_https_and_routes_the_app_by_name(deployment):
-    """http://proxy/ answers 301/302 to https; https://app.<domain>/health through Traefik reaches the app."""
+    """http://proxy/ answers 301/302 to https; https://grafana.<domain>/api/health through Traefik reaches Grafana."""
     status, headers, _ = get(HOSTS["proxy"][1], 80, "/")
     assert status in (301, 302) and headers.get("Location", "").startswith("https://"), (status, headers)
-    route = next(s for _, s in module_model().endpoints if s.name == "app-demo-legacy-via-traefik")
+    route = next(s for _, s in module_model().endpoints if s.name == "grafana-via-traefik")
     assert wait_for_service(route, 30).status == 200
     version = deployment.ssh("proxy", "docker exec traefik traefik version").stdout
     assert "3.7.15" in version, version
@@ -249,25 +211,14 @@ def test_a_rerun_changes_nothing(deployment):
     assert not changed, f"a rerun changed something: {changed}"
 
 
-def test_a_bad_change_to_the_app_breaks_health_and_the_good_source_repairs(deployment, tmp_path):
-    """A copy of the app whose /health raises makes /health 500; deploying the repository's source brings 200."""
-    app_ip = HOSTS["app-demo"][1]
-    broken = deployment.play("app_demo", app_demo_src=f"{scenarios.broken_app_copy(tmp_path)}/")
-    assert broken.ok and broken.changed_total > 0, broken.recap()
-    assert wait_for_status(app_ip, APP_PORT, "/health", 500, deadline=30)[-1] == 500
-    repaired = deployment.play("app_demo")
-    assert repaired.ok and repaired.changed_total > 0, repaired.recap()
-    assert wait_for_status(app_ip, APP_PORT, "/health", 200)[-1] == 200
-
-
-def test_traefik_answers_502_while_the_app_is_down(deployment):
-    """With the app container stopped, its route through Traefik answers 502 (a warm-up code of the checks)."""
-    deployment.ssh("app-demo", "docker stop --time 2 app-demo-backend")
+def test_traefik_answers_502_while_an_upstream_is_down(deployment):
+    """With Grafana's container stopped, its route through Traefik answers 502 (a warm-up code of the checks)."""
+    deployment.ssh("app-demo", "docker stop --time 2 grafana")
     try:
-        assert via_traefik("app-demo-legacy") == 502
+        assert via_traefik("grafana") == 502
     finally:
-        deployment.ssh("app-demo", "docker start app-demo-backend")
-    assert wait_for_status(HOSTS["app-demo"][1], APP_PORT, "/health", 200)[-1] == 200
+        deployment.ssh("app-demo", "docker start grafana")
+    assert wait_for_status(HOSTS["app-demo"][1], MONITORING_PORT, "/api/health", 200)[-1] == 200
 
 
 def test_monitoring_and_utilities_answer(deployment):

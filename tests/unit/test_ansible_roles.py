@@ -19,7 +19,7 @@ pytestmark = pytest.mark.unit
 
 ROOT = ANSIBLE_DIR.parent
 LAB_INVENTORY = ROOT / "inventories" / "lab.yml"
-ROLES = ["bootstrap", "proxy", "app_demo", "monitoring", "utilities", "github_runner", "docker_service", "stack"]
+ROLES = ["bootstrap", "proxy", "app_demo", "monitoring", "utilities", "github_runner", "stack"]
 CATALOG_ROLES = ["proxy", "monitoring", "utilities", "stack"]  # deploy from services/<name>.yml alone
 VENV_BIN = Path(sys.executable).parent
 

@@ -1,9 +1,8 @@
-"""The programs the roles and the lab's stand-in images ship (app-demo backend, the Grafana and Vaultwarden
-stand-ins), run as local processes on 127.0.0.1."""
+"""The lab's stand-in images' programs (Grafana, Vaultwarden), run as local processes on 127.0.0.1 (the demo
+app: test_app_demo.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -19,7 +18,6 @@ from plugins.tools.playbooks import ANSIBLE_DIR
 
 pytestmark = pytest.mark.unit
 
-APP_SERVER = ANSIBLE_DIR.parent / "app-demo" / "backend" / "server.py"
 RECIPES = ANSIBLE_DIR.parent / "lab" / "images" / "recipes"
 GRAFANA = RECIPES / "grafana" / "files" / "server.py"
 VAULTWARDEN = RECIPES / "vaultwarden" / "files" / "server.py"
@@ -68,30 +66,6 @@ def serve() -> Iterator:
     for child in children:
         child.terminate()
         child.wait(timeout=10)
-
-
-def test_app_health_answers_503_while_warming_up_then_200(serve):
-    """/health is 503 during APP_DEMO_WARMUP_SECONDS after start, 200 afterwards."""
-    port = free_port()
-    serve(APP_SERVER, port, {"APP_DEMO_PORT": str(port), "APP_DEMO_WARMUP_SECONDS": "1.5"})
-    status, _, body = get(port, "/health")
-    assert status == 503 and json.loads(body)["status"] == "warming up"
-    time.sleep(1.6)
-    assert get(port, "/health")[0] == 200
-    status, headers, body = get(port, "/")
-    assert status == 200 and headers["Content-Type"].startswith("text/html") and b"app-demo" in body
-    assert json.loads(get(port, "/api/hello")[2])["message"].startswith("Hello")
-
-
-def test_an_error_in_a_route_answers_500_with_its_message(serve, tmp_path):
-    """A bad change that makes /health raise: the app answers 500 (as a web framework would), not a dropped line."""
-    from lab.scenarios import broken_app_copy
-
-    port = free_port()
-    server = broken_app_copy(tmp_path) / "backend" / "server.py"
-    serve(server, port, {"APP_DEMO_PORT": str(port), "APP_DEMO_WARMUP_SECONDS": "0"})
-    status, _, body = get(port, "/health")
-    assert status == 500 and "health check broken by a bad change" in json.loads(body)["error"]
 
 
 def test_grafana_stand_in_warms_up_like_grafana(serve):

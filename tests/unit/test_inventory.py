@@ -127,8 +127,8 @@ def test_helpers(lab):
         "traefik-entrypoint", "traefik-ping", "node-exporter", "promtail", "vaultwarden", "vaultwarden-via-traefik",
         "node-exporter", "promtail", "node-exporter", "promtail", "prometheus", "prometheus-via-traefik", "grafana",
         "grafana-via-traefik", "loki", "uptime-kuma", "uptime-kuma-via-traefik", "node-exporter", "promtail",
-        "app-demo-legacy-health",
-        "app-demo-legacy-via-traefik", "node-exporter", "promtail"]
+        "app-demo-backend", "app-demo-backend-via-traefik", "app-demo-frontend", "app-demo-frontend-via-traefik",
+        "node-exporter", "promtail"]
     assert all(s in h.endpoints for h, s in lab.endpoints)
     assert len(lab.protected_hosts) == 5
     assert lab.proxmox_url == "https://127.0.0.1:8006"
@@ -237,15 +237,16 @@ BAD = [
      ["hostz", "unknown key 'hostz'", "did you mean 'hosts'", "expected one of"]),
     ("misspelt-host-key", _set("hosts", 0, "protectd", True),
      ["hosts[proxy].protectd", "unknown key", "did you mean 'protected'"]),
-    ("service-not-declared", _set("hosts", 4, "services", ["app-demo-legacyy"]),
-     ["hosts[app-demo].services[0]", "'app-demo-legacyy' is not declared in services/", "expected one of"]),
+    ("service-not-declared", _set("hosts", 4, "services", ["app-demo-backendd"]),
+     ["hosts[app-demo].services[0]", "'app-demo-backendd' is not declared in services/", "expected one of"]),
     ("service-on-two-hosts", _set("hosts", 1, "services", ["vaultwarden", "grafana"]),
      ["hosts[monitoring].services[1]", "grafana already runs on hosts[utilities]"]),
     ("secret-without-source", lambda d: d["stack"]["secrets"].pop("grafana_admin_password"),
      ["hosts[monitoring].services[1]", "needs secret grafana_admin_password", "stack.secrets"]),
-    ("published-port-twice", lambda d: (d["hosts"][1].update(services=["vaultwarden", "app-demo-legacy"]),
+    ("published-port-twice", lambda d: (d["hosts"][3].update(services=["grafana", "app-demo-postgres",
+                                                                        "app-demo-backend"]),
                                         d["hosts"][4].update(services=[])),
-     ["hosts[utilities].services[1]", "publishes port 8080, as vaultwarden does"]),
+     ["hosts[monitoring].services[2]", "publishes port 3000, as grafana does"]),
     ("routes-without-traefik", _set("hosts", 0, "services", []), ["hosts", "no host runs traefik"]),
     ("secret-source-both", _set("stack", "secrets", "grafana_admin_password", {"env": "A", "vault": "b"}),
      ["stack.secrets.grafana_admin_password", "exactly one of env"]),

@@ -44,16 +44,14 @@ def assert_refused(done: subprocess.CompletedProcess, lines: int, *secrets: str)
 # --- the shipped inventories ----------------------------------------------------------------------
 
 def test_both_shipped_inventories_pass_check():
-    """lab.yml passes structure and repository checks; homelab.yml's only disagreement is the app_demo role."""
+    """lab.yml and homelab.yml pass structure and repository checks (homelab's files are not looked for here)."""
     done = run_check(ROOT, "check", "inventories/lab.yml")
     assert done.returncode == 0, done.stdout + done.stderr
     checked = "structure, repository; files on this machine not checked: --here"
-    assert done.stdout.splitlines() == [f"inventories/lab.yml: ok (5 hosts, 23 services; {checked})"]
-    # Until the Node/React app replaces the Python one (branch app), the app_demo role's defaults still say
-    # app-demo:latest on 8080 where homelab.yml's services say app-demo-backend/-frontend on 3000/80: the
-    # check names exactly that, and this test fails (to be updated) the day they agree.
-    errors = assert_refused(run_check(ROOT, "check", "inventories/homelab.yml"), 2)
-    assert all("ansible/roles/app_demo/defaults/main.yml: app_demo_" in e for e in errors), errors
+    assert done.stdout.splitlines() == [f"inventories/lab.yml: ok (5 hosts, 25 services; {checked})"]
+    homelab = run_check(ROOT, "check", "inventories/homelab.yml")
+    assert homelab.returncode == 0, homelab.stdout + homelab.stderr
+    assert homelab.stdout.splitlines() == [f"inventories/homelab.yml: ok (5 hosts, 31 services; {checked})"]
 
 
 def test_homelab_with_here_names_each_missing_file_on_its_own_line():
@@ -158,26 +156,40 @@ def test_the_lab_inventory_agrees_with_the_repository():
     assert repository_problems(load_inventory(LAB)) == []
 
 
-def fake_repository(root: Path, port: int = 8080) -> Path:
-    """A minimal checkout: the app_demo role serving app-demo-backend on `port`, terraform/envs/lab."""
+def fake_repository(root: Path, port: int = 80) -> Path:
+    """A minimal checkout: the app_demo role serving app-demo-frontend on `port`, terraform/envs/lab."""
     role = root / "ansible" / "roles" / "app_demo"
     (role / "tasks").mkdir(parents=True)
     (role / "defaults").mkdir()
     (role / "tasks" / "main.yml").write_text("---\n")
-    (role / "defaults" / "main.yml").write_text(f"app_demo_container_name: app-demo-backend\napp_demo_port: {port}\n")
+    (role / "defaults" / "main.yml").write_text(f"app_demo_container_name: app-demo-frontend\napp_demo_port: {port}\n")
     for role_name in ("proxy", "utilities", "github_runner", "monitoring"):
         (root / "ansible" / "roles" / role_name / "tasks").mkdir(parents=True)
         (root / "ansible" / "roles" / role_name / "tasks" / "main.yml").write_text("---\n")
     (root / "terraform" / "envs" / "lab").mkdir(parents=True)
     (root / "terraform" / "envs" / "lab" / "main.tf").write_text("")
+    for part, exposed in (("backend", 3000), ("frontend", 80)):
+        (root / "app-demo" / part).mkdir(parents=True)
+        (root / "app-demo" / part / "Dockerfile").write_text(f"FROM node\nEXPOSE {exposed}\n")
     return root
 
 
 def test_a_role_port_that_disagrees_with_the_declaration_is_named(tmp_path):
-    """services/app-demo-legacy.yml listens on 8080; the app_demo role saying 9090 is one problem naming both."""
+    """The app's declarations listen on 3000 and 80; the app_demo role's defaults saying 9090 is one problem."""
     [(key, message)] = repository_problems(load_inventory(LAB), fake_repository(tmp_path, port=9090))
-    assert key == "hosts[app-demo].services[0]"
-    assert "app_demo_port is 9090, but services/app-demo-legacy.yml says 8080" in message
+    assert key == "hosts[app-demo].services[1]"
+    assert ("app_demo_port is 9090, but services/app-demo-backend.yml, services/app-demo-frontend.yml say 80 or 3000"
+            in message), message
+
+
+def test_an_image_that_does_not_expose_the_declared_port_is_named(tmp_path):
+    """app-demo/frontend/Dockerfile EXPOSEs 8080 where services/app-demo-frontend.yml publishes 80: one problem."""
+    root = fake_repository(tmp_path, port=80)
+    (root / "app-demo" / "frontend" / "Dockerfile").write_text("FROM node\nEXPOSE 8080/tcp\n")
+    [(key, message)] = repository_problems(load_inventory(LAB), root)
+    assert key == "hosts[app-demo].services[2]"
+    assert message == ("app-demo/frontend/Dockerfile EXPOSEs 8080, but services/app-demo-frontend.yml publishes "
+                       "container port 80")
 
 
 def test_group_vars_may_not_be_a_second_home(tmp_path):

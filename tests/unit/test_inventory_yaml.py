@@ -69,7 +69,7 @@ SURPRISES = [
     ("unclosed-quote-closed-lines-later", edited("node: homelab", 'node: "homelab').replace(
         "token_id: root@pam!lab", 'token_id: "root@pam!lab"'), 'node: "', ["starts here and runs onto line 8"]),
     ("unclosed-flow-list", edited("roles: [proxy]", "roles: [proxy"), "roles: [proxy",
-     ["invalid YAML: a [ list opens here and is never closed", "expected ',' or ']' at line 53"]),
+     ["invalid YAML: a [ list opens here and is never closed", "expected ',' or ']' at line 54"]),
     ("tab-indent", edited("  port: 8006", "\tport: 8006"), "\tport: 8006", ["invalid YAML"]),
     ("two-documents", edited("environment: lab", "environment: lab\n---\nenvironment: lab"), "---",
      ["expected a single document"]),

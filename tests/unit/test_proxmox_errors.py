@@ -122,6 +122,14 @@ def test_the_client_says_its_url_and_never_its_secret(tmp_path):
     assert SECRET not in repr(client) and SECRET not in str(vars(client))
 
 
+def test_the_timeouts_come_from_the_inventory():
+    """proxmox.http_timeout and task_timeout (slow storage: a longer snapshot) reach the client; defaults 60/300."""
+    client = ProxmoxClient.from_inventory(_cfg(http_timeout=7.5, task_timeout=42), env={"PVE_TOKEN_SECRET": SECRET})
+    assert (client.http_timeout, client.task_timeout) == (7.5, 42)
+    default = ProxmoxClient.from_inventory(_cfg(), env={"PVE_TOKEN_SECRET": SECRET})
+    assert (default.http_timeout, default.task_timeout) == (60, 300)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

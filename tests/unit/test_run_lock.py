@@ -104,10 +104,11 @@ def test_recover_status_and_forget_from_the_command_line(tmp_path):
                               capture_output=True, text=True, check=False)
 
     status = recover("status", "--inventory", "inventories/lab.yml")
-    assert status.returncode == 0 and "run killed2" in status.stdout and "CT 250: deploy_killed2" in status.stdout
+    assert status.returncode == 3 and "run killed2" in status.stdout and "CT 250: deploy_killed2" in status.stdout
     gone = recover("forget", "--inventory", "inventories/lab.yml")
     assert gone.returncode == 0 and "forgot run killed2" in gone.stdout
-    assert "no run recorded" in recover("status", "--inventory", "inventories/lab.yml").stdout
+    clean = recover("status", "--inventory", "inventories/lab.yml")
+    assert clean.returncode == 0 and "no run recorded" in clean.stdout
     bad = recover("status", "--inventory", str(tmp_path / "missing.yml"))
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
 

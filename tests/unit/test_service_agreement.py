@@ -97,8 +97,9 @@ def test_secrets_reach_ansible_by_name_only(inventory):
 
 
 def test_the_lab_agrees_with_the_repository():
-    """The lab's inventory, the catalog and the roles agree (the homelab's app_demo gap: test_inventory_check)."""
+    """Both inventories, the catalog, the roles and the app's Dockerfiles agree."""
     assert repository_problems(load_inventory(INVENTORIES["lab"])) == []
+    assert repository_problems(load_inventory(INVENTORIES["homelab"])) == []
 
 
 # --- one fact changed in one place: red ------------------------------------------------------------------------
@@ -106,6 +107,15 @@ def test_the_lab_agrees_with_the_repository():
 def copied_catalog(tmp_path: Path) -> Path:
     """A copy of services/ to mutate."""
     return Path(shutil.copytree(CATALOG_DIR, tmp_path / "services"))
+
+
+def problems_of(inventory: Path, catalog: Path) -> list[str]:
+    """The one-line problems loading the inventory with that catalog gives ([] when it loads)."""
+    try:
+        load_inventory(inventory, catalog=load_catalog(catalog))
+    except InventoryError as error:
+        return error.lines()
+    return []
 
 
 def edit(directory: Path, name: str, old: str, new: str) -> None:
@@ -117,25 +127,39 @@ def edit(directory: Path, name: str, old: str, new: str) -> None:
 
 
 def test_a_port_changed_in_the_declaration_only_turns_red(tmp_path):
-    """app-demo's port changed in services/ alone: the app_demo role (which builds it) still says 8080: red."""
+    """The backend's published container port changed in services/ alone: its PORT, its Dockerfile's EXPOSE, its
+    route and its check still say 3000: red, naming each."""
     catalog = copied_catalog(tmp_path)
-    edit(catalog, "app-demo-legacy", "{container: 8080, published: 8080}", "{container: 8090, published: 8090}")
-    edit(catalog, "app-demo-legacy", "route: {host: app, port: 8080}", "route: {host: app, port: 8090}")
-    edit(catalog, "app-demo-legacy", "port: 8080, path: /health", "port: 8090, path: /health")
+    edit(catalog, "app-demo-backend", "{container: 3000, published: 3000}", "{container: 3090, published: 3090}")
+    inventory_problems = problems_of(INVENTORIES["lab"], catalog)
+    assert any("PORT is 3000, but its ports declare container port 3090" in p for p in inventory_problems), \
+        inventory_problems
+    assert any("route" in p and "3000" in p for p in inventory_problems), inventory_problems
+
+
+def test_a_port_changed_in_the_declarations_but_not_the_image_turns_red(tmp_path):
+    """Every 3000 of the backend's declaration made 3090: the frontend still calls :3000 (red); that fixed too,
+    the image still EXPOSEs 3000 (red, naming the Dockerfile)."""
+    catalog = copied_catalog(tmp_path)
+    path = catalog / "app-demo-backend.yml"
+    path.write_text(path.read_text().replace("3000", "3090"))
+    found = problems_of(INVENTORIES["lab"], catalog)
+    assert any("BACKEND_URL names port 3000 of app-demo-backend" in p for p in found), found
+    edit(catalog, "app-demo-frontend", "http://app-demo-backend:3000", "http://app-demo-backend:3090")
     inventory = load_inventory(INVENTORIES["lab"], catalog=load_catalog(catalog))
-    problems = [message for _, message in repository_problems(inventory)]
-    assert problems == [("ansible/roles/app_demo/defaults/main.yml: app_demo_port is 8080, but "
-                        "services/app-demo-legacy.yml says 8090")]
+    repository = [message for _, message in repository_problems(inventory)]
+    assert repository == [("app-demo/backend/Dockerfile EXPOSEs 3000, but services/app-demo-backend.yml publishes "
+                          "container port 3090")]
 
 
 def test_a_container_name_changed_in_the_declaration_only_turns_red(tmp_path):
-    """app-demo's container renamed in services/ alone: the role still runs app-demo-backend: red."""
+    """The backend's container renamed in services/ alone: the frontend's BACKEND_URL still names
+    app-demo-backend: red."""
     catalog = copied_catalog(tmp_path)
-    edit(catalog, "app-demo-legacy", "container: app-demo-backend", "container: app-demo-api")
-    inventory = load_inventory(INVENTORIES["lab"], catalog=load_catalog(catalog))
-    problems = [message for _, message in repository_problems(inventory)]
-    assert problems == [("ansible/roles/app_demo/defaults/main.yml: app_demo_container_name is app-demo-backend, "
-                        "but services/app-demo-legacy.yml says app-demo-api")]
+    edit(catalog, "app-demo-backend", "container: app-demo-backend", "container: app-demo-api")
+    found = problems_of(INVENTORIES["lab"], catalog)
+    assert any("BACKEND_URL names app-demo-backend, which is not the container of any of its dependencies "
+               "(expected one of: app-demo-api)" in p for p in found), found
 
 
 @pytest.mark.parametrize(("name", "old", "new", "expected"), [

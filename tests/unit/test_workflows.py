@@ -80,3 +80,45 @@ def test_a_missing_plan_job_is_named(tmp_path, github):
     path = tmp_path / "validate.yml"
     path.write_text(yaml.safe_dump(doc))
     assert plan_workflow_problems(path, *github) == [f"{path}: no job 'plan': pull requests would get no plan comment"]
+
+
+def deploy_steps() -> list[dict]:
+    """The deploy job's steps, in order."""
+    return yaml.safe_load((ROOT / DEPLOY_WORKFLOW).read_text())["jobs"]["deploy"]["steps"]
+
+
+def step_index(steps: list[dict], uses: str = "", run: str = "") -> int:
+    """The position of the step using `uses` or running `run` (fails when absent)."""
+    found = [i for i, s in enumerate(steps) if (uses and s.get("uses", "").startswith(uses)) or (run and s.get("run") == run)]
+    assert len(found) == 1, f"expected one step {uses or run}, found {len(found)}"
+    return found[0]
+
+
+def test_the_report_history_survives_the_checkout_of_each_deploy():
+    """deploy.yml restores reports/allure-history, renders the report (which appends this run), then saves the
+    history, each step run also when the deploy failed: the trend spans runs although checkout cleans reports/."""
+    steps = deploy_steps()
+    deploy = step_index(steps, run=next(s["run"] for s in steps if "suites/deploy" in s.get("run", "")))
+    restore = step_index(steps, uses="actions/cache/restore@")
+    render = step_index(steps, run="make report")
+    save = step_index(steps, uses="actions/cache/save@")
+    assert deploy < restore < render < save
+    for index in (restore, render, save):
+        assert steps[index].get("if") == "always()", steps[index]
+    assert steps[restore]["with"]["path"] == steps[save]["with"]["path"] == "reports/allure-history"
+    assert steps[save]["with"]["key"].startswith(steps[restore]["with"]["restore-keys"])
+    for index in (restore, save):
+        assert len(steps[index]["uses"].split("@")[1].split()[0]) == 40, "actions are pinned to a commit SHA"
+
+
+def test_the_vault_password_reaches_the_deploy_as_a_file_and_is_removed():
+    """The CI secret is written to a 0600 file before the deploy, given as ANSIBLE_VAULT_PASSWORD_FILE, removed
+    after it whatever happened."""
+    steps = deploy_steps()
+    write = next(i for i, s in enumerate(steps) if "ANSIBLE_VAULT_PASSWORD" in (s.get("env") or {}))
+    deploy = next(i for i, s in enumerate(steps) if "suites/deploy" in s.get("run", ""))
+    remove = next(i for i, s in enumerate(steps) if "rm -f" in s.get("run", "") and "vault-password" in s["run"])
+    assert write < deploy < remove and steps[remove]["if"] == "always()"
+    assert "umask 077" in steps[write]["run"]
+    assert steps[deploy]["env"]["ANSIBLE_VAULT_PASSWORD_FILE"] == "${{ runner.temp }}/vault-password"
+    assert "ANSIBLE_VAULT_PASSWORD" not in steps[deploy]["env"], "the password itself stays out of the deploy's env"

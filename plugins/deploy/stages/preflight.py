@@ -6,12 +6,16 @@ found, and where in the inventory to look.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from plugins.proxmox.client import ProxmoxClient, per_node
+from plugins.report.redaction import REDACTOR
 from plugins.shared.this_machine import this_machine_reason
 from plugins.tools.terraform import missing_backend_flags
+from plugins.tools.vault import VaultProblem, leaves, open_vault, vault_files
 
 if TYPE_CHECKING:
     from plugins.deploy.session import DeploySession
@@ -90,3 +94,29 @@ def missing_roles_problem(inventory: Inventory, root: Path) -> str:
     missing = [f"{role} (ansible/roles/{role}/tasks/main.yml)" for role in inventory.roles
                if not (roles / role / "tasks" / "main.yml").is_file()]
     return f"roles that do not exist: {', '.join(missing)} ({inventory.source}: hosts[].roles)" if missing else ""
+
+
+def service_secrets_problem(inventory: Inventory, env: Mapping[str, str] = os.environ) -> str:
+    """The services' secrets that have no value ('' if none): an unset environment variable, a vault that does not
+    open, a vault variable the vault lacks. Names only; the values found are registered with the redactor."""
+    stack = inventory.stack
+    if stack is None:
+        return ""
+    where = inventory.where("stack.secrets")
+    unset = sorted(source.env for source in stack.secrets.values() if source.env and not env.get(source.env))
+    problems = [(f"environment variables {', '.join(unset)} are unset or empty ({where}; the lab exports them with "
+                '`eval "$(python -m lab env)"`)')] if unset else []
+    wanted = sorted(source.vault for source in stack.secrets.values() if source.vault)
+    if wanted:
+        try:
+            files = vault_files(inventory, env)
+            variables = open_vault(files) if files else {}
+        except VaultProblem as problem:
+            problems.append(str(problem))
+        else:
+            REDACTOR.add(*(text for value in variables.values() for text in leaves(value)))
+            missing = [name for name in wanted if variables.get(name) in (None, "")]
+            if missing:
+                problems.append(f"vault file {files.vault_file} lacks {', '.join(missing)} ({where}: expected each "
+                                "vault variable the secrets name)")
+    return "; ".join(problems)
