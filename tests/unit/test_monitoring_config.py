@@ -7,6 +7,7 @@ import base64
 import json
 import shutil
 import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -177,3 +178,32 @@ def test_every_shipper_pushes_to_the_inventorys_loki(inventory):
         assert config["clients"] == [{"url": expected}]
         labels = config["scrape_configs"][0]["static_configs"][0]["labels"]
         assert labels["host"] == host.hostname and labels["__path__"] == promtail.DOCKER_LOGS
+
+
+def test_the_stack_role_writes_the_files_untouched_by_ansibles_templating(tmp_path):
+    """The stack role's files task, run by real Ansible on localhost with the lab monitoring host's entries:
+    every file lands byte for byte as generated, the rules' {{ $labels }} and dashboards' {{instance}} too."""
+    from plugins.tools.playbooks import run_playbook
+
+    hostvars = load_inventory(INVENTORIES["lab"]).ansible_inventory()["all"]["hosts"]["monitoring"]
+    selected = [{**entry, "files": [{**f, "dest": str(tmp_path / f["dest"].lstrip("/"))} for f in entry["files"]]}
+                for entry in hostvars["stack_services"] if entry["files"]]
+    for entry in selected:
+        for item in entry["files"]:
+            Path(item["dest"]).parent.mkdir(parents=True, exist_ok=True)
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "stack_selected": selected}
+    play = tmp_path / "files.yml"
+    play.write_text(
+        "- name: Write the generated files as the stack role does\n  hosts: monitoring\n  gather_facts: false\n"
+        "  tasks:\n    - name: Run the stack role's files tasks\n      ansible.builtin.include_role:\n"
+        "        name: stack\n        tasks_from: files\n")
+    result = run_playbook(play, {"all": {"hosts": {"monitoring": local}}}, private_key=tmp_path / "unused")
+    assert result.ok, result.recap()
+    written = 0
+    for entry in selected:
+        for item in entry["files"]:
+            assert Path(item["dest"]).read_bytes() == base64.b64decode(item["content_b64"]), item["dest"]
+            written += 1
+    assert written >= 5
+    rules = next(Path(f["dest"]) for e in selected for f in e["files"] if f["dest"].endswith("rules/homelab.yml"))
+    assert "{{ $labels.instance }}" in rules.read_text()
