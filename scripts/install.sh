@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # docker-registry: the lab's OCI registry; buildah + skopeo build and push its images without a daemon.
+# prometheus: its promtool checks the generated Prometheus configuration and the alert rules (unit tests).
 # postgresql-15: the demo app's unit tests start a throwaway server on 127.0.0.1 (never the package's own).
 APT_PACKAGES=(lxc uidmap bridge-utils debootstrap openssh-server openssh-client rsync iptables iproute2 python3-venv
-              docker-registry buildah skopeo chromium postgresql-15)
+              docker-registry buildah skopeo chromium postgresql-15 prometheus)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "scripts/install.sh needs root (apt-get, LXC): run it with sudo" >&2
@@ -31,6 +32,11 @@ fi
 if [ -d /run/systemd/system ] && systemctl is-enabled -q docker-registry 2>/dev/null; then
   echo "==> docker-registry: disabling the package's own service (the lab starts its registry itself)"
   systemctl disable --now -q docker-registry
+fi
+# Debian's prometheus package enables a server on *:9090 under systemd; only its promtool is wanted here.
+if [ -d /run/systemd/system ] && systemctl is-enabled -q prometheus 2>/dev/null; then
+  echo "==> prometheus: disabling the package's own service (only promtool is used on this machine)"
+  systemctl disable --now -q prometheus
 fi
 
 PYTHON=${PYTHON:-python3}

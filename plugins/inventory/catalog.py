@@ -107,7 +107,8 @@ class Route(Strict):
 class FunctionalProbe(Strict):
     """A functional probe of the service (plugins/health/functional): what it does beyond answering a code."""
 
-    kind: Literal["vaultwarden_admin", "netbox_status", "zabbix_api"] = Field(description="plugins/health/functional's kinds")
+    kind: Literal["vaultwarden_admin", "netbox_status", "zabbix_api", "prometheus_targets", "grafana_datasources"] = Field(
+        description="plugins/health/functional's kinds")
     port: Port = Field(description="the container port (it must be published)")
     path: UrlPath = "/"
     secret: SecretName | None = Field(None, description="the secret it authenticates with (stack.secrets names it)")

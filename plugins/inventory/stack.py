@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from plugins.inventory import traefik
+from plugins.inventory import configs, traefik
 from plugins.inventory.catalog import Catalog, SecretRef, dependency_order
 from plugins.inventory.masking import shown
 
@@ -72,6 +72,7 @@ def stack_problems(inv: Any, catalog: Catalog, refs: list[str]) -> list[Problem]
             problems.extend((path, line) for line in address_problems(decl, catalog))
             if name == "traefik":
                 problems.extend((path, f"traefik: {line}") for line in traefik.entrypoint_problems(decl))
+            problems.extend((path, f"{name}: {line}") for line in configs.mount_problems(decl))
     vaulted = sorted(name for name, source in (inv.stack.secrets if inv.stack else {}).items() if source.vault)
     if vaulted and inv.stack.vault is None:
         problems.append(("stack.vault", (f"secrets {', '.join(vaulted)} come from Ansible Vault but stack.vault is "
@@ -168,6 +169,8 @@ def container_vars(inv: Inventory, host: Host) -> list[dict]:
     """What the stack role runs on the host, one entry per service, dependencies first (Ansible host var)."""
     entries = []
     for decl in host.declarations:
+        files = configs.host_files(inv, host, decl)
+        host_dirs = _host_dirs(decl, files)
         secrets = []
         for key, value in decl.environment.items():
             if isinstance(value, SecretRef):
@@ -186,12 +189,28 @@ def container_vars(inv: Inventory, host: Host) -> list[dict]:
             "secret_env": secrets,  # [{name, env | vault}]: where each value comes from, never the value
             "volumes": [f"{v.source}:{v.target}" + (":ro" if v.read_only else "") for v in decl.volumes],
             "named_volumes": [v.source for v in decl.volumes if v.named],
-            "host_dirs": [v.source for v in decl.volumes if not v.named],
+            "host_dirs": host_dirs,
+            "files": files,  # [{dest, content_b64}]: generated configuration (plugins/inventory/configs.py)
             "healthcheck": _healthcheck(decl),
             "restart_policy": decl.restart,
             "init": decl.init,
         })
     return entries
+
+
+def _host_dirs(decl: Any, files: list[dict]) -> list[str]:
+    """The host directories to create, parents first: the writable mounts, the mounts of generated files and
+    their subdirectories (rules/, provisioning/…). A read-only mount of the host's own (its root for a node
+    exporter, Docker's logs for the shipper) or one a role fills (Traefik's) is left as it is."""
+    mounts = [v.source for v in decl.volumes if not v.named]
+    found = {m for m in mounts if not next(v for v in decl.volumes if v.source == m).read_only
+             or any(f["dest"].startswith(m.rstrip("/") + "/") for f in files)}
+    for entry in files:
+        parent = entry["dest"].rsplit("/", 1)[0]
+        while parent not in found and any(parent.startswith(mount + "/") for mount in found):
+            found.add(parent)
+            parent = parent.rsplit("/", 1)[0]
+    return sorted(found)
 
 
 def _healthcheck(decl: Any) -> dict | None:

@@ -84,6 +84,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=empty)
         items[:] = [item for item in items if item not in empty]
     position = {host.hostname: index for index, host in enumerate(get_inventory(config).hosts)}
+    # A check no selected host owes (no functional probe on the hosts chosen) has an empty parameter set:
+    # deselected, not reported as a skip named NOTSET.
+    empty = [item for item in items if item.get_closest_marker("check") and need_of(item) is None
+             and getattr(item, "callspec", None) is not None]
+    if empty:
+        config.hook.pytest_deselected(items=empty)
+        items[:] = [item for item in items if item not in empty]
     order: dict[pytest.Item, tuple[int, int]] = {}
     for item in items:
         need = need_of(item)

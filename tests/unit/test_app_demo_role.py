@@ -67,14 +67,16 @@ def test_the_role_deploys_with_community_docker_and_the_stack_role_only():
 
 
 def test_the_role_builds_and_runs_what_the_declarations_say():
-    """The lab host's services are the three declarations; the two the role builds name a context with a
-    Dockerfile; the role runs them after their database, whose image is pulled."""
+    """The lab host's services are the app's three declarations (then every host's node exporter and log
+    shipper); the two the role builds name a context with a Dockerfile; the role runs them after their
+    database, whose image is pulled."""
     services = lab_app_host()["stack_services"]
-    assert [s["name"] for s in services] == ["app-demo-postgres", "app-demo-backend", "app-demo-frontend"]
+    assert [s["name"] for s in services] == ["app-demo-postgres", "app-demo-backend", "app-demo-frontend",
+                                             "node-exporter", "promtail"]
     built = [s for s in services if s["built_by"] == "app_demo"]
     assert [s["build_context"] for s in built] == ["backend", "frontend"]
     assert all((APP / s["build_context"] / "Dockerfile").is_file() for s in built)
-    assert [s["pull"] for s in services] == [True, False, False]
+    assert [s["pull"] for s in services] == [True, False, False, True, True]
 
 
 def test_rsync_with_the_roles_excludes_ships_no_node_modules_git_or_dist(tmp_path):

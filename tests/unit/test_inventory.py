@@ -124,9 +124,11 @@ def test_helpers(lab):
     assert lab.host(201).hostname == "utilities"
     assert [h.hostname for h in lab.hosts_with_role("monitoring")] == ["monitoring"]
     assert [s.name for _, s in lab.endpoints] == [
-        "traefik-entrypoint", "traefik-ping", "vaultwarden", "vaultwarden-via-traefik", "grafana",
-        "grafana-via-traefik", "zabbix-web", "zabbix-web-via-traefik", "app-demo-backend", "app-demo-backend-via-traefik", "app-demo-frontend",
-        "app-demo-frontend-via-traefik"]
+        "traefik-entrypoint", "traefik-ping", "node-exporter", "promtail", "vaultwarden", "vaultwarden-via-traefik",
+        "node-exporter", "promtail", "node-exporter", "promtail", "prometheus", "prometheus-via-traefik", "grafana",
+        "grafana-via-traefik", "loki", "uptime-kuma", "uptime-kuma-via-traefik", "zabbix-web", "zabbix-web-via-traefik",
+        "node-exporter", "promtail", "app-demo-backend", "app-demo-backend-via-traefik", "app-demo-frontend",
+        "app-demo-frontend-via-traefik", "node-exporter", "promtail"]
     assert all(s in h.endpoints for h, s in lab.endpoints)
     assert len(lab.protected_hosts) == 5
     assert lab.proxmox_url == "https://127.0.0.1:8006"
@@ -168,9 +170,10 @@ def test_ansible_inventory(lab):
     assert {key: proxy[key] for key in ("ansible_host", "vmid", "protected", "rollback", "packages", "containers",
                                         "host_roles")} == {
         "ansible_host": "198.18.0.200", "vmid": 200, "protected": True, "rollback": True,
-        "packages": ["rsync", "python3"], "containers": ["traefik"], "host_roles": ["proxy"],
+        "packages": ["rsync", "python3"], "containers": ["traefik", "node-exporter", "promtail"],
+        "host_roles": ["proxy"],
     }
-    assert [s["container"] for s in proxy["stack_services"]] == ["traefik"]
+    assert [s["container"] for s in proxy["stack_services"]] == ["traefik", "node-exporter", "promtail"]
     assert proxy["proxy_config_dir"] == "/opt/homelab/traefik"
     assert document["children"]["runner"] == {"hosts": {"ci-runner": {}}}
     assert document["children"]["app_demo"] == {"hosts": {"app-demo": {}}}
@@ -237,9 +240,9 @@ BAD = [
     ("service-not-declared", _set("hosts", 4, "services", ["app-demo-backendd"]),
      ["hosts[app-demo].services[0]", "'app-demo-backendd' is not declared in services/", "expected one of"]),
     ("service-on-two-hosts", _set("hosts", 1, "services", ["vaultwarden", "grafana"]),
-     ["hosts[monitoring].services[0]", "grafana already runs on hosts[utilities]"]),
+     ["hosts[monitoring].services[1]", "grafana already runs on hosts[utilities]"]),
     ("secret-without-source", lambda d: d["stack"]["secrets"].pop("grafana_admin_password"),
-     ["hosts[monitoring].services[0]", "needs secret grafana_admin_password", "stack.secrets"]),
+     ["hosts[monitoring].services[1]", "needs secret grafana_admin_password", "stack.secrets"]),
     ("published-port-twice", lambda d: (d["hosts"][3].update(services=["grafana", "app-demo-postgres",
                                                                         "app-demo-backend"]),
                                         d["hosts"][4].update(services=[])),

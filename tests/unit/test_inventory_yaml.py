@@ -108,8 +108,8 @@ def test_the_merge_key_is_accepted(in_tmp):
     """`<<: *anchor` merges a mapping (top-level `x-` keys hold anchors); explicit keys win over merged ones."""
     text = edited("hosts:\n", "x-defaults: &defaults {memory: 2048, cores: 2}\nhosts:\n")
     text = text.replace("  - vmid: 201\n", "  - <<: *defaults\n    vmid: 201\n").replace(
-        "    memory: 1024\n    cores: 1\n    services: [vaultwarden]",
-        "    cores: 1\n    services: [vaultwarden]")
+        "    memory: 1024\n    cores: 1\n    services: [vaultwarden, node-exporter, promtail]",
+        "    cores: 1\n    services: [vaultwarden, node-exporter, promtail]")
     inventory = load_inventory(write(in_tmp, text))
     utilities = inventory.host("utilities")
     assert (utilities.memory, utilities.cores) == (2048, 1)
