@@ -38,7 +38,7 @@ def healthy(monkeypatch) -> list[list[str]]:
     """The hosts each wait for health was asked about (they all answer at once)."""
     asked: list[list[str]] = []
 
-    def wait_healthy(hosts, inventory):
+    def wait_healthy(hosts, inventory, before=None):
         asked.append([h.hostname for h in hosts])
         return {h.hostname: "" for h in hosts}
 
