@@ -41,12 +41,13 @@ def test_a_service_the_run_added_is_not_waited_for(captured):
     neither expected running nor asked over HTTP; the database still is."""
     inventory = lab()
     app = inventory.host("app-demo")
-    problems = rollback.wait_healthy([app], inventory, {"app-demo": ["app-demo-postgres"]})
+    before = {"app-demo": ["app-demo-postgres", "node-exporter", "promtail"]}
+    problems = rollback.wait_healthy([app], inventory, before)
     assert problems == {"app-demo": ""}
     containers = [subject for check, subject in captured["wanted"]["app-demo"] if check == "container_running"]
-    assert containers == ["app-demo-postgres"]
+    assert containers == ["app-demo-postgres", "node-exporter", "promtail"]
     assert not [name for _, name in captured["services"] if "backend" in name or "frontend" in name]
-    assert rollback.new_services(inventory, {"app-demo": ["app-demo-postgres"]}) == {
+    assert rollback.new_services(inventory, before) == {
         "app-demo": ["app-demo-backend", "app-demo-frontend"]}
 
 
