@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from plugins.health import connection, probes
+from plugins.health.functional.runner import wait_for_probe
 from plugins.health.web import wait_for_service
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ CHECKS: tuple[Check, ...] = (
     Check("package_installed", "packages", "health_package", subjects=lambda host: host.packages,
           probe=lambda context, name: probes.package_probe(name, context.subjects)),
     Check("http", "http", "health_service", subjects=lambda host: host.endpoints, wait=wait_for_service),
+    Check("functional", "functional", "health_probe", subjects=lambda host: host.probes, wait=wait_for_probe),
 )
 REGISTRY: dict[str, Check] = {check.name: check for check in CHECKS}
 COLUMNS: tuple[str, ...] = tuple(check.column for check in CHECKS)

@@ -102,6 +102,16 @@ class Route(Strict):
     port: Port = Field(description="the container port Traefik forwards to (it must be published)")
 
 
+class FunctionalProbe(Strict):
+    """A functional probe of the service (plugins/health/functional): what it does beyond answering a code."""
+
+    kind: Literal["vaultwarden_admin", "netbox_status"] = Field(description="plugins/health/functional's kinds")
+    port: Port = Field(description="the container port (it must be published)")
+    path: UrlPath = "/"
+    secret: SecretName | None = Field(None, description="the secret it authenticates with (stack.secrets names it)")
+    deadline: Seconds = 60
+
+
 class Build(Strict):
     """The image is built on the host by a role (the app's own code), under the declaration's image tag."""
 
@@ -123,13 +133,15 @@ class Declaration(Strict):
     depends_on: list[Label] = []
     route: Route | None = None
     http: list[Acceptance] = []
+    probes: list[FunctionalProbe] = []
     restart: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
     init: Flag = False
 
     @property
     def secrets(self) -> list[str]:
-        """Names of the secrets its environment refers to."""
-        return [value.secret for value in self.environment.values() if isinstance(value, SecretRef)]
+        """Names of the secrets its environment and its probes refer to."""
+        found = [value.secret for value in self.environment.values() if isinstance(value, SecretRef)]
+        return found + [p.secret for p in self.probes if p.secret and p.secret not in found]
 
     def published(self, container_port: int) -> int | None:
         """The host port a container port is published on, or None."""
@@ -166,6 +178,9 @@ def declaration_problems(decl: Declaration) -> list[Problem]:
     for index, name in enumerate(names):
         if name in names[:index]:
             problems.append((f"http[{index}].name", f"check {name!r} is declared twice (expected a unique name)"))
+    for index, probe in enumerate(decl.probes):
+        if decl.published(probe.port) is None:
+            problems.append((f"probes[{index}].port", _unpublished(probe.port, ports)))
     if decl.route and decl.published(decl.route.port) is None:
         problems.append(("route.port", _unpublished(decl.route.port, ports)))
     if decl.build is None and decl.image.rsplit(":", 1)[-1] == "latest":

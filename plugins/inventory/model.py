@@ -158,6 +158,23 @@ class Service(Strict):
         return self.ca_file or True
 
 
+class FunctionalCheck(Strict):
+    """A functional probe of one service at one URL (directly, or through the proxy), from its declaration."""
+
+    name: Label
+    kind: Annotated[str, Field(strict=True, pattern=r"^[a-z][a-z0-9_]*$", description="plugins/health/functional's kind")]
+    url: HttpUrl = Field(description="the probe's URL: the service's address and published port, and its path")
+    secrets: dict[str, str] = Field({}, description="secret name -> the env var holding it ('' for a vault var)")
+    deadline: Annotated[float, Field(strict=True, gt=0, le=MAX_DEADLINE, allow_inf_nan=False)] = 60
+    ca_file: AbsolutePath | None = None
+    connect_to: IPv4 | None = None
+
+    @property
+    def tls_verify(self) -> str | bool:
+        """Value for requests' `verify`: the CA file, or True for the system CAs."""
+        return self.ca_file or True
+
+
 class Host(Strict):
     """One LXC container of the homelab."""
 
@@ -175,6 +192,7 @@ class Host(Strict):
 
     _declarations: list[Declaration] = PrivateAttr(default_factory=list)
     _endpoints: list[Service] = PrivateAttr(default_factory=list)
+    _probes: list[FunctionalCheck] = PrivateAttr(default_factory=list)
 
     @property
     def declarations(self) -> list[Declaration]:
@@ -190,6 +208,11 @@ class Host(Strict):
     def endpoints(self) -> list[Service]:
         """HTTP checks the host's services owe: each acceptance directly, each route through the proxy."""
         return self._endpoints
+
+    @property
+    def probes(self) -> list[FunctionalCheck]:
+        """Functional probes the host's services owe: each directly, and through the proxy where routed."""
+        return self._probes
 
 
 class SecretSource(Strict):

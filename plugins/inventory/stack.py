@@ -85,7 +85,7 @@ def _secret_problems(inv: Any, path: str, name: str, secrets: list[str]) -> list
 
 def derive_stack(inv: Inventory, catalog: Catalog) -> None:
     """Give every host its declarations (dependencies first) and its HTTP checks."""
-    from plugins.inventory.model import Service
+    from plugins.inventory.model import FunctionalCheck, Service
 
     proxy = inv.proxy_host
     cap = inv.deploy.max_health_wait or float("inf")
@@ -108,6 +108,20 @@ def derive_stack(inv: Inventory, catalog: Catalog) -> None:
                     deadline=min(first.deadline, cap), follow_redirects=first.follow_redirects,
                     ca_file=inv.stack.tls.ca_file, connect_to=proxy.ip))
         host._endpoints = endpoints
+        host._probes = []
+        for decl in host._declarations:
+            for probe in decl.probes:
+                sources = inv.stack.secrets if inv.stack else {}
+                secrets = {probe.secret: sources[probe.secret].env or ""} if probe.secret in sources else {}
+                direct = _http_url(host.ip, decl.published(probe.port), probe.path)
+                common = {"kind": probe.kind, "secrets": secrets, "deadline": min(probe.deadline, cap)}
+                name = f"{decl.name}-{probe.kind.replace('_', '-')}"
+                host._probes.append(FunctionalCheck(name=name, url=direct, **common))
+                if decl.route and proxy and inv.stack and decl.route.port == probe.port:
+                    host._probes.append(FunctionalCheck(
+                        name=f"{name}-via-traefik",
+                        url=f"https://{decl.route.host}.{inv.stack.domain}{probe.path}",
+                        ca_file=inv.stack.tls.ca_file, connect_to=proxy.ip, **common))
 
 
 def _http_url(address: str, port: int | None, path: str) -> str:
