@@ -23,6 +23,7 @@ APP_SERVER = ANSIBLE_DIR.parent / "app-demo" / "backend" / "server.py"
 RECIPES = ANSIBLE_DIR.parent / "lab" / "images" / "recipes"
 GRAFANA = RECIPES / "grafana" / "files" / "server.py"
 VAULTWARDEN = RECIPES / "vaultwarden" / "files" / "server.py"
+SNIPEIT = RECIPES / "snipeit" / "files" / "server.py"
 
 
 def free_port() -> int:
@@ -155,3 +156,16 @@ def test_the_vaultwarden_probe_passes_on_the_stand_in_and_fails_on_a_wrong_token
     with requests.Session() as session:
         ok, message = probe(session, f"http://127.0.0.1:{port}/admin", {"vaultwarden_admin_token": "wrong-value"})
     assert not ok and "401" in message and "wrong-value" not in message and "lab-admin-token-value" not in message
+
+
+def test_snipeit_stand_in_answers_500_while_its_database_does_not(serve):
+    """No MariaDB at DB_HOST:DB_PORT: / and /login answer 500 as Laravel does (never 302/200); no APP_KEY: 500."""
+    port, db_port, other = free_port(), free_port(), free_port()
+    env = {"STANDIN_PORT": str(port), "DB_HOST": "127.0.0.1", "DB_PORT": str(db_port), "DB_DATABASE": "snipeit",
+           "DB_USERNAME": "snipeit", "DB_PASSWORD": "not-shown", "APP_KEY": "base64:x"}
+    serve(SNIPEIT, port, env)
+    assert get(port, "/")[0] == 500
+    assert get(port, "/login")[0] == 500
+    assert get(port, "/nothing")[0] == 404
+    serve(SNIPEIT, other, {**env, "STANDIN_PORT": str(other), "APP_KEY": ""})
+    assert get(other, "/login")[0] == 500

@@ -124,7 +124,8 @@ def test_helpers(lab):
     assert lab.host(201).hostname == "utilities"
     assert [h.hostname for h in lab.hosts_with_role("monitoring")] == ["monitoring"]
     assert [s.name for _, s in lab.endpoints] == [
-        "traefik-entrypoint", "traefik-ping", "vaultwarden", "vaultwarden-admin-locked", "vaultwarden-via-traefik", "grafana",
+        "traefik-entrypoint", "traefik-ping", "vaultwarden", "vaultwarden-admin-locked", "vaultwarden-via-traefik", "snipeit",
+        "snipeit-login", "snipeit-via-traefik", "grafana",
         "grafana-via-traefik", "app-demo-legacy-health", "app-demo-legacy-via-traefik"]
     assert all(s in h.endpoints for h, s in lab.endpoints)
     assert len(lab.protected_hosts) == 5
