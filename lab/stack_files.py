@@ -43,12 +43,20 @@ def secrets_file(paths: config.LabPaths = config.PATHS) -> Path:
     return paths.lab_dir / "secrets" / "services.json"
 
 
+def new_secret(name: str) -> str:
+    """A fresh value for the variable: 32 URL-safe characters; 64 for a *_SECRET_KEY (Django's, NetBox's: at
+    least 50) — short enough elsewhere for a NetBox v1 API token (at most 40)."""
+    return secrets.token_urlsafe(48 if name.endswith("SECRET_KEY") else 24)
+
+
 def ensure_service_secrets(paths: config.LabPaths = config.PATHS, inventory: Path = LAB_INVENTORY) -> dict[str, str]:
     """A value for every environment variable stack.secrets names, generated once and kept; {name: value}."""
     names = [source["env"] for source in (stack_section(inventory).get("secrets") or {}).values() if "env" in source]
     path = secrets_file(paths)
     kept = json.loads(path.read_text()) if path.is_file() else {}
-    values = {name: kept.get(name) or secrets.token_urlsafe(24) for name in names}
+    # every value kept, also those this lab.yml does not name: a lab.yml of another branch, run in between, must
+    # not change the password a database volume was initialised with
+    values = {**kept, **{name: kept.get(name) or new_secret(name) for name in names}}
     if values != kept:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         temporary = path.with_suffix(".tmp")

@@ -83,3 +83,44 @@ def test_through_the_proxy_the_probe_calls_its_address_with_the_route_name():
                                                   ca_file="/var/lib/homelab-lab/pve/ca.pem"))
     assert url == "https://198.18.0.200/admin"
     assert session.headers["Host"] == "vault.lab.home.arpa" and session.verify == "/var/lib/homelab-lab/pve/ca.pem"
+
+
+@pytest.fixture
+def status_server():
+    """A local HTTP server answering /api/status/ as NetBox does, to the token `good-token` only."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.headers.get("Authorization") != "Token good-token":
+                code, body = 403, {"detail": "Invalid v1 token"}
+            else:
+                code, body = 200, {"netbox-version": "4.7.3", "django-version": "6.1.2", "rq-workers-running": 0}
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api/status/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_netbox_probe_reads_the_version_with_the_token_and_names_a_refusal(status_server):
+    """200 with the token: NetBox's version in the message; another token: a failure naming the code, not it."""
+    import requests
+
+    with requests.Session() as session:
+        ok, message = KINDS["netbox_status"](session, status_server, {"netbox_api_token": "good-token"})
+        assert ok and "NetBox 4.7.3" in message
+        ok, message = KINDS["netbox_status"](session, status_server, {"netbox_api_token": "bad-token"})
+    assert not ok and "403" in message and "bad-token" not in message

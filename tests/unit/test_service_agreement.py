@@ -218,7 +218,7 @@ def test_homelab_checks_are_the_owners(tmp_path):
     homelab = load_inventory(INVENTORIES["homelab"])
     urls = {s.name: s.url for _, s in homelab.endpoints}
     assert urls["vaultwarden"] == "http://192.168.1.201:8080/alive"
-    assert urls["netbox"] == "http://192.168.1.201:8001/"
+    assert urls["netbox"] == "http://192.168.1.201:8001/login/"
     assert urls["traefik-ping"] == "http://192.168.1.200:8082/ping"
     assert urls["traefik-entrypoint"] == "http://192.168.1.200/"
     assert urls["app-demo-backend"] == "http://192.168.1.250:3000/api/health"
