@@ -101,7 +101,14 @@ def up(progress: Progress = _quiet) -> dict:
 def ensure_images(progress: Progress = _quiet) -> list[images.Outcome]:
     """Every image recipe in the registry: checked (warm), pushed from the cache, or built (cold)."""
     started = time.monotonic()
-    done = images.ensure(REGISTRY, IMAGE_CACHE, progress=lambda line: progress(f"images: {line}"))
+    recipes = image_recipes.load_all()
+    unused = stack_files.images_no_lab_host_runs()
+    skipped = sorted(name for name, r in recipes.items()
+                     if r.references and all(ref in unused for ref in r.references[:1]))
+    needed = {name: r for name, r in recipes.items() if name not in skipped}
+    if skipped:
+        progress(f"images: not built (no lab host runs them): {', '.join(skipped)}")
+    done = images.ensure(REGISTRY, IMAGE_CACHE, progress=lambda line: progress(f"images: {line}"), recipes=needed)
     built = [o.recipe for o in done if o.built_seconds]
     pushed = sum(len(o.pushed_tags) for o in done)
     if any(o.replaced_tags for o in done):

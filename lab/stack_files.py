@@ -43,19 +43,34 @@ def secrets_file(paths: config.LabPaths = config.PATHS) -> Path:
     return paths.lab_dir / "secrets" / "services.json"
 
 
+def new_secret(name: str) -> str:
+    """A fresh value for the variable: 32 URL-safe characters; 64 for a *_SECRET_KEY (Django's, NetBox's: at
+    least 50) — short enough elsewhere for a NetBox v1 API token (at most 40)."""
+    return secrets.token_urlsafe(48 if name.endswith("SECRET_KEY") else 24)
+
+
 def ensure_service_secrets(paths: config.LabPaths = config.PATHS, inventory: Path = LAB_INVENTORY) -> dict[str, str]:
     """A value for every environment variable stack.secrets names, generated once and kept; {name: value}."""
     names = [source["env"] for source in (stack_section(inventory).get("secrets") or {}).values() if "env" in source]
     path = secrets_file(paths)
     kept = json.loads(path.read_text()) if path.is_file() else {}
-    values = {name: kept.get(name) or secrets.token_urlsafe(24) for name in names}
-    # A name this inventory does not list keeps its value: volumes made with it (by a branch or checkout whose
-    # inventory names it) still hold it, and a new value on its return would lock the service out of its data.
-    merged = {**kept, **values}
-    if merged != kept:
+    # every value kept, also those this lab.yml does not name: a lab.yml of another branch, run in between, must
+    # not change the password a database volume was initialised with
+    values = {**kept, **{name: kept.get(name) or new_secret(name) for name in names}}
+    if values != kept:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(merged, indent=2) + "\n")
+        temporary.write_text(json.dumps(values, indent=2) + "\n")
         os.chmod(temporary, 0o600)
         temporary.replace(path)
     return values
+
+
+def images_no_lab_host_runs(inventory: Path = LAB_INVENTORY, catalog_dir: Path = LAB_INVENTORY.parents[1] / "services") -> set[str]:
+    """The image references of declared services that no host of the lab inventory runs (their recipes need
+    not be built for the lab: NetBox's cold build alone takes minutes)."""
+    document = yaml.safe_load(inventory.read_text(encoding="utf-8")) or {}
+    placed = {name for host in document.get("hosts") or [] for name in host.get("services") or []}
+    declared = {path.stem: (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) for path in catalog_dir.glob("*.yml")}
+    used = {d.get("image") for name, d in declared.items() if name in placed}
+    return {d.get("image") for name, d in declared.items() if name not in placed} - used - {None}

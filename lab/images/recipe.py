@@ -22,7 +22,7 @@ BUILDER_VERSION = "lab-images-1"
 SCRATCH, DEBOOTSTRAP = "scratch", "debootstrap"
 TOP_KEYS = {"repository", "tags", "from", "suite", "software", "version", "real", "contains",
             "inputs", "steps", "config", "check"}
-INPUT_KEYS = {"wheels", "debs"}
+INPUT_KEYS = {"wheels", "debs", "python", "glibc", "pip", "pip_sdists"}
 CONFIG_KEYS = {"entrypoint", "cmd", "env", "workdir", "user", "ports", "volumes", "stop_signal", "labels"}
 STEP_KINDS = {"copy": {"copy", "to", "mode"}, "run": {"run"}}
 SUITES = ("bookworm", "trixie")
@@ -52,6 +52,12 @@ class Recipe:
     contains: str
     wheels: tuple[str, ...] = ()
     debs: tuple[str, ...] = ()
+    # a Python application's packages, for the image's own Python: wheels with their dependencies, and the
+    # sdists the image builds (inputs.py fetches them on the machine; `input:pip` holds them all)
+    python: str = ""
+    glibc: str = ""
+    pip: tuple[str, ...] = ()
+    pip_sdists: tuple[str, ...] = ()
     steps: tuple[dict, ...] = ()
     config: dict = field(default_factory=dict)
     check: dict = field(default_factory=dict)
@@ -129,6 +135,9 @@ def load(directory: Path) -> Recipe:
     inputs = data.get("inputs", {})
     if set(inputs) - INPUT_KEYS:
         raise _fail(file, f"inputs: unknown key(s) {sorted(set(inputs) - INPUT_KEYS)}; expected {sorted(INPUT_KEYS)}")
+    if (inputs.get("pip") or inputs.get("pip_sdists")) and not (
+            re.fullmatch(r"3\.\d+", str(inputs.get("python", ""))) and re.fullmatch(r"2\.\d+", str(inputs.get("glibc", "")))):
+        raise _fail(file, "inputs: pip needs python (the image's, like \"3.13\") and glibc (its C library, like \"2.41\")")
     cfg = data.get("config", {})
     if not isinstance(cfg, dict) or set(cfg) - CONFIG_KEYS:
         raise _fail(file, f"config: unknown key(s) {sorted(set(cfg) - CONFIG_KEYS)}; expected some of {sorted(CONFIG_KEYS)}")
@@ -147,6 +156,9 @@ def load(directory: Path) -> Recipe:
         contains=str(data["contains"]),
         wheels=_strings(file, "inputs.wheels", inputs.get("wheels", []), WHEEL_PIN),
         debs=_strings(file, "inputs.debs", inputs.get("debs", []), DEB_NAME),
+        python=str(inputs.get("python", "")), glibc=str(inputs.get("glibc", "")),
+        pip=_strings(file, "inputs.pip", inputs.get("pip", []), WHEEL_PIN),
+        pip_sdists=_strings(file, "inputs.pip_sdists", inputs.get("pip_sdists", []), WHEEL_PIN),
         steps=_steps(file, data.get("steps", [])), config=cfg, check=check,
     )
 

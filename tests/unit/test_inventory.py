@@ -124,11 +124,12 @@ def test_helpers(lab):
     assert lab.host(201).hostname == "utilities"
     assert [h.hostname for h in lab.hosts_with_role("monitoring")] == ["monitoring"]
     assert [s.name for _, s in lab.endpoints] == [
-        "traefik-entrypoint", "traefik-ping", "node-exporter", "promtail", "vaultwarden", "vaultwarden-via-traefik",
-        "node-exporter", "promtail", "node-exporter", "promtail", "prometheus", "prometheus-via-traefik", "grafana",
-        "grafana-via-traefik", "loki", "uptime-kuma", "uptime-kuma-via-traefik", "zabbix-web", "zabbix-web-via-traefik",
-        "node-exporter", "promtail", "app-demo-backend", "app-demo-backend-via-traefik", "app-demo-frontend",
-        "app-demo-frontend-via-traefik", "node-exporter", "promtail"]
+        "traefik-entrypoint", "traefik-ping", "node-exporter", "promtail", "vaultwarden",
+        "vaultwarden-admin-locked", "vaultwarden-via-traefik", "snipeit", "snipeit-login", "snipeit-via-traefik",
+        "node-exporter", "promtail", "node-exporter", "promtail", "prometheus", "prometheus-via-traefik",
+        "grafana", "grafana-via-traefik", "loki", "uptime-kuma", "uptime-kuma-via-traefik", "zabbix-web",
+        "zabbix-web-via-traefik", "node-exporter", "promtail", "app-demo-backend", "app-demo-backend-via-traefik",
+        "app-demo-frontend", "app-demo-frontend-via-traefik", "node-exporter", "promtail"]
     assert all(s in h.endpoints for h, s in lab.endpoints)
     assert len(lab.protected_hosts) == 5
     assert lab.proxmox_url == "https://127.0.0.1:8006"

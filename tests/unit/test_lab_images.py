@@ -276,3 +276,33 @@ def test_image_apt_sources_are_the_machines_mirrors_for_the_images_suite(monkeyp
     assert "URIs: http://mirror.invalid/debian\nSuites: trixie trixie-updates\n" in text
     assert "URIs: http://mirror.invalid/debian-security\nSuites: trixie-security\n" in text
     assert "bookworm" not in text
+
+
+def test_a_python_application_needs_the_images_python_and_glibc(tmp_path):
+    """inputs.pip without python/glibc is refused in one line; with them it loads, and only its hash moves."""
+    from lab.images import inputs
+
+    bare = write_recipe(tmp_path, "bare", extra='[inputs]\npip = ["netbox==4.7.3"]\n')
+    with pytest.raises(recipes.RecipeError, match="pip needs python"):
+        recipes.load(bare)
+    app = recipes.load(write_recipe(tmp_path, "app", extra=('[inputs]\npython = "3.13"\nglibc = "2.41"\n'
+                                                            'pip = ["netbox==4.7.3"]\npip_sdists = ["psycopg-c==3.3.6"]\n')))
+    assert (app.python, app.glibc, app.pip, app.pip_sdists) == ("3.13", "2.41", ("netbox==4.7.3",), ("psycopg-c==3.3.6",))
+    plain = recipes.load(write_recipe(tmp_path, "plain"))
+    # the pins' hash of a recipe without pip is what it was before pip existed (no cached input refetched)
+    import hashlib
+    import json
+    assert inputs.pins_hash(plain) == hashlib.sha256(json.dumps([(), ()]).encode()).hexdigest()[:16]
+    assert inputs.pins_hash(app) != inputs.pins_hash(plain)
+
+
+def test_an_sdists_placeholder_wheel_names_its_version(tmp_path):
+    """The resolver's stand-in for an sdist is an empty wheel of the same name and version, removed afterwards."""
+    import zipfile
+
+    from lab.images import inputs
+
+    wheel = inputs._placeholder_wheel("psycopg-c==3.3.6", tmp_path)
+    assert wheel.name == "psycopg_c-3.3.6-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as zf:
+        assert "Name: psycopg-c\nVersion: 3.3.6" in zf.read("psycopg_c-3.3.6.dist-info/METADATA").decode()

@@ -177,6 +177,10 @@ def test_a_container_name_changed_in_the_declaration_only_turns_red(tmp_path):
     ("vaultwarden", "container: vaultwarden", "container: vault warden",
      "services/vaultwarden.yml: container"),
     ("grafana", "route: {host: grafana,", "route: {host: vault,", "route vault of grafana is also vaultwarden's"),
+    ("vaultwarden", "{kind: vaultwarden_admin, port: 80,", "{kind: vaultwarden_admin, port: 81,",
+     "services/vaultwarden.yml: probes[0].port: container port 81 is not published"),
+    ("vaultwarden", "secret: vaultwarden_admin_token}\n", "secret: vaultwarden_probe_token}\n",
+     "vaultwarden needs secret vaultwarden_probe_token, which stack.secrets does not name"),
     ("grafana", "  - {container: 3000, published: 3000}", ("  - {container: 3000, published: 3000}\n"
      "  - {container: 3002, published: 3000}"), "services/grafana.yml: ports[1].published: 3000 is published twice"),
 ])
@@ -241,8 +245,29 @@ def test_homelab_checks_are_the_owners(tmp_path):
     homelab = load_inventory(INVENTORIES["homelab"])
     urls = {s.name: s.url for _, s in homelab.endpoints}
     assert urls["vaultwarden"] == "http://192.168.1.201:8080/alive"
-    assert urls["netbox"] == "http://192.168.1.201:8001/"
+    assert urls["netbox"] == "http://192.168.1.201:8001/login/"
     assert urls["traefik-ping"] == "http://192.168.1.200:8082/ping"
     assert urls["traefik-entrypoint"] == "http://192.168.1.200/"
     assert urls["app-demo-backend"] == "http://192.168.1.250:3000/api/health"
     assert urls["grafana-via-traefik"] == "https://grafana.homelab.home.arpa/api/health"
+
+
+def test_every_declared_probe_is_checked_directly_and_through_traefik(inventory):
+    """A declaration's probes: one functional check at the published port, one through the proxy where routed;
+    the secret it needs is named in stack.secrets, by the env var (lab) or '' (a vault var, homelab)."""
+    for host in inventory.hosts:
+        expected = []
+        for decl in host.declarations:
+            for probe in decl.probes:
+                name = f"{decl.name}-{probe.kind.replace('_', '-')}"
+                expected.append(name)
+                if decl.route and decl.route.port == probe.port:
+                    expected.append(f"{name}-via-traefik")
+        assert [check.name for check in host.probes] == expected, host.hostname
+        for check in host.probes:
+            source = {name: inventory.stack.secrets[name] for name in check.secrets}
+            assert check.secrets == {name: s.env or "" for name, s in source.items()}
+            if check.connect_to:
+                assert check.connect_to == inventory.proxy_host.ip and check.url.startswith("https://")
+            else:
+                assert urlsplit(check.url).hostname == host.ip
