@@ -56,14 +56,15 @@ def ensure_service_secrets(paths: config.LabPaths = config.PATHS, inventory: Pat
     kept = json.loads(path.read_text()) if path.is_file() else {}
     # every value kept, also those this lab.yml does not name: a lab.yml of another branch, run in between, must
     # not change the password a database volume was initialised with
-    values = {**kept, **{name: kept.get(name) or new_secret(name) for name in names}}
-    if values != kept:
+    values = {name: kept.get(name) or new_secret(name) for name in names}
+    merged = {**kept, **values}
+    if merged != kept:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(values, indent=2) + "\n")
+        temporary.write_text(json.dumps(merged, indent=2) + "\n")
         os.chmod(temporary, 0o600)
         temporary.replace(path)
-    return values
+    return values  # only the names this inventory gives: `lab env` exports what its stack uses
 
 
 def images_no_lab_host_runs(inventory: Path = LAB_INVENTORY, catalog_dir: Path = LAB_INVENTORY.parents[1] / "services") -> set[str]:
