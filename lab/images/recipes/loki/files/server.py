@@ -19,7 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 
 STANDS_IN_FOR = "3.3.2"  # the upstream tag this image is pushed under
 PORT = int(os.environ.get("LOKI_HTTP_PORT") or 3100)
-WARMUP_SECONDS = float(os.environ.get("STANDIN_WARMUP_SECONDS") or 15)  # Loki's ingester min_ready_duration
+# Loki's ingester waits min_ready_duration (15 s) after start; the stand-in keeps the behaviour, shorter, so a
+# rollback restarting it stays within the tests' capped waits (deploy.max_health_wait).
+WARMUP_SECONDS = float(os.environ.get("STANDIN_WARMUP_SECONDS") or 5)
 DATA = os.environ.get("LOKI_DATA_FILE") or "/loki/standin-streams.jsonl"
 STARTED = time.monotonic()
 MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
@@ -142,7 +144,7 @@ class Handler(BaseHTTPRequestHandler):
         query = {key: values[-1] for key, values in parse_qs(url.query).items()}
         if url.path == "/ready":
             if time.monotonic() - STARTED < WARMUP_SECONDS:
-                self._text(HTTPStatus.SERVICE_UNAVAILABLE, "Ingester not ready: waiting for 15s after being ready")
+                self._text(HTTPStatus.SERVICE_UNAVAILABLE, f"Ingester not ready: waiting for {WARMUP_SECONDS:g}s after being ready")
             else:
                 self._text(HTTPStatus.OK, "ready")
         elif url.path in ("/loki/api/v1/query_range", "/loki/api/v1/query"):
