@@ -224,7 +224,7 @@ def test_homelab_traefik_configuration_is_complete():
                                "snipeit", "uptime-kuma", "vaultwarden", "zabbix-web"]
     assert routers["app-demo-frontend"]["rule"] == "Host(`app.homelab.home.arpa`)"
     assert dynamic["http"]["services"]["app-demo-backend"]["loadBalancer"]["servers"] == [
-        {"url": "http://192.168.1.250:3000"}]
+        {"url": f"http://{homelab.host('app-demo').ip}:3000"}]
     assert all(r["entryPoints"] == ["websecure"] and r["tls"] == {} for r in routers.values())
     assert dynamic["tls"]["stores"]["default"]["defaultCertificate"]["certFile"] == "/etc/traefik/tls/cert.pem"
     yaml.safe_load(yaml.safe_dump(dynamic))  # what the proxy role writes with to_nice_yaml
@@ -244,11 +244,13 @@ def test_homelab_checks_are_the_owners(tmp_path):
     """The owner's health URLs, derived: Vaultwarden on 8080 /alive, NetBox 8001, Traefik /ping on 8082."""
     homelab = load_inventory(INVENTORIES["homelab"])
     urls = {s.name: s.url for _, s in homelab.endpoints}
-    assert urls["vaultwarden"] == "http://192.168.1.201:8080/alive"
-    assert urls["netbox"] == "http://192.168.1.201:8001/login/"
-    assert urls["traefik-ping"] == "http://192.168.1.200:8082/ping"
-    assert urls["traefik-entrypoint"] == "http://192.168.1.200/"
-    assert urls["app-demo-backend"] == "http://192.168.1.250:3000/api/health"
+    # the addresses are the inventory's own (rendered, never contacted): only ports and paths are asserted here
+    utilities, proxy, app = (homelab.host(name).ip for name in ("utilities", "proxy", "app-demo"))
+    assert urls["vaultwarden"] == f"http://{utilities}:8080/alive"
+    assert urls["netbox"] == f"http://{utilities}:8001/login/"
+    assert urls["traefik-ping"] == f"http://{proxy}:8082/ping"
+    assert urls["traefik-entrypoint"] == f"http://{proxy}/"
+    assert urls["app-demo-backend"] == f"http://{app}:3000/api/health"
     assert urls["grafana-via-traefik"] == "https://grafana.homelab.home.arpa/api/health"
 
 
