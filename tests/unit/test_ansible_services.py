@@ -4,7 +4,6 @@ app: test_app_demo.py)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import plain_http
 import pytest
+from plain_http import free_port, wait_listening
 
 from plugins.tools.playbooks import ANSIBLE_DIR
 
@@ -24,27 +24,9 @@ VAULTWARDEN = RECIPES / "vaultwarden" / "files" / "server.py"
 SNIPEIT = RECIPES / "snipeit" / "files" / "server.py"
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def get(port: int, path: str) -> tuple[int, dict, bytes]:
     """GET http://127.0.0.1:port/path without following redirects: status, headers, body."""
     return plain_http.get("127.0.0.1", port, path)
-
-
-def wait_listening(port: int, timeout: float = 10) -> None:
-    """Wait until something accepts connections on the port."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import plain_http
 import pytest
+from plain_http import free_port
 
 from lab import scenarios
 
@@ -28,13 +28,6 @@ pytestmark = pytest.mark.unit
 
 APP = scenarios.ROOT / "app-demo"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def node_modules(part: str) -> Path:

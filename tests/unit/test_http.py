@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import http.server
 import ipaddress
-import socket
 import ssl
 import threading
 import time
@@ -15,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from plain_http import free_port
 
 from plugins.health.web import accepted_codes, check_service, wait_for_service
 from plugins.inventory import Service as InventoryService
@@ -77,13 +77,6 @@ def server():
     for srv in started:
         srv.shutdown()
         srv.server_close()
-
-
-def free_port() -> int:
-    """Give a loopback port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_200_passes(server):

