@@ -126,7 +126,7 @@ def test_helpers(lab):
     assert [s.name for _, s in lab.endpoints] == [
         "traefik-entrypoint", "traefik-ping", "node-exporter", "promtail", "vaultwarden",
         "vaultwarden-admin-locked", "vaultwarden-via-traefik", "snipeit", "snipeit-login", "snipeit-via-traefik",
-        "node-exporter", "promtail", "node-exporter", "promtail", "prometheus", "prometheus-via-traefik",
+        "netbox", "netbox-via-traefik", "node-exporter", "promtail", "node-exporter", "promtail", "prometheus", "prometheus-via-traefik",
         "grafana", "grafana-via-traefik", "loki", "uptime-kuma", "uptime-kuma-via-traefik", "zabbix-web",
         "zabbix-web-via-traefik", "node-exporter", "promtail", "app-demo-backend", "app-demo-backend-via-traefik",
         "app-demo-frontend", "app-demo-frontend-via-traefik", "node-exporter", "promtail"]
