@@ -66,17 +66,22 @@ def wait_hosts_healthy(inventory: Inventory, hosts: Sequence[Host], *, deadline:
     return final
 
 
-def wait_services(services: Sequence[tuple[Host, Service]]) -> dict[tuple[str, str], HttpResult]:
-    """Wait for every (host, service) concurrently, each until its own deadline."""
+def wait_services(services: Sequence[tuple[Host, Service]],
+                  deadline_of: Callable[[Service], float] | None = None) -> dict[tuple[str, str], HttpResult]:
+    """Wait for every (host, service) concurrently, each until its own deadline (or `deadline_of` it)."""
     services = list(services)
-    answers = fan_out(lambda pair: wait_for_service(pair[1]), services, workers=SERVICE_WORKERS, name="http")
+    deadline_of = deadline_of or (lambda service: service.deadline)
+    answers = fan_out(lambda pair: wait_for_service(pair[1], deadline_of(pair[1])), services,
+                      workers=SERVICE_WORKERS, name="http")
     return {(h.hostname, s.name): answer for (h, s), answer in zip(services, answers, strict=True)}
 
 
 def wait_hosts_and_services(inventory: Inventory, hosts: Sequence[Host], services: Sequence[tuple[Host, Service]],
                             wanted_of: Callable[[Host], list] = host_wanted,
+                            deadline_of: Callable[[Service], float] | None = None,
                             ) -> tuple[dict[tuple[str, str, Any], CheckResult], dict[tuple[str, str], HttpResult]]:
     """Wait for the hosts' checks and the services' answers at the same time (services warm up meanwhile)."""
     host_results, web = fan_out(lambda wait: wait(), [lambda: wait_hosts_healthy(inventory, hosts, wanted_of=wanted_of),
-                                                     lambda: wait_services(services)], workers=2, name="health")
+                                                     lambda: wait_services(services, deadline_of)],
+                                workers=2, name="health")
     return host_results, web

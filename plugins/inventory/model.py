@@ -132,7 +132,8 @@ class Deploy(Strict):
 
     snapshot_retention: Annotated[int, Field(strict=True, ge=1, le=MAX_RETENTION)] = 3
     max_health_wait: Annotated[float, Field(strict=True, gt=0, le=MAX_DEADLINE, allow_inf_nan=False)] | None = Field(
-        None, description="seconds: a cap on every service's deadline in this environment (a test's short wait)")
+        None, description="seconds: a cap on every service's deadline in the deploy's health checks (a test's "
+        "short wait); the rollback still waits each service's declared deadline, so a slow starter comes back")
 
 
 class Service(Strict):
@@ -145,6 +146,9 @@ class Service(Strict):
     deadline: Annotated[float, Field(strict=True, gt=0, le=MAX_DEADLINE, allow_inf_nan=False)] = Field(
         60, description="seconds to wait for a healthy code"
     )
+    rollback_deadline: Annotated[float, Field(strict=True, gt=0, le=MAX_DEADLINE, allow_inf_nan=False)] | None = Field(
+        None, description="seconds the rollback waits for it (unset: deadline): the declared deadline, which "
+        "deploy.max_health_wait does not cap")
     verify_tls: TlsOn = True
     ca_file: AbsolutePath | None = None
     follow_redirects: Flag = Field(False, description="false: a redirect is the answer checked")

@@ -135,14 +135,16 @@ def derive_stack(inv: Inventory, catalog: Catalog) -> None:
                     name=decl.check_name(acceptance),
                     url=_http_url(host.ip, decl.published(acceptance.port), acceptance.path),
                     accepted=list(acceptance.accepted), warmup=list(acceptance.warmup),
-                    deadline=min(acceptance.deadline, cap), follow_redirects=acceptance.follow_redirects))
+                    deadline=min(acceptance.deadline, cap), rollback_deadline=acceptance.deadline,
+                    follow_redirects=acceptance.follow_redirects))
             if decl.route and decl.http and proxy and inv.stack:
                 first = decl.http[0]
                 endpoints.append(Service(
                     name=f"{decl.name}-via-traefik",
                     url=f"https://{decl.route.host}.{inv.stack.domain}{first.path}",
                     accepted=list(first.accepted), warmup=sorted({*first.warmup, 502, 503, 504} - set(first.accepted)),
-                    deadline=min(first.deadline, cap), follow_redirects=first.follow_redirects,
+                    deadline=min(first.deadline, cap), rollback_deadline=first.deadline,
+                    follow_redirects=first.follow_redirects,
                     ca_file=inv.stack.tls.ca_file, connect_to=proxy.ip))
         host._endpoints = endpoints
         host._probes = []

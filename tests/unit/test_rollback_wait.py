@@ -16,10 +16,13 @@ pytestmark = pytest.mark.unit
 LAB = Path(__file__).resolve().parents[2] / "inventories" / "lab.yml"
 
 
-def lab() -> Inventory:
-    """The lab inventory as the model."""
+def lab(max_health_wait: float | None = None) -> Inventory:
+    """The lab inventory as the model (with deploy.max_health_wait, a test's cap on the deploy's checks)."""
     _, document = read_document(LAB)
-    return Inventory.model_validate(copy.deepcopy(document))
+    document = copy.deepcopy(document)
+    if max_health_wait:
+        document.setdefault("deploy", {})["max_health_wait"] = max_health_wait
+    return Inventory.model_validate(document)
 
 
 @pytest.fixture
@@ -27,9 +30,10 @@ def captured(monkeypatch):
     """What the rollback hands the wait: per host (check, subject) pairs, and the (host, check) HTTP pairs."""
     seen = {}
 
-    def fake_wait(inventory, hosts, services, wanted_of):
+    def fake_wait(inventory, hosts, services, wanted_of, deadline_of):
         seen["wanted"] = {h.hostname: wanted_of(h) for h in hosts}
         seen["services"] = [(h.hostname, s.name) for h, s in services]
+        seen["deadlines"] = {s.name: deadline_of(s) for _, s in services}
         return {}, {}
 
     monkeypatch.setattr(rollback, "wait_hosts_and_services", fake_wait)
@@ -67,3 +71,16 @@ def test_the_outcome_says_what_was_not_waited_for():
     outcome = {"ok": True, "seconds": 4.2, "rolled_back": {"app-demo": "deploy_x"}, "task_errors": {},
                "unhealthy": {}, "excluded": [], "new_in_this_run": {"app-demo": ["app-demo-backend"]}}
     assert "  not waited for on app-demo (added by this run, gone with it): app-demo-backend" in rollback.describe(outcome)
+
+
+def test_the_rollback_waits_the_declared_deadlines_not_the_deploys_cap(captured):
+    """deploy.max_health_wait shortens the deploy's own checks; the rollback still gives NetBox, whose restart
+    loads Django, the deadline its declaration says (and every service its own)."""
+    inventory = lab(max_health_wait=20)
+    utilities = inventory.host("utilities")
+    netbox = next(s for s in utilities.endpoints if s.name == "netbox")
+    assert netbox.deadline == 20, "the cap no longer applies to the deploy's checks"
+    rollback.wait_healthy([utilities], inventory, {})
+    assert captured["deadlines"]["netbox"] == 300
+    assert captured["deadlines"]["netbox-via-traefik"] == 300
+    assert captured["deadlines"] == {s.name: s.deadline for s in lab().host("utilities").endpoints}

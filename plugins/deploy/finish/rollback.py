@@ -100,7 +100,10 @@ def wait_healthy(hosts: list, inventory: Any, before: dict[str, list[str]] | Non
         return service.name in checks
 
     services = [(host, service) for host, service in services_of(hosts) if kept(host, service)]
-    results, web = wait_hosts_and_services(inventory, hosts, services, wanted_of=wanted_of)
+    # the declared deadlines, not a test's cap on the deploy's own checks: a service that restarts slowly
+    # after the rollback (NetBox loading Django) still gets the time it was measured to need
+    results, web = wait_hosts_and_services(inventory, hosts, services, wanted_of=wanted_of,
+                                           deadline_of=lambda service: service.rollback_deadline or service.deadline)
     problems: dict[str, list[str]] = {h.hostname: [] for h in hosts}
     for result in results.values():
         if result.outcome == FAIL:
