@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The official NetBox image's start-up, for the pip-installed NetBox of this image: wait for PostgreSQL
-# (DB_WAIT_TIMEOUT), bring the schema up to date with the real `netbox migrate`, create the superuser
-# (SKIP_SUPERUSER, SUPERUSER_*), then exec the command (gunicorn on 8080).
+# (DB_WAIT_TIMEOUT), bring the schema up to date with the real `netbox migrate` when `migrate --check` finds
+# migrations to apply, create the superuser (SKIP_SUPERUSER, SUPERUSER_*), then exec the command (gunicorn on
+# 8080).
 #
 # One addition: a database without NetBox's tables first gets the migrated schema this image's build made
 # (a pg_dump taken after running every migration on an empty database). `migrate` then has nothing to do,
@@ -28,10 +29,14 @@ if [ "$1" = gunicorn ] || [ "$1" = netbox-start ]; then
 		gunzip -c "$DUMP" | psql -qX -v ON_ERROR_STOP=1 --single-transaction >/dev/null
 	fi
 	unset PGPASSWORD
-	echo "⚙️ applying database migrations"
-	netbox migrate --no-input
-	netbox remove_stale_contenttypes --no-input >/dev/null || :
-	netbox clearsessions >/dev/null || :
+	# as the official image: migrate and its housekeeping only when `migrate --check` finds work (each
+	# command is one more start of Django: a restart after a rollback does not pay for those)
+	if ! netbox migrate --check >/dev/null 2>&1; then
+		echo "⚙️ applying database migrations"
+		netbox migrate --no-input
+		netbox remove_stale_contenttypes --no-input >/dev/null || :
+		netbox clearsessions >/dev/null || :
+	fi
 	if [ "${SKIP_SUPERUSER:-false}" != true ]; then
 		netbox shell --interface python < /opt/netbox/docker/super_user.py
 	fi
