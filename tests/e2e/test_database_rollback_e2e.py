@@ -1,15 +1,17 @@
-"""Zabbix's database rolls back with its host (issue 13 item 4, Zabbix half), end to end on a deployed lab.
+"""NetBox's and Zabbix's databases roll back with their hosts (issue 13 item 4), end to end on a deployed lab.
 
-A host group written before a deploy survives it; one Zabbix writes while a deploy runs (after the deploy's
-snapshot, before its rollback) is gone once the failed deploy is rolled back, and the API answers again.
-The deploy fails on purpose the way tests/e2e/test_deploy_e2e.py makes it fail (a broken app copy, short
-health deadlines).
+Rows written before a deploy survive it; rows NetBox and Zabbix write while a deploy runs (after the deploy's
+snapshots of their hosts, before its rollback) are gone once the failed deploy is rolled back, and both APIs
+answer again. One failed deploy for both: it fails on purpose the way tests/e2e/test_deploy_e2e.py makes it
+fail (a broken app copy, short health deadlines).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
+from collections.abc import Callable
 
 import pytest
 import requests
@@ -19,25 +21,54 @@ from plugins.inventory import load_inventory
 from plugins.proxmox.client import ProxmoxClient
 
 INVENTORY = load_inventory(scenarios.LAB_INVENTORY)
-MONITORING = INVENTORY.host("monitoring")
-API = next(p.url for p in MONITORING.probes if p.kind == "zabbix_api" and not p.connect_to)
+MONITORING, UTILITIES = INVENTORY.host("monitoring"), INVENTORY.host("utilities")
+ZABBIX_API = next(p.url for p in MONITORING.probes if p.kind == "zabbix_api" and not p.connect_to)
+NETBOX_API = next(p.url for p in UTILITIES.probes if p.kind == "netbox_status" and not p.connect_to).removesuffix("status/")
 # The schema's own first user (data.sql): the lab's Zabbix is a fresh install.
-LOGIN = {"username": "Admin", "password": "zabbix"}
+ZABBIX_LOGIN = {"username": "Admin", "password": "zabbix"}
+# How long a service may take to answer again once its host is started after the snapshot (NetBox: Django
+# loads, `migrate` finds nothing to do, gunicorn starts).
+BACK_AFTER_SNAPSHOT = 90
 
 
-def call(method: str, params: dict, token: str | None = None) -> object:
+def zabbix(method: str, params: dict, token: str | None = None) -> object:
     """One JSON-RPC call to the lab's Zabbix API; the result, or a one-line failure."""
     headers = {"Content-Type": "application/json-rpc", **({"Authorization": f"Bearer {token}"} if token else {})}
-    answer = requests.post(API, json={"jsonrpc": "2.0", "method": method, "params": params, "id": 1},
+    answer = requests.post(ZABBIX_API, json={"jsonrpc": "2.0", "method": method, "params": params, "id": 1},
                            headers=headers, timeout=15).json()
     if "error" in answer:
-        pytest.fail(f"{API} {method}: {answer['error']}", pytrace=False)
+        pytest.fail(f"{ZABBIX_API} {method}: {answer['error']}", pytrace=False)
     return answer["result"]
 
 
-def group_names(token: str) -> set[str]:
-    """The names of every host group."""
-    return {g["name"] for g in call("hostgroup.get", {"output": ["name"]}, token)}
+def zabbix_groups() -> set[str]:
+    """The names of every Zabbix host group (a fresh login: sessions are rows too, rolled back with the rest)."""
+    return {g["name"] for g in zabbix("hostgroup.get", {"output": ["name"]}, zabbix("user.login", ZABBIX_LOGIN))}
+
+
+def zabbix_write(name: str) -> None:
+    """Create a Zabbix host group."""
+    zabbix("hostgroup.create", {"name": name}, zabbix("user.login", ZABBIX_LOGIN))
+
+
+def netbox_headers() -> dict[str, str]:
+    """The superuser's API token (a lab secret, exported by `lab env`)."""
+    return {"Authorization": f"Token {scenarios.suite_env()['NETBOX_API_TOKEN']}", "Accept": "application/json"}
+
+
+def netbox_tags() -> set[str]:
+    """The slugs of every NetBox tag."""
+    answer = requests.get(f"{NETBOX_API}extras/tags/?limit=1000", headers=netbox_headers(), timeout=15)
+    answer.raise_for_status()
+    return {tag["slug"] for tag in answer.json()["results"]}
+
+
+def netbox_write(slug: str) -> None:
+    """Create a NetBox tag."""
+    answer = requests.post(f"{NETBOX_API}extras/tags/", json={"name": slug, "slug": slug}, headers=netbox_headers(),
+                           timeout=15)
+    if answer.status_code != 201:
+        raise ValueError(f"{NETBOX_API}extras/tags/: {answer.status_code}")
 
 
 @pytest.fixture(scope="module")
@@ -52,45 +83,54 @@ def _short_deadlines(document: dict) -> None:
     document.setdefault("deploy", {})["max_health_wait"] = 20
 
 
-def test_a_failed_deploy_brings_zabbix_database_back_to_its_snapshot(deployed, tmp_path):
-    """A group written before the deploy is kept; one written after its snapshot is gone after the rollback."""
-    token = call("user.login", LOGIN)
-    kept, lost = f"e2e-kept-{tmp_path.name}", f"e2e-lost-{tmp_path.name}"
-    call("hostgroup.create", {"name": kept}, token)
-    proxmox = ProxmoxClient.from_inventory(INVENTORY, env=scenarios.suite_env())
-    before = {s["name"] for s in proxmox.snapshots(MONITORING.node, MONITORING.vmid)}
-    written: list[str] = []
+def _write_once_back(write: Callable[[str], None], name: str, written: list[str]) -> None:
+    """Write `name` as soon as the service answers again, within BACK_AFTER_SNAPSHOT seconds."""
+    deadline = time.monotonic() + BACK_AFTER_SNAPSHOT
+    while time.monotonic() < deadline:
+        try:
+            write(name)
+            written.append(name)
+            return
+        except (requests.RequestException, ValueError, pytest.fail.Exception):
+            time.sleep(1)
 
-    def write_after_the_snapshot() -> None:
-        """Wait for the deploy's new snapshot of the monitoring host, then let Zabbix write a row."""
-        for _ in range(600):
-            now = {s["name"] for s in proxmox.snapshots(MONITORING.node, MONITORING.vmid)}
-            if now - before:
+
+def test_a_failed_deploy_brings_netbox_and_zabbix_databases_back_to_their_snapshots(deployed, tmp_path):
+    """Rows written before the deploy are kept; rows written after its snapshots are gone after the rollback."""
+    run_id = uuid.uuid4().hex[:8]  # rows of earlier runs stay: names unique to this one
+    kept, lost = f"e2e-kept-{run_id}", f"e2e-lost-{run_id}"
+    zabbix_write(kept)
+    netbox_write(kept)
+    proxmox = ProxmoxClient.from_inventory(INVENTORY, env=scenarios.suite_env())
+    writes = {MONITORING.hostname: (MONITORING, zabbix_write, []), UTILITIES.hostname: (UTILITIES, netbox_write, [])}
+    before = {name: {s["name"] for s in proxmox.snapshots(host.node, host.vmid)} for name, (host, _, _) in writes.items()}
+
+    def write_after_the_snapshot(name: str) -> None:
+        """Wait for the deploy's new snapshot of the host, then let its service write a row."""
+        host, write, written = writes[name]
+        for _ in range(1200):
+            if {s["name"] for s in proxmox.snapshots(host.node, host.vmid)} - before[name]:
                 time.sleep(3)  # the host is started again after its snapshot
-                for _ in range(60):
-                    try:
-                        call("hostgroup.create", {"name": lost}, call("user.login", LOGIN))
-                        written.append(lost)
-                        return
-                    except (requests.RequestException, ValueError):
-                        time.sleep(1)
+                _write_once_back(write, lost, written)
                 return
             time.sleep(0.5)
 
-    writer = threading.Thread(target=write_after_the_snapshot, daemon=True)
-    writer.start()
+    writers = [threading.Thread(target=write_after_the_snapshot, args=(name,), daemon=True) for name in writes]
+    for writer in writers:
+        writer.start()
     source = scenarios.broken_app_copy(tmp_path)
     inventory = scenarios.inventory_variant(tmp_path, "short-deadlines", _short_deadlines)
     run = scenarios.run_suite("deploy", "--ansible-var", f"app_demo_src={source}/", inventory=inventory)
-    writer.join(timeout=30)
+    for writer in writers:
+        writer.join(timeout=BACK_AFTER_SNAPSHOT)
 
-    assert written == [lost], f"the group was not written during the deploy (after its snapshot):\n{run.tail()}"
+    for name, (_, _, written) in writes.items():
+        assert written == [lost], f"{name}: {lost} was not written during the deploy (after its snapshot):\n{run.tail()}"
     assert run.rc != 0, f"a deploy whose health failed exited 0:\n{run.tail()}"
     rollback = run.result["rollback"]
     assert rollback and rollback["ok"], f"rollback did not succeed: {rollback}\n{run.tail()}"
-    assert MONITORING.hostname in rollback["rolled_back"], rollback
-    token = call("user.login", LOGIN)  # sessions are rows too: the one made after the snapshot is gone
-    groups = group_names(token)
-    assert kept in groups, f"{kept}, written before the deploy, is gone after its rollback"
-    assert lost not in groups, f"{lost}, written after the deploy's snapshot, survived the rollback"
-    assert call("apiinfo.version", {}).startswith("7.0."), "the API's version after the rollback"
+    assert {MONITORING.hostname, UTILITIES.hostname} <= set(rollback["rolled_back"]), rollback
+    for service, rows in (("Zabbix host groups", zabbix_groups()), ("NetBox tags", netbox_tags())):
+        assert kept in rows, f"{service}: {kept}, written before the deploy, is gone after its rollback"
+        assert lost not in rows, f"{service}: {lost}, written after the deploy's snapshot, survived the rollback"
+    assert zabbix("apiinfo.version", {}).startswith("7.0."), "Zabbix's API version after the rollback"
