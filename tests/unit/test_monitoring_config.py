@@ -181,12 +181,17 @@ def test_every_shipper_pushes_to_the_inventorys_loki(inventory):
 
 
 def test_the_stack_role_writes_the_files_untouched_by_ansibles_templating(tmp_path):
-    """The stack role's files task, run by real Ansible on localhost with the lab monitoring host's entries:
-    every file lands byte for byte as generated, the rules' {{ $labels }} and dashboards' {{instance}} too."""
+    """The stack role's files tasks, run by real Ansible on localhost with the lab monitoring host's entries:
+    every file lands byte for byte as generated, the rules' {{ $labels }} and dashboards' {{instance}} too; run
+    again, they write nothing; a file changed on the host (or its mode) is written back, and only that one."""
     from plugins.tools.playbooks import run_playbook
 
+    def here(path: str) -> str:
+        return str(tmp_path / "host" / path.lstrip("/"))
+
     hostvars = load_inventory(INVENTORIES["lab"]).ansible_inventory()["all"]["hosts"]["monitoring"]
-    selected = [{**entry, "files": [{**f, "dest": str(tmp_path / f["dest"].lstrip("/"))} for f in entry["files"]]}
+    selected = [{**entry, "host_dirs": [here(d) for d in entry["host_dirs"]],
+                 "files": [{**f, "dest": here(f["dest"])} for f in entry["files"]]}
                 for entry in hostvars["stack_services"] if entry["files"]]
     for entry in selected:
         for item in entry["files"]:
@@ -197,13 +202,29 @@ def test_the_stack_role_writes_the_files_untouched_by_ansibles_templating(tmp_pa
         "- name: Write the generated files as the stack role does\n  hosts: monitoring\n  gather_facts: false\n"
         "  tasks:\n    - name: Run the stack role's files tasks\n      ansible.builtin.include_role:\n"
         "        name: stack\n        tasks_from: files\n")
-    result = run_playbook(play, {"all": {"hosts": {"monitoring": local}}}, private_key=tmp_path / "unused")
-    assert result.ok, result.recap()
-    written = 0
-    for entry in selected:
-        for item in entry["files"]:
-            assert Path(item["dest"]).read_bytes() == base64.b64decode(item["content_b64"]), item["dest"]
-            written += 1
-    assert written >= 5
-    rules = next(Path(f["dest"]) for e in selected for f in e["files"] if f["dest"].endswith("rules/homelab.yml"))
+    inventory = {"all": {"hosts": {"monitoring": local}}}
+    files = [item for entry in selected for item in entry["files"]]
+
+    def written_files() -> list[str]:
+        """Run the tasks; the files they wrote. Each file not written must be skipped, never copied again."""
+        result = run_playbook(play, inventory, private_key=tmp_path / "unused")
+        assert result.ok, result.recap()
+        items = [e for e in result.events if e["event_data"].get("task", "").startswith("Write")
+                 and e.get("event") in ("runner_item_on_ok", "runner_item_on_skipped")]
+        assert len(items) == len(files)
+        written = [e for e in items if e["event"] == "runner_item_on_ok"]
+        assert all(e["event_data"]["res"].get("changed") for e in written), "a file was copied only to find it the same"
+        return sorted(e["event_data"]["res"]["dest"] for e in written)
+
+    assert written_files() == sorted(item["dest"] for item in files)
+    for item in files:
+        assert Path(item["dest"]).read_bytes() == base64.b64decode(item["content_b64"]), item["dest"]
+    assert len(files) >= 5
+    rules = next(Path(f["dest"]) for f in files if f["dest"].endswith("rules/homelab.yml"))
     assert "{{ $labels.instance }}" in rules.read_text()
+
+    assert written_files() == [], "a second run with nothing changed wrote files"
+    rules.write_text("changed on the host\n")
+    Path(files[0]["dest"]).chmod(0o600)
+    assert written_files() == sorted({str(rules), files[0]["dest"]})
+    assert rules.read_bytes() == base64.b64decode(next(f for f in files if f["dest"] == str(rules))["content_b64"])
