@@ -3,14 +3,17 @@
 Run as root with the lab up:  sudo .venv/bin/python bench/deploy.py [--runs 3]
 Each cycle EMPTIES the lab's deployed containers (the inventory's VMIDs), deploys, deploys again; the
 first deploy varies by ±15 % here, so the figures are medians of the cycles.
-Targets (issue 12): first deploy from an empty lab ≤ 4 min (warm image cache); no-change redeploy ≤ 30 % of
-it; rollback of every lab container → every service healthy, directly and through Traefik, ≤ 30 s (the owner's
-script waited 45 s blind). Then the deployed lab's memory: each host's cgroup RSS (total_rss), summed.
+Targets with the whole stack (issue 13; issue 12's 4 min and 30 s were for its part of it): first deploy
+from an empty lab ≤ 6 min (warm image cache); no-change redeploy ≤ 30 % of it; `pytest suites/health` on the
+deployed lab ≤ 1.5 s of test time; rollback of every lab container → every service healthy, directly and
+through Traefik, ≤ 60 s (the owner's script waited 45 s blind). Then the deployed lab's memory: each host's
+cgroup RSS (total_rss), summed.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import statistics
 import sys
@@ -47,6 +50,16 @@ def print_rss() -> None:
     print(f"total RSS of the deployed lab's hosts:    {total:6.1f} MiB")
 
 
+def health_test_seconds() -> float:
+    """One `make health` run's test time, as pytest reports it ("… passed in 0.80s"); nan if it failed."""
+    run = scenarios.run_suite("health")
+    found = re.findall(r" in ([0-9.]+)s", run.output)
+    if run.rc or not found:
+        print(run.tail(), file=sys.stderr)
+        return float("nan")
+    return float(found[-1])
+
+
 def _short_deadlines(document: dict) -> None:
     document.setdefault("deploy", {})["max_health_wait"] = 20
 
@@ -72,9 +85,12 @@ def main(argv: list[str]) -> int:
                 print((again if again.rc else first).tail(), file=sys.stderr)
                 return 1
         first_s, again_s = statistics.median(firsts), statistics.median(agains)
-        print(f"first deploy (empty lab → healthy):      {first_s:6.1f} s  (median of {args.runs}; target ≤ 240 s)")
+        print(f"first deploy (empty lab → healthy):      {first_s:6.1f} s  (median of {args.runs}; target ≤ 360 s)")
         print(f"no-change redeploy:                       {again_s:6.1f} s  (median of {args.runs}) "
               f"= {again_s / first_s:.0%} of the first (target ≤ 30 %)")
+        healths = [health_test_seconds() for _ in range(args.runs)]
+        print(f"pytest suites/health, test time:          {statistics.median(healths):6.2f} s  (median of "
+              f"{args.runs}; target ≤ 1.5 s)")
         print_rss()
         source = scenarios.broken_app_copy(work)
         inventory = scenarios.inventory_variant(work, "short", _short_deadlines)
@@ -82,7 +98,7 @@ def main(argv: list[str]) -> int:
         rollback = (broken.result or {}).get("rollback") or {}
         print(f"failed deploy, end to end:                {broken.seconds:6.1f} s  rc={broken.rc}")
         print(f"rollback of {len(rollback.get('rolled_back', {}))} containers → healthy:       "
-              f"{rollback.get('seconds', float('nan')):6.1f} s  ok={rollback.get('ok')} (target ≤ 30 s)")
+              f"{rollback.get('seconds', float('nan')):6.1f} s  ok={rollback.get('ok')} (target ≤ 60 s)")
         return 0 if rollback.get("ok") else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
