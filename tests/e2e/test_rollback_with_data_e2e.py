@@ -3,7 +3,9 @@
 Rows written before a deploy survive it; rows NetBox and Zabbix write while a deploy runs (after the deploy's
 snapshots of their hosts, before its rollback) are gone once the failed deploy is rolled back, and both APIs
 answer again. One failed deploy for both: it fails on purpose the way tests/e2e/test_deploy_e2e.py makes it
-fail (a broken app copy, short health deadlines).
+fail (a broken app copy, short health deadlines). The module's name sorts after test_deploy_e2e.py, so that
+in a whole session its first deploy finds the lab that module leaves deployed, instead of a first deploy of
+its own.
 """
 
 from __future__ import annotations
