@@ -34,11 +34,13 @@ plan: lab-up        ## what a deploy WOULD change: terraform plan per resource +
 health:             ## read-only validation of every host and service
 	$(LABENV) && $(PYTEST) suites/health --inventory $(INVENTORY) $(ALLURE)
 
-test: lab-up        ## the project's own tests (unit, emulator conformance, end to end on the lab)
-	$(LABENV) && $(PYTEST) tests
+# The unit tests first, on every core (pytest-xdist): a broken unit fails in a minute, not after the lab's part.
+test: lab-up        ## the project's own tests: unit (in parallel), then emulator conformance and end to end on the lab
+	$(PYTEST) tests -m unit -n auto
+	$(LABENV) && $(PYTEST) tests -m "not unit"
 
-test-unit: install  ## only the fast tests: no root, no lab
-	$(PYTEST) tests -m unit
+test-unit: install  ## only the fast tests: no root, no lab (in parallel)
+	$(PYTEST) tests -m unit -n auto
 
 report:             ## render reports/allure-results to reports/allure-report (offline), with the trend of earlier renders
 	@test -d reports/allure-results || { echo "make report: no reports/allure-results: run make deploy or make health first" >&2; exit 1; }
