@@ -60,10 +60,6 @@ def health_test_seconds() -> float:
     return float(found[-1])
 
 
-def _short_deadlines(document: dict) -> None:
-    document.setdefault("deploy", {})["max_health_wait"] = 20
-
-
 def main(argv: list[str]) -> int:
     """Run the scenarios (first deploy and redeploy --runs times, then the failure once); print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -93,7 +89,7 @@ def main(argv: list[str]) -> int:
               f"{args.runs}; target ≤ 1.5 s)")
         print_rss()
         source = scenarios.broken_app_copy(work)
-        inventory = scenarios.inventory_variant(work, "short", _short_deadlines)
+        inventory = scenarios.short_deadlines_variant(work)
         broken = scenarios.run_suite("deploy", "--ansible-var", f"app_demo_src={source}/", inventory=inventory)
         rollback = (broken.result or {}).get("rollback") or {}
         print(f"failed deploy, end to end:                {broken.seconds:6.1f} s  rc={broken.rc}")

@@ -159,6 +159,15 @@ def inventory_variant(directory: Path, name: str, change) -> Path:
     return path
 
 
+SHORT_HEALTH_WAIT = 20  # seconds: the deploy's health checks in a scenario that fails on purpose
+
+
+def short_deadlines_variant(directory: Path) -> Path:
+    """lab.yml with deploy.max_health_wait capping the deploy's checks: a failure on purpose fails quickly."""
+    return inventory_variant(directory, "short-deadlines",
+                             lambda document: document.setdefault("deploy", {}).update(max_health_wait=SHORT_HEALTH_WAIT))
+
+
 def empty_lab(inventory: Path = LAB_INVENTORY) -> None:
     """Bring the lab back to 'nothing deployed': destroy the inventory's containers, drop the Terraform state."""
     document = yaml.safe_load(inventory.read_text())

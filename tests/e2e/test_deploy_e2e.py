@@ -87,7 +87,7 @@ def test_a_deploy_that_breaks_a_service_is_rolled_back(first_deploy, proxmox, tm
     """A bad change to the app fails health: the terminal names the service and its answer, the hosts come
     back as they were (not the runner), and result.json, deploy-result.md, the notification and Allure say so."""
     source = scenarios.broken_app_copy(tmp_path)
-    inventory = scenarios.inventory_variant(tmp_path, "short-deadlines", _short_app_deadline)
+    inventory = scenarios.short_deadlines_variant(tmp_path)
     results = tmp_path / "allure-results"
     before = scenarios.ssh_root(APP.ip, f"cat {SENTINEL}").stdout
     marker = f"untouched-{tmp_path.name}"
@@ -132,7 +132,7 @@ def test_a_destructive_migration_is_rolled_back_with_the_data(first_deploy, tmp_
     written = requests.post(f"{api}/api/items", json={"name": name, "note": "before the bad migration"}, timeout=10)
     assert written.status_code == 201, written.text
     source = scenarios.destructive_migration_copy(tmp_path)
-    inventory = scenarios.inventory_variant(tmp_path, "short-deadlines", _short_app_deadline)
+    inventory = scenarios.short_deadlines_variant(tmp_path)
 
     run = scenarios.run_suite("deploy", "--ansible-var", f"app_demo_src={source}/", inventory=inventory)
 
@@ -173,10 +173,6 @@ def test_a_wrong_node_fails_preflight_naming_the_nodes_that_exist(first_deploy, 
     assert run.result["stages"]["preflight"]["outcome"] == "failed"
     assert not run.result["snapshots"] and not run.result["applied"]
     assert snapshots_everywhere(proxmox) == before
-
-
-def _short_app_deadline(document: dict) -> None:
-    document.setdefault("deploy", {})["max_health_wait"] = 20
 
 
 def _move_app(document: dict) -> None:

@@ -73,18 +73,6 @@ def netbox_write(slug: str) -> None:
         raise ValueError(f"{NETBOX_API}extras/tags/: {answer.status_code}")
 
 
-@pytest.fixture(scope="module")
-def deployed(lab_status):
-    """The lab as this branch deploys it (a no-change deploy when it is already there)."""
-    run = scenarios.run_suite("deploy")
-    assert run.rc == 0, f"deploy failed (rc {run.rc}):\n{run.tail()}"
-    return run
-
-
-def _short_deadlines(document: dict) -> None:
-    document.setdefault("deploy", {})["max_health_wait"] = 20
-
-
 def _write_once_back(write: Callable[[str], None], name: str, written: list[str]) -> None:
     """Write `name` as soon as the service answers again, within BACK_AFTER_SNAPSHOT seconds."""
     deadline = time.monotonic() + BACK_AFTER_SNAPSHOT
@@ -121,7 +109,7 @@ def test_a_failed_deploy_brings_netbox_and_zabbix_databases_back_to_their_snapsh
     for writer in writers:
         writer.start()
     source = scenarios.broken_app_copy(tmp_path)
-    inventory = scenarios.inventory_variant(tmp_path, "short-deadlines", _short_deadlines)
+    inventory = scenarios.short_deadlines_variant(tmp_path)
     run = scenarios.run_suite("deploy", "--ansible-var", f"app_demo_src={source}/", inventory=inventory)
     for writer in writers:
         writer.join(timeout=BACK_AFTER_SNAPSHOT)

@@ -25,14 +25,6 @@ RUNNER = INVENTORY.runner_host
 SENTINEL = "/opt/app-demo/src/README.md"
 
 
-@pytest.fixture(scope="module")
-def deployed(lab_status):
-    """A deployed, healthy lab (a no-change deploy when the previous tests left one)."""
-    run = scenarios.run_suite("deploy")
-    assert run.rc == 0, f"deploy before the run-control tests failed:\n{run.tail()}"
-    return run
-
-
 def changed_app(tmp_path: Path) -> Path:
     """A copy of the app with one changed file: a deploy that really changes something, so a rollback undoes it."""
     source = tmp_path / "app-demo"
