@@ -2,7 +2,8 @@
 
 Containers are rolled back in parallel, with start=1; each task's exitstatus is checked; then the
 rollback waits, bounded, until the rolled-back hosts answer SSH and their services answer acceptably
-again (no fixed sleep): the same checks as the health suite (plugins/health/waiting.py). Never the runner,
+again (no fixed sleep): the same checks as the health suite (plugins/health/waiting.py), those of the release
+each snapshot holds (plugins/deploy/finish/judgement.py). Never the runner,
 never this machine, only this run's snapshots. plugins/deploy/finish/end.py runs it at the end of a failed
 run and reports its outcome.
 """
@@ -12,9 +13,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from plugins.deploy.finish.judgement import Judgement, judge, judge_lines, judged_by
 from plugins.deploy.pipeline import PIPELINE, STAGES
+from plugins.deploy.release import read_records
 from plugins.deploy.session import DeploySession
-from plugins.health.registry import host_wanted, services_of
 from plugins.health.results import FAIL
 from plugins.health.waiting import wait_hosts_and_services
 from plugins.proxmox.client import ProxmoxClient, per_node
@@ -38,7 +40,8 @@ def rollback_targets(deploy: DeploySession) -> tuple[dict[int, str], list[str]]:
 
 
 def roll_back(deploy: DeploySession, client: Any) -> dict:
-    """Roll back every target in parallel (per node), then wait until hosts and services answer."""
+    """Roll back every target in parallel (per node), then wait until hosts and services answer, each judged by
+    the checks of the release its snapshot holds (its record), never by those of the release that failed."""
     inventory = deploy.inventory
     targets, excluded = rollback_targets(deploy)
     started = time.monotonic()
@@ -49,17 +52,30 @@ def roll_back(deploy: DeploySession, client: Any) -> dict:
     rolled = [vmid for vmid, res in tasks.items() if not isinstance(res, Exception)]
     task_errors = {vmid: str(res) for vmid, res in tasks.items() if isinstance(res, Exception)}
     before = {inventory.host(v).hostname: deploy.containers_before[v] for v in rolled if v in deploy.containers_before}
-    health = wait_healthy([inventory.host(v) for v in rolled], inventory, before)
-    unhealthy = {name: msg for name, msg in health.items() if msg}
+    restored = [inventory.host(v) for v in rolled]
+    # Read as soon as each host answers SSH: the record is a file of the snapshot just restored.
+    records = read_records(inventory, restored)
+    silent = {h.hostname: f"no SSH answer after the rollback: {records[h.hostname]}" for h in restored
+              if _unanswered(records.get(h.hostname))}
+    judgements = {h.hostname: judge(h, records.get(h.hostname), before.get(h.hostname))
+                  for h in restored if h.hostname not in silent}
+    health = wait_healthy([h for h in restored if h.hostname not in silent], inventory, judgements)
+    unhealthy = {name: msg for name, msg in {**health, **silent}.items() if msg}
     return {
         "rolled_back": {inventory.host(v).hostname: targets[v] for v in rolled},
         "task_errors": {inventory.host(v).hostname: err for v, err in task_errors.items()},
         "excluded": excluded,
         "new_in_this_run": new_services(inventory, before),
+        "judged_by": judged_by(judgements),
         "unhealthy": unhealthy,
         "seconds": round(time.monotonic() - started, 1),
         "ok": not task_errors and not unhealthy,
     }
+
+
+def _unanswered(record: Any) -> bool:
+    """True when reading a host's record found no SSH answer at all (the host did not come back)."""
+    return isinstance(record, str) and record.startswith("no SSH answer")
 
 
 def existed_before(host: Any, before: dict[str, list[str]]) -> list:
@@ -82,27 +98,14 @@ def new_services(inventory: Any, before: dict[str, list[str]]) -> dict[str, list
     return found
 
 
-def wait_healthy(hosts: list, inventory: Any, before: dict[str, list[str]] | None = None) -> dict[str, str]:
-    """Wait, bounded, until each host answers SSH and passes its checks and its services answer; '' = healthy.
-
-    `before`: {hostname: containers at the snapshot}. A service this run added is absent after the rollback, as
-    it should be: the wait expects only the containers and the HTTP answers of services that were there."""
-    before = before or {}
-
-    def wanted_of(host: Any) -> list:
-        containers = {decl.container for decl in existed_before(host, before)}
-        return [(check, subject) for check, subject in host_wanted(host)
-                if check != "container_running" or subject in containers]
-
-    def kept(host: Any, service: Any) -> bool:
-        checks = {name for decl in existed_before(host, before)
-                  for name in (*(decl.check_name(a) for a in decl.http), f"{decl.name}-via-traefik")}
-        return service.name in checks
-
-    services = [(host, service) for host, service in services_of(hosts) if kept(host, service)]
+def wait_healthy(hosts: list, inventory: Any, judgements: dict[str, Judgement]) -> dict[str, str]:
+    """Wait, bounded, until each host answers SSH and passes the checks of its judgement and its services
+    answer; {hostname: '' when healthy, else why not}."""
+    services = [(host, service) for host in hosts for service in judgements[host.hostname].services]
     # the declared deadlines, not a test's cap on the deploy's own checks: a service that restarts slowly
     # after the rollback (NetBox loading Django) still gets the time it was measured to need
-    results, web = wait_hosts_and_services(inventory, hosts, services, wanted_of=wanted_of,
+    results, web = wait_hosts_and_services(inventory, hosts, services,
+                                           wanted_of=lambda host: judgements[host.hostname].wanted,
                                            deadline_of=lambda service: service.rollback_deadline or service.deadline)
     problems: dict[str, list[str]] = {h.hostname: [] for h in hosts}
     for result in results.values():
@@ -121,6 +124,7 @@ def describe(outcome: dict) -> list[str]:
     lines += [f"  FAILED to roll back {h}: {e}" for h, e in outcome["task_errors"].items()]
     lines += [f"  still unhealthy {h}: {m}" for h, m in outcome["unhealthy"].items()]
     lines += [f"  {x}" for x in outcome["excluded"]]
+    lines += [f"  {line}" for line in judge_lines(outcome.get("judged_by") or {})]
     lines += [f"  not waited for on {h} (added by this run, gone with it): {', '.join(names)}"
               for h, names in (outcome.get("new_in_this_run") or {}).items()]
     return lines
@@ -134,7 +138,7 @@ def roll_back_session(deploy: DeploySession, write) -> dict:
         return roll_back(deploy, client)
     except Exception as exc:  # noqa: BLE001 - the rollback must report, whatever broke
         return {"ok": False, "rolled_back": {}, "task_errors": {"*": f"{type(exc).__name__}: {exc}"},
-                "unhealthy": {}, "excluded": [], "seconds": 0}
+                "unhealthy": {}, "excluded": [], "judged_by": {}, "seconds": 0}
 
 
 def changed_nothing(deploy: DeploySession) -> bool:
