@@ -21,6 +21,7 @@ from plugins.report import allure_output
 
 END_KEY = pytest.StashKey[RunEnd]()
 LOCK_KEY = pytest.StashKey[RunLock]()
+_configs: list[pytest.Config] = []  # the running session's config (a list: pytester nests sessions)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -29,8 +30,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Declare the stage marker."""
+    """Declare the stage marker; keep the config for the one hook pytest gives none (pytest_keyboard_interrupt)."""
     config.addinivalue_line("markers", "stage(name): a deploy stage, declared in plugins/deploy/pipeline.py")
+    _configs.append(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Forget the config kept at configure."""
+    if config in _configs:
+        _configs.remove(config)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -84,6 +92,16 @@ def pytest_runtestloop(session: pytest.Session):
         deploy.say = progress_writer(session.config)
         session.config.stash[LOCK_KEY] = start_run(session, deploy)
     return (yield)
+
+
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo) -> None:
+    """A signal cut the run (Ctrl-C, or SIGTERM made one by plugins/deploy/start.py): the running stage says so."""
+    deploy = get_session(_configs[-1]) if _configs else None
+    if deploy is None or not excinfo.errisinstance(KeyboardInterrupt):
+        return  # pytest.exit() comes here too: not a signal
+    name = "SIGTERM" if str(excinfo.value) == "SIGTERM" else "SIGINT"
+    for record in deploy.cut(name):
+        deploy.say(progress.stage_line(record))
 
 
 @pytest.hookimpl(trylast=True)

@@ -37,7 +37,7 @@ class StageRecord:
     """What one stage did: its outcome and a short human summary."""
 
     name: str
-    outcome: str = "not run"  # running | passed | failed | skipped | not run
+    outcome: str = "not run"  # running | passed | failed | skipped | not run | interrupted (SIGTERM)
     summary: str = ""
     started: float | None = None
     ended: float | None = None
@@ -75,6 +75,8 @@ class DeploySession:
     health: list[Any] = field(default_factory=list)
     stages: dict[str, StageRecord] = field(default_factory=dict)
     rollback: dict[str, Any] | None = None
+    release: dict[str, Any] | None = None  # what a successful run recorded of its release (plugins/deploy/release.py)
+    interrupted: str = ""  # the signal that cut the run (SIGINT, SIGTERM), '' when none did
     notification: str = ""
     failures: list[str] = field(default_factory=list)
     ended_failing: bool = False  # the session itself failed (interrupted, an error outside the stages)
@@ -88,6 +90,17 @@ class DeploySession:
     def stage(self, name: str) -> StageRecord:
         """The record of a stage (created on first use)."""
         return self.stages.setdefault(name, StageRecord(name))
+
+    def cut(self, signal_name: str, at: float | None = None) -> list[StageRecord]:
+        """Record that a signal interrupted the run: the stage(s) running read `interrupted (<signal>)`, timed to
+        `at`; give them."""
+        self.interrupted = signal_name
+        at = time.monotonic() if at is None else at
+        running = [r for r in self.stages.values() if r.outcome == "running"]
+        for record in running:
+            record.outcome, record.ended = f"interrupted ({signal_name})", at
+            record.summary = record.summary or f"cut by {signal_name}"
+        return running
 
     @property
     def failed(self) -> bool:

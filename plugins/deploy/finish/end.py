@@ -1,5 +1,8 @@
 """The end of a deploy run, in one place: rollback → notification → result files → Allure, then the account.
 
+A successful run records its release instead (plugins/deploy/release.py): the checks it deployed, which a later
+rollback to a snapshot of this state is judged by.
+
 Runs at session finish, after every test (plugins/deploy/plugin.py calls it). After a failed or
 interrupted deploy that took snapshots it rolls back (unless --no-rollback); it then notifies with the
 rollback's outcome, writes this run's result files and, when Allure results are being written, a result
@@ -20,9 +23,11 @@ import pytest
 from plugins.deploy.finish import run_result
 from plugins.deploy.finish.rollback import changed_nothing, describe, discard_snapshots, roll_back_session
 from plugins.deploy.progress import result_table
+from plugins.deploy.release import RECORD_PATH, record_on_hosts, release_record, write_local
 from plugins.deploy.run_lock import RunLock, recovery_command
 from plugins.deploy.session import DeploySession
 from plugins.report import allure_output
+from plugins.report.run_facts import git_commit
 
 PASSING = (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
 
@@ -44,6 +49,8 @@ def finish_run(deploy: DeploySession, *, failed: bool, alluredir, write) -> RunE
         _guarded(end, "the rollback", lambda: _rollback(deploy, end, write))
         if not deploy.plan_only:
             _guarded(end, "the notification", lambda: _notify(deploy, end))
+    elif not deploy.plan_only and deploy.applied:
+        _guarded(end, "the release record", lambda: _record_release(deploy, end))
     written, errors = run_result.write_files(deploy)
     end.problems += errors
     if written:
@@ -77,6 +84,24 @@ def _rollback(deploy: DeploySession, end: RunEnd, write) -> None:
         deploy.rollback["recovery"] = recovery_command(str(deploy.inventory.source))
         end.lines.append(f"the homelab may be half-deployed: once the cause is fixed, run "
                          f"`{deploy.rollback['recovery']}` (the next deploy refuses until then)")
+
+
+def _record_release(deploy: DeploySession, end: RunEnd) -> None:
+    """Record the checks this successful run deployed, next to its result and on every host of the rollback set
+    (the next run's snapshots then hold them: a rollback to one is judged by them)."""
+    inventory = deploy.inventory
+    hosts = inventory.rollback_set
+    record = release_record(inventory, deploy.run_id, git_commit(deploy.reports_dir.parent), hosts)
+    path = write_local(deploy.run_dir, record)
+    errors = record_on_hosts(inventory, record)
+    deploy.release = {"release": deploy.run_id, "commit": record["commit"],
+                      "inventory_digest": record["inventory_digest"], "file": str(path), "on_hosts": RECORD_PATH,
+                      "recorded_on": [h.hostname for h in hosts if h.hostname not in errors],
+                      "not_recorded": errors}
+    recorded = ", ".join(deploy.release["recorded_on"]) or "no host"
+    end.lines.append(f"release {deploy.run_id} recorded: {path}, and {RECORD_PATH} on {recorded}")
+    end.problems += [f"the release record could not be written on {hostname}: {error} (a rollback to its next "
+                     "snapshot will judge it by the checks both releases share)" for hostname, error in errors.items()]
 
 
 def _notify(deploy: DeploySession, end: RunEnd) -> None:

@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from plugins.deploy.finish.judgement import judge_lines
 from plugins.deploy.finish.notifier import SINK_NAME, NotifyOutcome, notify_commit
 from plugins.deploy.session import DeploySession
 
@@ -33,10 +34,16 @@ def to_markdown(deploy: DeploySession) -> str:
         lines += [f"- FAILED {h}: {e}" for h, e in outcome["task_errors"].items()]
         lines += [f"- still unhealthy {h}: {m}" for h, m in outcome["unhealthy"].items()]
         lines += [f"- {x}" for x in outcome["excluded"]]
+        lines += [f"- {line}" for line in judge_lines(outcome.get("judged_by") or {})]
         if outcome.get("recovery"):
             lines += [f"- the homelab may be half-deployed: once the cause is fixed, run `{outcome['recovery']}`"]
     elif deploy.failed and deploy.snapshots and not deploy.rollback_enabled:
         lines += ["", "Rollback disabled (--no-rollback): the failed state is kept."]
+    if deploy.release:
+        release = deploy.release
+        commit = f", commit {release['commit'][:12]}" if release.get("commit") else ""
+        lines += ["", (f"Release {release['release']} recorded{commit}: `{release['file']}`, and "
+                      f"`{release['on_hosts']}` on {', '.join(release['recorded_on']) or 'no host'}")]
     return "\n".join(lines) + "\n"
 
 
@@ -80,6 +87,8 @@ def to_dict(deploy: DeploySession) -> dict:
                     for name, r in deploy.ansible.items()},
         "failures": deploy.failures,
         "rollback": deploy.rollback,
+        "release": deploy.release,
+        "interrupted": deploy.interrupted or None,
         "notification": deploy.notification,
     }
 
