@@ -38,11 +38,12 @@ def healthy(monkeypatch) -> list[list[str]]:
     """The hosts each wait for health was asked about (they all answer at once)."""
     asked: list[list[str]] = []
 
-    def wait_healthy(hosts, inventory, before=None):
+    def wait_healthy(hosts, inventory, judgements):
         asked.append([h.hostname for h in hosts])
         return {h.hostname: "" for h in hosts}
 
     monkeypatch.setattr(rollback, "wait_healthy", wait_healthy)
+    monkeypatch.setattr(rollback, "read_records", lambda inventory, hosts: {h.hostname: None for h in hosts})
     return asked
 
 
