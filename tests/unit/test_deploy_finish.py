@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -118,6 +119,47 @@ def test_snapshot(deployment):
     assert (suite.path / "reports" / "deploy-result.md").read_text().startswith("## Deploy succeeded: lab (run unit1)")
 
 
+def test_a_successful_run_that_applied_records_its_release_next_to_its_result_and_on_the_hosts(tmp_path, monkeypatch):
+    """The checks it deployed go to reports/deploy/<run>/release.json and to each host of the rollback set; the
+    result and the closing lines say where; a host it could not write on is a problem, not a failure."""
+    import plugins.deploy.finish.end as finish
+
+    written = {}
+
+    def on_hosts(inventory, record):
+        written.update(record["hosts"])
+        return {"utilities": "sudo: a password is required"}
+
+    monkeypatch.setattr(finish, "record_on_hosts", on_hosts)
+    monkeypatch.setattr(finish, "git_commit", lambda root: "0123456789abcdef0123")
+    deploy = DeploySession(run_id="unit5", inventory=load_inventory(LAB), reports_dir=tmp_path / "reports")
+    deploy.applied = True
+    deploy.stage("health").outcome = "passed"
+    end = finish_run(deploy, failed=False, alluredir=None, write=lambda line: None)
+    record = json.loads((deploy.run_dir / "release.json").read_text())
+    assert record["release"] == "unit5" and record["commit"] == "0123456789abcdef0123"
+    assert set(written) == set(record["hosts"]) == {h.hostname for h in deploy.inventory.rollback_set}
+    result = json.loads((deploy.run_dir / "result.json").read_text())
+    assert result["release"]["recorded_on"] == ["proxy", "monitoring", "app-demo"]
+    assert result["release"]["inventory_digest"].startswith("sha256:")
+    assert any(line.startswith("release unit5 recorded: ") for line in end.lines), end.lines
+    assert end.problems == [("the release record could not be written on utilities: sudo: a password is required (a "
+                            "rollback to its next snapshot will judge it by the checks both releases share)")]
+    assert "Release unit5 recorded, commit 0123456789ab" in (deploy.reports_dir / "deploy-result.md").read_text()
+
+
+def test_a_plan_or_a_run_that_applied_nothing_records_no_release(tmp_path, monkeypatch):
+    """--plan-only, or a run that changed nothing: the hosts' records stay those of what they run."""
+    import plugins.deploy.finish.end as finish
+
+    monkeypatch.setattr(finish, "record_on_hosts", lambda inventory, record: pytest.fail("recorded a release"))
+    deploy = DeploySession(run_id="unit6", inventory=load_inventory(LAB), reports_dir=tmp_path / "reports",
+                           plan_only=True)
+    finish_run(deploy, failed=False, alluredir=None, write=lambda line: None)
+    assert not (deploy.run_dir / "release.json").exists()
+    assert json.loads((deploy.run_dir / "result.json").read_text())["release"] is None
+
+
 def _session(tmp_path: Path) -> DeploySession:
     deploy = DeploySession(run_id="unit2", inventory=load_inventory(LAB), reports_dir=tmp_path / "reports")
     deploy.stage("health").outcome = "failed"
@@ -195,14 +237,27 @@ def test_snapshot(deployment):
 
 @pytest.mark.stage("ansible")
 def test_ansible_is_cancelled(deployment):
+    import time
+    time.sleep(0.3)
     os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
 ''')
     run = _run(suite)
     out = run.stdout.str() + run.stderr.str()
     assert run.ret == pytest.ExitCode.INTERRUPTED, out
-    assert "rollback succeeded in 1.5 s" in out.partition("end of the deploy run")[2], out
+    before_end, _, end = out.partition("end of the deploy run")
+    assert "rollback succeeded in 1.5 s" in end, out
     result = json.loads((suite.path / "reports" / "deploy" / "latest.json").read_text())
-    assert result["status"] == "failed" and result["rollback"]["ok"]
+    assert result["status"] == "failed" and result["rollback"]["ok"] and result["interrupted"] == "SIGTERM"
+    # the stage that was cut says so, with the time it ran: in result.json, the table, the markdown, the live line
+    ansible = result["stages"]["ansible"]
+    assert ansible["outcome"] == "interrupted (SIGTERM)" and 0.3 <= ansible["seconds"] < 5, ansible
+    seconds = f"{ansible['seconds']:.1f}"
+    assert re.search(rf"^ansible +interrupted \(SIGTERM\) +{seconds} ", end, re.MULTILINE), end
+    assert re.search(rf"^\[deploy\] ansible +interrupted \(SIGTERM\) +{seconds} s", before_end, re.MULTILINE), out
+    markdown = (suite.path / "reports" / "deploy-result.md").read_text()
+    assert f"| ansible | interrupted (SIGTERM) | {seconds} |" in markdown, markdown
+    assert "| ansible | running |" not in markdown
     assert not list((suite.path / "state").glob("*.lock")), "the lock was not released"
 
 
