@@ -9,6 +9,7 @@ change to the app is made in a copy of app-demo/.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -148,6 +149,24 @@ def destructive_migration_copy(directory: Path, column: str = "note") -> Path:
     last = max(int(p.name.split("_", 1)[0]) for p in migrations.glob("*.sql"))
     (migrations / f"{last + 1:03d}_drop_item_{column}.sql").write_text(f"ALTER TABLE items DROP COLUMN {column};\n")
     return source
+
+
+@contextlib.contextmanager
+def changed_declaration(name: str, *changes: tuple[str, str]):
+    """services/<name>.yml with each (old, new) text replaced, as a user edits it before a deploy; put back after,
+    even when the block fails. A declaration that lacks `old` is an error (the scenario needs updating)."""
+    path = ROOT / "services" / f"{name}.yml"
+    original = path.read_text()
+    text = original
+    for old, new in changes:
+        if old not in text:
+            raise RuntimeError(f"{path}: no {old!r} to change; update lab/scenarios.py with the declaration")
+        text = text.replace(old, new)
+    path.write_text(text)
+    try:
+        yield path
+    finally:
+        path.write_text(original)
 
 
 def inventory_variant(directory: Path, name: str, change) -> Path:

@@ -7,6 +7,7 @@ the whole group, as a terminal's Ctrl-C or a CI cancel does.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -69,6 +70,12 @@ def test_a_ci_cancel_during_ansible_still_rolls_back(deployed, tmp_path, number)
     assert proc.returncode != 0, out[-3000:]
     result = scenarios.latest_result()
     assert result and result["status"] == "failed" and result["rollback"] and result["rollback"]["ok"], out[-3000:]
+    # the stage the signal cut says so, with the time it ran, in result.json and the terminal's table
+    name = signal.Signals(number).name
+    cut = result["stages"]["ansible"]
+    assert result["interrupted"] == name and cut["outcome"] == f"interrupted ({name})" and cut["seconds"] > 0, cut
+    assert re.search(rf"^ansible +interrupted \({name}\) +[1-9]\d*\.\d |^ansible +interrupted \({name}\) +0\.[1-9] ",
+                     out.partition("end of the deploy run")[2], re.MULTILINE), out[-3000:]
     assert scenarios.ssh_root(APP.ip, f"cat {SENTINEL}").stdout == before, "the app's files were not restored"
     assert not RunLock(INVENTORY.environment).path.exists(), "the lock outlived the run"
 
@@ -92,6 +99,8 @@ def test_a_sigkilled_deploy_is_found_by_the_next_and_recover_rolls_it_back(deplo
                              capture_output=True, text=True, timeout=600, check=False)
     assert recover.returncode == 0, recover.stdout + recover.stderr
     assert "rollback succeeded" in recover.stdout and "rolled back ci-runner" not in recover.stdout
+    # the records are files of the restored snapshots: the recovery, with no session, judges by them too
+    assert "judged by the checks of release " in recover.stdout, recover.stdout
     assert scenarios.ssh_root(APP.ip, f"cat {SENTINEL}").stdout == before, "the app's files were not restored"
     again = scenarios.run_suite("deploy")
     assert again.rc == 0, again.tail()
