@@ -139,7 +139,10 @@ def read_records(inventory: Inventory, hosts: list[Host], deadline: float = HOST
     with ssh_pool(inventory, hosts) as pool:
         def read(host: Host) -> tuple[bool, dict[str, Any] | None | str]:
             pool.forget(host.hostname)  # a failed open (the host still booting) is tried again
-            done = pool.run(host.hostname, read_command(), timeout=30)
+            try:
+                done = pool.run(host.hostname, read_command(), timeout=30)
+            except (OSError, subprocess.SubprocessError) as exc:
+                return False, f"no SSH answer: {type(exc).__name__}: {exc}"
             if done.returncode == 255:
                 state = pool.states.get(host.hostname)
                 return False, f"no SSH answer: {(state and state.error) or done.stderr.strip()[:200]}"

@@ -119,7 +119,7 @@ def test_snapshot(deployment):
     assert (suite.path / "reports" / "deploy-result.md").read_text().startswith("## Deploy succeeded: lab (run unit1)")
 
 
-def test_a_successful_run_that_applied_records_its_release_next_to_its_result_and_on_the_hosts(tmp_path, monkeypatch):
+def test_a_successful_run_records_its_release_next_to_its_result_and_on_the_hosts(tmp_path, monkeypatch):
     """The checks it deployed go to reports/deploy/<run>/release.json and to each host of the rollback set; the
     result and the closing lines say where; a host it could not write on is a problem, not a failure."""
     import plugins.deploy.finish.end as finish
@@ -133,8 +133,7 @@ def test_a_successful_run_that_applied_records_its_release_next_to_its_result_an
     monkeypatch.setattr(finish, "record_on_hosts", on_hosts)
     monkeypatch.setattr(finish, "git_commit", lambda root: "0123456789abcdef0123")
     deploy = DeploySession(run_id="unit5", inventory=load_inventory(LAB), reports_dir=tmp_path / "reports")
-    deploy.applied = True
-    deploy.stage("health").outcome = "passed"
+    deploy.stage("health").outcome = "passed"  # a no-change redeploy too: Terraform applied nothing
     end = finish_run(deploy, failed=False, alluredir=None, write=lambda line: None)
     record = json.loads((deploy.run_dir / "release.json").read_text())
     assert record["release"] == "unit5" and record["commit"] == "0123456789abcdef0123"
@@ -148,13 +147,14 @@ def test_a_successful_run_that_applied_records_its_release_next_to_its_result_an
     assert "Release unit5 recorded, commit 0123456789ab" in (deploy.reports_dir / "deploy-result.md").read_text()
 
 
-def test_a_plan_or_a_run_that_applied_nothing_records_no_release(tmp_path, monkeypatch):
-    """--plan-only, or a run that changed nothing: the hosts' records stay those of what they run."""
+def test_a_plan_records_no_release(tmp_path, monkeypatch):
+    """--plan-only (its health stage skipped): the hosts' records stay those of what they run."""
     import plugins.deploy.finish.end as finish
 
     monkeypatch.setattr(finish, "record_on_hosts", lambda inventory, record: pytest.fail("recorded a release"))
     deploy = DeploySession(run_id="unit6", inventory=load_inventory(LAB), reports_dir=tmp_path / "reports",
                            plan_only=True)
+    deploy.stage("health").outcome = "skipped"
     finish_run(deploy, failed=False, alluredir=None, write=lambda line: None)
     assert not (deploy.run_dir / "release.json").exists()
     assert json.loads((deploy.run_dir / "result.json").read_text())["release"] is None

@@ -49,7 +49,7 @@ def finish_run(deploy: DeploySession, *, failed: bool, alluredir, write) -> RunE
         _guarded(end, "the rollback", lambda: _rollback(deploy, end, write))
         if not deploy.plan_only:
             _guarded(end, "the notification", lambda: _notify(deploy, end))
-    elif not deploy.plan_only and deploy.applied:
+    elif not deploy.plan_only and deploy.stage("health").outcome == "passed":
         _guarded(end, "the release record", lambda: _record_release(deploy, end))
     written, errors = run_result.write_files(deploy)
     end.problems += errors
