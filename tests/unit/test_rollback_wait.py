@@ -198,7 +198,7 @@ def test_the_outcome_says_whose_checks_judged_each_host_and_a_silent_host_is_not
     outcome = rollback.roll_back(deploy, OkClient())
     assert waited == [["app-demo", "proxy"]]
     assert not outcome["ok"]
-    assert outcome["unhealthy"] == {"utilities": "no SSH answer after the rollback: " + reads["utilities"]}
+    assert outcome["unhealthy"] == {"utilities": reads["utilities"] + " (90 s after the rollback)"}
     assert outcome["judged_by"]["proxy"]["release"] == "r1"
     assert outcome["judged_by"]["app-demo"]["release"] is None
     lines = rollback.describe(outcome)

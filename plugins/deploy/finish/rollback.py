@@ -18,7 +18,7 @@ from plugins.deploy.pipeline import PIPELINE, STAGES
 from plugins.deploy.release import read_records
 from plugins.deploy.session import DeploySession
 from plugins.health.results import FAIL
-from plugins.health.waiting import wait_hosts_and_services
+from plugins.health.waiting import HOST_DEADLINE, wait_hosts_and_services
 from plugins.proxmox.client import ProxmoxClient, per_node
 from plugins.shared.this_machine import self_reason
 
@@ -55,7 +55,7 @@ def roll_back(deploy: DeploySession, client: Any) -> dict:
     restored = [inventory.host(v) for v in rolled]
     # Read as soon as each host answers SSH: the record is a file of the snapshot just restored.
     records = read_records(inventory, restored)
-    silent = {h.hostname: f"no SSH answer after the rollback: {records[h.hostname]}" for h in restored
+    silent = {h.hostname: f"{records[h.hostname]} ({HOST_DEADLINE:g} s after the rollback)" for h in restored
               if _unanswered(records.get(h.hostname))}
     judgements = {h.hostname: judge(h, records.get(h.hostname), before.get(h.hostname))
                   for h in restored if h.hostname not in silent}
