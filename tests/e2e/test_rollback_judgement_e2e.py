@@ -33,8 +33,8 @@ def recorded_release(host=UTILITIES) -> dict:
 
 
 def closing(run: scenarios.DeployRun) -> str:
-    """The run's closing section (after its failures)."""
-    return run.output.partition("end of the deploy run")[2]
+    """The run's closing section: after its failures, before pytest's short summary (which quotes them)."""
+    return run.output.partition("end of the deploy run")[2].partition("short test summary info")[0]
 
 
 def test_a_successful_deploy_records_its_release_next_to_its_result_and_on_the_hosts(deployed):
