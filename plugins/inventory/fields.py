@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import AfterValidator, Field
 
 from plugins.inventory.masking import looks_secret, shown
-from plugins.report.redaction import SECRET_WORDS
+from plugins.shared.secret_names import SECRET_WORDS
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")

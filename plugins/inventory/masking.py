@@ -6,7 +6,7 @@ import re
 import reprlib
 from collections.abc import Iterable
 
-from plugins.report.redaction import says_secret
+from plugins.shared.secret_names import says_secret
 
 HIDDEN = "a value (not shown: it may be a secret)"
 
@@ -28,7 +28,7 @@ _repr.maxlevel = 3
 def is_secret_key(parts: Iterable[object]) -> bool:
     """Tell whether a key path (any of its names) says its value is, or may hold, a secret.
 
-    The secret words are the suite's one rule (plugins/report/redaction.py); every value under such a key
+    The secret words are the suite's one rule (plugins/shared/secret_names.py); every value under such a key
     is hidden, a token_id or a *_file included: a pasted secret may land there.
     """
     return any(isinstance(p, str) and says_secret(p) for p in parts)
