@@ -16,7 +16,7 @@ from plugins.inventory.loader import display, load_inventory
 from plugins.inventory.machine import machine_problems
 from plugins.inventory.plugin import DEFAULT_INVENTORY
 from plugins.inventory.repository import repository_problems
-from plugins.inventory.schema import SCHEMA_PATH, schema_text
+from plugins.inventory.schema import DECLARATION_SCHEMA_PATH, SCHEMA_PATH, written_schemas
 
 EXIT_INVALID = 1
 EXIT_INTERNAL = 70  # EX_SOFTWARE
@@ -52,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     for name, what in (("tfvars", "the Terraform variables"), ("ansible", "the Ansible inventory")):
         command = commands.add_parser(name, help=f"print {what} derived from the inventory, as JSON")
         command.add_argument("path", nargs="?", default=DEFAULT_INVENTORY, metavar="PATH")
-    commands.add_parser("schema", help=f"write {display(SCHEMA_PATH)} from the model")
+    commands.add_parser("schema", help=f"write {display(SCHEMA_PATH)} and {display(DECLARATION_SCHEMA_PATH)} from the "
+                                       "models")
     return parser
 
 
@@ -74,8 +75,9 @@ def check(path: str, here: bool) -> list[str]:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "schema":
-        SCHEMA_PATH.write_text(schema_text(), encoding="utf-8")
-        print(f"wrote {display(SCHEMA_PATH)}")
+        for path, text in written_schemas().items():
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {display(path)}")
         return 0
     if args.command == "check":
         problems = [line for path in args.paths for line in check(path, args.here)]

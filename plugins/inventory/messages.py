@@ -4,45 +4,60 @@ from __future__ import annotations
 
 import difflib
 import typing
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from plugins.inventory.declaration import MAX_DEADLINE
 from plugins.inventory.errors import Problem
-from plugins.inventory.masking import looks_secret, shown, shown_name
-from plugins.inventory.model import MAX_DEADLINE, Inventory
+from plugins.inventory.masking import HIDDEN, looks_secret, shown, shown_name
 from plugins.inventory.rules import host_ref
 
 
-def describe_errors(error: ValidationError, document: dict) -> list[Problem]:
-    """Turn pydantic's errors into (key path, expected/found) pairs, hosts named by hostname."""
-    hostnames = _hostnames(document)
+def describe_errors(error: ValidationError, document: Any, model: type[BaseModel] | None = None,
+                    locate: Callable[[tuple], tuple] = tuple, hidden: Callable[[tuple], bool] = lambda loc: False,
+                    ) -> list[Problem]:
+    """Turn pydantic's errors into (key path, expected/found) pairs, hosts named by hostname.
+
+    model is the document's (the inventory, or a service declaration); locate rewrites a location (a
+    declaration drops its environment values' kind); hidden tells which locations' values are never shown.
+    """
+    if model is None:  # the inventory's model imports the catalog, which reads declarations with this module
+        from plugins.inventory.model import Inventory as model
+    hostnames = _hostnames(document) if "hosts" in model.model_fields and isinstance(document, dict) else []
     problems: list[Problem] = []
+    seen: set[Problem] = set()
     for item in error.errors(include_url=False):
         if item["type"] == "inventory_rules":
             problems.extend(tuple(p) for p in item["ctx"]["problems"])
             continue
         loc = _strip_union_branches(item["loc"])
-        problems.append((_key_path(loc, hostnames), _message(item, loc)))
+        where = locate(loc)
+        problem = (_key_path(where, hostnames), _message(item, loc, model, hidden(where)))
+        if problem not in seen:  # `X | None` fields repeat one mistake once per branch
+            seen.add(problem)
+            problems.append(problem)
     return problems
 
 SECRET_SHAPED = ("a value shaped like a secret (a key, token or UUID; not shown) is refused (expected no secret in "
                  "an inventory: it names the variables and files that hold them)")
 
 
-def secret_shaped_values(document: dict) -> list[Problem]:
-    """Values that passed their field's grammar yet have a secret's shape: an inventory holds no secret."""
+def secret_shaped_values(document: dict, skip: tuple[str, ...] = (), message: str = SECRET_SHAPED) -> list[Problem]:
+    """Values that passed their field's grammar yet have a secret's shape: an inventory holds no secret (the
+    top-level keys in skip have rules of their own)."""
     hostnames = _hostnames(document)
     problems: list[Problem] = []
     stack: list[tuple[tuple, Any]] = [((), document)]
     while stack:  # iterative: strict_yaml bounds the depth, but nothing here needs recursion
         loc, value = stack.pop()
         if isinstance(value, dict):
-            stack.extend(((*loc, key), item) for key, item in reversed(list(value.items())))
+            stack.extend(((*loc, key), item) for key, item in reversed(list(value.items())) if loc or key not in skip)
         elif isinstance(value, list):
             stack.extend(((*loc, index), item) for index, item in reversed(list(enumerate(value))))
         elif isinstance(value, str) and looks_secret(value):
-            problems.append((_key_path(loc, hostnames), SECRET_SHAPED))
+            problems.append((_key_path(loc, hostnames), message))
     return problems
 
 
@@ -76,16 +91,20 @@ def _found(item: dict, loc: tuple) -> str:
     return shown(item.get("input"), loc)
 
 
-def _message(item: dict, loc: tuple) -> str:
+def _message(item: dict, loc: tuple, model: type[BaseModel], hidden: bool = False) -> str:
     kind = item["type"]
     ctx = {k: _number(v) for k, v in item.get("ctx", {}).items()}
-    found = _found(item, loc)
+    found = HIDDEN if hidden else _found(item, loc)
     if kind == "value_error":
         return str(ctx.get("error", item["msg"]))
     if kind == "missing":
         return "required key is missing"
     if kind == "extra_forbidden":
-        return _unknown_key(loc)
+        return _unknown_key(loc, model)
+    if kind == "literal_error":
+        return f"expected one of: {_choices(ctx.get('expected', ''))}, found {found}"
+    if kind == "environment_value":
+        return f"{item['msg']}, found {_kind_of(item.get('input'), found)}"
     expected = {
         "string_type": "a string",
         "int_type": "an integer",
@@ -107,6 +126,11 @@ def _message(item: dict, loc: tuple) -> str:
         "too_short": f"at least {ctx.get('min_length')} item(s)",
         "string_too_long": f"at most {ctx.get('max_length')} characters",
         "finite_number": "a finite number",
+        "too_long": f"at most {ctx.get('max_length')} item(s)",
+        "dict_attributes_type": "a mapping",
+        "string_pattern_mismatch": "a value of the documented form (services/schema.json, inventories/schema.json)",
+        "float_from_int": "a number",
+        "none_required": "null",
     }.get(kind)
     if kind in ("greater_than_equal", "less_than_equal") and loc and loc[-2:-1] in (("accepted",), ("warmup",)):
         expected = "an HTTP status code 100-599"
@@ -114,19 +138,38 @@ def _message(item: dict, loc: tuple) -> str:
         expected = "a VMID 100-999999999"
     elif kind in ("greater_than", "less_than_equal") and loc and loc[-1] == "deadline":
         expected = f"a number of seconds > 0 and <= {MAX_DEADLINE}"
-    if expected is None:
+    if expected is None:  # a kind not translated yet: pydantic's words are still better than none
         return f"{item['msg'][0].lower()}{item['msg'][1:]}, found {found}"
     return f"expected {expected}, found {found}"
+
+
+def _choices(expected: str) -> str:
+    # pydantic's "'no', 'always' or 'unless-stopped'": the choices as a user would type them
+    return expected.replace("' or '", ", ").replace("'", "")
+
+
+def _kind_of(value: Any, found: str) -> str:
+    """What a value is, in words: a list, a number, a mapping without the expected keys."""
+    if isinstance(value, dict):
+        keys = ", ".join(shown_name(k) for k in value) or "no key"
+        return f"a mapping with {keys}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "true/false"
+    if value is None:
+        return "null (an empty value: quote \"\" for empty text)"
+    return f"{found}" if not isinstance(value, (int, float)) else f"the number {found} (quote it for text)"
 
 
 def _number(value: Any) -> Any:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def _unknown_key(loc: tuple) -> str:
+def _unknown_key(loc: tuple, root: type[BaseModel]) -> str:
     key = str(loc[-1])
     name = repr(key) if shown_name(key) == key else "(a name not shown: it may be a secret)"
-    model = _model_at(loc[:-1])
+    model = _model_at(loc[:-1], root)
     if model is None:
         return f"unknown key {name}"
     allowed = list(model.model_fields)
@@ -135,21 +178,29 @@ def _unknown_key(loc: tuple) -> str:
     return f"unknown key {name} ({hint}expected one of: {', '.join(allowed)})"
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
-    model: type[BaseModel] | None = Inventory
+def _model_at(loc: tuple, root: type[BaseModel]) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = root
+    annotation: Any = None
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or model is None:
             continue
-        field = model.model_fields.get(part) if model else None
-        model = _find_model(field.annotation) if field else None
+        field = model.model_fields.get(part)
+        if field is not None:
+            annotation = field.annotation
+            model = _find_model(annotation)
+        else:  # a mapping's key (environment.DB_HOST), or a tagged union's branch, named after its model
+            model = _find_model(annotation, str(part)) or model
     return model
 
 
-def _find_model(annotation: Any) -> type[BaseModel] | None:
+def _find_model(annotation: Any, name: str | None = None) -> type[BaseModel] | None:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+        return annotation if name is None or annotation.__name__ == name else None
     for arg in typing.get_args(annotation):
-        found = _find_model(arg)
+        found = _find_model(arg, name)
         if found:
             return found
     return None
+
+
+
