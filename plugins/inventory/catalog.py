@@ -105,7 +105,7 @@ def read_declaration(file: Path) -> tuple[Declaration | None, list[Problem]]:
     try:
         decl = Declaration.model_validate(document)
     except ValidationError as error:
-        described = describe_errors(error, document, model=Declaration, locate=_locate, hidden=_hidden)
+        described = describe_errors(error, document, model=Declaration, hidden=_hidden)
         return None, [(path, message, source) for path, message, *_ in described]
     problems = [(path, message, source) for path, message in declaration_problems(decl)]
     problems += [(path, message, source)
@@ -122,13 +122,6 @@ def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "true/false"
     return "a number" if isinstance(value, (int, float)) else "a single value"
-
-
-def _locate(loc: tuple) -> tuple:
-    # environment.KEY.<branch>.field: the branch (text, {secret}, {value, not_secret}) is no key of the file
-    if len(loc) > 2 and loc[0] == "environment":
-        return (*loc[:2], *loc[3:])
-    return loc
 
 
 def _hidden(loc: tuple) -> bool:
@@ -188,6 +181,7 @@ def address_problems(decl: Declaration, catalog: Catalog) -> list[tuple[str, str
     one place of a declaration alone is found here."""
     dependencies = [catalog[name] for name in decl.depends_on if name in catalog]
     containers = {d.container: d for d in dependencies}
+    undeclared = len(dependencies) < len(decl.depends_on)  # said already: its containers are not known
     problems = []
     environment = decl.literal_environment
     port = environment.get("PORT")
@@ -202,6 +196,8 @@ def address_problems(decl: Declaration, catalog: Catalog) -> list[tuple[str, str
         if not match or match["host"] == "localhost":
             continue
         target = containers.get(match["host"])
+        if target is None and undeclared:
+            continue
         if target is None:
             problems.append((f"environment.{key}", (f"names {match['host']}, which is not the container of any of "
                                                     "its dependencies (expected one of: "

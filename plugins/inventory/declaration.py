@@ -47,7 +47,7 @@ def _reason(value: str) -> str:
     return value
 
 
-Reason = Annotated[str, Field(strict=True, min_length=3), AfterValidator(_reason)]
+Reason = Annotated[str, Field(strict=True), AfterValidator(_reason)]
 
 ENVIRONMENT_VALUE = "text, {secret: NAME} or {value: TEXT, not_secret: WHY}"
 LITERAL_SECRET = ("a value written here (not shown) is refused: {why}, and a declaration is in git and in the "
@@ -237,6 +237,10 @@ def declaration_problems(decl: Declaration) -> list[Problem]:
 
 
 def _port_problems(decl: Declaration) -> list[Problem]:
+    used = sorted({a.port for a in decl.http} | {p.port for p in decl.probes} | ({decl.route.port} if decl.route else set()))
+    if not decl.ports and used:  # one cause, said once: not one line per check, probe and route
+        return [("ports", (f"no port declared, yet its HTTP checks, probes or route use container port "
+                           f"{', '.join(map(str, used))} (expected ports: - {{container: {used[0]}, published: …}})"))]
     problems: list[Problem] = []
     ports = [p.container for p in decl.ports]
     for index, port in enumerate(ports):

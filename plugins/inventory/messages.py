@@ -16,12 +16,12 @@ from plugins.inventory.rules import host_ref
 
 
 def describe_errors(error: ValidationError, document: Any, model: type[BaseModel] | None = None,
-                    locate: Callable[[tuple], tuple] = tuple, hidden: Callable[[tuple], bool] = lambda loc: False,
+                    hidden: Callable[[tuple], bool] = lambda loc: False,
                     ) -> list[Problem]:
     """Turn pydantic's errors into (key path, expected/found) pairs, hosts named by hostname.
 
-    model is the document's (the inventory, or a service declaration); locate rewrites a location (a
-    declaration drops its environment values' kind); hidden tells which locations' values are never shown.
+    model is the document's (the inventory, or a service declaration); hidden tells which locations' values are
+    never shown.
     """
     if model is None:  # the inventory's model imports the catalog, which reads declarations with this module
         from plugins.inventory.model import Inventory as model
@@ -32,13 +32,23 @@ def describe_errors(error: ValidationError, document: Any, model: type[BaseModel
         if item["type"] == "inventory_rules":
             problems.extend(tuple(p) for p in item["ctx"]["problems"])
             continue
-        loc = _strip_union_branches(item["loc"])
-        where = locate(loc)
+        where, loc = _locations(item["loc"], document)
         problem = (_key_path(where, hostnames), _message(item, loc, model, hidden(where)))
         if problem not in seen:  # `X | None` fields repeat one mistake once per branch
             seen.add(problem)
             problems.append(problem)
-    return problems
+    return _without_misspelt_missing(problems)
+
+
+def _without_misspelt_missing(problems: list[Problem]) -> list[Problem]:
+    """`valu: unknown key (did you mean 'value'?)` already says what `value: required key is missing` would."""
+    misspelt = set()
+    for path, message, *_ in problems:
+        if message.startswith("unknown key") and "did you mean '" in message:
+            parent = path.rsplit(".", 1)[0] if "." in path else ""
+            meant = message.split("did you mean '", 1)[1].split("'", 1)[0]
+            misspelt.add(f"{parent}.{meant}" if parent else meant)
+    return [p for p in problems if not (p[1] == "required key is missing" and p[0] in misspelt)]
 
 SECRET_SHAPED = ("a value shaped like a secret (a key, token or UUID; not shown) is refused (expected no secret in "
                  "an inventory: it names the variables and files that hold them)")
@@ -68,9 +78,32 @@ def _hostnames(document: dict) -> list:
     return [h.get("hostname") if isinstance(h, dict) else None for h in raw_hosts]
 
 
-def _strip_union_branches(loc: tuple) -> tuple:
-    # `X | None` fields add the branch's type name to the location (e.g. 'function-after[...]').
-    return tuple(part for part in loc if isinstance(part, int) or not any(c in part for c in "[("))
+def _locations(loc: tuple, document: Any) -> tuple[tuple, tuple]:
+    """(the keys of the file, the path through the model) of a pydantic location.
+
+    A union adds its branch's name to the location (`function-after[…]`, `str`, a tagged branch's model name):
+    it is no key of the file. Walking the document tells which parts are its keys, whatever they are called (a
+    key may well be `[`); the model's path keeps the branches' names, to find the model of an unknown key.
+    """
+    where: list = []
+    path: list = []
+    node: Any = document
+    for index, part in enumerate(loc):
+        if isinstance(node, dict) and part in node or (isinstance(node, list) and isinstance(part, int)
+                                                       and 0 <= part < len(node)):
+            where.append(part)
+            path.append(part)
+            node = node[part]
+            continue
+        branch = isinstance(part, str) and (any(c in part for c in "[(") or index < len(loc) - 1
+                                            or not isinstance(node, (dict, list)))
+        if not (isinstance(part, str) and any(c in part for c in "[(")):
+            path.append(part)
+        if not branch:  # a missing key: the last part, a key the file does not have
+            where.append(part)
+            node = None
+        # a branch's input is the same value: the next part is looked up in it
+    return tuple(where), tuple(path)
 
 
 def _key_path(loc: tuple, hostnames: list) -> str:
@@ -104,7 +137,7 @@ def _message(item: dict, loc: tuple, model: type[BaseModel], hidden: bool = Fals
     if kind == "literal_error":
         return f"expected one of: {_choices(ctx.get('expected', ''))}, found {found}"
     if kind == "environment_value":
-        return f"{item['msg']}, found {_kind_of(item.get('input'), found)}"
+        return f"{item['msg']}, found {_kind_of(item.get('input'), found, hidden)}"
     expected = {
         "string_type": "a string",
         "int_type": "an integer",
@@ -148,18 +181,19 @@ def _choices(expected: str) -> str:
     return expected.replace("' or '", ", ").replace("'", "")
 
 
-def _kind_of(value: Any, found: str) -> str:
+def _kind_of(value: Any, found: str, hidden: bool) -> str:
     """What a value is, in words: a list, a number, a mapping without the expected keys."""
     if isinstance(value, dict):
-        keys = ", ".join(shown_name(k) for k in value) or "no key"
-        return f"a mapping with {keys}"
+        return f"a mapping with {', '.join(shown_name(k) for k in value) or 'no key'}"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, bool):
         return "true/false"
     if value is None:
-        return "null (an empty value: quote \"\" for empty text)"
-    return f"{found}" if not isinstance(value, (int, float)) else f"the number {found} (quote it for text)"
+        return 'null (an empty value: quote "" for empty text)'
+    if isinstance(value, (int, float)):
+        return f"a number{' (not shown)' if hidden else ' ' + found} (quote it for text)"
+    return found
 
 
 def _number(value: Any) -> Any:
@@ -167,6 +201,8 @@ def _number(value: Any) -> Any:
 
 
 def _unknown_key(loc: tuple, root: type[BaseModel]) -> str:
+    if not loc:
+        return "unknown key"
     key = str(loc[-1])
     name = repr(key) if shown_name(key) == key else "(a name not shown: it may be a secret)"
     model = _model_at(loc[:-1], root)

@@ -48,9 +48,13 @@ def _listed(names: list[str]) -> str:
 
 
 def _missing_stack(inv: Any, placed: dict) -> list[Problem]:
-    if inv.stack is not None:
-        return []
+    """The stack section (or its secrets) missing, said once and first: every secret and route needs it."""
     secrets = list(dict.fromkeys(s for decl in placed.values() for s in decl.secrets))
+    if inv.stack is not None:
+        if inv.stack.secrets or not secrets:
+            return []
+        return [("stack.secrets", (f"no secret is sourced, yet its services need {len(secrets)} ({_listed(secrets)}) "
+                                   "(expected stack.secrets: <name>: {env: VAR} or {vault: var}, for each)"))]
     routed = [decl.name for decl in placed.values() if decl.route]
     needs = [f"{len(secrets)} secret(s) ({_listed(secrets)})"] if secrets else []
     needs += [f"the route(s) of {_listed(routed)}"] if routed else []
@@ -134,7 +138,7 @@ def _declaration_in_inventory(inv: Any, catalog: Catalog, decl: Any) -> list[Pro
     entrypoints and mounts, a generated file's mount."""
     where = catalog.where(decl.name)
     problems: list[Problem] = []
-    if inv.stack is not None:
+    if inv.stack is not None and inv.stack.secrets:  # none at all: _missing_stack said it once
         known = sorted(inv.stack.secrets)
         for secret, key in decl.secret_keys():
             if secret in inv.stack.secrets:
