@@ -111,7 +111,7 @@ def read_declaration(file: Path) -> tuple[Declaration | None, list[Problem]]:
     problems += [(path, message, source)
                  for path, message, *_ in secret_shaped_values(document, skip=("environment",), message=SECRET_SHAPED)]
     if decl.name != file.stem:
-        problems.append(("name", f"{decl.name!r} is not the file's name (expected {file.stem!r})", source))
+        problems.append(("name", f"{shown(decl.name)} is not the file's name (expected {shown(file.stem)})", source))
         return None, problems
     return decl, problems
 

@@ -14,7 +14,7 @@ from typing import Any
 from plugins.inventory import configs, traefik
 from plugins.inventory.catalog import Catalog
 from plugins.inventory.errors import Problem
-from plugins.inventory.masking import shown
+from plugins.inventory.masking import looks_secret, shown
 
 PROXY = "traefik"
 MAX_LISTED = 5  # names listed in one line before "…"
@@ -120,7 +120,8 @@ def _collisions(inv: Any, catalog: Catalog, refs: list[str]) -> list[Problem]:
             if decl.route and routes.setdefault(decl.route.host, (name, "route.host"))[0] != name:
                 found.setdefault(("route", name, "route.host", *routes[decl.route.host], decl.route.host), [])
     problems: list[Problem] = []
-    for (kind, name, key, other, other_key, value), hosts in found.items():
+    for (kind, name, key, other, other_key, found_value), hosts in found.items():
+        value = "(not shown)" if isinstance(found_value, str) and looks_secret(found_value) else found_value
         if kind == "route":
             domain = inv.stack.domain if inv.stack else "its domain"
             message = (f"{value}.{domain} is also the route of {catalog.where(other)} ({other_key}); {inv.source} "
