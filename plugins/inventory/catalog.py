@@ -140,12 +140,16 @@ def _dependency_problems(catalog: Catalog) -> list[Problem]:
             hint = f"did you mean {close[0]}? " if close else ""
             problems.append((f"depends_on[{index}]", (f"{shown(dependency)} is not declared ({hint}expected one of: "
                                                       f"{', '.join(catalog.names)})"), catalog.where(decl.name)))
+    by_edge: dict[tuple[str, int], list[list[str]]] = {}
     for cycle in dependency_cycles(catalog):
-        first, last = cycle[0], cycle[-2]
-        index = catalog[first].depends_on.index(cycle[1])
+        by_edge.setdefault((cycle[0], catalog[cycle[0]].depends_on.index(cycle[1])), []).append(cycle)
+    for (first, index), cycles in by_edge.items():  # one line per dependency that starts cycles: its shortest
+        cycle = min(cycles, key=len)
+        last = cycle[-2]
         closing = catalog[last].depends_on.index(first)
+        more = f"; {len(cycles) - 1} more through it" if len(cycles) > 1 else ""
         problems.append((f"depends_on[{index}]", (f"dependency cycle {' -> '.join(cycle)} ({catalog.where(last)}: "
-                                                  f"depends_on[{closing}] closes it): nothing can start first "
+                                                  f"depends_on[{closing}] closes it{more}): nothing can start first "
                                                   "(expected no service to depend on itself through others)"),
                          catalog.where(first)))
     return problems
