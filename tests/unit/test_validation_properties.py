@@ -45,7 +45,7 @@ INVENTORIES = {name: yaml.safe_load((ROOT / "inventories" / f"{name}.yml").read_
 DECLARATIONS = {path.stem: yaml.safe_load(path.read_text()) for path in sorted(CATALOG_DIR.glob("*.yml"))}
 # Per test: each example loads an inventory and its catalog (tens of ms), so a test stays a few seconds. To hunt
 # for more, PROPERTY_EXAMPLES=5000 runs that many, new ones each run (not derandomized).
-EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "50"))
 PROPERTIES = settings(max_examples=EXAMPLES, derandomize="PROPERTY_EXAMPLES" not in os.environ, database=None,
                       deadline=None,
                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -128,14 +128,15 @@ def write_yaml(path: Path, document: Any) -> None:
     path.write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
-def hidden_values(document: Any, under_secret: bool = False) -> list[str]:
+def hidden_values(document: Any, under_secret: bool = False, environment: bool = False) -> list[str]:
     """Every text of the document no message may show: a secret's shape anywhere, the planted password under a
-    secret's key (the real files' values under such keys are names: of a variable, of a vault entry)."""
+    secret's key (the real files' values under such keys are names: of a variable, of a vault entry); in a
+    declaration's environment, KEY or PASS as a word names a secret too."""
     found = []
     if isinstance(document, dict):
         for key, value in document.items():
-            secret_key = isinstance(key, str) and (says_secret(key) or names_a_secret(key))
-            found.extend(hidden_values(value, under_secret or secret_key))
+            secret_key = isinstance(key, str) and (says_secret(key) or (environment and names_a_secret(key)))
+            found.extend(hidden_values(value, under_secret or secret_key, key == "environment"))
             if isinstance(key, str) and looks_secret(key):
                 found.append(key)
     elif isinstance(document, list):
