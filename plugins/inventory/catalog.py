@@ -107,9 +107,10 @@ def read_declaration(file: Path) -> tuple[Declaration | None, list[Problem]]:
     except ValidationError as error:
         described = describe_errors(error, document, model=Declaration, hidden=_hidden)
         return None, [(path, message, source) for path, message, *_ in described]
+    shaped = secret_shaped_values(document, skip=("environment",), message=SECRET_SHAPED)
+    if shaped:  # a declaration holding a secret is used by nothing: no other line may name its values
+        return None, [(path, message, source) for path, message, *_ in shaped]
     problems = [(path, message, source) for path, message in declaration_problems(decl)]
-    problems += [(path, message, source)
-                 for path, message, *_ in secret_shaped_values(document, skip=("environment",), message=SECRET_SHAPED)]
     if decl.name != file.stem:
         problems.append(("name", f"{shown(decl.name)} is not the file's name (expected {shown(file.stem)})", source))
         return None, problems
