@@ -194,6 +194,8 @@ def address_problems(decl: Declaration, catalog: Catalog) -> list[tuple[str, str
         problems.append(("environment.PORT", (f"PORT is {shown(port)}, but its ports declare container port "
                                               f"{', '.join(str(p.container) for p in decl.ports) or 'none'} "
                                               "(expected the port it listens on)")))
+    declared = {d.container: d.name for d in catalog.declarations.values() if d.name not in decl.depends_on}
+    not_listed: dict[str, str] = {}  # key → the declared service whose container it names, not in depends_on
     for key, value in environment.items():
         if not key.endswith(("HOST", "_URL")):
             continue
@@ -203,7 +205,9 @@ def address_problems(decl: Declaration, catalog: Catalog) -> list[tuple[str, str
         target = containers.get(match["host"])
         if target is None and undeclared:
             continue
-        if target is None:
+        if target is None and declared.get(match["host"], decl.name) != decl.name:
+            not_listed[key] = declared[match["host"]]
+        elif target is None:
             problems.append((f"environment.{key}", (f"names {match['host']}, which is not the container of any of "
                                                     "its dependencies (expected one of: "
                                                     f"{', '.join(containers) or 'none: depends_on is empty'})")))
@@ -212,6 +216,11 @@ def address_problems(decl: Declaration, catalog: Catalog) -> list[tuple[str, str
             problems.append((f"environment.{key}", (f"names port {match['port']} of {target.container}, which "
                                                     f"{catalog.where(target.name)} does not declare (expected one "
                                                     f"of: {ports})")))
+    if not_listed:  # one cause (a dependency left out), said once
+        services = list(dict.fromkeys(not_listed.values()))
+        problems.append(("depends_on", (f"{', '.join(not_listed)} name the container of {', '.join(services)}, which "
+                                        f"depends_on does not list (expected depends_on: [{', '.join(services)}]: "
+                                        "started first, on the same host)")))
     return problems
 
 

@@ -153,5 +153,7 @@ def _declaration_in_inventory(inv: Any, catalog: Catalog, decl: Any) -> list[Pro
         problems += [("volumes" if line.startswith("no host directory") else "ports", line, where)
                      for line in traefik.entrypoint_problems(decl)]
     problems += [("volumes", line, where) for line in configs.mount_problems(decl)]
-    problems += [(key, line, where) for key, line in configs.port_problems(decl)]
+    if not any(len(problem) == 3 and problem[2] == where for problem in catalog.problems):
+        # a declaration's own mistake (an unpublished check port) already explains what its files cannot read
+        problems += [(key, line, where) for key, line in configs.port_problems(decl)]
     return problems
