@@ -241,6 +241,8 @@ MISTAKES = [
      "services/promtail.yml: command: expected a list, found '-config.file=/etc/promtail/config.yml'"),
     ("generated-config-port-unpublished", "loki", "{container: 3100, published: 3100}", "{container: 3100}",
      "services/loki.yml: http[0].port: container port 3100 is not published"),
+    ("generated-config-without-port", "promtail", "ports:\n  - {container: 9080, published: 9080}\n", "",
+     "services/promtail.yml: ports: no port declared, yet its HTTP checks, probes or route use container port 9080"),
     ("yaml-error", "netbox", "depends_on: [netbox-db, netbox-redis]", "depends_on: [netbox-db, netbox-redis",
      "services/netbox.yml: line 23, column 13: invalid YAML: a [ list opens here and is never closed"),
     ("yaml-11-boolean", "netbox", "DB_NAME: netbox", "DB_NAME: on",
@@ -255,6 +257,14 @@ def test_each_mistake_is_one_line_naming_the_file_and_key(services, name, old, n
     found = problems(services)
     assert len(found) == 1 and found[0].startswith(expected), found
     assert "Input should" not in found[0] and "pydantic" not in found[0]
+
+
+def test_a_generated_file_needs_the_first_port_of_what_it_reads(services):
+    """promtail without ports (nor a check): its config.yml has no port to listen on: said, not a crash."""
+    edit(services, "promtail", "ports:\n  - {container: 9080, published: 9080}\n", "")
+    edit(services, "promtail", "http:\n  - {port: 9080, path: /ready, accepted: [200], warmup: [503], deadline: 60}\n", "")
+    assert problems(services) == [("services/promtail.yml: ports: no port declared (expected one, published: its "
+                                  "config.yml reads its first port)")]
 
 
 def test_a_missing_stack_section_is_said_first_and_once(tmp_path):
