@@ -24,14 +24,17 @@ EXIT_INTERNAL = 70  # EX_SOFTWARE
 LEVELS = f"""\
 check validates in three levels and stops at the first that fails:
   structure    the file alone: YAML without YAML 1.1 surprises, keys, value grammars (names that reach a
-               shell, apt, Docker or Proxmox), cross-field rules. Every pytest session checks this at start.
+               shell, apt, Docker or Proxmox), cross-field rules; and the services/<name>.yml declarations it
+               runs (each one's keys and values, no secret written in one, dependencies declared and without a
+               cycle, published ports and route hosts unique). Every pytest session checks this at start.
   repository   against this checkout: each role has ansible/roles/<role>/tasks/main.yml, the environment
                has terraform/envs/<environment>, service ports agree with what the roles serve.
   this machine only with --here: the files the inventory names (proxmox.ca_file, services' ca_file,
                runner.deploy_key and its .pub) exist, are readable and not empty, the key is not readable
                by others. Run it on the runner: without --here nothing on this machine is looked at, so
                inventories/homelab.yml validates anywhere. The deploy checks these again in its preflight.
-A problem is one line on stderr naming the file and the key (or line); exit status {EXIT_INVALID}; nothing is written.
+A problem is one line on stderr naming the file and the key (or line) — a declaration's own file for a mistake in
+it, both files when two declarations collide; exit status {EXIT_INVALID}; nothing is written.
 """
 
 
