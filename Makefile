@@ -36,11 +36,12 @@ health:             ## read-only validation of every host and service
 
 # The unit tests first, on every core (pytest-xdist): a broken unit fails in a minute, not after the lab's part.
 test: lab-up        ## the project's own tests: unit (in parallel), then emulator conformance and end to end on the lab
-	$(PYTEST) tests -m unit -n auto
+	$(PYTEST) tests -m unit -n auto --hypothesis-show-statistics
 	$(LABENV) && $(PYTEST) tests -m "not unit"
 
+# --hypothesis-show-statistics: how many mutated inventories and declarations the property-based tests ran.
 test-unit: install  ## only the fast tests: no root, no lab (in parallel)
-	$(PYTEST) tests -m unit -n auto
+	$(PYTEST) tests -m unit -n auto --hypothesis-show-statistics
 
 report:             ## render reports/allure-results to reports/allure-report (offline), with the trend of earlier renders
 	@test -d reports/allure-results || { echo "make report: no reports/allure-results: run make deploy or make health first" >&2; exit 1; }

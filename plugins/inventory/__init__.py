@@ -2,8 +2,10 @@
 
 files (a path → text) → strict_yaml (text → data, no YAML 1.1 surprises) → model (fields: value grammars;
 rules: cross-field) → loader (load_inventory, one-line InventoryError, messages that never show a secret);
-then repository (against this checkout) and machine (files on this machine); schema; cli
-(`python -m plugins.inventory`); plugin (the pytest entry: `--inventory`, the `inventory` fixture).
+the services the inventory runs: catalog (every services/<name>.yml, each a declaration; the rules between
+them) and stack_rules (between them and the inventory); then repository (against this checkout) and machine
+(files on this machine); schema (inventories/ and services/schema.json); cli (`python -m plugins.inventory`);
+plugin (the pytest entry: `--inventory`, the `inventory` fixture).
 """
 
 from plugins.inventory.errors import InventoryError, Problem

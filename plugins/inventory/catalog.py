@@ -1,211 +1,49 @@
 """The catalog of services: one declaration per service (services/<name>.yml), shared by every inventory.
 
-A declaration says what a service IS (its upstream image, container, ports, environment with secrets by
-reference, volumes, health check, dependencies, route and HTTP acceptance); an inventory says WHERE it runs
-(hosts[].services) and the environment's values (stack: domain, TLS files, where each secret comes from).
-Everything else is derived from the two: what Ansible deploys, Traefik's routes, the health checks.
+A declaration (declaration.py) says what a service IS; an inventory says WHERE it runs (hosts[].services) and
+the environment's values (stack: domain, TLS files, where each secret comes from). Here: every file read and
+validated, each problem one line naming the declaration's file and key, and the rules between declarations
+(dependencies declared, no dependency cycle).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from plugins.inventory.errors import InventoryError, Problem
-from plugins.inventory.fields import AbsolutePath, ContainerName, Flag, Label, RoleName, StatusCode
+from plugins.inventory.declaration import Declaration, declaration_problems
+from plugins.inventory.errors import InventoryError, Problem, problem_line
 from plugins.inventory.files import display, read_text
+from plugins.inventory.masking import shown
+from plugins.inventory.messages import describe_errors, secret_shaped_values
 from plugins.inventory.strict_yaml import parse
+from plugins.shared.secret_names import names_a_secret
 
 CATALOG_DIR = Path(__file__).resolve().parents[2] / "services"
-MAX_DEADLINE = 3600
+# An environment value that addresses another container: `name`, `name:port` or `scheme://name[:port][/path]`.
+_ADDRESS = re.compile(r"^(?:[a-z][a-z0-9+.-]*://)?(?P<host>[a-z0-9][a-z0-9_-]*)(?::(?P<port>[0-9]+))?(?:/.*)?$")
+EXPECTED_DECLARATION = "expected a service declaration: name, container, image, …"
+SECRET_SHAPED = ("a value shaped like a secret (a key, token or UUID; not shown) is refused (expected no secret in "
+                 "a declaration: its environment names secrets with {secret: NAME})")
 
-# name[:port]/path:tag — a Docker reference with an explicit tag (a digest is allowed after it).
-_IMAGE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
-                    r":[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:@sha256:[a-f0-9]{64})?$")
-_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SECRET = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
-
-Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
-Seconds = Annotated[float, Field(strict=True, gt=0, le=MAX_DEADLINE, allow_inf_nan=False)]
-Image = Annotated[str, Field(strict=True, pattern=_IMAGE.pattern)]
-EnvName = Annotated[str, Field(strict=True, pattern=_ENV.pattern)]
-SecretName = Annotated[str, Field(strict=True, pattern=_SECRET.pattern)]
-UrlPath = Annotated[str, Field(strict=True, pattern=_PATH.pattern)]
-# A relative directory inside the role's source: no leading /, no `..`.
-BuildContext = Annotated[str, Field(strict=True, pattern=r"^(?:\.|[A-Za-z0-9_][A-Za-z0-9._-]*(?:/[A-Za-z0-9_][A-Za-z0-9._-]*)*)$")]
-VolumeSource = Annotated[str, Field(strict=True, pattern=r"^(?:/[A-Za-z0-9._/-]*|[a-z0-9][a-z0-9_.-]*)$")]
-
-
-class Strict(BaseModel):
-    """Base of every declaration section: a misspelt key is an error."""
-
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
-
-
-class PortMapping(Strict):
-    """A port the container listens on, and the host port it is published on (none: the host's network only)."""
-
-    container: Port
-    published: Port | None = None
-    name: Label | None = Field(None, description="what the port is for (Traefik's entrypoints are named so)")
-
-
-class SecretRef(Strict):
-    """An environment value that is a secret: its NAME only; the inventory says where its value comes from."""
-
-    secret: SecretName
-
-
-class Volume(Strict):
-    """A named volume (`pgdata`) or a host directory (`/opt/homelab/x`) mounted at target."""
-
-    source: VolumeSource
-    target: AbsolutePath
-    read_only: Flag = False
-
-    @property
-    def named(self) -> bool:
-        """True for a Docker named volume, false for a host directory."""
-        return not self.source.startswith("/")
-
-
-class Healthcheck(Strict):
-    """Docker's HEALTHCHECK of the container."""
-
-    test: Annotated[list[Annotated[str, Field(strict=True, min_length=1)]], Field(min_length=1)]
-    interval: Seconds = 10
-    timeout: Seconds = 5
-    retries: Annotated[int, Field(strict=True, ge=1, le=100)] = 3
-    start_period: Annotated[float, Field(strict=True, ge=0, le=MAX_DEADLINE)] = 0
-
-
-class Acceptance(Strict):
-    """One HTTP check of the service: a container port's path and the codes that mean healthy (incident #12)."""
-
-    name: Label | None = Field(None, description="suffix of the check's name: <service>-<name>")
-    port: Port = Field(description="the container port (it must be published)")
-    path: UrlPath = "/"
-    accepted: Annotated[list[StatusCode], Field(min_length=1)]
-    warmup: list[StatusCode] = []
-    deadline: Seconds = 60
-    follow_redirects: Flag = False
-
-
-class Route(Strict):
-    """Traefik's router for the service: <host>.<domain> → the service's host:published port."""
-
-    host: Label = Field(description="the first label of the host name; the inventory gives the domain")
-    port: Port = Field(description="the container port Traefik forwards to (it must be published)")
-
-
-class FunctionalProbe(Strict):
-    """A functional probe of the service (plugins/health/functional): what it does beyond answering a code."""
-
-    kind: Literal["vaultwarden_admin", "netbox_status", "zabbix_api", "prometheus_targets", "grafana_datasources"] = Field(
-        description="plugins/health/functional's kinds")
-    port: Port = Field(description="the container port (it must be published)")
-    path: UrlPath = "/"
-    secret: SecretName | None = Field(None, description="the secret it authenticates with (stack.secrets names it)")
-    deadline: Seconds = 60
-
-
-class Build(Strict):
-    """The image is built on the host by a role (the app's own code), under the declaration's image tag."""
-
-    by: RoleName
-    context: BuildContext = Field(".", description="the build context, relative to the source the role ships")
-
-
-class Declaration(Strict):
-    """One service of the homelab, declared once."""
-
-    name: Label
-    container: ContainerName
-    image: Image = Field(description="upstream reference with a pinned tag (or the tag a role builds)")
-    build: Build | None = None
-    command: list[Annotated[str, Field(strict=True)]] = []
-    ports: list[PortMapping] = []
-    environment: dict[EnvName, Annotated[str, Field(strict=True)] | SecretRef] = {}
-    volumes: list[Volume] = []
-    healthcheck: Healthcheck | None = None
-    depends_on: list[Label] = []
-    route: Route | None = None
-    http: list[Acceptance] = []
-    probes: list[FunctionalProbe] = []
-    restart: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
-    init: Flag = False
-
-    @property
-    def secrets(self) -> list[str]:
-        """Names of the secrets its environment and its probes refer to."""
-        found = [value.secret for value in self.environment.values() if isinstance(value, SecretRef)]
-        return found + [p.secret for p in self.probes if p.secret and p.secret not in found]
-
-    def published(self, container_port: int) -> int | None:
-        """The host port a container port is published on, or None."""
-        return next((p.published for p in self.ports if p.container == container_port), None)
-
-    def port_named(self, name: str) -> PortMapping | None:
-        """The port mapping of that name, or None."""
-        return next((p for p in self.ports if p.name == name), None)
-
-    def check_name(self, acceptance: Acceptance) -> str:
-        """The health check's name of one acceptance: the service's name, or <service>-<acceptance name>."""
-        return f"{self.name}-{acceptance.name}" if acceptance.name else self.name
-
-
-def declaration_problems(decl: Declaration) -> list[Problem]:
-    """Rules inside one declaration: ports checked and routed are published, tags are pinned, no self-dependency."""
-    problems: list[Problem] = []
-    ports = [p.container for p in decl.ports]
-    published = [p.published for p in decl.ports if p.published is not None]
-    for index, port in enumerate(ports):
-        if port in ports[:index]:
-            problems.append((f"ports[{index}].container", f"{port} is listed twice (expected each port once)"))
-    for index, port in enumerate(published):
-        if port in published[:index]:
-            problems.append((f"ports[{index}].published", f"{port} is published twice (expected each once)"))
-    for index, acceptance in enumerate(decl.http):
-        if decl.published(acceptance.port) is None:
-            problems.append((f"http[{index}].port", _unpublished(acceptance.port, ports)))
-        for code_index, code in enumerate(acceptance.warmup):
-            if code in acceptance.accepted:
-                problems.append((f"http[{index}].warmup[{code_index}]",
-                                 f"{code} is also in accepted (expected a code accepted only while warming up)"))
-    names = [decl.check_name(a) for a in decl.http]
-    for index, name in enumerate(names):
-        if name in names[:index]:
-            problems.append((f"http[{index}].name", f"check {name!r} is declared twice (expected a unique name)"))
-    for index, probe in enumerate(decl.probes):
-        if decl.published(probe.port) is None:
-            problems.append((f"probes[{index}].port", _unpublished(probe.port, ports)))
-    if decl.route and decl.published(decl.route.port) is None:
-        problems.append(("route.port", _unpublished(decl.route.port, ports)))
-    if decl.build is None and decl.image.rsplit(":", 1)[-1] == "latest":
-        problems.append(("image", f"{decl.image} is not pinned (expected an upstream tag such as :15 or :v3.7.15)"))
-    if decl.name in decl.depends_on:
-        problems.append(("depends_on", f"{decl.name} depends on itself (expected other services)"))
-    return problems
-
-
-def _unpublished(port: int, ports: list[int]) -> str:
-    listed = ", ".join(map(str, ports)) or "none"
-    return f"container port {port} is not published (expected one of the published ports; ports: {listed})"
+__all__ = ["CATALOG_DIR", "Catalog", "Declaration", "dependency_order", "load_catalog", "repository_catalog"]
 
 
 class Catalog:
     """Every declaration of a catalog directory, by name; `problems` says what is wrong with it."""
 
-    def __init__(self, directory: Path, declarations: dict[str, Declaration], problems: list[str]):
+    def __init__(self, directory: Path, declarations: dict[str, Declaration], problems: list[Problem],
+                 broken: set[str] | None = None):
         self.directory = directory
         self.declarations = declarations
-        self.problems = problems
+        self.problems = problems  # (key path, message, declaration file)
+        self.broken = broken or set()  # the files' names whose declaration could not be read: not "undeclared"
 
     def __contains__(self, name: object) -> bool:
         """Tell whether a service of that name is declared."""
@@ -220,53 +58,170 @@ class Catalog:
         """Every declared service, sorted."""
         return sorted(self.declarations)
 
+    def where(self, name: str) -> str:
+        """The file of a declaration, as messages show it: `services/netbox.yml`."""
+        return display(self.directory / f"{name}.yml")
 
-def _where(directory: Path, name: str) -> str:
-    return display(directory / f"{name}.yml")
+    def lines(self) -> list[str]:
+        """Each problem of the catalog, one line naming the declaration's file and key."""
+        return [problem_line(display(self.directory), problem) for problem in self.problems]
 
 
 def load_catalog(directory: str | os.PathLike = CATALOG_DIR) -> Catalog:
     """Read every services/<name>.yml; each problem one line `services/x.yml: key: expected …, found …`."""
     path = Path(directory)
     declarations: dict[str, Declaration] = {}
-    problems: list[str] = []
+    problems: list[Problem] = []
+    broken: set[str] = set()
     files = sorted(path.glob("*.yml")) if path.is_dir() else []
     if not files:
-        problems.append(f"{display(path)}: no service declarations (expected services/<name>.yml files)")
+        problems.append(("", "no service declarations (expected services/<name>.yml files)", display(path)))
     for file in files:
-        try:
-            source, text = read_text(file)
-            document = parse(source, text)
-        except InventoryError as error:
-            problems.extend(error.lines())
-            continue
-        source = display(file)
-        try:
-            decl = Declaration.model_validate(document)
-        except ValidationError as error:
-            problems.extend(f"{source}: {_loc(item['loc'])}: {item['msg']}" for item in error.errors(include_url=False))
-            continue
-        if decl.name != file.stem:
-            problems.append(f"{source}: name: {decl.name!r} is not the file's name (expected {file.stem!r})")
-            continue
-        problems.extend(f"{source}: {key}: {message}" for key, message in declaration_problems(decl))
-        declarations[decl.name] = decl
+        decl, found = read_declaration(file)
+        problems.extend(found)
+        if decl is None:
+            broken.add(file.stem)
+        else:
+            declarations[decl.name] = decl
+    catalog = Catalog(path, declarations, problems, broken)
+    problems.extend(_dependency_problems(catalog))
     for decl in declarations.values():
+        problems.extend((key, message, catalog.where(decl.name)) for key, message in address_problems(decl, catalog))
+    return catalog
+
+
+def read_declaration(file: Path) -> tuple[Declaration | None, list[Problem]]:
+    """One declaration file: (the declaration or None, its problems as (key, message, file))."""
+    source = display(file)
+    try:
+        source, text = read_text(file)
+        document = parse(source, text)
+    except InventoryError as error:
+        return None, [(path, message, error.source) for path, message, *_ in error.problems]
+    if document is None:
+        return None, [("", f"the file is empty ({EXPECTED_DECLARATION})", source)]
+    if not isinstance(document, dict):
+        return None, [("", f"the top level is {_kind(document)} ({EXPECTED_DECLARATION})", source)]
+    try:
+        decl = Declaration.model_validate(document)
+    except ValidationError as error:
+        described = describe_errors(error, document, model=Declaration, hidden=_hidden)
+        return None, [(path, message, source) for path, message, *_ in described]
+    shaped = secret_shaped_values(document, skip=("environment",), message=SECRET_SHAPED)
+    if shaped:  # a declaration holding a secret is used by nothing: no other line may name its values
+        return None, [(path, message, source) for path, message, *_ in shaped]
+    problems = [(path, message, source) for path, message in declaration_problems(decl)]
+    if decl.name != file.stem:
+        problems.append(("name", f"{shown(decl.name)} is not the file's name (expected {shown(file.stem)})", source))
+        return None, problems
+    return decl, problems
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "true/false"
+    return "a number" if isinstance(value, (int, float)) else "a single value"
+
+
+def _hidden(loc: tuple) -> bool:
+    # a value under a key that names a secret (APP_KEY, SMTP_PASS) is never shown, whatever is wrong with it
+    return len(loc) > 1 and loc[0] == "environment" and names_a_secret(str(loc[1]))
+
+
+def _dependency_problems(catalog: Catalog) -> list[Problem]:
+    """depends_on names declared services, and no chain of them comes back to where it started."""
+    problems: list[Problem] = []
+    for decl in catalog.declarations.values():
         for index, dependency in enumerate(decl.depends_on):
-            if dependency not in declarations:
-                problems.append(f"{_where(path, decl.name)}: depends_on[{index}]: {dependency!r} is not declared "
-                                f"(expected one of: {', '.join(sorted(declarations))})")
-    return Catalog(path, declarations, problems)
+            if dependency in catalog or dependency in catalog.broken:
+                continue
+            close = difflib.get_close_matches(dependency, catalog.names, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            problems.append((f"depends_on[{index}]", (f"{shown(dependency)} is not declared ({hint}expected one of: "
+                                                      f"{', '.join(catalog.names)})"), catalog.where(decl.name)))
+    by_edge: dict[tuple[str, int], list[list[str]]] = {}
+    for cycle in dependency_cycles(catalog):
+        by_edge.setdefault((cycle[0], catalog[cycle[0]].depends_on.index(cycle[1])), []).append(cycle)
+    for (first, index), cycles in by_edge.items():  # one line per dependency that starts cycles: its shortest
+        cycle = min(cycles, key=len)
+        last = cycle[-2]
+        closing = catalog[last].depends_on.index(first)
+        more = f"; {len(cycles) - 1} more through it" if len(cycles) > 1 else ""
+        problems.append((f"depends_on[{index}]", (f"dependency cycle {' -> '.join(cycle)} ({catalog.where(last)}: "
+                                                  f"depends_on[{closing}] closes it{more}): nothing can start first "
+                                                  "(expected no service to depend on itself through others)"),
+                         catalog.where(first)))
+    return problems
 
 
-def _loc(loc: tuple) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif "[" not in str(part) and "(" not in str(part):
-            text += f".{part}" if text else str(part)
-    return text or "(top level)"
+MAX_CYCLES = 10  # past a few, the list of cycles says nothing more: the chains need untangling
+
+
+def dependency_cycles(catalog: Catalog) -> list[list[str]]:
+    """Each dependency cycle once (at most MAX_CYCLES), as names from its smallest back to it: [a, b, a]."""
+    cycles: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
+    for start in catalog.names:
+        stack = [(start, [start])]
+        while stack:  # depth-first, iterative: a catalog's chains are short, but a mutated one needs no recursion
+            name, path = stack.pop()
+            for dependency in catalog[name].depends_on:
+                if dependency == start and len(path) > 1:
+                    members = frozenset(path)
+                    if members not in seen:
+                        seen.add(members)
+                        cycles.append([*path, start])
+                        if len(cycles) == MAX_CYCLES:
+                            return cycles
+                elif dependency in catalog and dependency not in path and dependency > start:
+                    stack.append((dependency, [*path, dependency]))
+    return cycles
+
+
+def address_problems(decl: Declaration, catalog: Catalog) -> list[tuple[str, str]]:
+    """An environment value that reaches a dependency (`*HOST`, `*_URL`) must name that dependency's container,
+    and a port it listens on; `PORT`, where set, is a declared container port: a container or a port renamed in
+    one place of a declaration alone is found here."""
+    dependencies = [catalog[name] for name in decl.depends_on if name in catalog]
+    containers = {d.container: d for d in dependencies}
+    undeclared = len(dependencies) < len(decl.depends_on)  # said already: its containers are not known
+    problems = []
+    environment = decl.literal_environment
+    port = environment.get("PORT")
+    if port is not None and port not in {str(p.container) for p in decl.ports}:
+        problems.append(("environment.PORT", (f"PORT is {shown(port)}, but its ports declare container port "
+                                              f"{', '.join(str(p.container) for p in decl.ports) or 'none'} "
+                                              "(expected the port it listens on)")))
+    declared = {d.container: d.name for d in catalog.declarations.values() if d.name not in decl.depends_on}
+    not_listed: dict[str, str] = {}  # key → the declared service whose container it names, not in depends_on
+    for key, value in environment.items():
+        if not key.endswith(("HOST", "_URL")):
+            continue
+        match = _ADDRESS.match(value)
+        if not match or match["host"] == "localhost":
+            continue
+        target = containers.get(match["host"])
+        if target is None and undeclared:
+            continue
+        if target is None and declared.get(match["host"], decl.name) != decl.name:
+            not_listed[key] = declared[match["host"]]
+        elif target is None:
+            problems.append((f"environment.{key}", (f"names {match['host']}, which is not the container of any of "
+                                                    "its dependencies (expected one of: "
+                                                    f"{', '.join(containers) or 'none: depends_on is empty'})")))
+        elif match["port"] and int(match["port"]) not in {p.container for p in target.ports}:
+            ports = ", ".join(str(p.container) for p in target.ports) or "none"
+            problems.append((f"environment.{key}", (f"names port {match['port']} of {target.container}, which "
+                                                    f"{catalog.where(target.name)} does not declare (expected one "
+                                                    f"of: {ports})")))
+    if not_listed:  # one cause (a dependency left out), said once
+        services = list(dict.fromkeys(not_listed.values()))
+        problems.append(("depends_on", (f"{', '.join(not_listed)} name the container of {', '.join(services)}, which "
+                                        f"depends_on does not list (expected depends_on: [{', '.join(services)}]: "
+                                        "started first, on the same host)")))
+    return problems
 
 
 @lru_cache(maxsize=8)
@@ -280,7 +235,8 @@ def repository_catalog(directory: str | os.PathLike = CATALOG_DIR) -> Catalog:
 
 
 def dependency_order(names: list[str], catalog: Catalog) -> list[str]:
-    """The names with each service after the ones it depends on (inventory order otherwise)."""
+    """The names with each service after the ones it depends on (inventory order otherwise; a cycle, refused at
+    load, cannot loop here)."""
     done: list[str] = []
 
     def visit(name: str, path: tuple[str, ...]) -> None:

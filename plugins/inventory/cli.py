@@ -16,7 +16,7 @@ from plugins.inventory.loader import display, load_inventory
 from plugins.inventory.machine import machine_problems
 from plugins.inventory.plugin import DEFAULT_INVENTORY
 from plugins.inventory.repository import repository_problems
-from plugins.inventory.schema import SCHEMA_PATH, schema_text
+from plugins.inventory.schema import DECLARATION_SCHEMA_PATH, SCHEMA_PATH, written_schemas
 
 EXIT_INVALID = 1
 EXIT_INTERNAL = 70  # EX_SOFTWARE
@@ -24,14 +24,17 @@ EXIT_INTERNAL = 70  # EX_SOFTWARE
 LEVELS = f"""\
 check validates in three levels and stops at the first that fails:
   structure    the file alone: YAML without YAML 1.1 surprises, keys, value grammars (names that reach a
-               shell, apt, Docker or Proxmox), cross-field rules. Every pytest session checks this at start.
+               shell, apt, Docker or Proxmox), cross-field rules; and the services/<name>.yml declarations it
+               runs (each one's keys and values, no secret written in one, dependencies declared and without a
+               cycle, published ports and route hosts unique). Every pytest session checks this at start.
   repository   against this checkout: each role has ansible/roles/<role>/tasks/main.yml, the environment
                has terraform/envs/<environment>, service ports agree with what the roles serve.
   this machine only with --here: the files the inventory names (proxmox.ca_file, services' ca_file,
                runner.deploy_key and its .pub) exist, are readable and not empty, the key is not readable
                by others. Run it on the runner: without --here nothing on this machine is looked at, so
                inventories/homelab.yml validates anywhere. The deploy checks these again in its preflight.
-A problem is one line on stderr naming the file and the key (or line); exit status {EXIT_INVALID}; nothing is written.
+A problem is one line on stderr naming the file and the key (or line) — a declaration's own file for a mistake in
+it, both files when two declarations collide; exit status {EXIT_INVALID}; nothing is written.
 """
 
 
@@ -52,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     for name, what in (("tfvars", "the Terraform variables"), ("ansible", "the Ansible inventory")):
         command = commands.add_parser(name, help=f"print {what} derived from the inventory, as JSON")
         command.add_argument("path", nargs="?", default=DEFAULT_INVENTORY, metavar="PATH")
-    commands.add_parser("schema", help=f"write {display(SCHEMA_PATH)} from the model")
+    commands.add_parser("schema", help=f"write {display(SCHEMA_PATH)} and {display(DECLARATION_SCHEMA_PATH)} from the "
+                                       "models")
     return parser
 
 
@@ -74,8 +78,9 @@ def check(path: str, here: bool) -> list[str]:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "schema":
-        SCHEMA_PATH.write_text(schema_text(), encoding="utf-8")
-        print(f"wrote {display(SCHEMA_PATH)}")
+        for path, text in written_schemas().items():
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {display(path)}")
         return 0
     if args.command == "check":
         problems = [line for path in args.paths for line in check(path, args.here)]

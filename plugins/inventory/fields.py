@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import AfterValidator, Field
 
 from plugins.inventory.masking import looks_secret, shown
-from plugins.report.redaction import SECRET_WORDS
+from plugins.shared.secret_names import SECRET_WORDS
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -163,6 +163,11 @@ def _no_tls_off(value: bool) -> bool:
 def _pattern(pattern: re.Pattern) -> dict:
     """Patterns go to the JSON schema only: the validators give the better message."""
     return {"pattern": pattern.pattern}
+
+
+def grammar(pattern: re.Pattern, expected: str) -> Any:
+    """A text field of that grammar: the pattern in the JSON schema, `<value> is not <expected>` when it fails."""
+    return Annotated[str, Field(strict=True, json_schema_extra=_pattern(pattern)), AfterValidator(_grammar(pattern, expected))]
 
 
 Text = Annotated[str, Field(strict=True, min_length=1)]

@@ -39,7 +39,7 @@ def validate_document(source: str, document: Any, catalog: Catalog | None = None
     """Validate plain data as the inventory of `source` (against services/, or `catalog`); InventoryError naming
     each key, expected and found."""
     try:
-        inventory = Inventory.model_validate(document, context={"catalog": catalog})
+        inventory = Inventory.model_validate(document, context={"catalog": catalog, "source": source})
     except ValidationError as error:
         raise InventoryError(source, describe_errors(error, document)) from None
     secrets = secret_shaped_values(document)

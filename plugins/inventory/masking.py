@@ -6,7 +6,7 @@ import re
 import reprlib
 from collections.abc import Iterable
 
-from plugins.report.redaction import says_secret
+from plugins.shared.secret_names import says_secret
 
 HIDDEN = "a value (not shown: it may be a secret)"
 
@@ -28,7 +28,7 @@ _repr.maxlevel = 3
 def is_secret_key(parts: Iterable[object]) -> bool:
     """Tell whether a key path (any of its names) says its value is, or may hold, a secret.
 
-    The secret words are the suite's one rule (plugins/report/redaction.py); every value under such a key
+    The secret words are the suite's one rule (plugins/shared/secret_names.py); every value under such a key
     is hidden, a token_id or a *_file included: a pasted secret may land there.
     """
     return any(isinstance(p, str) and says_secret(p) for p in parts)
@@ -43,7 +43,7 @@ def looks_secret(text: str) -> bool:
 
 def shown(value: object, key_path: Iterable[object] = ()) -> str:
     """The value as a message may show it: a short repr, or a note that it is hidden."""
-    if is_secret_key(key_path):
+    if is_secret_key(key_path) or _holds_secret_key(value):
         return HIDDEN
     try:
         text = _repr.repr(value)
@@ -52,7 +52,20 @@ def shown(value: object, key_path: Iterable[object] = ()) -> str:
     return HIDDEN if looks_secret(str(value) if isinstance(value, str) else text) else text
 
 
+def _holds_secret_key(value: object, depth: int = 0) -> bool:
+    """A mapping pasted in the wrong place (`{password: hunter2}`) hides its values as its right place would."""
+    if depth > 3 or not isinstance(value, (dict, list)):  # a repr shows 3 levels (maxlevel)
+        return False
+    if isinstance(value, dict):
+        return any(isinstance(k, str) and says_secret(k) for k in value) or any(
+            _holds_secret_key(v, depth + 1) for v in value.values())
+    return any(_holds_secret_key(v, depth + 1) for v in value)
+
+
 def shown_name(name: object) -> str:
     """A key name for a key path: as given, unless it has the shape of a secret."""
     text = str(name)
-    return "<hidden key>" if looks_secret(text) or "\n" in text else text
+    if looks_secret(text) or "\n" in text:
+        return "<hidden key>"
+    # a carriage return or a line separator in a key would split the message's one line
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -9,7 +9,9 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
-from plugins.inventory.catalog import Catalog, Declaration, SecretName, repository_catalog
+from plugins.inventory.catalog import Catalog, repository_catalog
+from plugins.inventory.declaration import MAX_DEADLINE, Declaration, SecretName
+from plugins.inventory.errors import problem_line
 from plugins.inventory.fields import (
     AbsolutePath,
     BranchName,
@@ -35,8 +37,8 @@ from plugins.inventory.fields import (
 from plugins.inventory.rules import check_rules
 from plugins.inventory.stack import derive_stack, host_vars
 
-# Upper bounds past which a value is a typo, not a choice (a deadline of 30 years, a 4 PiB container).
-MAX_DEADLINE = 3600  # seconds: a health wait of an hour already means the service is broken
+# Upper bounds past which a value is a typo, not a choice (a deadline of 30 years, a 4 PiB container); a
+# deadline's (MAX_DEADLINE, an hour: a longer health wait already means the service is broken) is declaration.py's.
 MAX_RETENTION = 100  # deploy snapshots kept per container
 MAX_MEMORY = 1024 * 1024  # MiB: 1 TiB
 EXTENSION_PREFIX = "x-"
@@ -290,10 +292,12 @@ class Inventory(Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self, info: ValidationInfo) -> Inventory:
-        catalog = (info.context or {}).get("catalog") or repository_catalog()
+        context = info.context or {}
+        catalog = context.get("catalog") or repository_catalog()
+        self._source = context.get("source") or self._source  # a declaration's problem names the inventory too
         problems = check_rules(self, catalog)
         if problems:
-            summary = "; ".join(f"{path}: {message}" for path, message in problems)
+            summary = "; ".join(problem_line(self._source, problem) for problem in problems)
             raise PydanticCustomError(
                 "inventory_rules",
                 "{summary}",

@@ -20,14 +20,14 @@ def host_ref(hostnames: list[Any], index: int) -> str:
 
 def host_refs(hostnames: list[Any]) -> list[str]:
     """host_ref of every host, in order."""
-    counts = Counter(hostnames)
+    counts = Counter(name for name in hostnames if isinstance(name, str))  # a hostname may be a list: unhashable
     return [f"hosts[{name}]" if isinstance(name, str) and _SAFE_NAME.match(name) and not looks_secret(name)
             and counts[name] == 1 else f"hosts[{index}]" for index, name in enumerate(hostnames)]
 
 
 def check_rules(inv: Any, catalog: Any) -> list[Problem]:
     """Every rule that spans more than one field (and the service catalog), in a stable order."""
-    from plugins.inventory.stack import stack_problems  # stack derives from the model, which imports these rules
+    from plugins.inventory.stack_rules import stack_problems  # they read the model, which imports these rules
 
     refs = host_refs([h.hostname for h in inv.hosts])
     return [

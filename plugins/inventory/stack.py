@@ -1,4 +1,4 @@
-"""The inventory's services, from the catalog: the rules that tie them together, and what every layer derives.
+"""The inventory's services, from the catalog: what every layer derives (the rules are stack_rules.py's).
 
 A host names the services it runs (hosts[].services); the catalog declares them; stack gives the environment's
 values. From the three: each host's containers and HTTP checks (directly and through Traefik), and the host
@@ -7,117 +7,16 @@ vars the Ansible roles deploy from. Nothing here is written twice: a port lives 
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from plugins.inventory import configs, traefik
-from plugins.inventory.catalog import Catalog, SecretRef, dependency_order
-from plugins.inventory.masking import shown
+from plugins.inventory.catalog import Catalog, dependency_order
+from plugins.inventory.declaration import SecretRef
 
 if TYPE_CHECKING:
-    from plugins.inventory.errors import Problem
     from plugins.inventory.model import Host, Inventory
 
 STACK_NETWORK = "homelab"  # the Docker network of a host's services: they reach each other by container name
-# An environment value that addresses another container: `name`, `name:port` or `scheme://name[:port][/path]`.
-_ADDRESS = re.compile(r"^(?:[a-z][a-z0-9+.-]*://)?(?P<host>[a-z0-9][a-z0-9_-]*)(?::(?P<port>[0-9]+))?(?:/.*)?$")
-
-
-def stack_problems(inv: Any, catalog: Catalog, refs: list[str]) -> list[Problem]:
-    """Every disagreement between the hosts' services, the catalog and the stack section, one line each."""
-    problems: list[Problem] = [("", line) for line in catalog.problems]
-    placed: dict[str, str] = {}
-    routes: dict[str, str] = {}
-    routed = False
-    for ref, host in zip(refs, inv.hosts):
-        containers: dict[str, str] = {}
-        published: dict[int, str] = {}
-        for index, name in enumerate(host.services):
-            path = f"{ref}.services[{index}]"
-            if name not in catalog:
-                problems.append((path, (f"{shown(name)} is not declared in services/ (expected one of: "
-                                       f"{', '.join(catalog.names) or 'none'})")))
-                continue
-            if name in host.services[:index]:
-                problems.append((path, f"{name} is listed twice (expected each service once per host)"))
-                continue
-            decl = catalog[name]
-            if name in placed and decl.route:
-                problems.append((path, (f"{name} already runs on {placed[name]} (expected a routed service on one "
-                                       "host: its route names one backend)")))
-                continue
-            placed.setdefault(name, ref)
-            if decl.container in containers:
-                problems.append((path, (f"container {decl.container} of {name} is also {containers[decl.container]}'s "
-                                       "(expected a unique container name per host)")))
-            containers[decl.container] = name
-            for port in decl.ports:
-                if port.published is None:
-                    continue
-                if port.published in published:
-                    problems.append((path, (f"{name} publishes port {port.published}, as {published[port.published]} "
-                                           "does (expected a unique published port per host)")))
-                published[port.published] = name
-            for dependency in decl.depends_on:
-                if dependency not in host.services:
-                    problems.append((path, (f"{name} depends on {dependency}, which {host.hostname} does not run "
-                                           "(expected it in the same host's services)")))
-            if decl.route:
-                routed = True
-                if decl.route.host in routes:
-                    problems.append((path, (f"route {decl.route.host} of {name} is also {routes[decl.route.host]}'s "
-                                           "(expected a unique route host)")))
-                routes[decl.route.host] = name
-            problems.extend(_secret_problems(inv, path, name, decl.secrets))
-            problems.extend((path, line) for line in address_problems(decl, catalog))
-            if name == "traefik":
-                problems.extend((path, f"traefik: {line}") for line in traefik.entrypoint_problems(decl))
-            problems.extend((path, f"{name}: {line}") for line in configs.mount_problems(decl))
-    vaulted = sorted(name for name, source in (inv.stack.secrets if inv.stack else {}).items() if source.vault)
-    if vaulted and inv.stack.vault is None:
-        problems.append(("stack.vault", (f"secrets {', '.join(vaulted)} come from Ansible Vault but stack.vault is "
-                                         "not set (expected stack.vault.file: the encrypted vars file)")))
-    if routed and inv.stack is None:
-        problems.append(("stack", ("services have routes but the inventory has no stack section "
-                                  "(expected stack: domain, tls)")))
-    if routed and "traefik" not in placed:
-        problems.append(("hosts", ("services have routes but no host runs traefik (expected traefik in one host's "
-                                  "services)")))
-    return problems
-
-
-def address_problems(decl: Any, catalog: Catalog) -> list[str]:
-    """An environment value that reaches a dependency (`*HOST`, `*_URL`) must name that dependency's container,
-    and a port it listens on; `PORT`, where set, is a declared container port: a container or a port renamed in
-    one place of a declaration alone is found here."""
-    dependencies = [catalog[name] for name in decl.depends_on if name in catalog]
-    containers = {d.container: d for d in dependencies}
-    problems = []
-    port = decl.environment.get("PORT")
-    if isinstance(port, str) and port not in {str(p.container) for p in decl.ports}:
-        problems.append(f"{decl.name}: PORT is {port}, but its ports declare container port "
-                        f"{', '.join(str(p.container) for p in decl.ports) or 'none'} (expected the port it listens on)")
-    for key, value in decl.environment.items():
-        if not isinstance(value, str) or not key.endswith(("HOST", "_URL")):
-            continue
-        match = _ADDRESS.match(value)
-        if not match or match["host"] == "localhost":
-            continue
-        target = containers.get(match["host"])
-        if target is None:
-            problems.append(f"{decl.name}: {key} names {match['host']}, which is not the container of any of its "
-                            f"dependencies (expected one of: {', '.join(containers) or 'none: depends_on is empty'})")
-        elif match["port"] and int(match["port"]) not in {p.container for p in target.ports}:
-            ports = ", ".join(str(p.container) for p in target.ports) or "none"
-            problems.append(f"{decl.name}: {key} names port {match['port']} of {target.container}, which "
-                            f"services/{target.name}.yml does not declare (expected one of: {ports})")
-    return problems
-
-
-def _secret_problems(inv: Any, path: str, name: str, secrets: list[str]) -> list[Problem]:
-    known = inv.stack.secrets if inv.stack else {}
-    return [(path, (f"{name} needs secret {secret}, which stack.secrets does not name (expected stack.secrets."
-                   f"{secret}: {{env: VAR}} or {{vault: var}})")) for secret in secrets if secret not in known]
 
 
 def derive_stack(inv: Inventory, catalog: Catalog) -> None:
@@ -187,7 +86,7 @@ def container_vars(inv: Inventory, host: Host) -> list[dict]:
             "build_context": decl.build.context if decl.build else None,
             "command": list(decl.command),
             "ports": [f"{p.published}:{p.container}" for p in decl.ports if p.published is not None],
-            "env": {k: v for k, v in decl.environment.items() if isinstance(v, str)},
+            "env": decl.literal_environment,
             "secret_env": secrets,  # [{name, env | vault}]: where each value comes from, never the value
             "volumes": [f"{v.source}:{v.target}" + (":ro" if v.read_only else "") for v in decl.volumes],
             "named_volumes": [v.source for v in decl.volumes if v.named],

@@ -2,7 +2,7 @@
 
 A Redactor knows secret VALUES (env vars the inventory names, the GitHub token, private key contents)
 and replaces them by `***`; it also masks well-known secret shapes it was never told about.
-`is_secret_name` is the one rule for telling, from its name, that a variable holds a secret.
+Which variables hold secrets, from their names, is plugins/shared/secret_names.py's one rule.
 """
 
 from __future__ import annotations
@@ -20,13 +20,6 @@ MIN_SECRET_LEN = 4  # masking "1" or "ab" would mangle every number and word of 
 GITHUB_TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
 KEY_FIELDS = ("deploy_key", "private_key", "ssh_private_key")
 
-# The words that make a name a secret's: an environment variable, an extravar, an inventory key. A variable
-# whose name ends in _id or _file names or points at a secret (PVE_TOKEN_ID, AWS_ACCESS_KEY_ID,
-# ansible_ssh_private_key_file): its value is not one. The inventory hides every value under such a key,
-# those included, since a pasted secret may land there (plugins/inventory/masking.py).
-SECRET_WORDS = ("secret", "password", "passwd", "token", "private", "credential", "apikey", "api_key", "access_key")
-NOT_SECRET_SUFFIXES = ("_id", "_file")
-
 # Shapes that are secrets whoever they belong to: masked even when no value was registered.
 _PATTERNS = (
     (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?-----END [A-Z0-9 ]*PRIVATE KEY-----", re.DOTALL), MASK),
@@ -34,17 +27,6 @@ _PATTERNS = (
     (re.compile(r"(?i)(authorization:\s*(?:bearer|token)\s+)[^\s'\"]+"), r"\1" + MASK),
     (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})\b"), MASK),
 )
-
-
-def says_secret(name: str) -> bool:
-    """Tell whether a name has one of the secret words in it (case ignored)."""
-    lowered = str(name).lower()
-    return any(word in lowered for word in SECRET_WORDS)
-
-
-def is_secret_name(name: str) -> bool:
-    """Tell whether a variable (environment, extravar) of that name holds a secret value."""
-    return says_secret(name) and not str(name).lower().endswith(NOT_SECRET_SUFFIXES)
 
 
 class Redactor:

@@ -1,7 +1,7 @@
 """ansible-runner wrapper: run one playbook of ansible/ and give its outcome per host, redacted.
 
 Secrets never leave this module in clear: values of extravars whose names say they hold a secret
-(plugins/report/redaction.py: is_secret_name), and the private key's content, are registered with the
+(plugins/shared/secret_names.py: is_secret_name), and the private key's content, are registered with the
 suite's redactor and masked in the events, the stdout and the recap. Extravars reach
 ansible-playbook through a file of a private temp dir (mode 0700, removed after the run), never
 through the command line.
@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 import ansible_runner
 
-from plugins.report.redaction import MASK, REDACTOR, is_secret_name
+from plugins.report.redaction import MASK, REDACTOR
+from plugins.shared.secret_names import is_secret_name
 
 if TYPE_CHECKING:
     from plugins.tools.vault import VaultFiles

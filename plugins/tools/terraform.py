@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plugins.report.redaction import Redactor, is_secret_name, redact
+from plugins.report.redaction import Redactor, redact
+from plugins.shared.secret_names import is_secret_name
 
 PLAN_FILE = "deploy.tfplan"
 COMMAND_TIMEOUT = 1800  # an apply that creates many containers waits on PVE tasks

@@ -242,12 +242,6 @@ BAD = [
      ["hosts[app-demo].services[0]", "'app-demo-backendd' is not declared in services/", "expected one of"]),
     ("service-on-two-hosts", _set("hosts", 1, "services", ["vaultwarden", "grafana"]),
      ["hosts[monitoring].services[1]", "grafana already runs on hosts[utilities]"]),
-    ("secret-without-source", lambda d: d["stack"]["secrets"].pop("grafana_admin_password"),
-     ["hosts[monitoring].services[1]", "needs secret grafana_admin_password", "stack.secrets"]),
-    ("published-port-twice", lambda d: (d["hosts"][3].update(services=["grafana", "app-demo-postgres",
-                                                                        "app-demo-backend"]),
-                                        d["hosts"][4].update(services=[])),
-     ["hosts[monitoring].services[2]", "publishes port 3000, as grafana does"]),
     ("routes-without-traefik", _set("hosts", 0, "services", []), ["hosts", "no host runs traefik"]),
     ("secret-source-both", _set("stack", "secrets", "grafana_admin_password", {"env": "A", "vault": "b"}),
      ["stack.secrets.grafana_admin_password", "exactly one of env"]),
@@ -290,6 +284,33 @@ def test_bad_inventory_is_one_line(in_tmp, mutate, expected):
     mutate(document)
     path = write(in_tmp, document)
     assert_one_line_error(path, expected)
+
+
+DECLARATIONS_IN_AN_INVENTORY = [
+    ("secret-without-source", lambda d: d["stack"]["secrets"].pop("grafana_admin_password"),
+     ("services/grafana.yml: environment.GF_SECURITY_ADMIN_PASSWORD: secret grafana_admin_password is not in "
+      "stack.secrets of inv.yml (expected a secret stack.secrets names, or "
+      "stack.secrets.grafana_admin_password: {env: VAR} or {vault: var} added there)")),
+    ("published-port-twice", lambda d: (d["hosts"][3].update(services=["grafana", "app-demo-postgres",
+                                                                        "app-demo-backend"]),
+                                        d["hosts"][4].update(services=[])),
+     ("services/app-demo-backend.yml: ports[0].published: published port 3000 is also services/grafana.yml's "
+      "(ports[0].published); inv.yml runs both on monitoring (expected a unique published port per host)")),
+]
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [(m, e) for _, m, e in DECLARATIONS_IN_AN_INVENTORY],
+                         ids=[i for i, _, _ in DECLARATIONS_IN_AN_INVENTORY])
+def test_a_declaration_the_inventory_cannot_run_names_the_declaration_and_the_inventory(in_tmp, mutate, expected):
+    """A secret stack.secrets does not source, two declarations publishing one port on a host: the line starts
+    with the declaration's file and key, and names the inventory (and the other declaration)."""
+    document = lab_document()
+    mutate(document)
+    path = write(in_tmp, document)
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(path.name)
+    # run from tmp_path, the repository's catalog is shown by its absolute path
+    assert [line.replace(f"{ROOT}/", "") for line in caught.value.lines()] == [expected]
 
 
 BAD_FILES = [

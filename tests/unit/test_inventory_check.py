@@ -268,6 +268,9 @@ COLLECTED = [
     ("octal", edited("vmid: 200", "vmid: 0200"), "0200 is a zero-padded number"),
     ("secret", edited("token_id: root@pam!lab", f"token_id: root@pam!lab={SECRET}"), "followed by more"),
     ("directory", None, "is a directory"),
+    # a list as hostname with a second mistake once crashed both (TypeError: unhashable type: 'list')
+    ("hostname-list", edited("hostname: proxy", "hostname: [proxy]").replace("vmid: 250", "vmid: 25"),
+     "hosts[0].hostname: expected a string, found ['proxy']"),
 ]
 
 
@@ -288,3 +291,4 @@ def test_collecting_a_suite_with_a_broken_inventory_is_one_line(tmp_path, suite,
     assert "Traceback" not in output and SECRET not in output, output
     errors = [line for line in output.splitlines() if line.strip()]
     assert len(errors) == 1 and errors[0].startswith(f"ERROR: {bad}: ") and expected in errors[0], errors
+    assert "INTERNALERROR" not in output, output

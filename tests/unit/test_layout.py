@@ -56,3 +56,15 @@ def test_only_the_plugin_modules_define_pytest_hooks():
             if is_hook or is_fixture:
                 hooked.append(f"{path.relative_to(ROOT)}: {node.name}")
     assert not hooked, "pytest hooks or fixtures outside a plugin.py: " + "; ".join(hooked)
+
+
+def test_the_inventory_imports_only_itself_and_shared():
+    """plugins/inventory is read by every other package: it imports none of them (a rule both need is shared's)."""
+    outside = []
+    for path in sorted((PLUGINS / "inventory").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            outside += [f"{path.relative_to(ROOT)}: {name}" for name in names if name.startswith("plugins.")
+                        and not name.startswith(("plugins.inventory", "plugins.shared"))]
+    assert not outside, "plugins/inventory imports another package: " + "; ".join(outside)

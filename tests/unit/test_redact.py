@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from plugins.report.redaction import MASK, RedactingFilter, Redactor, is_secret_name
+from plugins.report.redaction import MASK, RedactingFilter, Redactor
+from plugins.shared.secret_names import is_secret_name
 
 pytestmark = pytest.mark.unit
 

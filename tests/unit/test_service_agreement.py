@@ -132,7 +132,8 @@ def test_a_port_changed_in_the_declaration_only_turns_red(tmp_path):
     catalog = copied_catalog(tmp_path)
     edit(catalog, "app-demo-backend", "{container: 3000, published: 3000}", "{container: 3090, published: 3090}")
     inventory_problems = problems_of(INVENTORIES["lab"], catalog)
-    assert any("PORT is 3000, but its ports declare container port 3090" in p for p in inventory_problems), \
+    assert any("app-demo-backend.yml: environment.PORT: PORT is '3000', but its ports declare container port 3090" in p
+               for p in inventory_problems), \
         inventory_problems
     assert any("route" in p and "3000" in p for p in inventory_problems), inventory_problems
 
@@ -144,7 +145,8 @@ def test_a_port_changed_in_the_declarations_but_not_the_image_turns_red(tmp_path
     path = catalog / "app-demo-backend.yml"
     path.write_text(path.read_text().replace("3000", "3090"))
     found = problems_of(INVENTORIES["lab"], catalog)
-    assert any("BACKEND_URL names port 3000 of app-demo-backend" in p for p in found), found
+    assert any("app-demo-frontend.yml: environment.BACKEND_URL: names port 3000 of app-demo-backend" in p for p in found), \
+        found
     edit(catalog, "app-demo-frontend", "http://app-demo-backend:3000", "http://app-demo-backend:3090")
     inventory = load_inventory(INVENTORIES["lab"], catalog=load_catalog(catalog))
     repository = [message for _, message in repository_problems(inventory)]
@@ -158,29 +160,33 @@ def test_a_container_name_changed_in_the_declaration_only_turns_red(tmp_path):
     catalog = copied_catalog(tmp_path)
     edit(catalog, "app-demo-backend", "container: app-demo-backend", "container: app-demo-api")
     found = problems_of(INVENTORIES["lab"], catalog)
-    assert any("BACKEND_URL names app-demo-backend, which is not the container of any of its dependencies "
+    assert any("app-demo-frontend.yml: environment.BACKEND_URL: names app-demo-backend, which is not the container of "
+               "any of its dependencies "
                "(expected one of: app-demo-api)" in p for p in found), found
 
 
 @pytest.mark.parametrize(("name", "old", "new", "expected"), [
     ("grafana", "- {port: 3000, path: /api/health", "- {port: 3001, path: /api/health",
-     "services/grafana.yml: http[0].port: container port 3001 is not published"),
+     "services/grafana.yml: http[0].port: container port 3001 is not one of the container's ports"),
     ("grafana", "route: {host: grafana, port: 3000}", "route: {host: grafana, port: 3001}",
-     "services/grafana.yml: route.port: container port 3001 is not published"),
+     "services/grafana.yml: route.port: container port 3001 is not one of the container's ports"),
     ("zabbix-web", "{kind: zabbix_api, port: 8080", "{kind: zabbix_api, port: 8081",
-     "services/zabbix-web.yml: probes[0].port: container port 8081 is not published"),
+     "services/zabbix-web.yml: probes[0].port: container port 8081 is not one of the container's ports"),
     ("zabbix-web", "{kind: zabbix_api,", "{kind: zabbix_rpc,", "services/zabbix-web.yml: probes[0].kind"),
     ("traefik", "{name: websecure, container: 443, published: 443}", "{container: 443, published: 443}",
-     "traefik: no port named websecure"),
+     "services/traefik.yml: ports: no port named websecure"),
     ("vaultwarden", "image: vaultwarden/server:1.32.7", "image: vaultwarden/server:latest",
      "services/vaultwarden.yml: image: vaultwarden/server:latest is not pinned"),
     ("vaultwarden", "container: vaultwarden", "container: vault warden",
      "services/vaultwarden.yml: container"),
-    ("grafana", "route: {host: grafana,", "route: {host: vault,", "route vault of grafana is also vaultwarden's"),
+    ("grafana", "route: {host: grafana,", "route: {host: vault,", "services/grafana.yml: route.host: vault.lab.home.arpa is also the route of "),
     ("vaultwarden", "{kind: vaultwarden_admin, port: 80,", "{kind: vaultwarden_admin, port: 81,",
-     "services/vaultwarden.yml: probes[0].port: container port 81 is not published"),
+     "services/vaultwarden.yml: probes[0].port: container port 81 is not one of the container's ports"),
     ("vaultwarden", "secret: vaultwarden_admin_token}\n", "secret: vaultwarden_probe_token}\n",
-     "vaultwarden needs secret vaultwarden_probe_token, which stack.secrets does not name"),
+     "services/vaultwarden.yml: environment.ADMIN_TOKEN: secret vaultwarden_probe_token is not in stack.secrets"),
+    ("netbox", "SUPERUSER_API_TOKEN: {secret: netbox_api_token}", "SUPERUSER_API_TOKEN: {secret: netbox_api_tokn}",
+     ("services/netbox.yml: environment.SUPERUSER_API_TOKEN: secret netbox_api_tokn is not in stack.secrets of "
+      "inventories/lab.yml; did you mean netbox_api_token?")),
     ("grafana", "  - {container: 3000, published: 3000}", ("  - {container: 3000, published: 3000}\n"
      "  - {container: 3002, published: 3000}"), "services/grafana.yml: ports[1].published: 3000 is published twice"),
 ])
