@@ -29,6 +29,7 @@ class HostState:
     node: str
     status: str
     lock: str = ""  # PVE's config lock (backup, snapshot, rollback, migrate, create, …): no task may run on it
+    name: str = ""  # the CT's hostname as PVE lists it
 
     @property
     def exists(self) -> bool:
@@ -64,5 +65,6 @@ def host_states(proxmox: ProxmoxClient, hosts: Iterable[Host]) -> dict[int, Host
             row = listed.get(host.vmid)
             status = MISSING if row is None else str(row.get("status") or "unknown")
             lock = "" if row is None else str(row.get("lock") or "")
-            states[host.vmid] = HostState(host.hostname, host.vmid, node, status, lock)
+            name = "" if row is None else str(row.get("name") or "")
+            states[host.vmid] = HostState(host.hostname, host.vmid, node, status, lock, name)
     return states
