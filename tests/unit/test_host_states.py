@@ -185,3 +185,20 @@ def test_nothing_stopped_nothing_started():
     assert host_states.start_stopped_hosts(deploy, pve) == []
     assert pve.started == [] and deploy.stage("start").summary == "every declared host that exists was running"
     assert host_states.started_hosts_problem(deploy) == ""
+
+
+def test_a_plans_check_mode_leaves_out_the_hosts_it_cannot_reach():
+    """--plan-only with proxy stopped and app-demo missing: Ansible's check mode is limited to the others, and
+    those two say why; a deploy (which starts them first) leaves nobody out."""
+    from plugins.deploy.stages.ansible import not_checked
+
+    pve = FakeProxmox(lab_with(proxy={"status": "stopped"}, app_demo=None))
+    plan = deployment(plan_only=True)
+    host_states.read_host_states(plan, pve)
+    assert not_checked(plan) == {
+        "proxy": "proxy (CT 200) is stopped: check mode cannot reach it (a deploy starts or creates it first)",
+        "app-demo": "app-demo (CT 250) is missing: node 'homelab' has no CT 250: check mode cannot reach it (a deploy "
+                    "starts or creates it first)"}
+    deploy = deployment()
+    host_states.read_host_states(deploy, pve)
+    assert not_checked(deploy) == {}
