@@ -44,7 +44,8 @@ def test_health_with_a_stopped_host_fails_at_once_showing_it_stopped():
 
 
 def test_a_stopped_host_is_named_by_the_plan_and_started_by_the_deploy():
-    """proxy stopped: `make plan` says a deploy would start it and leaves it stopped; `make deploy` starts it,
+    """proxy stopped: `make plan` passes, says a deploy would start it and leaves it stopped (its check mode leaves
+    proxy out); `make deploy` starts it,
     snapshots it, and passes."""
     with LabFaults() as faults:
         faults.stop_host(200)
@@ -52,6 +53,7 @@ def test_a_stopped_host_is_named_by_the_plan_and_started_by_the_deploy():
         assert "proxy (CT 200) is stopped: a deploy would start it (--plan-only starts nothing)" in plan.output, \
             plan.tail()
         assert ct_status(200) == "stopped", "--plan-only started a host"
+        assert plan.rc == 0, plan.tail()
         run = scenarios.run_suite("deploy")
         assert run.rc == 0, run.tail()
         assert "proxy (CT 200) is stopped: the deploy starts it" in run.output, run.tail()
