@@ -15,6 +15,8 @@ from plugins.deploy import adopt
 from plugins.deploy.plan_guard import check_plan, creates_of_existing
 from plugins.proxmox.power import HostState
 from plugins.tools.terraform import Plan, TerraformRunner
+from tests.unit import test_terraform_lab_env as lab_env
+from tests.unit.test_terraform_lab_env import lab, pve  # noqa: F401 - the stub PVE and envs/lab's copy, as fixtures
 
 pytestmark = pytest.mark.unit
 
@@ -172,9 +174,33 @@ def test_print_gives_the_homelab_import_commands_and_imports_nothing(tmp_path):
 def test_a_container_with_another_hostname_is_not_adopted():
     """CT 200 is 'web' on PVE, 'proxy' in the inventory: adopting it would hand Terraform the wrong container."""
     plan = Plan.from_json(HOMELAB_PLAN)
-    pve = states(proxy="running")
-    pve[200] = HostState("proxy", 200, "homelab", "running", name="web")
-    by_apply, by_import, problems = adopt.adoption(plan, pve)
+    listed = states(proxy="running")
+    listed[200] = HostState("proxy", 200, "homelab", "running", name="web")
+    by_apply, by_import, problems = adopt.adoption(plan, listed)
     assert by_apply == by_import == []
     assert problems == [("CT 200 on node 'homelab' is 'web', the inventory says 'proxy': not adopted (fix the "
                         "inventory or the container)")]
+
+
+def test_the_real_lab_env_with_its_state_deleted_is_refused_then_adopted_without_touching_a_container(lab, pve):  # noqa: F811
+    """terraform/envs/lab on a stub PVE: deployed, state file deleted; the guard refuses; the adoption's targeted
+    apply runs pve_lxc.py create, which finds each container (no create, start or stop call); the plan is empty."""
+    runner, plan = lab
+    tfvars = lab_env._tfvars([lab_env.APP, lab_env.PROXY], lab_env.RUNNER)
+    runner.apply(plan(tfvars))
+    assert sorted(pve.cts) == [200, 210, 250]
+    (runner.workdir / "terraform.tfstate").unlink()
+    lost = plan(tfvars)
+    assert lost.summary() == "3 to add, 0 to change, 0 to destroy"
+    refusals = check_plan(lost, {"app-demo", "ci-runner"}, existing=[200, 210, 250], adopt=COMMAND)
+    assert len(refusals) == 1 and all(f"{n} (CT {v})" in refusals[0] for n, v in
+                                      (("app-demo", 250), ("proxy", 200), ("ci-runner", 210)))
+    pve.calls.clear()
+    said: list[str] = []
+    known = {v: HostState(h, v, "homelab", "running", name=h) for h, v in
+             (("app-demo", 250), ("proxy", 200), ("ci-runner", 210))}
+    assert adopt.adopt(runner, runner.workdir / "vars.tfvars.json", known, dry_run=False, say=said.append) == 0
+    assert said[-1] == ("adopted ci-runner (CT 210), app-demo (CT 250), proxy (CT 200); plan now: 0 to add, "
+                        "0 to change, 0 to destroy")
+    assert {method for method, _, _ in pve.calls} == {"GET"}, pve.calls
+    assert plan(tfvars).is_empty
