@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from plugins.health.results import FAIL
 from plugins.health.waiting import wait_hosts_healthy
 from plugins.proxmox.power import STOPPED, host_states
 from plugins.report import allure_output
@@ -72,11 +73,14 @@ def start_stopped_hosts(deployment: DeploySession, proxmox: ProxmoxClient) -> li
 
 
 def started_hosts_problem(deployment: DeploySession, deadline: float = START_DEADLINE) -> str:
-    """The hosts this run started that do not answer SSH within the deadline ('' if all do, or none was started)."""
+    """The hosts this run started that do not answer SSH within the deadline ('' if all do, or none was started);
+    deploy.max_health_wait caps the deadline as it caps the deploy's other checks."""
     inventory = deployment.inventory
     hosts = [inventory.host(v) for v in deployment.started]
     if not hosts:
         return ""
-    results = wait_hosts_healthy(inventory, hosts, deadline=deadline, wanted_of=lambda host: [("ssh_reachable", None)])
-    failing = [r.message for r in results.values() if r.outcome == "fail"]
+    cap = inventory.deploy.max_health_wait
+    results = wait_hosts_healthy(inventory, hosts, deadline=min(deadline, cap) if cap else deadline,
+                                 wanted_of=lambda host: [("ssh_reachable", None)])
+    failing = [r.message for r in results.values() if r.outcome == FAIL]
     return "; ".join(failing)
