@@ -31,6 +31,8 @@ PIPELINE: tuple[Stage, ...] = (
     Stage("preflight", sequential=False),
     # init, plan, guard: BEFORE any snapshot, so that a refused plan leaves nothing behind
     Stage("plan"),
+    # a declared host found stopped is started once the guard accepted the plan, and before its snapshot
+    Stage("start", plan_only=False),
     Stage("snapshot", plan_only=False),
     Stage("terraform", plan_only=False),
     # one run serves every host's test, and each host's outcome is reported

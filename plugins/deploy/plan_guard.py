@@ -1,4 +1,5 @@
-"""Plan guard: refuse a plan that deletes or replaces a protected container (incidents #4, #5).
+"""Plan guard: refuse a plan that deletes or replaces a protected container (incidents #4, #5), or that creates a
+container PVE already has (a lost or emptied Terraform state: adopt them first, plugins/deploy/adopt.py).
 
 A container is found from its plan address (for_each keys are hostnames:
 `terraform_data.container["app-demo"]`, `module.container["app-demo"].proxmox_lxc.this`) or,
@@ -8,6 +9,7 @@ for direct resources such as the runner, from the `hostname` in its attributes /
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from plugins.tools.terraform import Change, Plan
@@ -25,11 +27,18 @@ REASONS = {
 }
 
 
-def check_plan(plan: Plan, protected: set[str]) -> list[str]:
-    """Refusal lines for every delete/replace of a protected container, or for an errored plan."""
+def check_plan(plan: Plan, protected: set[str], existing: Iterable[int] = (), adopt: str = "") -> list[str]:
+    """Refusal lines for every delete/replace of a protected container, for an errored plan, and one line for the
+    creates of containers PVE already has (`existing` VMIDs; `adopt` the command that adopts them)."""
     refusals = []
     if plan.errored:
         refusals.append(f"plan errored: {plan.error or 'Terraform reported errors while planning'}; refusing to apply")
+    known = creates_of_existing(plan, existing)
+    if known:
+        named = ", ".join(f"{container_hostname(c)} (CT {_attr(c, 'vmid')})" for c in known)
+        refusals.append(f"plan would create containers that already exist on Proxmox VE: {named}; Terraform's state "
+                        f"does not know them (lost or emptied?): adopt them with `{adopt or 'python -m plugins.deploy.adopt'}`"
+                        ", then plan again; refusing to apply")
     for change in plan.changes:
         if not change.deletes:
             continue
@@ -41,6 +50,21 @@ def check_plan(plan: Plan, protected: set[str]) -> list[str]:
         who = f"{hostname} ({vmid})" if vmid is not None else hostname
         refusals.append(f"plan would {verb} protected container {who}: {change_reason(change)}; refusing to apply")
     return refusals
+
+
+def creates_of_existing(plan: Plan, existing: Iterable[int]) -> list[Change]:
+    """The plan's plain creates (not replaces) of containers whose VMID PVE already has: the state lost them."""
+    vmids = {int(v) for v in existing}
+    return [c for c in plan.changes if c.actions == ("create",) and container_vmid(c) in vmids]
+
+
+def container_vmid(change: Change) -> int | None:
+    """The VMID a resource change is about (its attributes or its terraform_data input), or None."""
+    value = _attr(change, "vmid")
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def container_hostname(change: Change) -> str | None:

@@ -64,6 +64,8 @@ class DeploySession:
     snapshot_name: str = ""  # deploy_<run id>: what the snapshot stage takes and the rollback goes back to
     snapshots: dict[int, str] = field(default_factory=dict)  # vmid -> snapshot taken in THIS run
     first_deploy: list[int] = field(default_factory=list)  # rollback-set vmids that did not exist yet
+    host_states: dict[int, Any] = field(default_factory=dict)  # vmid -> HostState PVE gave at preflight
+    started: list[int] = field(default_factory=list)  # vmids this run started (they were stopped)
     # vmid -> the containers it had when snapshotted: what its rollback brings back (and all the wait may expect)
     containers_before: dict[int, list[str]] = field(default_factory=dict)
     pruned: dict[int, list[str]] = field(default_factory=dict)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from plugins.health.hosts import HOST_WORKERS, check_host
+from plugins.health.power import down_host_results, failed_http, http_blocked_by
 from plugins.health.registry import REGISTRY, check_named
 from plugins.health.results import FAIL, result, where
 from plugins.shared.this_machine import self_reason
@@ -24,6 +25,7 @@ from plugins.ssh.pool import SshPool, SshTarget
 
 if TYPE_CHECKING:
     from plugins.inventory import Host, Inventory
+    from plugins.proxmox.power import HostState
 
 Need = tuple["Host", str, Any]  # (host, check name, subject): what one health test asserts
 
@@ -46,9 +48,12 @@ def need_of(item: pytest.Item) -> Need | None:
 class HealthRun:
     """The session's checks, submitted once; `result` waits for one of them."""
 
-    def __init__(self, inventory: Inventory, hosts: Sequence[Host], known_hosts: str | Path):
-        """Prepare an SSH pool for these hosts as the deploy user (nothing is opened yet)."""
+    def __init__(self, inventory: Inventory, hosts: Sequence[Host], known_hosts: str | Path,
+                 states: dict[str, HostState] | None = None):
+        """Prepare an SSH pool for these hosts as the deploy user (nothing is opened yet); `states`: what PVE says
+        of each host (plugins/health/power.py), a down host's checks are answered from it at once."""
         self.inventory = inventory
+        self.states = states or {}
         runner = inventory.runner
         self.user, self.public_key = runner.deploy_user, runner.deploy_key + ".pub"
         self.pool = SshPool([SshTarget(h.hostname, h.ip, runner.deploy_user, runner.deploy_key) for h in hosts],
@@ -78,9 +83,16 @@ class HealthRun:
             # host checks are CPU work on both ends (SSH handshakes), HOST_WORKERS at a time.
             self._http_executor = ThreadPoolExecutor(max_workers=max(1, len(services)), thread_name_prefix="health-http")
             self._executor = ThreadPoolExecutor(max_workers=HOST_WORKERS, thread_name_prefix="health-host")
+            hosts = {h.hostname: h for h in self.inventory.hosts}
             for host, service, wait in services:
-                self.http[(host.hostname, service.name)] = self._http_executor.submit(wait, service)
+                blocked = http_blocked_by(host, service, self.states, hosts)
+                self.http[(host.hostname, service.name)] = (
+                    _done(failed_http(service, blocked)) if blocked else self._http_executor.submit(wait, service))
             for hostname, (host, wanted) in plan.items():
+                state = self.states.get(hostname)
+                if state is not None and state.down:
+                    self.hosts[hostname] = _done(down_host_results(host, wanted, state))
+                    continue
                 self.hosts[hostname] = self._executor.submit(
                     check_host, host, self.pool, wanted, user=self.user, public_key_file=self.public_key,
                     self_reason=self_reason(self.inventory, host))
@@ -95,9 +107,21 @@ class HealthRun:
             return result(host, name, FAIL, f"{where(host)}: check crashed: {type(exc).__name__}: {exc}", subject)
         return next(r for r in found if (r.check, r.subject) == (name, subject))
 
+    def state_word(self, host: Host) -> str | None:
+        """The host's state as PVE gave it (running, stopped, missing, locked), None when not read."""
+        state = self.states.get(host.hostname)
+        return None if state is None else state.word
+
     def close(self) -> None:
         """Stop the workers, then close every SSH master opened for the session."""
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._http_executor.shutdown(wait=True, cancel_futures=True)
         self.pool.close_all()
+
+
+def _done(value: Any) -> Future:
+    """A future already holding its result: an answer known without waiting."""
+    future: Future = Future()
+    future.set_result(value)
+    return future

@@ -216,6 +216,11 @@ class ProxmoxClient:
 
         return self._fan_out({v: names for v, names in targets.items() if names}, delete)
 
+    def start_many(self, node: str, vmids: Iterable[int], *,
+                   timeout: float | None = None) -> dict[int, TaskResult | Exception]:
+        """Start several containers in parallel: {vmid: TaskResult or the exception it raised}."""
+        return self._fan_out(dict.fromkeys(vmids), lambda vmid, _: self.start(node, vmid, timeout=timeout))
+
     def snapshot_many(self, node: str, targets: Mapping[int, str], description: str = "", *,
                       timeout: float | None = None) -> dict[int, TaskResult | Exception]:
         """Snapshot several containers in parallel: {vmid: TaskResult or the exception it raised}."""

@@ -23,7 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,11 +202,13 @@ class TerraformRunner:
         if rc != 0:
             raise self._error("init", _events(out), err)
 
-    def plan(self, var_file: str | os.PathLike) -> Plan:
-        """Plan into workdir/deploy.tfplan and parse it; an errored plan file comes back marked errored."""
+    def plan(self, var_file: str | os.PathLike, targets: Sequence[str] = ()) -> Plan:
+        """Plan into workdir/deploy.tfplan and parse it (only `targets` when given: an adoption); an errored plan
+        file comes back marked errored."""
         path = self.workdir / PLAN_FILE
         path.unlink(missing_ok=True)  # never show a stale plan after a failed one
         argv = ["plan", "-json", "-input=false", "-no-color", f"-out={path}", f"-var-file={Path(var_file).resolve()}"]
+        argv += [f"-target={target}" for target in targets]
         (rc, out, err), (show_rc, shown, show_err) = self._run_batch([argv, _show_argv(path)])
         error = self._error("plan", _events(out), err) if rc != 0 else None
         if error and not path.exists():
@@ -225,6 +227,13 @@ class TerraformRunner:
             raise self._error("apply", events, err)
         summaries = [e.get("@message", "") for e in events if e.get("type") == "change_summary"]
         return summaries[-1] if summaries else "Apply complete!"
+
+    def import_resource(self, var_file: str | os.PathLike, address: str, resource_id: str) -> None:
+        """`terraform import ADDRESS ID`: record an existing object in the state; raise TerraformError on failure."""
+        rc, out, err = self._run(["import", "-input=false", "-no-color", f"-var-file={Path(var_file).resolve()}",
+                                  address, resource_id])
+        if rc != 0:
+            raise self._error(f"import {address}", [], err or out)
 
     def output(self) -> dict[str, Any]:
         """Root outputs as {name: value}."""

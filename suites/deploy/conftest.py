@@ -7,11 +7,11 @@ of plugins/deploy/pipeline.py.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
+from plugins.deploy.terraform_setup import terraform_runner, terraform_workdir
 from plugins.proxmox.client import ProxmoxClient
 from plugins.proxmox.tasks import ProxmoxError
 from plugins.report.redaction import register_inventory
@@ -59,26 +59,11 @@ def tfvars_file(inventory, run_dir) -> Path:
     return path
 
 
-def terraform_env(inventory) -> dict[str, str]:
-    """Terraform's environment: what the backend and the lab's local-exec helper read."""
-    names = ("PATH", "HOME", "LANG", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-    env = {name: os.environ[name] for name in names if name in os.environ}
-    tls = inventory.proxmox.tls_verify
-    env.update({
-        "PVE_API_URL": f"{inventory.proxmox_url}/api2/json",
-        "PVE_TOKEN_ID": inventory.proxmox.token_id,
-        "PVE_TOKEN_SECRET": os.environ.get(inventory.proxmox.token_secret_env, ""),
-    })
-    if isinstance(tls, str):
-        env["PVE_CA_FILE"] = tls
-    return env
-
-
 @pytest.fixture(scope="session")
 def terraform(inventory, pytestconfig) -> TerraformRunner:
     """The Terraform runner of this environment: terraform/envs/<environment>, S3 backend from the inventory."""
-    workdir = pytestconfig.rootpath / "terraform" / "envs" / inventory.environment
+    workdir = terraform_workdir(inventory, pytestconfig.rootpath)
     if not workdir.is_dir():
         pytest.fail(f"no Terraform environment {workdir} for environment '{inventory.environment}' "
                     f"({inventory.where('environment')})")
-    return TerraformRunner(workdir, terraform_env(inventory), inventory.state_backend.backend_config())
+    return terraform_runner(inventory, pytestconfig.rootpath)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.deploy.stages import preflight
+from plugins.deploy.stages import host_states, preflight
 from plugins.deploy.workflows import DEPLOY_WORKFLOW, PLAN_WORKFLOW, plan_workflow_problems, workflow_problems
 from plugins.proxmox.snapshots import check_snapshot_name
 
@@ -34,6 +34,13 @@ def test_every_vmid_is_free_or_holds_its_own_host(proxmox, deployment):
     """A VMID that exists holds the host the inventory says; missing ones are listed for creation (#8)."""
     problem = preflight.vmid_problem(deployment, proxmox)
     assert not problem, problem
+
+
+def test_no_declared_host_is_locked(proxmox, deployment):
+    """Every declared host's state is read first: a stopped one is named and started by the deploy, a missing one
+    named and created by Terraform, a locked one refuses the run before any side effect."""
+    refusals = host_states.read_host_states(deployment, proxmox)
+    assert not refusals, "\n".join(refusals)
 
 
 def test_the_state_backend_carries_the_s3_compatible_flags(inventory):

@@ -25,6 +25,7 @@ def test_the_plan_is_computed(terraform, tfvars_file, deployment):
 
 
 def test_the_plan_deletes_or_replaces_no_protected_container(deployment):
-    """Plan guard: any delete of a protected container is refused before apply (incident #4)."""
+    """Plan guard: any delete of a protected container is refused before apply (incident #4), and so is a create of
+    a container PVE already has (a lost state: the refusal names the adoption command)."""
     refusals = plan.guard_plan(deployment)
     assert not refusals, "; ".join(refusals)

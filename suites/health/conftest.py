@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 import pytest
 
+from plugins.health.power import read_states
 from plugins.health.registry import COLUMNS, REGISTRY, check_named
 from plugins.health.results import SKIP
 from plugins.health.run import HealthRun, need_of
-from plugins.health.table import CELL
+from plugins.health.table import CELL, STATE
 from plugins.inventory import get_inventory
 from plugins.ssh.known_hosts import known_hosts_file
 
@@ -112,7 +113,12 @@ def _new_run(config: pytest.Config) -> HealthRun:
     """The session's HealthRun for the selected hosts (nothing opened yet)."""
     inventory = get_inventory(config)
     known_hosts = config.getoption("known_hosts") or known_hosts_file(inventory)
-    return HealthRun(inventory, selected_hosts(config), known_hosts)
+    hosts = selected_hosts(config)
+    states, why_not = read_states(inventory, hosts)
+    if why_not:
+        terminal = config.pluginmanager.get_plugin("terminalreporter")
+        (terminal.write_line if terminal else print)(why_not)
+    return HealthRun(inventory, hosts, known_hosts, states)
 
 
 def _needs(items: list[pytest.Item]) -> list:
@@ -173,6 +179,9 @@ def verdict(request: pytest.FixtureRequest, health_run: HealthRun) -> Verdict:
         raise pytest.UsageError(f"{request.node.nodeid}: a health test needs @pytest.mark.check(...) naming a check "
                                 "of plugins/health/registry.py, and the argument that check gives")
     host, name, _ = need
+    word = health_run.state_word(host)
+    if word is not None:  # the summary table's state column (a property travels with the report, also from xdist)
+        request.node.user_properties.append((STATE, (host.hostname, word)))
     reason = REGISTRY[name].applies(host)
     if reason:
         pytest.skip(reason)

@@ -37,8 +37,10 @@ def compute_plan(deployment: DeploySession, terraform: TerraformRunner, tfvars_f
 
 def guard_plan(deployment: DeploySession) -> list[str]:
     """The plan guard's refusals (a delete or replace of a protected container), recorded on the session."""
-    protected = {h.hostname for h in deployment.inventory.protected_hosts}
-    deployment.plan_refusals = check_plan(deployment.plan, protected)
+    inventory = deployment.inventory
+    protected = {h.hostname for h in inventory.protected_hosts}
+    existing = [vmid for vmid, state in deployment.host_states.items() if state.exists]
+    deployment.plan_refusals = check_plan(deployment.plan, protected, existing, adopt_command(inventory))
     verdict = ("refused: " + "; ".join(deployment.plan_refusals) if deployment.plan_refusals
                else f"accepted: no delete or replace of a protected container ({', '.join(sorted(protected)) or 'none'})")
     record = deployment.stage("plan")
@@ -46,6 +48,11 @@ def guard_plan(deployment: DeploySession) -> list[str]:
     record.details.append(f"  guard     {verdict}")
     allure_output.attach_text("plan guard verdict", verdict)
     return deployment.plan_refusals
+
+
+def adopt_command(inventory) -> str:
+    """The command that adopts existing containers into Terraform's state, for this inventory."""
+    return f"python -m plugins.deploy.adopt --inventory {inventory.source}"
 
 
 def describe(plan: Plan) -> str:
