@@ -15,8 +15,8 @@ from plugins.health.functional import KINDS, WarmingUp
 from plugins.health.functional.runner import probe_session, wait_for_probe
 from plugins.health.functional.zabbix_api import zabbix_api
 from plugins.inventory import load_inventory
+from plugins.inventory.checks import FunctionalCheck
 from plugins.inventory.declaration import FunctionalProbe
-from plugins.inventory.model import FunctionalCheck
 
 pytestmark = pytest.mark.unit
 
