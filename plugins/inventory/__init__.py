@@ -1,11 +1,13 @@
-"""The inventory: one validated object per environment, read by every layer.
+"""The inventory: one validated object per environment, read by every layer; it imports only itself and shared.
 
-files (a path → text) → strict_yaml (text → data, no YAML 1.1 surprises) → model (fields: value grammars;
-rules: cross-field) → loader (load_inventory, one-line InventoryError, messages that never show a secret);
-the services the inventory runs: catalog (every services/<name>.yml, each a declaration; the rules between
-them) and stack_rules (between them and the inventory); then repository (against this checkout) and machine
-(files on this machine); schema (inventories/ and services/schema.json); cli (`python -m plugins.inventory`);
-plugin (the pytest entry: `--inventory`, the `inventory` fixture).
+files (a path → text) → strict_yaml (text → data, no YAML 1.1 surprises) → model (section: the strict base;
+fields: value grammars; rules, refs: cross-field) → loader (load_inventory, one-line InventoryError, messages that
+never show a secret); the services the inventory runs: catalog (every services/<name>.yml, each a declaration; the
+rules between them), stack_rules (between them and the inventory, reading stack_needs: what the stack's renderers
+need of a declaration, as data) and checks (what each host owes: declarations, HTTP checks, probes); then
+repository (against this checkout) and machine (files on this machine); schema (inventories/ and
+services/schema.json); cli (`python -m plugins.inventory`); plugin (the pytest entry: `--inventory`, the
+`inventory` fixture). What the hosts run, rendered from all this, is plugins/stack's.
 """
 
 from plugins.inventory.errors import InventoryError, Problem

@@ -1,4 +1,6 @@
-"""`python -m plugins.inventory check|tfvars|ansible|schema`: validate an inventory or print what it derives.
+"""`python -m plugins.inventory check|tfvars|schema`: validate an inventory or print the Terraform variables.
+
+The Ansible inventory, with what each host runs, is plugins/stack's: `python -m plugins.stack ansible`.
 
 A problem is one line on stderr (file, key or line, what was expected) and the exit status is 1; nothing is
 written; no traceback, whatever the input.
@@ -10,16 +12,20 @@ import argparse
 import json
 import sys
 import traceback
+from collections.abc import Callable
 
 from plugins.inventory.errors import InventoryError
 from plugins.inventory.loader import display, load_inventory
 from plugins.inventory.machine import machine_problems
+from plugins.inventory.model import Inventory
 from plugins.inventory.plugin import DEFAULT_INVENTORY
 from plugins.inventory.repository import repository_problems
 from plugins.inventory.schema import DECLARATION_SCHEMA_PATH, SCHEMA_PATH, written_schemas
 
 EXIT_INVALID = 1
 EXIT_INTERNAL = 70  # EX_SOFTWARE
+EXIT_USAGE = 2  # argparse's
+ANSIBLE_MOVED = "the Ansible inventory is plugins/stack's: python -m plugins.stack ansible [PATH]"
 
 LEVELS = f"""\
 check validates in three levels and stops at the first that fails:
@@ -45,16 +51,17 @@ def _parser() -> argparse.ArgumentParser:
         epilog=LEVELS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="check|tfvars|ansible|schema")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="check|tfvars|schema")
     check = commands.add_parser("check", help="validate inventories (structure, repository; --here: this machine)",
                                 epilog=LEVELS, formatter_class=argparse.RawDescriptionHelpFormatter)
     check.add_argument("paths", nargs="*", default=[DEFAULT_INVENTORY], metavar="PATH",
                        help=f"inventory files (default {DEFAULT_INVENTORY})")
     check.add_argument("--here", action="store_true",
                        help="also check the files the inventory names on this machine (run it on the runner)")
-    for name, what in (("tfvars", "the Terraform variables"), ("ansible", "the Ansible inventory")):
-        command = commands.add_parser(name, help=f"print {what} derived from the inventory, as JSON")
-        command.add_argument("path", nargs="?", default=DEFAULT_INVENTORY, metavar="PATH")
+    tfvars = commands.add_parser("tfvars", help="print the Terraform variables derived from the inventory, as JSON")
+    tfvars.add_argument("path", nargs="?", default=DEFAULT_INVENTORY, metavar="PATH")
+    moved = commands.add_parser("ansible", help=f"moved: {ANSIBLE_MOVED}")
+    moved.add_argument("path", nargs="?", default=DEFAULT_INVENTORY, metavar="PATH")
     commands.add_parser("schema", help=f"write {display(SCHEMA_PATH)} and {display(DECLARATION_SCHEMA_PATH)} from the "
                                        "models")
     return parser
@@ -87,26 +94,38 @@ def _run(args: argparse.Namespace) -> int:
         for line in problems:
             print(line, file=sys.stderr)
         return EXIT_INVALID if problems else 0
+    if args.command == "ansible":
+        print(ANSIBLE_MOVED, file=sys.stderr)
+        return EXIT_USAGE
+    return print_derived(args.path, lambda inventory: inventory.terraform_vars())
+
+
+def print_derived(path: str, derive: Callable[[Inventory], dict]) -> int:
+    """Print what derive makes of the inventory at path, as JSON; a broken inventory is its lines on stderr, exit 1."""
     try:
-        inventory = load_inventory(args.path)
+        inventory = load_inventory(path)
     except InventoryError as error:
         print("\n".join(error.lines()), file=sys.stderr)
         return EXIT_INVALID
-    derived = inventory.terraform_vars() if args.command == "tfvars" else inventory.ansible_inventory()
-    print(json.dumps(derived, indent=2))
+    print(json.dumps(derive(inventory), indent=2))
     return 0
 
 
-def main(argv: list[str]) -> int:
-    """Run one command; the exit status: 0 valid, 1 invalid, 2 usage."""
-    args = _parser().parse_args(argv)
+def guarded(run: Callable[[], int], package: str) -> int:
+    """run()'s exit status; an interrupt or a bug is one line on stderr (a bug's text may hold a value: not shown)."""
     try:
-        return _run(args)
+        return run()
     except KeyboardInterrupt:
         print("interrupted; nothing was written", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - a bug must still be one line, and its text may hold a value
         frame = traceback.extract_tb(error.__traceback__)[-1]
         print(f"internal error: {type(error).__name__} in {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} "
-              "(a bug of plugins/inventory; nothing was written)", file=sys.stderr)
+              f"(a bug of {package}; nothing was written)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def main(argv: list[str]) -> int:
+    """Run one command; the exit status: 0 valid, 1 invalid, 2 usage."""
+    args = _parser().parse_args(argv)
+    return guarded(lambda: _run(args), "plugins/inventory")

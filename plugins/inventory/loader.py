@@ -41,7 +41,7 @@ def validate_document(source: str, document: Any, catalog: Catalog | None = None
     try:
         inventory = Inventory.model_validate(document, context={"catalog": catalog, "source": source})
     except ValidationError as error:
-        raise InventoryError(source, describe_errors(error, document)) from None
+        raise InventoryError(source, describe_errors(error, document, Inventory)) from None
     secrets = secret_shaped_values(document)
     if secrets:
         raise InventoryError(source, secrets)

@@ -12,10 +12,10 @@ from pydantic import BaseModel, ValidationError
 from plugins.inventory.declaration import MAX_DEADLINE
 from plugins.inventory.errors import Problem
 from plugins.inventory.masking import HIDDEN, looks_secret, shown, shown_name
-from plugins.inventory.rules import host_ref
+from plugins.inventory.refs import host_ref
 
 
-def describe_errors(error: ValidationError, document: Any, model: type[BaseModel] | None = None,
+def describe_errors(error: ValidationError, document: Any, model: type[BaseModel],
                     hidden: Callable[[tuple], bool] = lambda loc: False,
                     ) -> list[Problem]:
     """Turn pydantic's errors into (key path, expected/found) pairs, hosts named by hostname.
@@ -23,8 +23,6 @@ def describe_errors(error: ValidationError, document: Any, model: type[BaseModel
     model is the document's (the inventory, or a service declaration); hidden tells which locations' values are
     never shown.
     """
-    if model is None:  # the inventory's model imports the catalog, which reads declarations with this module
-        from plugins.inventory.model import Inventory as model
     hostnames = _hostnames(document) if "hosts" in model.model_fields and isinstance(document, dict) else []
     problems: list[Problem] = []
     seen: set[Problem] = set()

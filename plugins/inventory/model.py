@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 from plugins.inventory.catalog import Catalog, repository_catalog
+from plugins.inventory.checks import FunctionalCheck, Service, derive_checks
 from plugins.inventory.declaration import MAX_DEADLINE, Declaration, SecretName
 from plugins.inventory.errors import problem_line
 from plugins.inventory.fields import (
@@ -29,26 +29,19 @@ from plugins.inventory.fields import (
     RunnerLabel,
     S3Bucket,
     S3Key,
-    StatusCode,
     TlsOn,
     TokenId,
     UnixUser,
 )
 from plugins.inventory.rules import check_rules
-from plugins.inventory.stack import derive_stack, host_vars
+from plugins.inventory.section import Strict
+from plugins.inventory.stack_needs import PROXY_SERVICE
 
 # Upper bounds past which a value is a typo, not a choice (a deadline of 30 years, a 4 PiB container); a
 # deadline's (MAX_DEADLINE, an hour: a longer health wait already means the service is broken) is declaration.py's.
 MAX_RETENTION = 100  # deploy snapshots kept per container
 MAX_MEMORY = 1024 * 1024  # MiB: 1 TiB
 EXTENSION_PREFIX = "x-"
-PROXY_SERVICE = "traefik"  # the catalog's reverse proxy: its host routes every declared route
-
-
-class Strict(BaseModel):
-    """Base of every inventory section: a misspelt key is an error."""
-
-    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 class Proxmox(Strict):
@@ -138,53 +131,6 @@ class Deploy(Strict):
         "short wait); the rollback still waits each service's declared deadline, so a slow starter comes back")
 
 
-class Service(Strict):
-    """One HTTP endpoint and the status codes that mean it is healthy (incident #12)."""
-
-    name: Label
-    url: HttpUrl
-    accepted: Annotated[list[StatusCode], Field(min_length=1)] = Field(description="healthy codes")
-    warmup: list[StatusCode] = Field([], description="codes accepted only while the service warms up")
-    deadline: Annotated[float, Field(strict=True, gt=0, le=MAX_DEADLINE, allow_inf_nan=False)] = Field(
-        60, description="seconds to wait for a healthy code"
-    )
-    rollback_deadline: Annotated[float, Field(strict=True, gt=0, le=MAX_DEADLINE, allow_inf_nan=False)] | None = Field(
-        None, description="seconds the rollback waits for it (unset: deadline): the declared deadline, which "
-        "deploy.max_health_wait does not cap")
-    verify_tls: TlsOn = True
-    ca_file: AbsolutePath | None = None
-    follow_redirects: Flag = Field(False, description="false: a redirect is the answer checked")
-    connect_to: IPv4 | None = Field(None, description="address to connect to instead of the url's host "
-                                    "(SNI and Host header stay the url's): a route checked through the proxy")
-
-    @property
-    def url_host(self) -> str:
-        """Host part of the url (an inventory host's ip or hostname)."""
-        return urlsplit(self.url).hostname or ""
-
-    @property
-    def tls_verify(self) -> str | bool:
-        """Value for requests' `verify`: the CA file, or True for the system CAs."""
-        return self.ca_file or True
-
-
-class FunctionalCheck(Strict):
-    """A functional probe of one service at one URL (directly, or through the proxy), from its declaration."""
-
-    name: Label
-    kind: Annotated[str, Field(strict=True, pattern=r"^[a-z][a-z0-9_]*$", description="plugins/health/functional's kind")]
-    url: HttpUrl = Field(description="the probe's URL: the service's address and published port, and its path")
-    secrets: dict[str, str] = Field({}, description="secret name -> the env var holding it ('' for a vault var)")
-    deadline: Annotated[float, Field(strict=True, gt=0, le=MAX_DEADLINE, allow_inf_nan=False)] = 60
-    ca_file: AbsolutePath | None = None
-    connect_to: IPv4 | None = None
-
-    @property
-    def tls_verify(self) -> str | bool:
-        """Value for requests' `verify`: the CA file, or True for the system CAs."""
-        return self.ca_file or True
-
-
 class Host(Strict):
     """One LXC container of the homelab."""
 
@@ -192,10 +138,10 @@ class Host(Strict):
     hostname: Label
     ip: IPv4
     node: Label | None = Field(None, description="default: proxmox.node")
-    roles: list[RoleName] = []
+    roles: list[RoleName] = Field([])
     protected: Flag = Field(False, description="the plan guard refuses to delete or replace it")
     rollback: Flag | None = Field(None, description="in the rollback set; default true, false for the runner")
-    packages: list[DebianPackage] = []
+    packages: list[DebianPackage] = Field([])
     memory: Annotated[int, Field(strict=True, ge=16, le=MAX_MEMORY)] = Field(512, description="MiB")
     cores: Annotated[int, Field(strict=True, ge=1, le=512)] = 1
     services: list[Label] = Field([], description="the services/<name>.yml declarations this host runs")
@@ -260,7 +206,7 @@ class Stack(Strict):
 
     domain: Hostname = Field(description="routes are <route.host>.<domain>")
     tls: Tls
-    secrets: dict[SecretName, SecretSource] = {}
+    secrets: dict[SecretName, SecretSource] = Field({})
     vault: Vault | None = Field(None, description="where the vault secrets are (required when one secret is vault)")
 
 
@@ -308,7 +254,7 @@ class Inventory(Strict):
             if host.rollback is None:
                 host.rollback = host.hostname != self.runner.host
         self._catalog = catalog
-        derive_stack(self, catalog)
+        derive_checks(self, catalog)
         return self
 
     @property
@@ -407,35 +353,4 @@ class Inventory(Strict):
             "ssh_public_keys": self.ssh_public_keys(),
             "containers": {h.hostname: self._container_vars(h) for h in self.hosts if not self.is_runner(h)},
             "runner": self._container_vars(runner) if runner else None,
-        }
-
-    def ansible_inventory(self) -> dict:
-        """Ansible YAML/JSON inventory: all.hosts with host vars, a group per role, group `runner`."""
-        order = self.roles
-        hostvars = {
-            h.hostname: {
-                "ansible_host": h.ip,
-                "vmid": h.vmid,
-                "protected": h.protected,
-                "rollback": h.rollback,
-                "packages": list(h.packages),
-                "containers": list(h.containers),
-                # site.yml applies these, in this order (the inventory's order of roles)
-                "host_roles": [role for role in order if role in h.roles],
-                **host_vars(self, h),
-            }
-            for h in self.hosts
-        }
-        children = {role: {"hosts": {h.hostname: {} for h in self.hosts_with_role(role)}} for role in self.roles}
-        if self.runner_host:
-            children["runner"] = {"hosts": {self.runner_host.hostname: {}}}
-        return {
-            "all": {
-                "vars": {
-                    "ansible_ssh_private_key_file": self.runner.deploy_key,
-                    "deploy_user": self.runner.deploy_user,
-                },
-                "hosts": hostvars,
-                "children": children,
-            }
         }

@@ -17,7 +17,7 @@ from plugins.inventory.errors import Problem
 from plugins.inventory.fields import RESERVED_GROUPS
 from plugins.inventory.masking import looks_secret, shown
 from plugins.inventory.model import Inventory
-from plugins.inventory.rules import host_refs
+from plugins.inventory.refs import host_refs
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 GROUP_VARS = Path("ansible/playbooks/group_vars/all.yml")

@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
-import re
-from collections import Counter
 from typing import Any
 
 from plugins.inventory.errors import Problem
-from plugins.inventory.masking import looks_secret, shown
-
-_SAFE_NAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")  # a valid hostname: safe to show in a key path
-
-
-def host_ref(hostnames: list[Any], index: int) -> str:
-    """`hosts[app-demo]` when that valid hostname names one host only, else `hosts[2]`."""
-    return host_refs(hostnames)[index] if 0 <= index < len(hostnames) else f"hosts[{index}]"
-
-
-def host_refs(hostnames: list[Any]) -> list[str]:
-    """host_ref of every host, in order."""
-    counts = Counter(name for name in hostnames if isinstance(name, str))  # a hostname may be a list: unhashable
-    return [f"hosts[{name}]" if isinstance(name, str) and _SAFE_NAME.match(name) and not looks_secret(name)
-            and counts[name] == 1 else f"hosts[{index}]" for index, name in enumerate(hostnames)]
+from plugins.inventory.masking import shown
+from plugins.inventory.refs import host_refs
+from plugins.inventory.stack_rules import stack_problems
 
 
 def check_rules(inv: Any, catalog: Any) -> list[Problem]:
     """Every rule that spans more than one field (and the service catalog), in a stable order."""
-    from plugins.inventory.stack_rules import stack_problems  # they read the model, which imports these rules
-
     refs = host_refs([h.hostname for h in inv.hosts])
     return [
         *_unique(inv, refs, "vmid"),

@@ -11,12 +11,17 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from plugins.inventory import configs, traefik
 from plugins.inventory.catalog import Catalog
 from plugins.inventory.errors import Problem
 from plugins.inventory.masking import looks_secret, shown
+from plugins.inventory.stack_needs import (
+    FIRST_PORT_READERS,
+    GENERATED_MOUNTS,
+    PROXY_CONFIG_TARGET,
+    PROXY_ENTRYPOINTS,
+    PROXY_SERVICE,
+)
 
-PROXY = "traefik"
 MAX_LISTED = 5  # names listed in one line before "…"
 
 
@@ -32,7 +37,7 @@ def stack_problems(inv: Any, catalog: Catalog, refs: list[str]) -> list[Problem]
     if vaulted and inv.stack.vault is None:
         problems.append(("stack.vault", (f"secrets {', '.join(vaulted)} come from Ansible Vault but stack.vault is "
                                          "not set (expected stack.vault.file: the encrypted vars file)")))
-    if any(decl.route for decl in placed.values()) and PROXY not in placed:
+    if any(decl.route for decl in placed.values()) and PROXY_SERVICE not in placed:
         problems.append(("hosts", ("services have routes but no host runs traefik (expected traefik in one host's "
                                   "services)")))
     return problems
@@ -149,11 +154,39 @@ def _declaration_in_inventory(inv: Any, catalog: Catalog, decl: Any) -> list[Pro
             problems.append((key, (f"secret {secret} is not in stack.secrets of {inv.source}{hint} (expected a secret "
                                    f"stack.secrets names, or stack.secrets.{secret}: {{env: VAR}} or {{vault: var}} "
                                    "added there)"), where))
-    if decl.name == PROXY:
+    if decl.name == PROXY_SERVICE:
         problems += [("volumes" if line.startswith("no host directory") else "ports", line, where)
-                     for line in traefik.entrypoint_problems(decl)]
-    problems += [("volumes", line, where) for line in configs.mount_problems(decl)]
+                     for line in _entrypoint_problems(decl)]
+    problems += [("volumes", line, where) for line in _mount_problems(decl)]
     if not any(len(problem) == 3 and problem[2] == where for problem in catalog.problems):
         # a declaration's own mistake (an unpublished check port) already explains what its files cannot read
-        problems += [(key, line, where) for key, line in configs.port_problems(decl)]
+        problems += [(key, line, where) for key, line in _port_problems(decl)]
     return problems
+
+
+def _entrypoint_problems(decl: Any) -> list[str]:
+    """What the traefik declaration lacks for the generated static configuration."""
+    problems = [f"no port named {name} (expected ports[].name {name})" for name in PROXY_ENTRYPOINTS
+                if decl.port_named(name) is None]
+    if not any(v.target == PROXY_CONFIG_TARGET and not v.named for v in decl.volumes):
+        problems.append(f"no host directory mounted at {PROXY_CONFIG_TARGET} (expected a volume with that target)")
+    return problems
+
+
+def _mount_problems(decl: Any) -> list[str]:
+    """What a declaration with generated files lacks: a host directory over each file (one line each)."""
+    mounted = {v.target for v in decl.volumes if not v.named}
+    return [f"no host directory mounted at {target} (expected a volume with that target: its files are generated)"
+            for target in GENERATED_MOUNTS.get(decl.name, ()) if target not in mounted]
+
+
+def _port_problems(decl: Any) -> list[tuple[str, str]]:
+    """(key, line) for a declaration whose first port a generated file reads and that has none, or unpublished."""
+    reader = FIRST_PORT_READERS.get(decl.name)
+    if reader is None:
+        return []
+    if not decl.ports:
+        return [("ports", f"no port declared (expected one, published: {reader} reads its first port)")]
+    if decl.ports[0].published is None:
+        return [("ports[0].published", f"the first port is not published (expected a host port: {reader} reads it)")]
+    return []

@@ -21,6 +21,7 @@ import pytest
 
 from lab import orchestrate, scenarios
 from plugins.inventory import Inventory, read_document
+from plugins.stack import ansible_inventory
 from plugins.tools.playbooks import PlaybookResult, run_playbook
 
 pytestmark = pytest.mark.lab
@@ -110,7 +111,7 @@ def app_host(lab_hosts, lab_up, tmp_path_factory):
                           "packages": ["rsync", "python3"],
                           "services": [s for s in lab_app["services"] if s.startswith("app-demo")]},
                          {**lab_proxy, "services": ["traefik"]}]
-    host = AppHost(key, tmp / "known_hosts", Inventory.model_validate(document).ansible_inventory(), app_src,
+    host = AppHost(key, tmp / "known_hosts", ansible_inventory(Inventory.model_validate(document)), app_src,
                    secrets.token_urlsafe(18))
     saved = {name: os.environ.get(name) for name in ("APP_DEMO_NPM_REGISTRY", "APP_DEMO_DB_PASSWORD")}
     os.environ["APP_DEMO_NPM_REGISTRY"] = lab_up["npm_mirror"]["url"]

@@ -21,6 +21,7 @@ from plain_http import get
 
 from plugins.health.web import check_service, wait_for_service
 from plugins.inventory import Inventory, load_inventory, read_document
+from plugins.stack import ansible_inventory
 from plugins.tools.playbooks import ANSIBLE_DIR, PlaybookResult, playbooks_for, run_playbook
 
 pytestmark = pytest.mark.lab
@@ -99,7 +100,7 @@ def module_inventory(key: Path) -> dict:
          "services": SERVICES[name]}
         for name, (vmid, ip, roles) in HOSTS.items()
     ]  # fmt: skip
-    return Inventory.model_validate(document).ansible_inventory()
+    return ansible_inventory(Inventory.model_validate(document))
 
 
 def module_model() -> Inventory:

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from plugins.inventory import load_inventory
+from plugins.stack import ansible_inventory
 from plugins.tools.playbooks import ANSIBLE_CFG, ANSIBLE_DIR, PLAYBOOKS_DIR, ROLES_DIR, run_playbook, runner_env
 
 pytestmark = pytest.mark.unit
@@ -145,7 +146,7 @@ def test_group_vars_hold_no_port():
 def test_every_playbook_passes_syntax_check_on_the_lab_inventory(tmp_path):
     """ansible-playbook --syntax-check accepts every playbook with the lab's derived inventory."""
     hosts = tmp_path / "hosts.json"
-    hosts.write_text(json.dumps(load_inventory(LAB_INVENTORY).ansible_inventory()))
+    hosts.write_text(json.dumps(ansible_inventory(load_inventory(LAB_INVENTORY))))
     env = {**os.environ, **runner_env(tmp_path / "key", tmp_path / "known_hosts", tmp_path)}
     playbooks = sorted(str(p) for p in PLAYBOOKS_DIR.glob("*.yml"))
     done = subprocess.run(
@@ -161,8 +162,8 @@ def test_every_playbook_passes_syntax_check_on_the_lab_inventory(tmp_path):
 
 def test_the_proxy_role_writes_the_generated_traefik_configuration(tmp_path):
     """The proxy role's config tasks, run on localhost with the lab's host vars: traefik.yml, routes.yml and the
-    certificate land where services/traefik.yml mounts them, as plugins/inventory/traefik.py generated them."""
-    hostvars = load_inventory(LAB_INVENTORY).ansible_inventory()["all"]["hosts"]["proxy"]
+    certificate land where services/traefik.yml mounts them, as plugins/stack/traefik.py generated them."""
+    hostvars = ansible_inventory(load_inventory(LAB_INVENTORY))["all"]["hosts"]["proxy"]
     (tmp_path / "cert.pem").write_text("certificate\n")
     (tmp_path / "key.pem").write_text("key\n")
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,

@@ -12,6 +12,7 @@ import yaml
 
 from lab import npm_mirror, orchestrate, scenarios
 from plugins.inventory import load_inventory
+from plugins.stack import ansible_inventory
 from plugins.tools.playbooks import ROLES_DIR
 
 pytestmark = pytest.mark.unit
@@ -37,7 +38,7 @@ def module_of(task: dict) -> str:
 
 def lab_app_host() -> dict:
     """The lab's app-demo host vars, as plugins/inventory derives them from services/app-demo-*.yml."""
-    return load_inventory(scenarios.LAB_INVENTORY).ansible_inventory()["all"]["hosts"]["app-demo"]
+    return ansible_inventory(load_inventory(scenarios.LAB_INVENTORY))["all"]["hosts"]["app-demo"]
 
 
 def test_the_role_carries_no_secret_the_stack_role_hides_it():

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from plugins.inventory import Inventory, InventoryError, load_inventory, schema_text
+from plugins.stack import ansible_inventory
 
 pytestmark = pytest.mark.unit
 
@@ -69,7 +70,7 @@ def test_vmid_240_lives_at_202_in_both(lab, homelab):
     assert lab.host("monitoring").ip == "198.18.0.202"
     assert homelab.host(240).ip.rsplit(".", 1)[1] == "202"  # the owner's LAN stays in homelab.yml
     assert lab.terraform_vars()["containers"]["monitoring"]["ip"] == "198.18.0.202"
-    assert lab.ansible_inventory()["all"]["hosts"]["monitoring"]["ansible_host"] == "198.18.0.202"
+    assert ansible_inventory(lab)["all"]["hosts"]["monitoring"]["ansible_host"] == "198.18.0.202"
 
 
 def test_lab_stays_inside_the_lab_range(lab):
@@ -115,7 +116,7 @@ def test_off_inventory_runner(tmp_path):
     assert inventory.runner_host is None
     assert len(inventory.rollback_set) == 5
     assert inventory.terraform_vars()["runner"] is None
-    assert "runner" not in inventory.ansible_inventory()["all"]["children"]
+    assert "runner" not in ansible_inventory(inventory)["all"]["children"]
 
 
 def test_helpers(lab):
@@ -166,7 +167,7 @@ def test_terraform_vars(lab, tmp_path):
 
 def test_ansible_inventory(lab):
     """Ansible inventory: all.hosts with ansible_host and host vars, a group per role, group runner."""
-    document = lab.ansible_inventory()["all"]
+    document = ansible_inventory(lab)["all"]
     proxy = document["hosts"]["proxy"]
     assert {key: proxy[key] for key in ("ansible_host", "vmid", "protected", "rollback", "packages", "containers",
                                         "host_roles")} == {
@@ -180,7 +181,7 @@ def test_ansible_inventory(lab):
     assert document["children"]["app_demo"] == {"hosts": {"app-demo": {}}}
     assert set(document["children"]) == {"proxy", "utilities", "github_runner", "monitoring", "app_demo", "runner"}
     assert document["vars"]["ansible_ssh_private_key_file"] == "/var/lib/homelab-lab/keys/deploy_ed25519"
-    yaml.safe_load(yaml.safe_dump(lab.ansible_inventory()))
+    yaml.safe_load(yaml.safe_dump(ansible_inventory(lab)))
 
 
 def test_host_roles_follow_the_inventorys_order_of_roles(lab):
@@ -188,7 +189,7 @@ def test_host_roles_follow_the_inventorys_order_of_roles(lab):
     document = lab.model_copy(deep=True)
     last = document.hosts[-1]
     last.roles = ["app_demo", "proxy"]  # proxy appears first in the inventory (first host)
-    hosts = document.ansible_inventory()["all"]["hosts"]
+    hosts = ansible_inventory(document)["all"]["hosts"]
     assert hosts[last.hostname]["host_roles"] == ["proxy", "app_demo"]
     assert all(role in document.roles for h in hosts.values() for role in h["host_roles"])
 

@@ -6,6 +6,7 @@ Every problem is one line on stderr; exit non-zero; nothing written; never a tra
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,16 +16,17 @@ import pytest
 from broken_inventory import HOMELAB, LAB, ROOT, edited, lab_document, lab_text, write
 
 from plugins.inventory import load_inventory, machine_problems, repository_problems
+from plugins.stack import ansible_inventory
 
 pytestmark = pytest.mark.unit
 
 SECRET = "7c1e2d3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
 
 
-def run_check(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    """`python -m plugins.inventory ARGS` from cwd, as a user would type it."""
+def run_check(cwd: Path, *args: str, module: str = "plugins.inventory") -> subprocess.CompletedProcess:
+    """`python -m plugins.inventory ARGS` (or another module's) from cwd, as a user would type it."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run([sys.executable, "-m", "plugins.inventory", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -135,11 +137,25 @@ def test_usage_errors_are_a_usage_line_not_a_traceback(tmp_path, args):
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("command", ["tfvars", "ansible"])
-def test_derived_output_of_a_broken_inventory_is_one_line(tmp_path, command):
-    """tfvars and ansible refuse a broken inventory with the same one line, printing no JSON."""
+@pytest.mark.parametrize(("module", "command"), [("plugins.inventory", "tfvars"), ("plugins.stack", "ansible")])
+def test_derived_output_of_a_broken_inventory_is_one_line(tmp_path, module, command):
+    """tfvars and the stack's ansible refuse a broken inventory with the same one line, printing no JSON."""
     write(tmp_path, edited("vmid: 200", "vmid: 0200"))
-    assert_refused(run_check(tmp_path, command, "inv.yml"), 1)
+    assert_refused(run_check(tmp_path, command, "inv.yml", module=module), 1)
+
+
+def test_the_inventory_names_where_the_ansible_inventory_went(tmp_path):
+    """`python -m plugins.inventory ansible` (the stack's now) is one line naming the command that prints it."""
+    done = run_check(tmp_path, "ansible", "inv.yml")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.splitlines() == ["the Ansible inventory is plugins/stack's: python -m plugins.stack ansible [PATH]"]
+
+
+def test_the_stack_prints_the_ansible_inventory_of_a_valid_one(tmp_path):
+    """`python -m plugins.stack ansible PATH`: the JSON the deploy runs site.yml with, nothing on stderr."""
+    done = run_check(ROOT, "ansible", str(LAB), module="plugins.stack")
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert json.loads(done.stdout) == ansible_inventory(load_inventory(LAB))
 
 
 def test_help_says_what_each_level_checks(tmp_path):

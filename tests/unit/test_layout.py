@@ -68,3 +68,74 @@ def test_the_inventory_imports_only_itself_and_shared():
             outside += [f"{path.relative_to(ROOT)}: {name}" for name in names if name.startswith("plugins.")
                         and not name.startswith(("plugins.inventory", "plugins.shared"))]
     assert not outside, "plugins/inventory imports another package: " + "; ".join(outside)
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Every plugins/ module → the plugins/ modules it imports: at the top, under TYPE_CHECKING or in a function."""
+    modules = {_module_name(path): path for path in _modules()}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # a relative import: from its package upwards
+                    base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                # `from package import module` imports the module; `from module import name` the module itself
+                targets.update(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                               for alias in node.names)
+        graph[name] = {target for target in targets if target in modules and target != name}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import circle of the graph ([] when there is none), by depth-first search."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph[node]):
+            if state.get(target) == 1:
+                return path[path.index(target):] + [target]
+            if target not in state and (found := visit(target)):
+                return found
+        state[node] = 2
+        path.pop()
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return []
+
+
+def test_the_import_graph_finds_a_circle():
+    """The search itself: a circle of three is found, a chain is not."""
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_no_import_circle_under_plugins():
+    """No plugins/ module imports, even lazily or for type checking, one that imports it back (directly or not)."""
+    circle = _cycle(_import_graph())
+    assert not circle, "import circle: " + " -> ".join(circle)
+
+
+def test_the_stack_package_reads_the_inventory_and_nothing_reads_the_stack_from_below():
+    """plugins/stack renders what plugins/inventory holds: the inventory never imports it."""
+    graph = _import_graph()
+    assert any(target.startswith("plugins.inventory") for name, targets in graph.items()
+               if name.startswith("plugins.stack") for target in targets)
+    upward = sorted(f"{name} -> {target}" for name, targets in graph.items() for target in targets
+                    if name.startswith(("plugins.inventory", "plugins.shared")) and target.startswith("plugins.stack"))
+    assert not upward, "imports of plugins/stack from below it: " + "; ".join(upward)

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from plugins.inventory import grafana, load_inventory, prometheus, promtail
-from plugins.inventory.configs import host_path
+from plugins.inventory import load_inventory
+from plugins.stack import ansible_inventory, grafana, prometheus, promtail
+from plugins.stack.configs import host_path
 
 pytestmark = pytest.mark.unit
 
@@ -40,7 +41,7 @@ def host_running(inventory, name):
 
 def render(inventory, host, name, directory: Path) -> dict[str, Path]:
     """The stack role's files for one service, written under directory by their host paths; their paths."""
-    entry = next(e for e in inventory.ansible_inventory()["all"]["hosts"][host.hostname]["stack_services"]
+    entry = next(e for e in ansible_inventory(inventory)["all"]["hosts"][host.hostname]["stack_services"]
                  if e["name"] == name)
     written = {}
     for item in entry["files"]:
@@ -93,7 +94,7 @@ def test_prometheus_scrapes_every_node_exporter_traefik_and_itself(inventory):
     assert all(targets == [f"{inventory.host(name).ip}:{node_port}"] for name, targets in nodes.items())
     traefik_port = inventory.catalog["traefik"].port_named("traefik").published
     assert jobs["traefik"]["static_configs"][0]["targets"] == [f"{inventory.proxy_host.ip}:{traefik_port}"]
-    assert inventory.catalog["traefik"] and "metrics" in inventory.ansible_inventory()["all"]["hosts"][
+    assert inventory.catalog["traefik"] and "metrics" in ansible_inventory(inventory)["all"]["hosts"][
         inventory.proxy_host.hostname]["proxy_static_config"]
 
 
@@ -189,7 +190,7 @@ def test_the_stack_role_writes_the_files_untouched_by_ansibles_templating(tmp_pa
     def here(path: str) -> str:
         return str(tmp_path / "host" / path.lstrip("/"))
 
-    hostvars = load_inventory(INVENTORIES["lab"]).ansible_inventory()["all"]["hosts"]["monitoring"]
+    hostvars = ansible_inventory(load_inventory(INVENTORIES["lab"]))["all"]["hosts"]["monitoring"]
     selected = [{**entry, "host_dirs": [here(d) for d in entry["host_dirs"]],
                  "files": [{**f, "dest": here(f["dest"])} for f in entry["files"]]}
                 for entry in hostvars["stack_services"] if entry["files"]]

@@ -22,8 +22,8 @@ import yaml
 from plain_http import free_port, wait_listening
 
 from plugins.health.functional.runner import wait_for_probe
-from plugins.inventory import grafana
-from plugins.inventory.model import FunctionalCheck
+from plugins.inventory.checks import FunctionalCheck
+from plugins.stack import grafana
 
 pytestmark = pytest.mark.unit
 

@@ -15,8 +15,8 @@ from plugins.health.functional import KINDS, WarmingUp
 from plugins.health.functional.runner import probe_session, wait_for_probe
 from plugins.health.functional.zabbix_api import zabbix_api
 from plugins.inventory import load_inventory
+from plugins.inventory.checks import FunctionalCheck
 from plugins.inventory.declaration import FunctionalProbe
-from plugins.inventory.model import FunctionalCheck
 
 pytestmark = pytest.mark.unit
 
@@ -72,7 +72,7 @@ DB_DOWN = (200, (b'{"jsonrpc": "2.0", "error": {"code": -32500, "message": "Appl
 
 
 def check(url: str, deadline: float = 5.0, **fields) -> FunctionalCheck:
-    """The direct Zabbix probe as stack.py derives it, at a test server's URL."""
+    """The direct Zabbix probe as plugins/inventory/checks.py derives it, at a test server's URL."""
     return FunctionalCheck(name="zabbix-web-zabbix-api", kind="zabbix_api", url=url, deadline=deadline, **fields)
 
 

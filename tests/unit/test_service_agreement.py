@@ -18,7 +18,8 @@ import yaml
 from plugins.health.registry import services_of
 from plugins.inventory import InventoryError, load_inventory, repository_problems
 from plugins.inventory.catalog import CATALOG_DIR, load_catalog
-from plugins.inventory.traefik import static_config
+from plugins.stack import ansible_inventory
+from plugins.stack.traefik import static_config
 
 pytestmark = pytest.mark.unit
 
@@ -39,7 +40,7 @@ def test_the_catalog_has_no_problem():
 
 def test_ansible_runs_the_containers_the_health_suite_expects(inventory):
     """Per host: the stack_services host var (what Ansible runs) = the containers the health checks look for."""
-    hosts = inventory.ansible_inventory()["all"]["hosts"]
+    hosts = ansible_inventory(inventory)["all"]["hosts"]
     for host in inventory.hosts:
         deployed = [entry["container"] for entry in hosts[host.hostname]["stack_services"]]
         assert deployed == host.containers == hosts[host.hostname]["containers"], host.hostname
@@ -47,7 +48,7 @@ def test_ansible_runs_the_containers_the_health_suite_expects(inventory):
 
 def test_ansible_publishes_the_ports_the_direct_checks_use(inventory):
     """Every direct HTTP check's port is a port Ansible publishes on that host."""
-    hosts = inventory.ansible_inventory()["all"]["hosts"]
+    hosts = ansible_inventory(inventory)["all"]["hosts"]
     for host in inventory.hosts:
         published = {int(p.split(":")[0]) for entry in hosts[host.hostname]["stack_services"] for p in entry["ports"]}
         for service in host.endpoints:
@@ -60,7 +61,7 @@ def test_ansible_publishes_the_ports_the_direct_checks_use(inventory):
 def test_traefik_routes_what_the_checks_reach_through_it(inventory):
     """Each router's host name is the one its check sends (SNI + Host), to the host:port its direct check uses."""
     proxy = inventory.proxy_host
-    dynamic = inventory.ansible_inventory()["all"]["hosts"][proxy.hostname]["proxy_dynamic_config"]
+    dynamic = ansible_inventory(inventory)["all"]["hosts"][proxy.hostname]["proxy_dynamic_config"]
     routers, backends = dynamic["http"]["routers"], dynamic["http"]["services"]
     via = {s.name.removesuffix("-via-traefik"): (h, s) for h, s in inventory.endpoints if s.connect_to}
     assert sorted(via) == sorted(routers)
@@ -75,7 +76,7 @@ def test_traefik_routes_what_the_checks_reach_through_it(inventory):
 def test_traefik_listens_where_its_declaration_publishes(inventory):
     """The static configuration's entrypoints are the ports services/traefik.yml publishes and checks."""
     decl = inventory.catalog["traefik"]
-    static = inventory.ansible_inventory()["all"]["hosts"][inventory.proxy_host.hostname]["proxy_static_config"]
+    static = ansible_inventory(inventory)["all"]["hosts"][inventory.proxy_host.hostname]["proxy_static_config"]
     addresses = {name: int(entry["address"].lstrip(":")) for name, entry in static["entryPoints"].items()}
     assert set(addresses.values()) == {p.container for p in decl.ports}
     assert static["ping"]["entryPoint"] == "traefik" and static["metrics"]["prometheus"]["entryPoint"] == "traefik"
@@ -89,7 +90,7 @@ def test_the_health_suite_and_the_rollback_wait_read_the_same_checks(inventory):
 
 def test_secrets_reach_ansible_by_name_only(inventory):
     """A secret appears in the host vars as where it comes from (env or vault), never as a value."""
-    for host in inventory.ansible_inventory()["all"]["hosts"].values():
+    for host in ansible_inventory(inventory)["all"]["hosts"].values():
         for entry in host["stack_services"]:
             for ref in entry["secret_env"]:
                 assert set(ref) in ({"name", "env"}, {"name", "vault"}), ref
@@ -220,7 +221,7 @@ def test_services_start_after_what_they_depend_on():
 def test_homelab_traefik_configuration_is_complete():
     """Static and dynamic config for the owner: https redirect, TLS store, one router per routed service."""
     homelab = load_inventory(INVENTORIES["homelab"])
-    hostvars = homelab.ansible_inventory()["all"]["hosts"]["proxy"]
+    hostvars = ansible_inventory(homelab)["all"]["hosts"]["proxy"]
     static, dynamic = hostvars["proxy_static_config"], hostvars["proxy_dynamic_config"]
     assert static == static_config(homelab.catalog["traefik"])
     assert static["providers"]["file"] == {"directory": "/etc/traefik/dynamic", "watch": True}
@@ -239,10 +240,10 @@ def test_homelab_traefik_configuration_is_complete():
 def test_homelab_environment_names_every_secret_by_vault_variable():
     """Every secret a homelab service needs comes from an Ansible Vault variable; no value in the host vars."""
     homelab = load_inventory(INVENTORIES["homelab"])
-    refs = [ref for host in homelab.ansible_inventory()["all"]["hosts"].values()
+    refs = [ref for host in ansible_inventory(homelab)["all"]["hosts"].values()
             for entry in host["stack_services"] for ref in entry["secret_env"]]
     assert refs and all(set(ref) == {"name", "vault"} and ref["vault"].startswith("vault_") for ref in refs)
-    pulled = [e for h in homelab.ansible_inventory()["all"]["hosts"].values() for e in h["stack_services"] if e["pull"]]
+    pulled = [e for h in ansible_inventory(homelab)["all"]["hosts"].values() for e in h["stack_services"] if e["pull"]]
     assert all(":" in e["image"] and not e["image"].endswith(":latest") for e in pulled)
 
 

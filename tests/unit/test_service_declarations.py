@@ -14,6 +14,7 @@ import yaml
 from plugins.inventory import InventoryError, load_inventory
 from plugins.inventory.catalog import CATALOG_DIR, load_catalog
 from plugins.inventory.schema import DECLARATION_SCHEMA_PATH, SCHEMA_MODELINE, written_schemas
+from plugins.stack import ansible_inventory
 
 pytestmark = pytest.mark.unit
 
@@ -109,7 +110,7 @@ def test_a_value_marked_not_secret_with_a_reason_is_deployed_as_written(services
                                             "not_secret: the public half}\nimage:")
     assert problems(services) == []
     inventory = load_inventory(LAB, catalog=load_catalog(services))
-    hosts = inventory.ansible_inventory()["all"]["hosts"]
+    hosts = ansible_inventory(inventory)["all"]["hosts"]
     [entry] = [e for e in hosts["monitoring"]["stack_services"] if e["name"] == "uptime-kuma"]
     assert entry["env"] == {"PUBLIC_KEY_URL": "https://keys.example.net"} and entry["secret_env"] == []
 

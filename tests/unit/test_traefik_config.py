@@ -24,6 +24,7 @@ from plain_http import free_port
 from lab.pve import ca as lab_ca
 from plugins.health.web import check_service
 from plugins.inventory import load_inventory
+from plugins.stack import ansible_inventory
 
 pytestmark = pytest.mark.unit
 
@@ -63,7 +64,7 @@ def backend():
 def test_traefik_serves_the_generated_configuration(tmp_path, backend, name):
     """Redirect to https (301), /ping 200, and every route answers by host name with a verified certificate."""
     inventory = load_inventory(ROOT / "inventories" / f"{name}.yml")
-    hostvars = inventory.ansible_inventory()["all"]["hosts"][inventory.proxy_host.hostname]
+    hostvars = ansible_inventory(inventory)["all"]["hosts"][inventory.proxy_host.hostname]
     ports = {entry: free_port() for entry in ("web", "websecure", "traefik")}
     (tmp_path / "dynamic").mkdir()
     cafile, cert, key = lab_ca.ensure_server_cert(tmp_path / "ca", tmp_path / "cert.pem", tmp_path / "key.pem", ips=(),

@@ -37,6 +37,7 @@ from plugins.inventory.catalog import CATALOG_DIR, load_catalog
 from plugins.inventory.files import display
 from plugins.inventory.masking import looks_secret
 from plugins.shared.secret_names import names_a_secret, says_secret
+from plugins.stack import ansible_inventory
 
 pytestmark = pytest.mark.unit
 
@@ -188,7 +189,7 @@ def run_collection_start(inventory: Path) -> list[str]:
         values, ids = check.parameters(loaded.hosts)
         assert len(values) == len(ids)
     services_of(loaded.hosts)
-    loaded.ansible_inventory()
+    ansible_inventory(loaded)
     loaded.terraform_vars()
     assert not any(loaded.is_runner(host) for host in loaded.rollback_set)
     return []

@@ -13,6 +13,7 @@ from plugins.deploy.progress import HostProgress, check_mode_lines
 from plugins.deploy.stages.outcome import HostOutcome
 from plugins.report import allure_output
 from plugins.ssh.known_hosts import known_hosts_file
+from plugins.stack import ansible_inventory
 from plugins.tools.playbooks import FAILED_EVENTS, SITE_PLAYBOOK, PlaybookResult, run_playbook, task_label
 from plugins.tools.vault import vault_files
 
@@ -37,7 +38,7 @@ def run_site(deployment: DeploySession, extravars: dict[str, str], *, check: boo
     down = not_checked(deployment) if check else {}
     limit = ",".join(h.hostname for h in inventory.hosts if h.hostname not in down) if down else None
     with allure_output.step(f"ansible-playbook{mode} {SITE_PLAYBOOK}.yml: bootstrap, then each host's roles"):
-        result = run_playbook(SITE_PLAYBOOK, inventory.ansible_inventory(), private_key=inventory.runner.deploy_key,
+        result = run_playbook(SITE_PLAYBOOK, ansible_inventory(inventory), private_key=inventory.runner.deploy_key,
                               limit=limit,
                               known_hosts=known_hosts_file(inventory), extravars=extravars, check=check, diff=check,
                               vault=vault_files(inventory), event_handler=None if deployment.terse else HostProgress(deployment.say))

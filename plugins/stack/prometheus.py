@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from plugins.inventory.stack_needs import PROMETHEUS_CONFIG_TARGET as CONFIG_TARGET
+
 if TYPE_CHECKING:
-    from plugins.inventory.catalog import Declaration
+    from plugins.inventory.declaration import Declaration
     from plugins.inventory.model import Inventory
 
-CONFIG_TARGET = "/etc/prometheus"  # where services/prometheus.yml mounts its configuration directory
 CONFIG_FILE = f"{CONFIG_TARGET}/prometheus.yml"
 RULES_DIR = Path(__file__).resolve().parents[2] / "services" / "files" / "prometheus" / "rules"
 SCRAPE_INTERVAL = "15s"

@@ -11,10 +11,10 @@ import base64
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
-from plugins.inventory import grafana, prometheus, promtail
+from plugins.stack import grafana, prometheus, promtail
 
 if TYPE_CHECKING:
-    from plugins.inventory.catalog import Declaration
+    from plugins.inventory.declaration import Declaration
     from plugins.inventory.model import Host, Inventory
 
 GENERATORS = {
@@ -48,31 +48,3 @@ def host_path(decl: Declaration, container_path: str) -> str:
             return str(PurePosixPath(volume.source) / target.relative_to(mount))
     raise ValueError(f"services/{decl.name}.yml mounts no host directory over {container_path} "
                      "(expected a volume whose source is a host directory and whose target contains it)")
-
-
-def mount_problems(decl: Declaration) -> list[str]:
-    """What a declaration with generated files lacks: a host directory over each file (one line each)."""
-    generate_targets = {"prometheus": [prometheus.CONFIG_TARGET],
-                        "grafana": [grafana.PROVISIONING, grafana.DASHBOARDS],
-                        "promtail": [promtail.CONFIG_TARGET]}.get(decl.name, [])
-    mounted = {v.target for v in decl.volumes if not v.named}
-    return [f"no host directory mounted at {target} (expected a volume with that target: its files are generated)"
-            for target in generate_targets if target not in mounted]
-
-
-# Services whose first port a generated file reads, and which file: each needs one, published (other hosts use it).
-FIRST_PORT_READERS = {"prometheus": "prometheus.yml and Grafana's datasource", "node-exporter": "prometheus.yml",
-                      "loki": "the shippers' config.yml and Grafana's datasource", "promtail": "its config.yml"}
-
-
-def port_problems(decl: Declaration) -> list[tuple[str, str]]:
-    """(key, line) for a declaration whose first port a generated file reads and that has none, or unpublished."""
-    reader = FIRST_PORT_READERS.get(decl.name)
-    if reader is None:
-        return []
-    if not decl.ports:
-        return [("ports", f"no port declared (expected one, published: {reader} reads its first port)")]
-    if decl.ports[0].published is None:
-        return [("ports[0].published", f"the first port is not published (expected a host port: {reader} reads it)")]
-    return []
-

@@ -1,69 +1,22 @@
-"""The inventory's services, from the catalog: what every layer derives (the rules are stack_rules.py's).
+"""The host vars the Ansible roles deploy from: each host's containers and generated files, the proxy's config.
 
-A host names the services it runs (hosts[].services); the catalog declares them; stack gives the environment's
-values. From the three: each host's containers and HTTP checks (directly and through Traefik), and the host
-vars the Ansible roles deploy from. Nothing here is written twice: a port lives in its declaration alone.
+From the host's declarations (plugins/inventory gives each host its own, dependencies first) and the stack
+section: one entry per service for the stack role, and on the proxy host Traefik's generated configuration.
+Nothing here is written twice: a port lives in its declaration alone.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from plugins.inventory import configs, traefik
-from plugins.inventory.catalog import Catalog, dependency_order
 from plugins.inventory.declaration import SecretRef
+from plugins.inventory.stack_needs import PROXY_SERVICE
+from plugins.stack import configs, traefik
 
 if TYPE_CHECKING:
     from plugins.inventory.model import Host, Inventory
 
 STACK_NETWORK = "homelab"  # the Docker network of a host's services: they reach each other by container name
-
-
-def derive_stack(inv: Inventory, catalog: Catalog) -> None:
-    """Give every host its declarations (dependencies first) and its HTTP checks."""
-    from plugins.inventory.model import FunctionalCheck, Service
-
-    proxy = inv.proxy_host
-    cap = inv.deploy.max_health_wait or float("inf")
-    for host in inv.hosts:
-        host._declarations = [catalog[name] for name in dependency_order(list(host.services), catalog)]
-        endpoints = []
-        for decl in host._declarations:
-            for acceptance in decl.http:
-                endpoints.append(Service(
-                    name=decl.check_name(acceptance),
-                    url=_http_url(host.ip, decl.published(acceptance.port), acceptance.path),
-                    accepted=list(acceptance.accepted), warmup=list(acceptance.warmup),
-                    deadline=min(acceptance.deadline, cap), rollback_deadline=acceptance.deadline,
-                    follow_redirects=acceptance.follow_redirects))
-            if decl.route and decl.http and proxy and inv.stack:
-                first = decl.http[0]
-                endpoints.append(Service(
-                    name=f"{decl.name}-via-traefik",
-                    url=f"https://{decl.route.host}.{inv.stack.domain}{first.path}",
-                    accepted=list(first.accepted), warmup=sorted({*first.warmup, 502, 503, 504} - set(first.accepted)),
-                    deadline=min(first.deadline, cap), rollback_deadline=first.deadline,
-                    follow_redirects=first.follow_redirects,
-                    ca_file=inv.stack.tls.ca_file, connect_to=proxy.ip))
-        host._endpoints = endpoints
-        host._probes = []
-        for decl in host._declarations:
-            for probe in decl.probes:
-                sources = inv.stack.secrets if inv.stack else {}
-                secrets = {probe.secret: sources[probe.secret].env or ""} if probe.secret in sources else {}
-                direct = _http_url(host.ip, decl.published(probe.port), probe.path)
-                common = {"kind": probe.kind, "secrets": secrets, "deadline": min(probe.deadline, cap)}
-                name = f"{decl.name}-{probe.kind.replace('_', '-')}"
-                host._probes.append(FunctionalCheck(name=name, url=direct, **common))
-                if decl.route and proxy and inv.stack and decl.route.port == probe.port:
-                    host._probes.append(FunctionalCheck(
-                        name=f"{name}-via-traefik",
-                        url=f"https://{decl.route.host}.{inv.stack.domain}{probe.path}",
-                        ca_file=inv.stack.tls.ca_file, connect_to=proxy.ip, **common))
-
-
-def _http_url(address: str, port: int | None, path: str) -> str:
-    return f"http://{address}{'' if port == 80 else f':{port}'}{path}"
 
 
 def container_vars(inv: Inventory, host: Host) -> list[dict]:
@@ -91,7 +44,7 @@ def container_vars(inv: Inventory, host: Host) -> list[dict]:
             "volumes": [f"{v.source}:{v.target}" + (":ro" if v.read_only else "") for v in decl.volumes],
             "named_volumes": [v.source for v in decl.volumes if v.named],
             "host_dirs": host_dirs,
-            "files": files,  # [{dest, content_b64}]: generated configuration (plugins/inventory/configs.py)
+            "files": files,  # [{dest, content_b64}]: generated configuration (plugins/stack/configs.py)
             "healthcheck": _healthcheck(decl),
             "restart_policy": decl.restart,
             "init": decl.init,
@@ -126,7 +79,7 @@ def host_vars(inv: Inventory, host: Host) -> dict:
     """The Ansible host vars of the host's services; the proxy host gets Traefik's generated configuration too."""
     found: dict = {"stack_network": STACK_NETWORK, "stack_services": container_vars(inv, host)}
     if host is inv.proxy_host and inv.stack:
-        decl = inv.catalog["traefik"]
+        decl = inv.catalog[PROXY_SERVICE]
         found.update({
             "proxy_container": decl.container,
             "proxy_config_dir": traefik.config_dir(decl),

@@ -9,25 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from plugins.inventory.stack_needs import PROXY_CONFIG_TARGET as CONFIG_TARGET
+
 if TYPE_CHECKING:
-    from plugins.inventory.catalog import Declaration
+    from plugins.inventory.declaration import Declaration
     from plugins.inventory.model import Inventory
 
-CONFIG_TARGET = "/etc/traefik"  # where the traefik declaration mounts its configuration directory
 DYNAMIC_DIR = f"{CONFIG_TARGET}/dynamic"
 TLS_DIR = f"{CONFIG_TARGET}/tls"
 CERT_FILE = f"{TLS_DIR}/cert.pem"
 KEY_FILE = f"{TLS_DIR}/key.pem"
-ENTRYPOINTS = ("web", "websecure", "traefik")  # port names the traefik declaration must give
-
-
-def entrypoint_problems(decl: Declaration) -> list[str]:
-    """What the traefik declaration lacks for the generated static configuration."""
-    problems = [f"no port named {name} (expected ports[].name {name})" for name in ENTRYPOINTS
-                if decl.port_named(name) is None]
-    if not any(v.target == CONFIG_TARGET and not v.named for v in decl.volumes):
-        problems.append(f"no host directory mounted at {CONFIG_TARGET} (expected a volume with that target)")
-    return problems
 
 
 def config_dir(decl: Declaration) -> str:

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from plugins.inventory.stack_needs import PROMTAIL_CONFIG_TARGET as CONFIG_TARGET
+
 if TYPE_CHECKING:
-    from plugins.inventory.catalog import Declaration
+    from plugins.inventory.declaration import Declaration
     from plugins.inventory.model import Host, Inventory
 
-CONFIG_TARGET = "/etc/promtail"  # where services/promtail.yml mounts its configuration directory
 CONFIG_FILE = f"{CONFIG_TARGET}/config.yml"
 DOCKER_LOGS = "/var/lib/docker/containers/*/*-json.log"  # dockerd's json-file driver, mounted read-only
 LOKI = "loki"

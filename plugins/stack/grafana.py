@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from plugins.inventory.stack_needs import GRAFANA_DASHBOARDS as DASHBOARDS
+from plugins.inventory.stack_needs import GRAFANA_PROVISIONING as PROVISIONING
+
 if TYPE_CHECKING:
-    from plugins.inventory.catalog import Declaration
+    from plugins.inventory.declaration import Declaration
     from plugins.inventory.model import Host, Inventory
 
-PROVISIONING = "/etc/grafana/provisioning"  # GF_PATHS_PROVISIONING's default in the official image
-DASHBOARDS = "/etc/grafana/dashboards"  # where the provider reads the JSON from
 DASHBOARDS_DIR = Path(__file__).resolve().parents[2] / "services" / "files" / "grafana" / "dashboards"
 # service → (datasource type, uid, name): the uids are what the dashboards' panels refer to.
 DATASOURCES = {"prometheus": ("prometheus", "prometheus", "Prometheus"), "loki": ("loki", "loki", "Loki")}
