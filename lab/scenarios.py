@@ -177,8 +177,9 @@ def empty_lab(inventory: Path = LAB_INVENTORY) -> None:
         if host["vmid"] in existing:
             api.wait(api.call("DELETE", f"/nodes/{api.node}/lxc/{host['vmid']}", force=1, purge=1))
     backend = document["state_backend"]
+    key, secret = orchestrate.STATE_STORE.credentials()
     s3 = boto3.client("s3", endpoint_url=backend["endpoint"], region_name=backend["region"],
-                      aws_access_key_id="lab", aws_secret_access_key="lab")
+                      aws_access_key_id=key, aws_secret_access_key=secret)
     listing = s3.list_objects_v2(Bucket=backend["bucket"]).get("Contents", [])
     for item in listing:
         s3.delete_object(Bucket=backend["bucket"], Key=item["Key"])
