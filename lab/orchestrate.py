@@ -45,6 +45,11 @@ STS = procs.Service("sts", "lab.sts", ("--port", str(REJECT_PORT)))
 Progress = Callable[[str], None]
 
 
+def services() -> tuple[procs.Service, ...]:
+    """Every background process of the lab, each with its PID file in the run dir."""
+    return (PVE, S3, STS, REGISTRY.service(), NPM_MIRROR.service())
+
+
 def _quiet(_: str) -> None:
     pass
 

@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ import boto3
 import requests
 import yaml
 
-from lab import orchestrate
+from lab import net, orchestrate, procs
+from lab.hosts import LabHosts
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB_INVENTORY = ROOT / "inventories" / "lab.yml"
@@ -187,6 +189,26 @@ def empty_lab(inventory: Path = LAB_INVENTORY) -> None:
     # Re-created containers get new host keys: forget the old ones (the suite's and ssh_root's).
     for name in (f"known_hosts_{document['environment']}", E2E_KNOWN_HOSTS):
         (keys_dir / name).unlink(missing_ok=True)
+
+
+def power_loss() -> dict[str, list]:
+    """What a power cut (or a machine restart) leaves of the lab: every lab process killed by SIGKILL (found by
+    its PID file), every container stopped the hard way (`lxc-stop -k`), the bridge gone. Files stay."""
+    killed = []
+    for service in orchestrate.services():
+        pid = procs.running_pid(orchestrate.PATHS.run_dir, service)
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            killed.append((service.name, pid))
+    deadline = time.monotonic() + 10  # the kernel frees their ports once they are gone
+    while any(Path(f"/proc/{pid}").exists() for _, pid in killed) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    hosts = LabHosts()
+    stopped = [h.vmid for h in hosts.list() if h.state == "running"]
+    for vmid in stopped:
+        hosts.lxc_stop_kill(vmid)
+    net.bridge_down()
+    return {"killed": [name for name, _ in killed], "stopped": stopped}
 
 
 class _Api:
