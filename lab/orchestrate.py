@@ -123,7 +123,8 @@ def _boot(status_now: dict, progress: Progress) -> None:
                                    f"{status_now['token_id']}={status_now['token_secret']}")
     for line in lines:
         progress(f"boot: {line}")
-    progress(f"boot: done in {time.monotonic() - started:.1f} s")
+    progress(f"boot: {'done' if lines else 'no container has onboot=1 and is stopped'} "
+             f"in {time.monotonic() - started:.1f} s")
 
 
 def ensure_images(progress: Progress = _quiet) -> list[images.Outcome]:
