@@ -25,7 +25,7 @@ def test_after_a_power_cut_lab_up_boots_the_homelab_and_a_deploy_changes_nothing
     declared = sorted(h.vmid for h in INVENTORY.hosts)
     cut = scenarios.power_loss()
     assert {"pve", "s3", "sts"} <= set(cut["killed"]), cut
-    assert sorted(cut["stopped"]) == declared, cut
+    assert set(declared) <= set(cut["stopped"]), cut
     assert all(h.state == "stopped" for h in LabHosts().list())
 
     up = subprocess.run([sys.executable, "-m", "lab", "up"], cwd=ROOT, capture_output=True, text=True,
