@@ -80,6 +80,8 @@ class StateStore:
             "-s3", f"-s3.port={self.port}", f"-s3.port.grpc={b + 6}",
             f"-s3.localSocket={self.run_dir / 'weed-s3.sock'}",
             "-s3.port.iceberg=0", "-s3.port.lance=0",
+            # it would report usage to telemetry.seaweedfs.com: the lab reaches nothing outside
+            "-master.telemetry=false",
         )
         return procs.Service("s3", "", args, program=str(weed_binary()))
 
