@@ -105,20 +105,21 @@ def startall_route(call: Call):
 def call_startall(api_url: str, node: str, ca_file: str, token: str, timeout: float = 600) -> list[str]:
     """Ask the emulator to boot (POST startall), wait for the task, return its log lines."""
     session = requests.Session()
-    session.verify = ca_file
     session.headers["Authorization"] = f"PVEAPIToken={token}"
-    resp = session.post(f"{api_url}/nodes/{node}/startall", timeout=30)
+    # per request: a session's `verify` loses to REQUESTS_CA_BUNDLE from the environment
+    resp = session.post(f"{api_url}/nodes/{node}/startall", timeout=30, verify=ca_file)
     resp.raise_for_status()
     upid = resp.json()["data"]
     deadline = time.monotonic() + timeout
     while True:
-        status = session.get(f"{api_url}/nodes/{node}/tasks/{upid}/status", timeout=30).json()["data"]
+        status = session.get(f"{api_url}/nodes/{node}/tasks/{upid}/status", timeout=30, verify=ca_file).json()["data"]
         if status["status"] == "stopped":
             break
         if time.monotonic() > deadline:
             raise RuntimeError(f"startall did not finish within {timeout:.0f} s ({upid})")
         time.sleep(0.2)
-    log = session.get(f"{api_url}/nodes/{node}/tasks/{upid}/log", params={"limit": 10000}, timeout=30)
+    log = session.get(f"{api_url}/nodes/{node}/tasks/{upid}/log", params={"limit": 10000}, timeout=30,
+                      verify=ca_file)
     lines = [row["t"] for row in log.json()["data"]]
     if status.get("exitstatus") != "OK":
         lines.append(f"startall ended: {status.get('exitstatus')}")
