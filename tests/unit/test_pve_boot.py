@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -129,3 +130,29 @@ def test_startall_goes_on_after_a_failed_start(root, monkeypatch):
     assert [line for line in log if line.startswith("Starting CT 901 failed:") and "lxc-start: 901 failed" in line]
     assert root.ok("GET", "/nodes/homelab/lxc/902/status/current")["status"] == "running"
 
+
+
+def test_lab_up_asks_for_the_boot_over_https_with_the_lab_ca(tmp_path, monkeypatch):
+    """call_startall (what `lab up` runs) against the served emulator, with a system CA bundle in the environment
+    (as on this machine): it verifies the lab CA and returns the task's lines."""
+    from lab.pve.boot import call_startall
+    from lab.pve.ca import ensure_ca
+    from lab.pve.server import PveServer
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    app = Emulator(tmp_path / "pve", MemHosts(), node="homelab")
+    root = Client(app)
+    _create(root, 901, onboot=1)
+    ca_file, cert, key = ensure_ca(app.state_dir)
+    server = PveServer(("127.0.0.1", 0), app, cert, key, auth_delay=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        token = f"{FULL_TOKEN_ID}={load_tokens(app.state_dir)[FULL_TOKEN_ID]}"
+        lines = call_startall(f"https://127.0.0.1:{server.server_address[1]}/api2/json", "homelab", str(ca_file),
+                              token)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert lines == ["Starting CT 901"]
+    assert _starts(root) == [901]
