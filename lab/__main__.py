@@ -23,7 +23,11 @@ def _require_root() -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     """Bring bridge, base, keys, emulator and S3 up (idempotent) and say where each listens."""
     started = time.monotonic()
-    status = orchestrate.up(progress=print)
+    try:
+        status = orchestrate.up(progress=print)
+    except RuntimeError as exc:  # a lab service that did not come up: one line naming it and its log
+        print(f"lab up failed: {exc}", file=sys.stderr)
+        return 1
     print(f"lab up in {time.monotonic() - started:.1f} s")
     orchestrate.print_status(status)
     return 0

@@ -22,7 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
-from lab import config, procs
+from lab import config
+from lab import s3 as s3_store
 from lab.hosts import LabHosts
 from lab.pve import auth as pve_auth
 from lab.pve.faults import FAULTS_FILE, HITS_FILE, Rule
@@ -195,7 +196,7 @@ class LabFaults:
     # ----- services ----------------------------------------------------------------------
     def hold_state_lock(self, endpoint: str, bucket: str, key: str, who: str = "another-run@lab") -> None:
         """Put a Terraform lock file (`use_lockfile`) next to the state, as a run that holds it would; undo deletes it."""
-        s3 = _s3(endpoint)
+        s3 = _s3(endpoint, self.paths.keys_dir)
         info = {"ID": str(uuid.uuid4()), "Operation": "OperationTypeApply", "Info": "", "Who": who,
                 "Version": "1.15.5", "Created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "Path": f"{bucket}/{key}"}
@@ -203,31 +204,10 @@ class LabFaults:
         self._undo.append(("state lock", lambda: s3.delete_object(Bucket=bucket, Key=f"{key}.tflock")))
 
     def stop_s3(self) -> None:
-        """Stop the S3 state store (moto); undo starts it again and puts back every object it held.
-
-        moto keeps its objects in memory: without the copy, stopping it would lose the Terraform state."""
+        """Kill the S3 state store; undo starts it again and waits until it serves its objects (kept on disk)."""
         from lab import orchestrate  # the orchestrator imports the images, the mirror...: only when needed
-        s3 = _s3(orchestrate.status()["s3_endpoint"])
-        bucket = orchestrate.S3_BUCKET
-        saved = {item["Key"]: s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-                 for item in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
-        procs.stop(self.paths.run_dir, orchestrate.S3)
-
-        def start() -> None:
-            procs.start(self.paths.run_dir, self.paths.log_dir, orchestrate.S3)
-            orchestrate._wait_port(orchestrate.S3_PORT, 60, "s3")
-            deadline = time.monotonic() + 30
-            while True:  # the bucket is created just after the port opens
-                try:
-                    s3.head_bucket(Bucket=bucket)
-                    break
-                except Exception:  # not there yet
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
-            for key, body in saved.items():
-                s3.put_object(Bucket=bucket, Key=key, Body=body)
-        self._undo.append(("S3 state store", start))
+        orchestrate.STATE_STORE.stop(timeout=0)
+        self._undo.append(("S3 state store", orchestrate.STATE_STORE.start))
 
     def stop_registry(self) -> None:
         """Stop the image registry; undo starts it again and waits until /v2/ answers."""
@@ -237,11 +217,12 @@ class LabFaults:
                            lambda: orchestrate.REGISTRY.start(self.paths.run_dir, self.paths.log_dir, 60)))
 
 
-def _s3(endpoint: str):
+def _s3(endpoint: str, keys_dir: Path):
     import boto3  # only the lab's S3 faults need it
 
+    key, secret = s3_store.ensure_credentials(keys_dir)
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                        aws_access_key_id="lab", aws_secret_access_key="lab")
+                        aws_access_key_id=key, aws_secret_access_key=secret)
 
 
 def _sh(text: str) -> str:

@@ -415,6 +415,11 @@ class LabHosts:
             if self.status(vmid) != "stopped":
                 raise
 
+    def lxc_stop_kill(self, vmid: int) -> None:
+        """Stop the host at once (`lxc-stop -k`), as a power cut does: no shutdown inside."""
+        with self._lock(str(vmid)):
+            self._stop(vmid, kill=True)
+
     # ----- snapshots -----------------------------------------------------------------------
     def _snap_root(self, vmid: int) -> Path:
         """Parent of a host's snapshots."""

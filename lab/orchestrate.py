@@ -1,5 +1,5 @@
 """Bring the embedded lab up and down: bridge, base, keys, PVE emulator, S3 state store, image registry,
-npm mirror.
+npm mirror; `up` after the lab's processes or the machine went away boots the node (lab.pve.boot).
 
 Every step is idempotent, so `up` twice is harmless and `down` after a killed session
 still finds and removes what was left (containers, mounts, bridge, processes by PID file).
@@ -16,12 +16,13 @@ from pathlib import Path
 
 import requests
 
-from lab import config, net, procs, stack_files
+from lab import config, net, procs, s3, stack_files
 from lab.hosts import LabHosts
 from lab.images import publish as images
 from lab.images import recipe as image_recipes
 from lab.npm_mirror import NpmMirror, seed_lockfiles
 from lab.pve import auth as pve_auth
+from lab.pve import boot as pve_boot
 from lab.pve import ca as pve_ca
 from lab.registry import Registry
 
@@ -30,17 +31,23 @@ ROOT = Path(__file__).resolve().parent.parent
 PVE_PORT = 8006
 S3_PORT = 9000
 REJECT_PORT = 9001
-S3_BUCKET = "homelab-tfstate"
+S3_BUCKET = s3.BUCKET
 REGISTRY = Registry.lab(PATHS)
 NPM_MIRROR = NpmMirror.lab(PATHS)
 IMAGE_CACHE = PATHS.cache_dir / "images"
 
 PVE = procs.Service("pve", "lab.pve", ("serve", "--node", config.NODE, "--port", str(PVE_PORT),
                                         "--state-dir", str(PATHS.pve_dir)))
-S3 = procs.Service("s3", "lab.s3", ("--port", str(S3_PORT), "--reject-port", str(REJECT_PORT),
-                                     "--bucket", S3_BUCKET))
+STATE_STORE = s3.StateStore(PATHS.lab_dir / "s3", PATHS.run_dir, PATHS.log_dir, PATHS.keys_dir, port=S3_PORT)
+S3 = STATE_STORE.service()
+STS = procs.Service("sts", "lab.sts", ("--port", str(REJECT_PORT)))
 
 Progress = Callable[[str], None]
+
+
+def services() -> tuple[procs.Service, ...]:
+    """Every background process of the lab, each with its PID file in the run dir."""
+    return (PVE, S3, STS, REGISTRY.service(), NPM_MIRROR.service())
 
 
 def _quiet(_: str) -> None:
@@ -83,8 +90,15 @@ def up(progress: Progress = _quiet) -> dict:
     progress(f"proxy certificate {stack_files.ensure_proxy_cert(PATHS)} (signed by the lab CA)")
     stack_files.ensure_service_secrets(PATHS)
     pve_auth.ensure_tokens(PATHS.pve_dir)
+    booting = procs.running_pid(PATHS.run_dir, PVE) is None
     procs.start(PATHS.run_dir, PATHS.log_dir, PVE)
-    procs.start(PATHS.run_dir, PATHS.log_dir, S3)
+    moved = s3.migrate_from_moto(STATE_STORE)
+    if moved is not None:
+        progress(f"s3 state store: moved {len(moved)} objects ({', '.join(moved) or 'none'}) from the old "
+                 f"in-memory store (moto) to {STATE_STORE.data_dir}, once")
+    procs.start(PATHS.run_dir, PATHS.log_dir, STS)
+    progress(f"s3 state store {STATE_STORE.endpoint} (SeaweedFS, objects in {STATE_STORE.data_dir})")
+    STATE_STORE.start()
     progress(f"registry {REGISTRY.url} (every host's Docker Hub mirror)")
     REGISTRY.start(PATHS.run_dir, PATHS.log_dir)
     ensure_images(progress)
@@ -92,10 +106,25 @@ def up(progress: Progress = _quiet) -> dict:
     NPM_MIRROR.start(PATHS.run_dir, PATHS.log_dir)
     progress(f"npm mirror {NPM_MIRROR.url} ({len(NPM_MIRROR.packages())} packages, no uplink)")
     _wait_port(PVE_PORT, 30, "pve")
-    _wait_port(S3_PORT, 60, "s3")
+    _wait_port(REJECT_PORT, 30, "sts")
     status_now = status()
     _check_api(status_now)
+    if booting:
+        # the emulator was not running: the node boots, as pve-guests.service runs startall
+        _boot(status_now, progress)
+        status_now = status()
     return status_now
+
+
+def _boot(status_now: dict, progress: Progress) -> None:
+    """Start the CTs with onboot=1 in their startup order through the API (POST startall), say which."""
+    started = time.monotonic()
+    lines = pve_boot.call_startall(status_now["api_url"], status_now["node"], status_now["ca_file"],
+                                   f"{status_now['token_id']}={status_now['token_secret']}")
+    for line in lines:
+        progress(f"boot: {line}")
+    progress(f"boot: {'done' if lines else 'no container has onboot=1 and is stopped'} "
+             f"in {time.monotonic() - started:.1f} s")
 
 
 def ensure_images(progress: Progress = _quiet) -> list[images.Outcome]:
@@ -138,9 +167,14 @@ def _check_api(status_now: dict) -> None:
 def down(progress: Progress = _quiet, purge: bool = False) -> list[str]:
     """Remove containers, processes, mounts and the bridge; return what could not be removed."""
     hosts = LabHosts()
-    for service in (PVE, S3, REGISTRY.service(), NPM_MIRROR.service()):
+    for service in (PVE, STS, REGISTRY.service(), NPM_MIRROR.service()):
         if procs.stop(PATHS.run_dir, service):
             progress(f"stopped {service.name}")
+    # The state describes the containers removed below: it goes with them (no SIGTERM flush needed).
+    if STATE_STORE.stop(timeout=1):
+        progress("stopped s3")
+    if STATE_STORE.wipe():
+        progress(f"removed the Terraform state in {STATE_STORE.data_dir} (it described the containers removed here)")
     removed = hosts.destroy_all()
     if removed:
         progress(f"destroyed containers: {', '.join(map(str, removed))}")
@@ -169,7 +203,8 @@ def status() -> dict:
         containers = [{"error": str(exc)}]
     services = {
         "pve": procs.running_pid(PATHS.run_dir, PVE),
-        "s3": procs.running_pid(PATHS.run_dir, S3),
+        "s3": STATE_STORE.pid(),
+        "sts": procs.running_pid(PATHS.run_dir, STS),
         "registry": REGISTRY.pid(PATHS.run_dir),
         "npm_mirror": NPM_MIRROR.pid(PATHS.run_dir),
     }
@@ -186,6 +221,7 @@ def status() -> dict:
         "readonly_token_secret": readonly,
         "s3_endpoint": f"http://127.0.0.1:{S3_PORT}",
         "s3_bucket": S3_BUCKET,
+        "s3_data": str(STATE_STORE.data_dir),
         "sts_endpoint": f"http://127.0.0.1:{REJECT_PORT}",
         "deploy_key": str(PATHS.deploy_key),
         "registry": _registry_status(bool(services["registry"])),
@@ -216,11 +252,12 @@ def _registry_status(running: bool) -> dict:
 
 def suite_env(st: dict) -> dict[str, str]:
     """Environment the suite reads for this lab: the names inventories/lab.yml refers to."""
+    key, secret = STATE_STORE.credentials()
     return {
         "PVE_TOKEN_SECRET": st["token_secret"],
-        # moto accepts any key; real S3-compatible stores get theirs from CI secrets.
-        "AWS_ACCESS_KEY_ID": "lab",
-        "AWS_SECRET_ACCESS_KEY": "lab",
+        # the state store's key pair, generated by `lab up` (the homelab's come from CI secrets)
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": secret,
         # The demo app's build takes its npm packages from the lab's mirror (the homelab: registry.npmjs.org).
         "APP_DEMO_NPM_REGISTRY": st["npm_mirror"]["url"],
         # the services' secrets inventories/lab.yml names (stack.secrets), generated by `lab up`
@@ -237,7 +274,9 @@ def print_status(st: dict) -> None:
     print(f"  ca file   {st['ca_file']}")
     print(f"  token     {st['token_id']} (secret: python -m lab status --json)")
     print(f"s3 state    {st['s3_endpoint']}  bucket {st['s3_bucket']}  {mark(st['pids']['s3'])}")
-    print(f"sts/iam     {st['sts_endpoint']} (rejects: S3-compatible stores have no STS)")
+    print(f"  objects   {st['s3_data']} (SeaweedFS; kept across restarts, removed by lab down)")
+    print(f"sts/iam     {st['sts_endpoint']} (rejects: S3-compatible stores have no STS)  "
+          f"{mark(st['pids']['sts'])}")
     reg = st["registry"]
     print(f"registry    {reg['url']}  mirror of {reg['mirror_of']}  {mark(st['pids']['registry'])}")
     print(f"  images    {', '.join(reg['images'])}")

@@ -1,4 +1,4 @@
-"""Background processes of the lab (emulator, S3, registry): started detached, tracked by PID file, stopped by PID.
+"""Background processes of the lab (emulator, S3 store, STS rejector, registry): started detached, tracked by PID file, stopped by PID.
 
 Only a PID this module recorded is ever signalled, and only after checking that the process
 still runs the command it started (a PID can be reused after a reboot or a crash).
@@ -77,8 +77,10 @@ def running_pid(run_dir: Path, service: Service) -> int | None:
     return None
 
 
-def start(run_dir: Path, log_dir: Path, service: Service) -> int:
-    """Start the service detached (own session, log file) unless it already runs; return its PID."""
+def start(run_dir: Path, log_dir: Path, service: Service, env: dict[str, str] | None = None) -> int:
+    """Start the service detached (own session, log file) unless it already runs; return its PID.
+
+    env adds variables to the process's environment (a secret there stays off its command line)."""
     pid = running_pid(run_dir, service)
     if pid:
         return pid
@@ -93,7 +95,7 @@ def start(run_dir: Path, log_dir: Path, service: Service) -> int:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", MARKER: service.name},
+            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", MARKER: service.name},
         )
     _pid_file(run_dir, service.name).write_text(f"{proc.pid}\n")
     return proc.pid

@@ -14,6 +14,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -23,7 +24,8 @@ import boto3
 import requests
 import yaml
 
-from lab import orchestrate
+from lab import net, orchestrate, procs
+from lab.hosts import LabHosts
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB_INVENTORY = ROOT / "inventories" / "lab.yml"
@@ -196,8 +198,9 @@ def empty_lab(inventory: Path = LAB_INVENTORY) -> None:
         if host["vmid"] in existing:
             api.wait(api.call("DELETE", f"/nodes/{api.node}/lxc/{host['vmid']}", force=1, purge=1))
     backend = document["state_backend"]
+    key, secret = orchestrate.STATE_STORE.credentials()
     s3 = boto3.client("s3", endpoint_url=backend["endpoint"], region_name=backend["region"],
-                      aws_access_key_id="lab", aws_secret_access_key="lab")
+                      aws_access_key_id=key, aws_secret_access_key=secret)
     listing = s3.list_objects_v2(Bucket=backend["bucket"]).get("Contents", [])
     for item in listing:
         s3.delete_object(Bucket=backend["bucket"], Key=item["Key"])
@@ -205,6 +208,26 @@ def empty_lab(inventory: Path = LAB_INVENTORY) -> None:
     # Re-created containers get new host keys: forget the old ones (the suite's and ssh_root's).
     for name in (f"known_hosts_{document['environment']}", E2E_KNOWN_HOSTS):
         (keys_dir / name).unlink(missing_ok=True)
+
+
+def power_loss() -> dict[str, list]:
+    """What a power cut (or a machine restart) leaves of the lab: every lab process killed by SIGKILL (found by
+    its PID file), every container stopped the hard way (`lxc-stop -k`), the bridge gone. Files stay."""
+    killed = []
+    for service in orchestrate.services():
+        pid = procs.running_pid(orchestrate.PATHS.run_dir, service)
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            killed.append((service.name, pid))
+    deadline = time.monotonic() + 10  # the kernel frees their ports once they are gone
+    while any(Path(f"/proc/{pid}").exists() for _, pid in killed) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    hosts = LabHosts()
+    stopped = [h.vmid for h in hosts.list() if h.state == "running"]
+    for vmid in stopped:
+        hosts.lxc_stop_kill(vmid)
+    net.bridge_down()
+    return {"killed": [name for name, _ in killed], "stopped": stopped}
 
 
 class _Api:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import api_cluster, api_create, api_lxc, api_snapshot  # noqa: F401 - registers the routes
+from . import api_cluster, api_create, api_lxc, api_snapshot, boot  # noqa: F401 - registers the routes
 from .auth import TokenStore, check
 from .driver import HostDriver, driver_vmids
 from .errors import ApiError, TaskFailure, fail, missing_config, not_implemented, unknown_node

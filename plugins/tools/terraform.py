@@ -34,7 +34,7 @@ from plugins.shared.secret_names import is_secret_name
 PLAN_FILE = "deploy.tfplan"
 COMMAND_TIMEOUT = 1800  # an apply that creates many containers waits on PVE tasks
 
-# Flags an S3-compatible store (OVH, moto) needs; without skip_requesting_account_id init calls
+# Flags an S3-compatible store (OVH, the lab's SeaweedFS) needs; without skip_requesting_account_id init calls
 # STS and fails (incident #3).
 REQUIRED_BACKEND_FLAGS = (
     "skip_credentials_validation",

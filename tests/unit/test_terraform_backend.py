@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from lab.s3 import RejectingHandler
+from lab.sts import RejectingHandler
 from plugins.inventory import load_inventory
 from plugins.tools.terraform import TerraformError, TerraformRunner, backend_config_args, missing_backend_flags
 

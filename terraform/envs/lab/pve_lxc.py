@@ -110,6 +110,8 @@ def create(api: Api, spec: dict) -> str:
         cores=spec["cores"],
         tags=";".join(sorted(spec.get("tags") or [])),
         start=1,
+        # as terraform/modules/lxc_container sets for the homelab: the node's boot starts it again
+        onboot=1,
         **{"ssh-public-keys": spec["ssh_public_keys"]},
     )
     api.wait(node, upid, f"create CT {vmid} ({hostname})")
