@@ -47,7 +47,7 @@ def api(served, token_id=FULL_TOKEN_ID, secret=None):
 
 def test_proxmoxer_with_ca_file(served):
     prox = api(served)
-    assert prox.version.get()["release"] == "8.2"
+    assert prox.version.get()["release"] == "9.1"
     upid = prox.nodes("homelab").lxc.post(
         vmid=910, ostemplate="local:vztmpl/debian-12-lab_amd64.tar.zst", hostname="t910",
         net0="name=eth0,bridge=labbr0,ip=198.18.0.91/24,gw=198.18.0.1", start=1)
