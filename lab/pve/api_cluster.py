@@ -37,7 +37,7 @@ def _meminfo() -> dict[str, int]:
         pass
     total = info.get("MemTotal", 4 * GIB)
     free = info.get("MemAvailable", total // 2)
-    return {"total": total, "used": total - free, "free": free}
+    return {"total": total, "used": total - free, "free": free, "available": free}
 
 
 def _uptime() -> int:
@@ -79,7 +79,7 @@ def node_status(call: Call):
     except OSError:
         load = ["0.00", "0.00", "0.00"]
     uname = os.uname()
-    return {"uptime": _uptime(), "cpu": 0.01, "wait": 0, "idle": 0, "memory": mem,
+    return {"uptime": _uptime(), "cpu": 0.01, "boot-info": {"mode": "legacy-bios"}, "wait": 0, "idle": 0, "memory": mem,
             "swap": {"total": 0, "used": 0, "free": 0},
             "rootfs": {"total": 64 * GIB, "used": 2 * GIB, "avail": 62 * GIB, "free": 62 * GIB},
             "loadavg": load, "pveversion": f"pve-manager/{call.app.version['version']}/{call.app.version['repoid']}",

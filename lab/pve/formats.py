@@ -68,7 +68,9 @@ def split_list(text: str) -> list[str]:
 def check(name: str, value: str) -> None:
     """Apply a named format (with PVE's `-list` and `-opt` suffixes); raise FormatError."""
     base, _, kind = name.rpartition("-") if name.endswith(("-list", "-opt")) else (name, "", "")
-    fn = FORMATS[base]
+    fn = FORMATS.get(base)
+    if fn is None:
+        raise FormatError(f"undefined format '{name}'\n")
     if kind == "list":
         for item in split_list(value):
             fn(item)
@@ -264,3 +266,10 @@ def poolid(value: str) -> None:
     _need(len(value.split("/")) <= 3, f"pool name '{value}' nested too deeply (max levels = 3)")
     _need(_full(r"[A-Za-z0-9\.\-_]+(?:/[A-Za-z0-9\.\-_]+){0,2}", value),
           f"pool name '{value}' contains invalid characters")
+
+
+@register("pve-storage-content")
+def storage_content(value: str) -> None:
+    """A storage content type (those of a `dir` storage, which has them all)."""
+    _need(value in ("images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import"),
+          f"invalid content type '{value}'")
