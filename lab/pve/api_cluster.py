@@ -8,6 +8,7 @@ import time
 
 from .auth import check
 from .errors import param_error
+from .formats import split_list
 from .routes import Call, WithTotal, route
 from .tasks import MISSING_FILE, parse_upid
 
@@ -166,15 +167,29 @@ def task_log(call: Call):
 
 @route("GET /nodes/{node}/tasks")
 def task_list(call: Call):
-    """GET /nodes/{node}/tasks: this server's tasks, newest first."""
-    tasks = sorted(call.app.tasks._tasks.values(), key=lambda t: -t.starttime)
+    """GET /nodes/{node}/tasks: this server's tasks, newest first, filtered as pve-manager's Tasks.pm does."""
+    p = call.params
+    source = p.get("source", "archive")
+    wanted = {s.lower() for s in split_list(p.get("statusfilter", ""))}
     out = []
-    for t in tasks:
-        if call.params.get("vmid") and t.id != str(call.params["vmid"]):
+    for t in sorted(call.app.tasks._tasks.values(), key=lambda t: -t.starttime):
+        running = t.status == "running"
+        state = "ok" if t.exitstatus == "OK" else "warning" if str(t.exitstatus).startswith("WARNINGS") else "error"
+        if (source == "archive" and running) or (source == "active" and not running):
+            continue
+        if (p.get("vmid") and t.id != str(p["vmid"])) or (p.get("typefilter") and t.type != p["typefilter"]):
+            continue
+        if p.get("userfilter") and p["userfilter"] not in t.user:
+            continue
+        if (p.get("since") is not None and t.starttime < p["since"]) or (
+                p.get("until") is not None and t.starttime > p["until"]):
+            continue
+        if (p.get("errors") and (running or state == "ok")) or (wanted and not running and state not in wanted):
             continue
         entry = t.status_dict()
-        if t.status == "stopped":
+        if not running:
             entry["status"] = t.exitstatus
             entry["endtime"] = int(time.time())
         out.append(entry)
-    return out[: call.params.get("limit", 50)]
+    start = p.get("start", 0)
+    return out[start:start + p.get("limit", 50)]

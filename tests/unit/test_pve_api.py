@@ -255,3 +255,18 @@ def test_task_upid_status_log(root, ct, app):
     assert log[-1]["t"] == "TASK ERROR: snapshot name 's1' already used"
     r = root("GET", "/nodes/homelab/tasks/garbage/status")
     assert r.status == 400 and "upid" in r.body["errors"]
+
+
+def test_task_list_filters(root, ct):
+    """source, since/until, typefilter, statusfilter and errors filter the list; bad values are PVE's 400."""
+    failed = root.ok("POST", "/nodes/homelab/lxc/900/snapshot/none/rollback")
+    root.app.tasks.wait(failed, 10)
+    listed = root.ok("GET", "/nodes/homelab/tasks", source="all")
+    assert {t["type"] for t in listed} == {"vzrollback", "vzcreate"}
+    assert root.ok("GET", "/nodes/homelab/tasks", source="active") == []
+    assert root.ok("GET", "/nodes/homelab/tasks", since=2**31) == []
+    assert {t["type"] for t in root.ok("GET", "/nodes/homelab/tasks", errors=1)} == {"vzrollback"}
+    assert {t["type"] for t in root.ok("GET", "/nodes/homelab/tasks", statusfilter="ok")} == {"vzcreate"}
+    assert [t["type"] for t in root.ok("GET", "/nodes/homelab/tasks", typefilter="vzcreate")] == ["vzcreate"]
+    r = root("GET", "/nodes/homelab/tasks", source="old", until="soon", statusfilter="fine")
+    assert r.status == 400 and set(r.body["errors"]) == {"source", "until", "statusfilter"}
