@@ -82,9 +82,9 @@ def check(name: str, value: str) -> None:
 
 
 def known(name: str) -> bool:
-    """Tell whether a named format (possibly -list/-opt) is implemented here."""
+    """Tell whether a named format (possibly -list/-opt, or a named property string) is implemented here."""
     base = name.rpartition("-")[0] if name.endswith(("-list", "-opt")) else name
-    return base in FORMATS
+    return base in FORMATS or name in PROPERTY_FORMATS
 
 
 @register("string")
@@ -273,3 +273,82 @@ def storage_content(value: str) -> None:
     """A storage content type (those of a `dir` storage, which has them all)."""
     _need(value in ("images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import"),
           f"invalid content type '{value}'")
+
+
+_EMAIL_USER = r"[\w\+\-\~]+(\.[\w\+\-\~]+)*"
+_EMAIL = rf"{_EMAIL_USER}@[a-zA-Z0-9\-]+(\.[a-zA-Z0-9\-]+)*"
+
+
+@register("email-or-username")
+def email_or_username(value: str) -> None:
+    """A mail address or a user name (vzdump's mailto)."""
+    _need(_full(_EMAIL, value) or _full(_EMAIL_USER, value),
+          "value does not look like a valid email address or user name")
+
+
+@register("pve-day-of-week")
+def day_of_week(value: str) -> None:
+    """mon..sun (pve-manager PVE/API2/Backup.pm)."""
+    _need(_full("mon|tue|wed|thu|fri|sat|sun", value), f"invalid day '{value}'")
+
+
+@register("pve-iface")
+def iface(value: str) -> None:
+    """A network interface name."""
+    _need(_full(r"[a-z][a-z0-9_]{1,20}([:\.]\d+)?", value, re.IGNORECASE), f"invalid network interface name '{value}'")
+
+
+@register("address")
+def address(value: str) -> None:
+    """An IP address or a DNS name."""
+    name = r"([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?)"
+    _need(_full(f"{IPV4RE}|{IPV6RE}", value) or _full(rf"({name}\.)*{name}", value),
+          f"value does not look like a valid address: {value}")
+
+CALENDAR_WORDS = ("minutely", "hourly", "daily", "weekly", "monthly", "yearly", "annually", "quarterly",
+                  "semiannually", "semi-annually")
+_DAYS = "mon|tue|wed|thu|fri|sat|sun|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+_WEEKDAYS = rf"(?:{_DAYS})(?:\.\.(?:{_DAYS}))?(?:,(?:{_DAYS})(?:\.\.(?:{_DAYS}))?)*"
+_VALUE = r"(?:\*|\d{1,4}(?:\.\.\d{1,4})?)(?:/\d{1,4})?"
+_COMPONENT = rf"{_VALUE}(?:,{_VALUE})*"
+
+
+@register("pve-calendar-event")
+def calendar_event(value: str) -> None:
+    """A job schedule: systemd-like `[WEEKDAYS] [[YEAR-]MONTH-DAY] [HOUR:]MINUTE[:SECOND]`, or daily, weekly, ….
+
+    PVE parses it in Rust (proxmox-time); this accepts that grammar's documented forms, and the part of the
+    message after the dash is this emulator's, not PVE's.
+    """
+    text = value.strip().lower()
+    if text in CALENDAR_WORDS:
+        return
+    parts = text.split()
+    ok = bool(parts)
+    if parts and re.fullmatch(_WEEKDAYS, parts[0]):
+        parts = parts[1:]
+    if ok and parts and "-" in parts[0]:
+        ok = re.fullmatch(rf"(?:{_COMPONENT}-)?{_COMPONENT}-{_COMPONENT}", parts[0]) is not None
+        parts = parts[1:]
+    if ok and parts:
+        ok = len(parts) == 1 and re.fullmatch(rf"{_COMPONENT}(?::{_COMPONENT}){{0,2}}", parts[0]) is not None
+    _need(ok, f"invalid calendar event '{value}' - unable to parse calendar event")
+
+
+_KEEP = {"optional": 1, "type": "integer", "minimum": "0"}
+# Named property-string formats (PVE registers a hash, which the api-viewer leaves as a name): the keys'
+# schemas and the validator PVE runs on the parsed result.
+PROPERTY_FORMATS: dict[str, dict] = {
+    "prune-backups": {"keep-all": {"optional": 1, "type": "boolean"}, "keep-last": _KEEP, "keep-hourly": _KEEP,
+                      "keep-daily": _KEEP, "keep-weekly": _KEEP, "keep-monthly": _KEEP, "keep-yearly": _KEEP},
+}
+
+
+def _prune_backups(parsed: dict) -> None:
+    """pve-storage's validate_prune_backups: keep-all excludes every other option."""
+    others = [k for k, v in parsed.items() if k != "keep-all" and int(v) > 0]
+    if others and parsed.get("keep-all") == "1":
+        raise FormatError("keep-all cannot be set together with other options.\n")
+
+
+PROPERTY_VALIDATORS = {"prune-backups": _prune_backups}

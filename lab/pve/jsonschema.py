@@ -131,12 +131,17 @@ def _boolean(text: str) -> str:
 
 def check_format(fmt: Any, value: str, path: str) -> None:
     """check_format: a named format, or a property string checked key by key (`format error`)."""
+    validator = None
+    if isinstance(fmt, str) and fmt in formats.PROPERTY_FORMATS:
+        fmt, validator = formats.PROPERTY_FORMATS[fmt], formats.PROPERTY_VALIDATORS.get(fmt)
     if isinstance(fmt, dict):
         parsed = parse_property_string(fmt, value)
         errors: dict[str, str] = {}
         check_object(path, fmt, parsed, 0, errors)
         if errors:
             raise formats.FormatError("format error\n" + "".join(f"{k}: {v}\n" for k, v in errors.items()))
+        if validator is not None:
+            validator(parsed)
         return
     if fmt == "regex":
         return

@@ -121,3 +121,18 @@ def test_schema_build_from_apidoc_js(tmp_path):
     tree[0]["info"]["GET"]["parameters"]["properties"]["foo[n]"] = {"type": "string"}
     apidoc.write_text(json.dumps(tree))
     assert schema_build.main([str(apidoc), "--out", str(out)]) == 1
+
+
+def test_backup_formats_for_the_endpoints_to_come():
+    """vzdump's prune-backups (a property string) and a backup job's schedule (pve-calendar-event)."""
+    vzdump = apischema.methods()["POST /nodes/{node}/vzdump"]["parameters"]
+    assert errors(vzdump, {"node": "homelab", "vmid": "250", "prune-backups": "keep-last=3,keep-daily=7"}) == {}
+    assert errors(vzdump, {"node": "homelab", "prune-backups": "keep-last=3,keep-daily=x"}) == {
+        "prune-backups": "invalid format - format error\nprune-backups.keep-daily: type check ('integer') failed - "
+                         "got 'x'\n"}
+    assert errors(vzdump, {"node": "homelab", "prune-backups": "keep-all=1,keep-last=2"}) == {
+        "prune-backups": "invalid format - keep-all cannot be set together with other options.\n"}
+    job = apischema.methods()["POST /cluster/backup"]["parameters"]
+    assert errors(job, {"schedule": "mon..fri 02:00", "all": "1"}) == {}
+    assert errors(job, {"schedule": "every day", "all": "1"}) == {
+        "schedule": "invalid format - invalid calendar event 'every day' - unable to parse calendar event\n"}
