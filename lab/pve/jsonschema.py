@@ -230,13 +230,18 @@ def validate_params(parameters: dict, params: dict[str, str]) -> dict[str, Any]:
     """The typed parameters of a call, or PVE's 400 `Parameter verification failed.` with every error."""
     errors: dict[str, str] = {}
     properties = parameters.get("properties") or {}
+    params = dict(params)
+    for key, value in params.items():  # RESTHandler's normalize_legacy_param_formats: one value of an array
+        schema = property_schema(properties, key)
+        if schema is not None and schema.get("type") == "array" and isinstance(value, str):
+            params[key] = [value]
     check_object("", properties, params, parameters.get("additionalProperties", 0), errors)
     if errors:
         raise param_error(errors)
     out: dict[str, Any] = {}
     for key, text in params.items():
         schema = property_schema(properties, key)
-        out[key] = typed(schema, text) if schema is not None else text
+        out[key] = typed(schema, text) if schema is not None and isinstance(text, str) else text
     return out
 
 

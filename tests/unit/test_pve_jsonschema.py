@@ -136,3 +136,12 @@ def test_backup_formats_for_the_endpoints_to_come():
     assert errors(job, {"schedule": "mon..fri 02:00", "all": "1"}) == {}
     assert errors(job, {"schedule": "every day", "all": "1"}) == {
         "schedule": "invalid format - invalid calendar event 'every day' - unable to parse calendar event\n"}
+
+
+def test_array_parameters_and_repeated_values():
+    """A one-value array parameter is wrapped (RESTHandler's normalization); a repeated scalar is refused."""
+    job = apischema.methods()["POST /cluster/backup"]["parameters"]
+    assert errors(job, {"schedule": "daily", "all": "1", "exclude-path": "/tmp"}) == {}
+    assert errors(job, {"schedule": "daily", "all": "1", "exclude-path": ["/tmp", "/var/tmp"]}) == {}
+    assert errors(job, {"schedule": ["daily", "weekly"], "all": "1"}) == {
+        "schedule": "type check ('string') failed - got ARRAY"}
