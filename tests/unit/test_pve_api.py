@@ -270,3 +270,22 @@ def test_task_list_filters(root, ct):
     assert [t["type"] for t in root.ok("GET", "/nodes/homelab/tasks", typefilter="vzcreate")] == ["vzcreate"]
     r = root("GET", "/nodes/homelab/tasks", source="old", until="soon", statusfilter="fine")
     assert r.status == 400 and set(r.body["errors"]) == {"source", "until", "statusfilter"}
+
+
+def test_onboot_and_startup_validate_from_the_schema_on_create_and_config(root, app):
+    """onboot (boolean) and startup (pve-startup-order) are PVE's on create and on PUT config, and kept."""
+    r = root("POST", "/nodes/homelab/lxc", vmid=905, ostemplate=TEMPLATE, net0=NET.replace("0.50", "0.55"),
+             onboot="yes", startup="first")
+    assert r.status == 400 and r.body["errors"] == {
+        "onboot": "type check ('boolean') failed - got 'yes'",
+        "startup": "invalid format - unable to parse startup options\n"}
+    st = root.task("POST", "/nodes/homelab/lxc", vmid=905, ostemplate=TEMPLATE, net0=NET.replace("0.50", "0.55"),
+                   onboot=1, startup="order=2,up=30")
+    assert st["exitstatus"] == "OK"
+    conf = root.ok("GET", "/nodes/homelab/lxc/905/config")
+    assert conf["onboot"] == 1 and conf["startup"] == "order=2,up=30"
+    r = root("PUT", "/nodes/homelab/lxc/905/config", startup="order=x")
+    assert r.body["errors"] == {"startup": "invalid format - unable to parse startup options\n"}
+    root.ok("PUT", "/nodes/homelab/lxc/905/config", startup="order=1,down=60", onboot=0)
+    conf = root.ok("GET", "/nodes/homelab/lxc/905/config")
+    assert conf["onboot"] == 0 and conf["startup"] == "order=1,down=60"
