@@ -289,3 +289,12 @@ def test_onboot_and_startup_validate_from_the_schema_on_create_and_config(root, 
     root.ok("PUT", "/nodes/homelab/lxc/905/config", startup="order=1,down=60", onboot=0)
     conf = root.ok("GET", "/nodes/homelab/lxc/905/config")
     assert conf["onboot"] == 0 and conf["startup"] == "order=1,down=60"
+
+
+def test_validation_comes_before_the_handler(root):
+    """PUT config of a CT that does not exist: PVE's 400 for the bad values, not the handler's 500."""
+    r = root("PUT", "/nodes/homelab/lxc/999/config", cpulimit="abc", ostype="beos")
+    assert r.status == 400 and set(r.body["errors"]) == {"cpulimit", "ostype"}
+    assert r.body["errors"]["cpulimit"] == "type check ('number') failed - got 'abc'"
+    r = root("PUT", "/nodes/homelab/lxc/999/config", cpulimit="1.5")
+    assert (r.status, r.reason) == (500, "Configuration file 'nodes/homelab/lxc/999.conf' does not exist")
