@@ -63,7 +63,7 @@ class Route:
 
     @property
     def name(self) -> str:
-        """"METHOD /path", the method's key in PVE's schema."""
+        """The method's key in PVE's schema: "METHOD /path"."""
         return f"{self.method} {self.pattern}"
 
     @property
