@@ -26,7 +26,7 @@ from .errors import (
     unknown_node,
 )
 from .faults import FaultPlan, Rule
-from .jsonschema import validate_params
+from .jsonschema import answer_errors, validate_params
 from .routes import Call, WithTotal, find
 from .state import CTStore
 from .tasks import Task, TaskRegistry
@@ -48,9 +48,12 @@ class Emulator:
     """The PVE API of one node, backed by a host driver and a state directory."""
 
     def __init__(self, state_dir: str | os.PathLike, driver: HostDriver, node: str = "homelab",
-                 version: str | None = None):
+                 version: str | None = None, verify_results: bool = False):
         self.node = node
         self.version = reported_version(version)
+        # RESTHandler's result_verification, off in PVE's daemons: on, an answer that does not match the
+        # schema's `returns` is refused (400 "Result verification failed") instead of reaching the client.
+        self.verify_results = verify_results
         self.driver = driver
         self.state_dir = Path(state_dir)
         self.store = CTStore(self.state_dir / "state")
@@ -117,6 +120,11 @@ class Emulator:
         if perm is not None:
             check(principal, *perm)
         result = route.handler(Call(self, principal, typed))
+        if self.verify_results:
+            data = result.data if isinstance(result, WithTotal) else result
+            wrong = answer_errors(route.schema.get("returns") or {}, data)
+            if wrong:
+                raise ApiError(400, "Result verification failed", wrong)
         if isinstance(result, WithTotal):
             return Reply(200, "OK", {"data": result.data, "total": result.total})
         return Reply(200, "OK", {"data": result})

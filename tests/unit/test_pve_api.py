@@ -39,7 +39,7 @@ class Client:
 
 @pytest.fixture
 def app(tmp_path):
-    return Emulator(tmp_path / "pve", MemHosts(), node="homelab")
+    return Emulator(tmp_path / "pve", MemHosts(), node="homelab", verify_results=True)
 
 
 @pytest.fixture

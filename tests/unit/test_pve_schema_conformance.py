@@ -59,7 +59,7 @@ class Lab:
     """An emulator with CT 900 (running, snapshot s1) and CT 901, called with the full token."""
 
     def __init__(self, tmp_path):
-        self.app = Emulator(tmp_path / "pve", MemHosts(), node=NODE)
+        self.app = Emulator(tmp_path / "pve", MemHosts(), node=NODE, verify_results=True)
         self.auth = f"PVEAPIToken={FULL_TOKEN_ID}={load_tokens(self.app.state_dir)[FULL_TOKEN_ID]}"
         self.upid = ""
         for vmid in (CT, SPARE):
@@ -198,6 +198,17 @@ def test_each_answer_matches_the_schema_returns(lab, name, record_property):
     returns = apischema.methods()[name].get("returns") or {}
     assert answer_errors(returns, reply.body["data"]) == {}, (name, reply.body["data"])
     record_property("pve_answers", 1)
+
+
+def test_result_verification_refuses_an_answer_that_breaks_returns(tmp_path, monkeypatch):
+    """With verify_results, a handler answering outside `returns` gives PVE's 400 Result verification failed."""
+    app = Emulator(tmp_path / "pve", MemHosts(), node=NODE, verify_results=True)
+    auth = f"PVEAPIToken={FULL_TOKEN_ID}={load_tokens(app.state_dir)[FULL_TOKEN_ID]}"
+    assert app.handle("GET", BASE + "/version", {}, auth).status == 200
+    monkeypatch.setattr(app, "version", {"version": "9.1.2"})
+    reply = app.handle("GET", BASE + "/version", {}, auth)
+    assert (reply.status, reply.reason) == (400, "Result verification failed")
+    assert reply.body["errors"] == {"release": MISSING, "repoid": MISSING}
 
 
 def test_the_walk_counts_the_served_methods(record_property):

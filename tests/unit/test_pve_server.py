@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def served(tmp_path_factory):
     state = tmp_path_factory.mktemp("pve")
     ca_file, cert, key = ensure_ca(state)
-    server = PveServer(("127.0.0.1", 0), Emulator(state, MemHosts()), cert, key, auth_delay=0)
+    server = PveServer(("127.0.0.1", 0), Emulator(state, MemHosts(), verify_results=True), cert, key, auth_delay=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server, ca_file, load_tokens(state)
