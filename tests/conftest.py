@@ -4,7 +4,7 @@ import signal
 
 import pytest
 
-pytest_plugins = ["tests.netfence"]
+pytest_plugins = ["tests.netfence", "tests.pve_walk_tally"]
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from lab import base
-from lab.images import inputs
+from lab.images import flaky, inputs
 from lab.images.recipe import DEBOOTSTRAP, SCRATCH, Recipe
 
 META = "meta.json"
@@ -58,6 +58,7 @@ class Buildah:
         self.root = root
         self.base = ["buildah", "--root", str(root / "storage"), "--runroot", str(root / "run"),
                      "--storage-driver", "vfs"]
+        self.recipe_file = "lab/images/recipes/<recipe>/recipe.toml"
 
     def __call__(self, *args: str, what: str, timeout: float = 1800) -> str:
         """Run one buildah command; raise BuildError naming `what` with its output's tail on failure."""
@@ -68,8 +69,9 @@ class Buildah:
         except subprocess.TimeoutExpired as exc:
             raise BuildError(f"{what}: timed out after {timeout:.0f} s") from exc
         if res.returncode != 0:
-            tail = "\n".join((res.stdout + res.stderr).strip().splitlines()[-25:])
-            raise BuildError(f"{what}: buildah {args[0]} exited {res.returncode}:\n{tail}")
+            output = res.stdout + res.stderr
+            raise BuildError(f"{what}: buildah {args[0]} exited {res.returncode}; its last lines:\n"
+                             f"{flaky.tool_tail(output)}\n{flaky.what_to_do(output, self.recipe_file)}")
         return res.stdout
 
     def reset(self) -> None:
@@ -176,6 +178,7 @@ def build(recipe: Recipe, digest: str, parent_entry: Path | None, cache: Path, p
     started = time.monotonic()
     staged = inputs.fetch(recipe, cache, progress)
     buildah = Buildah(cache / ".buildah")
+    buildah.recipe_file = f"lab/images/recipes/{recipe.name}/recipe.toml"
     buildah.reset()
     entry = entry_dir(cache, recipe, digest)
     tmp = entry.with_name(entry.name + f".tmp-{os.getpid()}")
@@ -190,14 +193,15 @@ def build(recipe: Recipe, digest: str, parent_entry: Path | None, cache: Path, p
             _debootstrap(recipe, mount, progress)
         for i, step in enumerate(recipe.steps, 1):
             kind = "copy" if "copy" in step else "run"
-            what = f"{recipe.name}: step {i}/{len(recipe.steps)} {kind}"
+            what = f"image {', '.join(recipe.references)} (recipe {recipe.name}): step {i}/{len(recipe.steps)} {kind}"
             if kind == "copy":
                 _copy(recipe, staged, mount, step)
                 continue
             argv = step["run"] if isinstance(step["run"], list) else ["/bin/sh", "-ec", step["run"]]
             first = (step["run"] if isinstance(step["run"], str) else " ".join(argv)).strip().splitlines()[0]
             progress(f"{what}: {first[:90]}")
-            buildah("run", ctr, "--", *argv, what=what)
+            with flaky.apt_retries(mount):
+                buildah("run", *flaky.env_args(), ctr, "--", *argv, what=f"{what} `{first[:90]}`")
         labels = {"org.opencontainers.image.title": recipe.repository,
                   "org.opencontainers.image.description": recipe.contains,
                   "homelab-lab.recipe": recipe.name, "homelab-lab.recipe-hash": digest}

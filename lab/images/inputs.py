@@ -19,6 +19,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+from lab.images import flaky
 from lab.images.recipe import Recipe
 
 DONE = "INPUTS"
@@ -26,7 +27,8 @@ DONE = "INPUTS"
 
 def _run(cmd: list[str], what: str, cwd: Path | None = None, timeout: float = 900) -> str:
     try:
-        res = subprocess.run(cmd, cwd=cwd, check=False, capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run(cmd, cwd=cwd, check=False, capture_output=True, text=True, timeout=timeout,
+                             env={**os.environ, **flaky.PIP_ENV})
     except subprocess.TimeoutExpired as exc:
         raise RuntimeError(f"{what}: `{' '.join(cmd)}` timed out after {timeout:.0f} s") from exc
     if res.returncode != 0:
@@ -84,7 +86,7 @@ def fetch(recipe: Recipe, cache: Path, progress) -> Path:
         for pin in recipe.debs:
             progress(f"{recipe.name}: apt-get download {pin}")
             before = set((tmp / "download").iterdir())
-            _run(["apt-get", "download", "-q", pin], f"fetch {pin}", cwd=tmp / "download")
+            _run(["apt-get", "download", "-q", "-o", "Acquire::Retries=5", pin], f"fetch {pin}", cwd=tmp / "download")
             got = [p for p in set((tmp / "download").iterdir()) - before if p.suffix == ".deb"]
             if len(got) != 1:
                 raise RuntimeError(f"fetch {pin}: expected one .deb, apt gave {[p.name for p in got]}")

@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8006)
     serve.add_argument("--state-dir", default=None, help="default: $LAB_DIR/pve")
+    serve.add_argument("--pve-version", default=os.environ.get("PVE_LAB_VERSION") or None,
+                       help="the version /version reports, e.g. 8.4.1 (default: the schema's 9.1)")
+    serve.add_argument("--verify-results", action="store_true",
+                       default=os.environ.get("PVE_LAB_VERIFY_RESULTS") == "1",
+                       help="refuse an answer that does not match the schema's returns (PVE's result verification)")
     serve.add_argument("--driver", default="lab.hosts:LabHosts", help="module:Class of the host driver")
     serve.add_argument("--auth-delay", type=float, default=float(os.environ.get("PVE_AUTH_DELAY", "0.05")),
                        help="seconds before answering a 401 (PVE uses 3)")
@@ -40,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     state_dir = Path(args.state_dir or Path(os.environ.get("LAB_DIR", DEFAULT_LAB_DIR)) / "pve")
     state_dir.mkdir(parents=True, exist_ok=True)
     ca_file, cert, key = ensure_ca(state_dir)
-    app = Emulator(state_dir, load_driver(args.driver), node=args.node)
+    try:
+        app = Emulator(state_dir, load_driver(args.driver), node=args.node, version=args.pve_version,
+                       verify_results=args.verify_results)
+    except ValueError as exc:
+        ap.error(str(exc))
     server = PveServer((args.host, args.port), app, cert, key, auth_delay=args.auth_delay)
 
     def stop(signum, frame):

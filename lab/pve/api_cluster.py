@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 
 from .auth import check
 from .errors import param_error
+from .formats import split_list
 from .routes import Call, WithTotal, route
-from .schema import INT, P
 from .tasks import MISSING_FILE, parse_upid
 
-VERSION = {"version": "8.2.4", "release": "8.2", "repoid": "faa83925c9641325"}
+# PVE 9.1 (Debian 13): the release lab/pve/pve-api-schema.json was taken from; `serve --pve-version` changes it.
+VERSION = {"version": "9.1.2", "release": "9.1", "repoid": "b2aa7e0bd4e7ec5e"}
 GIB = 1024**3
+
+
+def reported_version(version: str | None = None) -> dict:
+    """The /version object for a version such as "8.4.1" (None: the 9.1 the schema comes from)."""
+    if not version:
+        return dict(VERSION)
+    if not re.fullmatch(r"\d+\.\d+(\.\d+)?", version):
+        raise ValueError(f"PVE version {version!r}: expected MAJOR.MINOR[.PATCH], e.g. 9.1.2")
+    return {**VERSION, "version": version, "release": ".".join(version.split(".")[:2])}
 DISK = 8 * GIB
 
 
@@ -27,7 +38,7 @@ def _meminfo() -> dict[str, int]:
         pass
     total = info.get("MemTotal", 4 * GIB)
     free = info.get("MemAvailable", total // 2)
-    return {"total": total, "used": total - free, "free": free}
+    return {"total": total, "used": total - free, "free": free, "available": free}
 
 
 def _uptime() -> int:
@@ -47,19 +58,19 @@ def node_entry(app) -> dict:
             "ssl_fingerprint": ""}
 
 
-@route("GET", "/version")
+@route("GET /version")
 def version(call: Call):
-    """GET /version."""
-    return dict(VERSION)
+    """GET /version: the version this emulator reports (9.1 unless told otherwise)."""
+    return dict(call.app.version)
 
 
-@route("GET", "/nodes")
+@route("GET /nodes")
 def nodes(call: Call):
     """GET /nodes."""
     return [node_entry(call.app)]
 
 
-@route("GET", "/nodes/{node}/status", perm=("/nodes/{node}", ["Sys.Audit"], False))
+@route("GET /nodes/{node}/status")
 def node_status(call: Call):
     """GET /nodes/{node}/status."""
     mem = _meminfo()
@@ -69,10 +80,10 @@ def node_status(call: Call):
     except OSError:
         load = ["0.00", "0.00", "0.00"]
     uname = os.uname()
-    return {"uptime": _uptime(), "cpu": 0.01, "wait": 0, "idle": 0, "memory": mem,
+    return {"uptime": _uptime(), "cpu": 0.01, "boot-info": {"mode": "legacy-bios"}, "wait": 0, "idle": 0, "memory": mem,
             "swap": {"total": 0, "used": 0, "free": 0},
             "rootfs": {"total": 64 * GIB, "used": 2 * GIB, "avail": 62 * GIB, "free": 62 * GIB},
-            "loadavg": load, "pveversion": "pve-manager/8.2.4/faa83925c9641325",
+            "loadavg": load, "pveversion": f"pve-manager/{call.app.version['version']}/{call.app.version['repoid']}",
             "kversion": f"{uname.sysname} {uname.release} {uname.version}",
             "cpuinfo": {"cpus": os.cpu_count() or 1, "model": "lab", "sockets": 1, "cores": os.cpu_count() or 1},
             "current-kernel": {"sysname": uname.sysname, "release": uname.release,
@@ -86,8 +97,7 @@ def storage_entry(app) -> dict:
             "disk": 2 * GIB, "maxdisk": 64 * GIB, "shared": 0}
 
 
-@route("GET", "/cluster/resources",
-       {"type": P(enum=("vm", "storage", "node", "sdn"))})
+@route("GET /cluster/resources")
 def cluster_resources(call: Call):
     """GET /cluster/resources (entries filtered by the caller's audit privileges)."""
     from .api_lxc import ct_entry
@@ -107,7 +117,7 @@ def cluster_resources(call: Call):
     return out
 
 
-@route("GET", "/cluster/nextid", {"vmid": P("integer", minimum=100, maximum=999999999)})
+@route("GET /cluster/nextid")
 def nextid(call: Call):
     """GET /cluster/nextid: the given vmid if free, else the lowest free one from 100."""
     taken = set(call.app.vmids())
@@ -130,7 +140,7 @@ def _task(call: Call):
     return call.app.tasks.get(upid), fields
 
 
-@route("GET", "/nodes/{node}/tasks/{upid}/status", {"upid": P(optional=False)})
+@route("GET /nodes/{node}/tasks/{upid}/status")
 def task_status(call: Call):
     """GET task status: running, or stopped with exitstatus."""
     task, fields = _task(call)
@@ -144,9 +154,7 @@ def task_status(call: Call):
     return out
 
 
-@route("GET", "/nodes/{node}/tasks/{upid}/log",
-       {"upid": P(optional=False), "start": P("integer", minimum=0), "limit": P("integer", minimum=0),
-        "download": P("boolean")})
+@route("GET /nodes/{node}/tasks/{upid}/log")
 def task_log(call: Call):
     """GET task log lines [{n, t}] with `total`."""
     task, _ = _task(call)
@@ -157,19 +165,31 @@ def task_log(call: Call):
     return WithTotal([{"n": start + i + 1, "t": t} for i, t in enumerate(chunk)], len(lines))
 
 
-@route("GET", "/nodes/{node}/tasks", {"vmid": INT, "limit": INT, "start": INT, "source": P(),
-                                       "typefilter": P(), "userfilter": P(), "errors": P("boolean")},
-       extra=True)
+@route("GET /nodes/{node}/tasks")
 def task_list(call: Call):
-    """GET /nodes/{node}/tasks: this server's tasks, newest first."""
-    tasks = sorted(call.app.tasks._tasks.values(), key=lambda t: -t.starttime)
+    """GET /nodes/{node}/tasks: this server's tasks, newest first, filtered as pve-manager's Tasks.pm does."""
+    p = call.params
+    source = p.get("source", "archive")
+    wanted = {s.lower() for s in split_list(p.get("statusfilter", ""))}
     out = []
-    for t in tasks:
-        if call.params.get("vmid") and t.id != str(call.params["vmid"]):
+    for t in sorted(call.app.tasks._tasks.values(), key=lambda t: -t.starttime):
+        running = t.status == "running"
+        state = "ok" if t.exitstatus == "OK" else "warning" if str(t.exitstatus).startswith("WARNINGS") else "error"
+        if (source == "archive" and running) or (source == "active" and not running):
+            continue
+        if (p.get("vmid") and t.id != str(p["vmid"])) or (p.get("typefilter") and t.type != p["typefilter"]):
+            continue
+        if p.get("userfilter") and p["userfilter"] not in t.user:
+            continue
+        if (p.get("since") is not None and t.starttime < p["since"]) or (
+                p.get("until") is not None and t.starttime > p["until"]):
+            continue
+        if (p.get("errors") and (running or state == "ok")) or (wanted and not running and state not in wanted):
             continue
         entry = t.status_dict()
-        if t.status == "stopped":
+        if not running:
             entry["status"] = t.exitstatus
             entry["endtime"] = int(time.time())
         out.append(entry)
-    return out[: call.params.get("limit", 50)]
+    start = p.get("start", 0)
+    return out[start:start + p.get("limit", 50)]

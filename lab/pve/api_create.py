@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import re
 
+from . import apischema
 from .errors import TaskFailure, fail
+from .jsonschema import property_schema
 from .netconf import decode_keys, default_mac, parse_net, with_mac
 from .routes import Call, route
-from .schema import BOOL, INT, STR, VMID, P
 
 LAB_TEMPLATE = "local:vztmpl/debian-12-lab_amd64.tar.zst"
-SCHEMA = {
-    "vmid": VMID, "ostemplate": P(optional=False), "hostname": STR, "net0": STR, "rootfs": STR,
-    "memory": P("integer", minimum=16), "swap": P("integer", minimum=0),
-    "cores": P("integer", minimum=1, maximum=8192), "ssh-public-keys": STR, "unprivileged": BOOL,
-    "start": BOOL, "tags": STR, "description": P(max_length=8192), "onboot": BOOL,
-    "protection": BOOL, "nameserver": STR, "searchdomain": STR, "features": STR, "password": STR,
-    "storage": STR, "ostype": STR, "arch": STR, "pool": STR, "force": BOOL, "restore": BOOL,
-    "timezone": STR, "startup": STR, "cpuunits": INT, "cpulimit": STR, "console": BOOL, "tty": INT,
-    "cmode": STR,
-}
-STORED = ("hostname", "memory", "swap", "cores", "tags", "description", "onboot", "protection",
-          "nameserver", "searchdomain", "features", "unprivileged", "timezone", "startup", "cpuunits",
-          "cpulimit", "console", "tty", "cmode")
+# What a create writes into the CT's config: every option PUT config knows (PVE's confdesc), except the
+# ones this handler derives itself (net0, rootfs) and what is a property of the call, not of the CT.
+NOT_STORED = ("node", "vmid", "net0", "rootfs", "delete", "digest", "revert", "lock")
+
+
+def is_stored(key: str) -> bool:
+    """Tell whether a create parameter is a CT option (a property of PUT .../config, net1 and mp0 included)."""
+    config = apischema.methods()["PUT /nodes/{node}/lxc/{vmid}/config"]["parameters"]["properties"]
+    return key not in NOT_STORED and property_schema(config, key) is not None
 
 
 def _rootfs(value: str | None, vmid: int) -> str:
@@ -41,7 +38,7 @@ def _driver_mac(app, vmid: int) -> str:
         return default_mac(vmid)
 
 
-@route("POST", "/nodes/{node}/lxc", SCHEMA, perm=("/vms/{vmid}", ["VM.Allocate"], False))
+@route("POST /nodes/{node}/lxc", perm=("/vms/{vmid}", ["VM.Allocate"], False))
 def lxc_create(call: Call):
     """Create a CT: config recorded with lock=create, driver creates (and starts with start=1)."""
     from .api_lxc import start_ct
@@ -56,7 +53,7 @@ def lxc_create(call: Call):
               "hostname": hostname, "memory": p.get("memory", 512), "swap": p.get("swap", 512),
               "cores": p.get("cores", 1), "net0": net_text, "rootfs": _rootfs(p.get("rootfs"), vmid),
               "lock": "create"}
-    config.update({k: p[k] for k in STORED if k in p})
+    config.update({k: v for k, v in p.items() if is_stored(k)})
     if vmid in app.vmids() or app.driver.exists(vmid) or not app.store.create(vmid, config):
         raise fail(f"CT {vmid} already exists on node '{app.node}'")
     keys = decode_keys(p.get("ssh-public-keys", ""))

@@ -7,21 +7,14 @@ import time
 from .errors import TaskFailure, fail, param_error
 from .netconf import parse_net
 from .routes import Call, route
-from .schema import BOOL, INT, STR, P
 from .state import digest
 
 MIB = 1024 * 1024
 DISK = 8 * 1024**3
 HIDDEN = ("lock",)
-POWER = ("/vms/{vmid}", ["VM.PowerMgmt"], False)
 CONFIG_PRIVS = {"memory": "VM.Config.Memory", "swap": "VM.Config.Memory", "cores": "VM.Config.CPU",
                 "cpulimit": "VM.Config.CPU", "cpuunits": "VM.Config.CPU", "rootfs": "VM.Config.Disk"}
-CONFIG_KEYS = {"hostname": STR, "memory": P("integer", minimum=16), "swap": P("integer", minimum=0),
-               "cores": P("integer", minimum=1, maximum=8192), "net0": STR, "tags": STR,
-               "description": P(max_length=8192), "onboot": BOOL, "protection": BOOL,
-               "nameserver": STR, "searchdomain": STR, "startup": STR, "features": STR,
-               "cpulimit": STR, "cpuunits": INT, "timezone": STR, "ostype": STR, "arch": STR,
-               "cmode": STR, "console": BOOL, "tty": INT, "unprivileged": BOOL, "rootfs": STR}
+NOT_CONFIG = ("node", "vmid", "delete", "digest", "revert")
 
 
 def ct_entry(app, vmid: int) -> dict | None:
@@ -46,7 +39,7 @@ def ct_entry(app, vmid: int) -> dict | None:
     return entry
 
 
-@route("GET", "/nodes/{node}/lxc")
+@route("GET /nodes/{node}/lxc")
 def lxc_list(call: Call):
     """GET /nodes/{node}/lxc (CTs the caller may audit)."""
     if not call.principal.has("VM.Audit"):
@@ -54,14 +47,14 @@ def lxc_list(call: Call):
     return [e for e in (ct_entry(call.app, v) for v in call.app.vmids()) if e]
 
 
-@route("GET", "/nodes/{node}/lxc/{vmid}/status/current", perm=("/vms/{vmid}", ["VM.Audit"], False))
+@route("GET /nodes/{node}/lxc/{vmid}/status/current")
 def lxc_status(call: Call):
     """GET status/current."""
     call.app.record(call.vmid)
     return {**ct_entry(call.app, call.vmid), "ha": {"managed": 0}}
 
 
-@route("POST", "/nodes/{node}/lxc/{vmid}/status/start", {"skiplock": BOOL}, perm=POWER)
+@route("POST /nodes/{node}/lxc/{vmid}/status/start")
 def lxc_start(call: Call):
     """POST status/start (vzstart)."""
     app, vmid = call.app, call.vmid
@@ -99,22 +92,19 @@ def _stopper(call: Call, type_: str, timeout: int):
     return app.run_task(call, type_, vmid, worker)
 
 
-@route("POST", "/nodes/{node}/lxc/{vmid}/status/stop", {"skiplock": BOOL, "overrule-shutdown": BOOL},
-       perm=POWER)
+@route("POST /nodes/{node}/lxc/{vmid}/status/stop")
 def lxc_stop(call: Call):
     """POST status/stop (vzstop)."""
     return _stopper(call, "vzstop", 1)
 
 
-@route("POST", "/nodes/{node}/lxc/{vmid}/status/shutdown",
-       {"timeout": P("integer", minimum=0), "forceStop": BOOL}, perm=POWER)
+@route("POST /nodes/{node}/lxc/{vmid}/status/shutdown")
 def lxc_shutdown(call: Call):
     """POST status/shutdown (vzshutdown)."""
     return _stopper(call, "vzshutdown", call.params.get("timeout", 60))
 
 
-@route("POST", "/nodes/{node}/lxc/{vmid}/status/reboot", {"timeout": P("integer", minimum=0)},
-       perm=POWER)
+@route("POST /nodes/{node}/lxc/{vmid}/status/reboot")
 def lxc_reboot(call: Call):
     """POST status/reboot (vzreboot)."""
     app, vmid = call.app, call.vmid
@@ -128,8 +118,7 @@ def lxc_reboot(call: Call):
     return app.run_task(call, "vzreboot", vmid, worker)
 
 
-@route("GET", "/nodes/{node}/lxc/{vmid}/config", {"current": BOOL, "snapshot": STR},
-       perm=("/vms/{vmid}", ["VM.Audit"], False))
+@route("GET /nodes/{node}/lxc/{vmid}/config")
 def config_get(call: Call):
     """GET config: the flat config with its digest (or a snapshot's config)."""
     rec = call.app.record(call.vmid)
@@ -146,15 +135,15 @@ def config_get(call: Call):
 
 
 def _config_perm(params: dict):
-    keys = [k for k in params if k in CONFIG_KEYS]
+    """pve-container's check_ct_modify_config_perm: the privilege each key (set or deleted) needs."""
+    keys = [k for k in params if k not in NOT_CONFIG]
     keys += [k.strip() for k in str(params.get("delete", "")).split(",") if k.strip()]
     privs = sorted({CONFIG_PRIVS.get(k, "VM.Config.Network" if k.startswith("net") else "VM.Config.Options")
                     for k in keys}) or ["VM.Config.Options"]
     return f"/vms/{params.get('vmid', '')}", privs, False
 
 
-@route("PUT", "/nodes/{node}/lxc/{vmid}/config",
-       {**CONFIG_KEYS, "delete": STR, "digest": P(max_length=64), "revert": STR}, perm=_config_perm)
+@route("PUT /nodes/{node}/lxc/{vmid}/config", perm=_config_perm)
 def config_put(call: Call):
     """PUT config: set keys, `delete` keys, refuse a stale `digest`; answers null."""
     app, vmid, params = call.app, call.vmid, dict(call.params)
@@ -181,9 +170,7 @@ def config_put(call: Call):
         app.store.save(vmid, rec)
 
 
-@route("DELETE", "/nodes/{node}/lxc/{vmid}",
-       {"force": BOOL, "purge": BOOL, "destroy-unreferenced-disks": BOOL},
-       perm=("/vms/{vmid}", ["VM.Allocate"], False))
+@route("DELETE /nodes/{node}/lxc/{vmid}")
 def lxc_destroy(call: Call):
     """DELETE a CT (vzdestroy); a running CT without force is refused before the task."""
     app, vmid = call.app, call.vmid

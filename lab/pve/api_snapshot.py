@@ -7,14 +7,12 @@ import time
 from .api_lxc import start_ct, stop_ct
 from .errors import TaskFailure, fail
 from .routes import Call, route
-from .schema import BOOL, P, configid
 from .state import digest
 
-SNAPNAME = P(optional=False, max_length=40, fmt=configid)
 RESERVED = ("current", "vzdump")
 
 
-@route("GET", "/nodes/{node}/lxc/{vmid}/snapshot", perm=("/vms/{vmid}", ["VM.Audit"], False))
+@route("GET /nodes/{node}/lxc/{vmid}/snapshot")
 def snapshot_list(call: Call):
     """GET snapshot: every snapshot with its parent, then `current` (You are here!)."""
     rec = call.app.record(call.vmid)
@@ -54,8 +52,7 @@ def _unlock(app, vmid: int) -> None:
         app.store.save(vmid, rec)
 
 
-@route("POST", "/nodes/{node}/lxc/{vmid}/snapshot", {"snapname": SNAPNAME, "description": P()},
-       perm=("/vms/{vmid}", ["VM.Snapshot"], False))
+@route("POST /nodes/{node}/lxc/{vmid}/snapshot")
 def snapshot_create(call: Call):
     """POST snapshot (vzsnapshot); reserved names refused before the task."""
     app, vmid, name = call.app, call.vmid, call.params["snapname"]
@@ -77,8 +74,7 @@ def snapshot_create(call: Call):
     return app.run_task(call, "vzsnapshot", vmid, worker)
 
 
-@route("DELETE", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}", {"snapname": SNAPNAME, "force": BOOL},
-       perm=("/vms/{vmid}", ["VM.Snapshot"], False))
+@route("DELETE /nodes/{node}/lxc/{vmid}/snapshot/{snapname}")
 def snapshot_delete(call: Call):
     """DELETE a snapshot (vzdelsnapshot)."""
     app, vmid, name = call.app, call.vmid, call.params["snapname"]
@@ -92,16 +88,14 @@ def snapshot_delete(call: Call):
     return app.run_task(call, "vzdelsnapshot", vmid, worker)
 
 
-@route("GET", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}", {"snapname": SNAPNAME},
-       perm=("/vms/{vmid}", ["VM.Audit"], False))
+@route("GET /nodes/{node}/lxc/{vmid}/snapshot/{snapname}")
 def snapshot_index(call: Call):
     """GET a snapshot's directory index."""
     _snapshot(call.app, call.vmid, call.params["snapname"], in_task=False)
     return [{"rel": "rollback"}, {"rel": "config"}]
 
 
-@route("POST", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback", {"snapname": SNAPNAME, "start": BOOL},
-       perm=("/vms/{vmid}", ["VM.Snapshot", "VM.Snapshot.Rollback"], True))
+@route("POST /nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback")
 def snapshot_rollback(call: Call):
     """POST rollback (vzrollback): stop if running, restore files + config, start when start=1."""
     app, vmid, name = call.app, call.vmid, call.params["snapname"]

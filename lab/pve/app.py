@@ -12,12 +12,22 @@ from pathlib import Path
 from typing import Any
 
 from . import api_cluster, api_create, api_lxc, api_snapshot, boot  # noqa: F401 - registers the routes
+from .api_cluster import reported_version
 from .auth import TokenStore, check
 from .driver import HostDriver, driver_vmids
-from .errors import ApiError, TaskFailure, fail, missing_config, not_implemented, unknown_node
+from .errors import (
+    ApiError,
+    TaskFailure,
+    fail,
+    forbidden_text,
+    missing_config,
+    not_implemented,
+    param_error,
+    unknown_node,
+)
 from .faults import FaultPlan, Rule
+from .jsonschema import answer_errors, validate_params
 from .routes import Call, WithTotal, find
-from .schema import validate
 from .state import CTStore
 from .tasks import Task, TaskRegistry
 
@@ -37,8 +47,13 @@ class Reply:
 class Emulator:
     """The PVE API of one node, backed by a host driver and a state directory."""
 
-    def __init__(self, state_dir: str | os.PathLike, driver: HostDriver, node: str = "homelab"):
+    def __init__(self, state_dir: str | os.PathLike, driver: HostDriver, node: str = "homelab",
+                 version: str | None = None, verify_results: bool = False):
         self.node = node
+        self.version = reported_version(version)
+        # RESTHandler's result_verification, off in PVE's daemons: on, an answer that does not match the
+        # schema's `returns` is refused (400 "Result verification failed") instead of reaching the client.
+        self.verify_results = verify_results
         self.driver = driver
         self.state_dir = Path(state_dir)
         self.store = CTStore(self.state_dir / "state")
@@ -86,17 +101,30 @@ class Emulator:
         if found is None:
             raise not_implemented(method, rel)
         route, uri = found
-        dup = sorted(set(uri) & set(params))
-        if dup:
-            raise ApiError(400, f"Parameter verification failed - duplicate parameter '{dup[0]}'")
+        conflicting = {k: "duplicate parameter (already defined in URI) with conflicting values!"
+                       for k in sorted(set(uri) & set(params)) if params[k] != uri[k]}
+        if conflicting:
+            raise param_error(conflicting)
         merged = {**params, **uri}
-        perm = route.permission(merged)
+        if not route.schema.get("allowtoken"):
+            raise forbidden_text(f"URI '{rel}' not available with API token, need proper ticket.")
+        # pve-http-server's order: the schema's permission check, proxying to the node, then the
+        # handler, which validates the parameters before it runs (and checks its own permissions).
+        perm = route.schema_check(merged)
         if perm is not None:
             check(principal, *perm)
-        if "node" in uri and uri["node"] != self.node:
-            raise unknown_node(uri["node"])
-        typed = validate(route.schema, merged, route.extra)
+        if route.schema.get("proxyto") and merged.get(route.schema["proxyto"]) != self.node:
+            raise unknown_node(merged.get(route.schema["proxyto"], ""))
+        typed = validate_params(route.parameters, merged)
+        perm = route.handler_check(typed)
+        if perm is not None:
+            check(principal, *perm)
         result = route.handler(Call(self, principal, typed))
+        if self.verify_results:
+            data = result.data if isinstance(result, WithTotal) else result
+            wrong = answer_errors(route.schema.get("returns") or {}, data)
+            if wrong:
+                raise ApiError(400, "Result verification failed", wrong)
         if isinstance(result, WithTotal):
             return Reply(200, "OK", {"data": result.data, "total": result.total})
         return Reply(200, "OK", {"data": result})

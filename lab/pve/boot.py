@@ -17,10 +17,11 @@ import requests
 
 from .api_lxc import start_ct
 from .routes import Call, route
-from .schema import BOOL, STR, P
 
 # PVE sorts CTs without an order after every ordered one (LONG_MAX in get_start_stop_list).
 LAST = 2**63 - 1
+# how many starts of one order group the boot runs side by side (the call itself takes no such option)
+MAX_WORKERS = 8
 PART = re.compile(r"^(?:(?:order=)?(?P<order>\d+)|up=(?P<up>\d+)|down=(?P<down>\d+))$")
 
 
@@ -89,15 +90,14 @@ def _start_one(app, task, vmid: int) -> None:
         task.log(f"Starting CT {vmid} failed: {str(exc).splitlines()[0] if str(exc) else exc!r}")
 
 
-@route("POST", "/nodes/{node}/startall",
-       {"force": BOOL, "vms": STR, "max-workers": P("integer", minimum=1, maximum=64)},
-       perm=("/", ["VM.PowerMgmt"], False))
+# PVE's schema says `user: all`: the handler checks VM.PowerMgmt, as pve-manager's startall does.
+@route("POST /nodes/{node}/startall", perm=("/", ["VM.PowerMgmt"], False))
 def startall_route(call: Call):
     """POST startall: a `startall` task that starts the onboot CTs (every CT with force) in startup order."""
     p = call.params
     vms = {int(v) for v in re.split(r"[,;\s]+", p["vms"]) if v} if p.get("vms") else None
     force = bool(p.get("force"))
-    workers = p.get("max-workers", 8)
+    workers = MAX_WORKERS
     return call.app.run_task(call, "startall", "",
                              lambda task: startall(call.app, task, force, vms, workers), lock=False)
 

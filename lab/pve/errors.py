@@ -42,6 +42,11 @@ def forbidden(path: str, privs: str) -> ApiError:
     return ApiError(403, f"Permission check failed ({path}, {privs})")
 
 
+def forbidden_text(message: str) -> ApiError:
+    """Return a 403 with PVE's own text (raise_perm_exc with a message)."""
+    return ApiError(403, f"Permission check failed ({message})")
+
+
 def unknown_node(node: str) -> ApiError:
     """Return the 500 PVE answers when proxying to a node name that does not resolve."""
     return fail(

@@ -6,12 +6,20 @@ import ipaddress
 import re
 import urllib.parse
 
+from . import apischema
 from .errors import param_error
 
 LAB_NET = ipaddress.ip_network("198.18.0.0/15")
 MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
-KEYS = ("name", "bridge", "firewall", "gw", "gw6", "hwaddr", "ip", "ip6", "link_down", "mtu", "rate",
-        "tag", "trunks", "type")
+
+
+def _net_keys() -> tuple[str, ...]:
+    """The keys of a CT's net[n] as PVE's schema has them, in the order PVE writes them (name first)."""
+    config = apischema.methods()["PUT /nodes/{node}/lxc/{vmid}/config"]["parameters"]["properties"]
+    return ("name", *sorted(k for k in config["net[n]"]["format"] if k != "name"))
+
+
+KEYS = _net_keys()
 
 
 def default_mac(vmid: int) -> str:
@@ -26,7 +34,8 @@ def _bad(msg: str):
 def parse_net(value: str, vmid: int) -> tuple[str, dict]:
     """Return (normalized net0 string, fields incl. address/prefix) or raise a 400 on net0.
 
-    Without hwaddr the mac is None: the driver picks the host's fixed MAC (see with_mac).
+    Without hwaddr the mac is None: the driver picks the host's fixed MAC (see with_mac). The value has passed
+    PVE's schema already: what is refused here is what the lab cannot do (no static address in 198.18.0.0/15).
     """
     fields: dict[str, str] = {}
     for part in value.split(","):

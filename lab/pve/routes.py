@@ -1,4 +1,9 @@
-"""The route table: method + path pattern -> handler, permission and parameter schema."""
+"""The route table: a PVE method declared by name ("POST /nodes/{node}/lxc") + its handler.
+
+Parameters, permissions (the schema's `check`), proxying and returns all come from PVE's schema
+(lab/pve/apischema.py); a route whose method PVE does not have, or whose schema uses a format
+lab/pve/formats.py lacks, is refused at declaration. Adding an endpoint = `@route("METHOD /path")` + handler.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import apischema, formats
 from .auth import Principal
-from .schema import NODE_P, VMID, P
 
-# A permission is (path template, privileges, any_of) or a callable computing it from the params.
+# A handler's own permission check, run after validation (PVE's `user: all` methods check in the handler).
 Perm = tuple[str, list[str], bool] | Callable[[dict], tuple[str, list[str], bool]] | None
+
+
+class RouteError(Exception):
+    """A route that is not PVE's, or that this emulator cannot validate."""
 
 
 @dataclass
@@ -38,22 +47,44 @@ class WithTotal:
 
 @dataclass
 class Route:
-    """One endpoint."""
+    """One served PVE method."""
 
     method: str
     pattern: str
     handler: Callable[[Call], Any]
-    schema: dict[str, P]
-    perm: Perm
-    extra: bool = False
+    schema: dict
+    perm: Perm = None
     regex: re.Pattern = field(init=False)
 
     def __post_init__(self):
-        rx = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.pattern))
+        rx = re.sub(r"\\\{([\w-]+)\\\}", lambda m: f"(?P<{m.group(1).replace('-', '_')}>[^/]+)",
+                    re.escape(self.pattern))
         self.regex = re.compile(f"^{rx}/?$")
 
-    def permission(self, params: dict) -> tuple[str, list[str], bool] | None:
-        """Return (path, privileges, any_of) for these params, None when any user may call."""
+    @property
+    def name(self) -> str:
+        """The method's key in PVE's schema: "METHOD /path"."""
+        return f"{self.method} {self.pattern}"
+
+    @property
+    def parameters(self) -> dict:
+        """The schema of the method's parameters."""
+        return self.schema.get("parameters") or {"additionalProperties": 0}
+
+    def schema_check(self, params: dict) -> tuple[str, list[str], bool] | None:
+        """The schema's `check: [perm, path, privs, any, 1]` for these params (None: `user: all`)."""
+        check = (self.schema.get("permissions") or {}).get("check")
+        if not check:
+            return None
+        if check[0] != "perm":
+            raise RouteError(f"{self.name}: permission test {check[0]!r} is not emulated")
+        _, path, privs, *options = check
+        opts = dict(zip(options[::2], options[1::2], strict=False))
+        path = re.sub(r"\{([\w-]+)\}", lambda m: str(params.get(m.group(1), "")), path)
+        return path, list(privs), bool(opts.get("any"))
+
+    def handler_check(self, params: dict) -> tuple[str, list[str], bool] | None:
+        """The handler's own permission check for these typed params (None when it has none)."""
         if self.perm is None:
             return None
         if callable(self.perm):
@@ -63,18 +94,23 @@ class Route:
 
 
 ROUTES: list[Route] = []
-URI_PARAMS = {"node": NODE_P, "vmid": VMID}
 
 
-def route(method: str, pattern: str, schema: dict[str, P] | None = None, perm: Perm = None,
-          extra: bool = False):
-    """Register a handler for an endpoint (URI parameters join its schema by themselves)."""
+def route(name: str, perm: Perm = None):
+    """Serve PVE's method `name` ("METHOD /path") with the decorated handler; perm: the handler's own check."""
+    method, _, pattern = name.partition(" ")
+    schema = apischema.methods().get(name)
+    if schema is None:
+        raise RouteError(f"{name}: PVE {apischema.pve_release()} has no such method (lab/pve/pve-api-schema.json)")
+    if not schema:
+        raise RouteError(f"{name}: the schema file keeps this area's names only; rebuild it with its detail "
+                         "(lab/pve/schema_build.py NAMES_ONLY)")
+    missing = sorted(f for f in apischema.named_formats(schema.get("parameters")) if not formats.known(f))
+    if missing:
+        raise RouteError(f"{name}: formats {', '.join(missing)} are not in lab/pve/formats.py; add them from PVE's source")
 
     def deco(fn):
-        full = dict(schema or {})
-        for name in re.findall(r"\{(\w+)\}", pattern):
-            full.setdefault(name, URI_PARAMS.get(name, P(optional=False)))
-        ROUTES.append(Route(method, pattern, fn, full, perm, extra))
+        ROUTES.append(Route(method, pattern, fn, schema, perm))
         return fn
 
     return deco
@@ -87,5 +123,6 @@ def find(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
             continue
         m = r.regex.match(path)
         if m:
-            return r, m.groupdict()
+            names = re.findall(r"\{([\w-]+)\}", r.pattern)
+            return r, {n: m.group(n.replace("-", "_")) for n in names}
     return None

@@ -19,6 +19,18 @@ def _reason(text: str) -> str:
     return " ".join(text.replace("\r", " ").split("\n")).strip()
 
 
+def _merge(pairs: list[tuple[str, str]]) -> dict[str, str | list[str]]:
+    """Parameters by name; a name given more than once is a list (an array parameter, as PVE reads it)."""
+    params: dict[str, str | list[str]] = {}
+    for key, value in pairs:
+        if key in params:
+            held = params[key]
+            params[key] = [*held, value] if isinstance(held, list) else [held, value]
+        else:
+            params[key] = value
+    return params
+
+
 class Handler(BaseHTTPRequestHandler):
     """Turns HTTP requests into Emulator.handle calls."""
 
@@ -33,9 +45,9 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):
         """Silence the default access log (we log one line per request ourselves)."""
 
-    def _params(self) -> dict[str, str] | None:
+    def _params(self) -> dict[str, str | list[str]] | None:
         url = urllib.parse.urlsplit(self.path)
-        params = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+        pairs = urllib.parse.parse_qsl(url.query, keep_blank_values=True)
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
             return None
@@ -43,10 +55,12 @@ class Handler(BaseHTTPRequestHandler):
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
         if raw and ctype == "application/json":
             body = json.loads(raw)
-            params.update({k: (str(int(v)) if isinstance(v, bool) else str(v)) for k, v in body.items()})
+            for key, value in body.items():
+                for item in value if isinstance(value, list) else [value]:
+                    pairs.append((key, str(int(item)) if isinstance(item, bool) else str(item)))
         elif raw:
-            params.update(urllib.parse.parse_qsl(raw.decode(), keep_blank_values=True))
-        return params
+            pairs += urllib.parse.parse_qsl(raw.decode(), keep_blank_values=True)
+        return _merge(pairs)
 
     def _serve(self) -> None:
         started = time.monotonic()

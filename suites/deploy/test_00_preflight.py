@@ -11,6 +11,7 @@ import pytest
 from plugins.deploy.stages import host_states, preflight
 from plugins.deploy.workflows import DEPLOY_WORKFLOW, PLAN_WORKFLOW, plan_workflow_problems, workflow_problems
 from plugins.proxmox.snapshots import check_snapshot_name
+from plugins.proxmox.versions import unsupported_version_problem
 
 pytestmark = pytest.mark.stage("preflight")
 
@@ -23,6 +24,12 @@ def test_the_run_id_gives_a_valid_snapshot_name(deployment):
 def test_proxmox_answers_and_accepts_the_token(proxmox, deployment):
     """The API answers over verified TLS and the token authenticates (401/403 explained otherwise)."""
     assert preflight.proxmox_version(deployment, proxmox), "the Proxmox API answered without a version"
+
+
+def test_proxmox_runs_a_supported_version(proxmox):
+    """The node runs a PVE release the suite supports (README: supported Proxmox VE versions)."""
+    problem = unsupported_version_problem(proxmox.version(), proxmox.url)
+    assert not problem, problem
 
 
 def test_the_node_exists(proxmox, inventory):

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def served(tmp_path_factory):
     state = tmp_path_factory.mktemp("pve")
     ca_file, cert, key = ensure_ca(state)
-    server = PveServer(("127.0.0.1", 0), Emulator(state, MemHosts()), cert, key, auth_delay=0)
+    server = PveServer(("127.0.0.1", 0), Emulator(state, MemHosts(), verify_results=True), cert, key, auth_delay=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server, ca_file, load_tokens(state)
@@ -47,7 +47,7 @@ def api(served, token_id=FULL_TOKEN_ID, secret=None):
 
 def test_proxmoxer_with_ca_file(served):
     prox = api(served)
-    assert prox.version.get()["release"] == "8.2"
+    assert prox.version.get()["release"] == "9.1"
     upid = prox.nodes("homelab").lxc.post(
         vmid=910, ostemplate="local:vztmpl/debian-12-lab_amd64.tar.zst", hostname="t910",
         net0="name=eth0,bridge=labbr0,ip=198.18.0.91/24,gw=198.18.0.1", start=1)
