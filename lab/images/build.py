@@ -1,4 +1,7 @@
-"""Build one recipe with buildah (no daemon: dockerd never runs on the machine, LAB-NOTES trap 3).
+"""Build one recipe with buildah, which needs no daemon.
+
+dockerd must never run on the machine: it sets FORWARD DROP and bridge-nf-call-iptables=1, which
+silently cut host-to-host traffic on the lab bridge.
 
 buildah keeps its own vfs storage under LAB_CACHE/images/.buildah (emptied after each build: vfs
 stores every layer whole). The result is written in skopeo's `dir:` layout — manifest, config
