@@ -415,10 +415,12 @@ class LabHosts:
             if self.status(vmid) != "stopped":
                 raise
 
-    def lxc_stop_kill(self, vmid: int) -> None:
-        """Stop the host at once (`lxc-stop -k`), as a power cut does: no shutdown inside."""
+    def kill(self, vmid: int) -> None:
+        """Stop the host at once (`lxc-stop -k`), as a power cut or PVE's rollback does: no shutdown inside."""
         with self._lock(str(vmid)):
             self._stop(vmid, kill=True)
+
+    lxc_stop_kill = kill
 
     # ----- snapshots -----------------------------------------------------------------------
     def _snap_root(self, vmid: int) -> Path:

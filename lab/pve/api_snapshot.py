@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .api_lxc import start_ct, stop_ct
+from .api_lxc import kill_ct, start_ct
 from .errors import TaskFailure, fail
 from .routes import Call, route
 from .state import digest
@@ -104,8 +104,10 @@ def snapshot_rollback(call: Call):
     def worker(task):
         _snapshot(app, vmid, name)
         if app.running(vmid):
+            # pve-container's __snapshot_rollback_vm_stop calls vm_stop($vmid, 1): the state is thrown away
+            # anyway, and a clean shutdown would wait out every service that ignores SIGTERM
             task.log(f"stopping CT {vmid} before rollback")
-            stop_ct(app, vmid, 10)
+            kill_ct(app, vmid)
         task.log(f"rollback to snapshot '{name}'")
         app.driver.rollback(vmid, name, start=False)
         app.store.restore_snapshot(vmid, name)

@@ -28,6 +28,9 @@ class HostDriver(Protocol):
     def stop(self, vmid: int, timeout: int = 10) -> Any:
         """Stop the container."""
 
+    def kill(self, vmid: int) -> Any:
+        """Stop the container at once, without a shutdown inside."""
+
     def status(self, vmid: int) -> str:
         """Return "running" or "stopped"."""
 

@@ -41,6 +41,11 @@ class MemHosts:
         self.calls.append(("stop", vmid))
         self._ct(vmid)["state"] = "stopped"
 
+    def kill(self, vmid):
+        """Stop at once."""
+        self.calls.append(("kill", vmid))
+        self._ct(vmid)["state"] = "stopped"
+
     def status(self, vmid):
         """Return running/stopped."""
         return self._ct(vmid)["state"]

@@ -163,6 +163,16 @@ def test_snapshot_names(root, ct):
         assert (r.status, r.reason) == (500, f"unable to use snapshot name '{name}' (reserved name)")
 
 
+def test_a_rollback_kills_a_running_ct_as_pve_does(root, ct, app):
+    """pve-container stops a running CT with vm_stop($vmid, 1) before a rollback: no clean shutdown."""
+    assert root.task("POST", "/nodes/homelab/lxc/900/snapshot", snapname="before")["exitstatus"] == "OK"
+    root.task("POST", "/nodes/homelab/lxc/900/status/start")
+    app.driver.calls.clear()
+    assert root.task("POST", "/nodes/homelab/lxc/900/snapshot/before/rollback", start=1)["exitstatus"] == "OK"
+    stops = [name for name, vmid in app.driver.calls if name in ("stop", "kill")]
+    assert stops == ["kill"], app.driver.calls
+
+
 def test_snapshot_chain_rollback_delete(root, ct, app):
     assert root.task("POST", "/nodes/homelab/lxc/900/snapshot", snapname="deploy_a", description="a")[
         "exitstatus"] == "OK"
