@@ -98,7 +98,21 @@ def start(run_dir: Path, log_dir: Path, service: Service, env: dict[str, str] | 
             env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", MARKER: service.name},
         )
     _pid_file(run_dir, service.name).write_text(f"{proc.pid}\n")
+    _await_exec(proc, service)
     return proc.pid
+
+
+def _await_exec(proc: subprocess.Popen, service: Service, timeout: float = 5.0) -> None:
+    """Wait until the new process shows its command line (or has exited).
+
+    Popen returns once the child's close-on-exec pipe closes, which the kernel does before it sets up the new
+    program's arguments and environment: for that moment /proc/PID/cmdline and environ read empty, and a
+    caller asking running_pid() at once (a loaded machine makes it likely) would take the store for dead."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if service.runs_in(_cmdline(proc.pid)) or _marked(proc.pid, service.name):
+            return
+        time.sleep(0.01)
 
 
 def stop(run_dir: Path, service: Service, timeout: float = 10.0) -> bool:

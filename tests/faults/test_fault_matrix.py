@@ -115,7 +115,10 @@ def test_fault(row: Row, deployed, runner_fingerprint, faults, record, tmp_path)
     rollback = result.get("rollback") or {}
     record.update(exit_status=proc.returncode, deploy_seconds=round(time.monotonic() - started, 1),
                   happened=_happened(result, out))
-    faults.undo()  # the fault is over: what follows is what a person finds, and does
+    # the fault is over: what follows is what a person finds, and does; an undo that failed would break the
+    # next rows instead of this one
+    undo_problems = faults.undo()
+    assert not undo_problems, "; ".join(undo_problems)
 
     recovered = None
     if RECOVER in out:
