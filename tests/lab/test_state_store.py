@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
+from lab_driving import running_lab
 
-from conftest import lab_skip_reason
 from lab import orchestrate, s3
 from plugins.inventory import load_inventory
 from plugins.tools.terraform import TerraformError, TerraformRunner
@@ -39,10 +39,8 @@ resource "terraform_data" "slow" {
 
 @pytest.fixture(scope="module")
 def store() -> Iterator[s3.StateStore]:
-    """The lab's state store, running (started when the lab is not up)."""
-    reason = lab_skip_reason()
-    if reason:
-        pytest.skip(reason)
+    """The lab's state store, running (the lab is up; its store is started if it is not)."""
+    running_lab("the state store tests")
     STORE.start()
     yield STORE
 
