@@ -56,7 +56,7 @@ def test_property_strings_and_indexed_keys():
         "net32": "property is not defined in schema and the schema does not allow additional properties"}
     assert errors(CONFIG, {**BASE, "net0": "name=eth0,colour=red"}) == {
         "net0": "invalid format - invalid key in comma-separated list property: colour\n"}
-    assert errors(CONFIG, {**BASE, "net0": "name=eth0,ip=10.0.0.300/24"}) == {
+    assert errors(CONFIG, {**BASE, "net0": "name=eth0,ip=198.18.0.300/24"}) == {
         "net0": "invalid format - format error\nnet0.ip: invalid format - value does not look like a valid ipv4 "
                 "network configuration\n\n"}
     assert errors(CONFIG, {**BASE, "net0": "bridge=labbr0"}) == {
