@@ -420,7 +420,6 @@ class LabHosts:
         with self._lock(str(vmid)):
             self._stop(vmid, kill=True)
 
-    lxc_stop_kill = kill
 
     # ----- snapshots -----------------------------------------------------------------------
     def _snap_root(self, vmid: int) -> Path:

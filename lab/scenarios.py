@@ -225,7 +225,7 @@ def power_loss() -> dict[str, list]:
     hosts = LabHosts()
     stopped = [h.vmid for h in hosts.list() if h.state == "running"]
     for vmid in stopped:
-        hosts.lxc_stop_kill(vmid)
+        hosts.kill(vmid)
     net.bridge_down()
     return {"killed": [name for name, _ in killed], "stopped": stopped}
 
