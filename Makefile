@@ -35,9 +35,10 @@ health:             ## read-only validation of every host and service
 	$(LABENV) && $(PYTEST) suites/health --inventory $(INVENTORY) $(ALLURE)
 
 # The unit tests first, on every core (pytest-xdist): a broken unit fails in a minute, not after the lab's part.
+# reports/tests/*.xml: each test's time (scripts/test_times.py prints them per module).
 test: lab-up        ## the project's own tests: unit (in parallel), then emulator conformance and end to end on the lab
-	$(PYTEST) tests -m unit -n auto --hypothesis-show-statistics
-	$(LABENV) && $(PYTEST) tests -m "not unit"
+	$(PYTEST) tests -m unit -n auto --hypothesis-show-statistics --junitxml reports/tests/unit.xml
+	$(LABENV) && $(PYTEST) tests -m "not unit" --junitxml reports/tests/lab.xml
 
 # --hypothesis-show-statistics: how many mutated inventories and declarations the property-based tests ran.
 test-unit: install  ## only the fast tests: no root, no lab (in parallel)
