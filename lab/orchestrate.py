@@ -178,6 +178,10 @@ def down(progress: Progress = _quiet, purge: bool = False) -> list[str]:
     removed = hosts.destroy_all()
     if removed:
         progress(f"destroyed containers: {', '.join(map(str, removed))}")
+    # The next lab's containers get new host keys: a kept known_hosts would refuse them as changed.
+    for known in sorted(PATHS.keys_dir.glob("known_hosts*")):
+        known.unlink(missing_ok=True)
+        progress(f"forgot the host keys in {known} (their containers are gone)")
     net.bridge_down()
     progress(f"bridge {config.BRIDGE} removed")
     # The emulator's CT configs describe containers that no longer exist.
