@@ -10,6 +10,7 @@ each mount point named). To restore, the host's own overlay is mounted and rsync
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import tempfile
@@ -55,12 +56,27 @@ def _bound(source: Path, target: Path) -> Iterator[None]:
         subprocess.run(["umount", str(target)], capture_output=True, timeout=120, check=False)
 
 
+def _skeleton(skel: Path, delta: Path, base: Path) -> None:
+    """The bind target /var/lib/docker as a top layer (it exists even in a host never started); the merged
+    view takes a directory's owner and mode from its top layer, so each one copies the host's own."""
+    rel = Path(".")
+    for part in ("", *Path(DOCKER_IN_CT).parts):
+        rel = rel / part
+        here = skel / rel
+        here.mkdir(exist_ok=True)
+        source = next((d / rel for d in (delta, base) if (d / rel).is_dir()), None)
+        if source is not None:
+            st = source.stat()
+            os.chown(here, st.st_uid, st.st_gid)
+            here.chmod(st.st_mode & 0o7777)
+
+
 @contextmanager
 def rootfs_view(base: Path, delta: Path, docker: Path) -> Iterator[Path]:
     """A read-only view of a host's whole rootfs (delta over base, the docker dir at /var/lib/docker)."""
     with ExitStack() as stack:
         skel = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lab-vzdump-skel-")))
-        (skel / DOCKER_IN_CT).mkdir(parents=True)  # the bind target exists even in a host never started
+        _skeleton(skel, delta, base)
         mnt = stack.enter_context(_mounted("overlay", f"lowerdir={skel}:{delta}:{base}", "overlay"))
         stack.enter_context(_bound(docker, mnt / DOCKER_IN_CT))
         yield mnt
