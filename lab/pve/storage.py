@@ -52,8 +52,8 @@ class Storage:
 
     def status(self) -> dict:
         """Sizes of the file system under the storage (what `df` says about it)."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        du = shutil.disk_usage(self.path)
+        where = next(p for p in (self.path, *self.path.parents) if p.exists())  # before its first backup
+        du = shutil.disk_usage(where)
         return {"total": du.total, "used": du.used, "avail": du.free,
                 "used_fraction": du.used / du.total if du.total else 0.0}
 
