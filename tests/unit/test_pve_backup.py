@@ -6,14 +6,18 @@ Plugin.pm, pve-container src/PVE/API2/LXC.pm), written here, not taken from the 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from pve_memdriver import MemHosts
 
+from lab import config
+from lab.faults import LabFaults
 from lab.pve.app import Emulator
 from lab.pve.auth import FULL_TOKEN_ID, load_tokens
 from lab.pve.storage import Storage, prune_mark_backup_group
@@ -324,3 +328,22 @@ def test_a_job_needs_a_schedule(node):
     assert (reply.status, reply.body["errors"]) == (400, {"schedule": "neither 'starttime' nor 'schedule' were set"})
     node.ok("POST", "/cluster/backup", id="old", starttime="03:00", dow="sat,sun", vmid=900)
     assert node.ok("GET", "/cluster/backup/old")["schedule"] == "sat,sun 03:00"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the storage-full fault mounts a tmpfs (root)")
+def test_a_full_backup_storage_fails_the_backup_as_enospc_and_keeps_the_old_archives(tmp_path):
+    """LabFaults.backup_storage_full: vzdump's write fails with ENOSPC, PVE's lines; undone, the old archive is there."""
+    paths = config.LabPaths(lab_dir=tmp_path / "lab", cache_dir=tmp_path / "cache")
+    node = Node(tmp_path)
+    node.app = Emulator(paths.pve_dir, MemHosts(), node="homelab", backup_dir=paths.backup_dir)
+    node.auth = f"PVEAPIToken={FULL_TOKEN_ID}={load_tokens(node.app.state_dir)[FULL_TOKEN_ID]}"
+    assert node.task("POST", f"{NODE}/lxc", vmid=900, ostemplate=TEMPLATE, net0=NET)[0] == "OK"
+    node.files["/big"] = "x" * 200_000
+    assert backup(node)[0] == "OK"
+    [kept] = node.backups()
+    with LabFaults(paths) as faults:
+        faults.backup_storage_full()
+        status, lines = backup(node)
+    assert status == "job errors"
+    assert any(re.fullmatch(r"ERROR: Backup of VM 900 failed - .*No space left on device", x) for x in lines), lines
+    assert node.backups() == [kept] and str(paths.backup_dir / "dump") not in Path("/proc/mounts").read_text()
