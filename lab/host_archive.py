@@ -87,25 +87,25 @@ def write_tar(view: Path, extra: Path, target: Path, compressor: list[str] | Non
     tar = ["tar", "cpf", "-", *TAR_FLAGS, f"--directory={extra}", "./etc/vzdump/pct.conf",
            "./etc/vzdump/pct.fw", f"--directory={view}", "./", f"./{DOCKER_IN_CT}"]
     shown = shlex.join(tar) + (f" | {shlex.join(compressor)}" if compressor else "") + f" >{shlex.quote(str(target))}"
-    with open(target, "wb") as out:
-        producer = subprocess.Popen(tar, stdout=subprocess.PIPE if compressor else out, stderr=subprocess.PIPE)
+    # both stderrs go to files: a pipe tar filled with warnings would block it while zstd waits for its input
+    with open(target, "wb") as out, tempfile.TemporaryFile() as tar_err, tempfile.TemporaryFile() as comp_err:
+        producer = subprocess.Popen(tar, stdout=subprocess.PIPE if compressor else out, stderr=tar_err)
         consumer = None
         if compressor:
-            consumer = subprocess.Popen(compressor, stdin=producer.stdout, stdout=out, stderr=subprocess.PIPE)
+            consumer = subprocess.Popen(compressor, stdin=producer.stdout, stdout=out, stderr=comp_err)
             producer.stdout.close()  # the compressor holds the pipe: tar sees EPIPE when it dies
-        errors = []
-        if consumer is not None:
-            errors += consumer.stderr.read().decode(errors="replace").splitlines()
             consumer.wait()
-        errors = producer.stderr.read().decode(errors="replace").splitlines() + errors
         producer.wait()
+        errors = []
+        for handle in (tar_err, comp_err):
+            handle.seek(0)
+            errors += handle.read().decode(errors="replace").splitlines()
     for line in errors:
         log(line)
-    # tar exits 1 when a file changed while read (a live, stopped-mode-free CT): PVE treats only >1 as fatal
-    codes = [producer.returncode] + ([consumer.returncode] if consumer else [])
-    if producer.returncode > 1 or (consumer is not None and consumer.returncode != 0):
-        code = next(c for c in reversed(codes) if c)
-        raise ArchiveError(f"command '{shown}' failed: exit code {code}")
+    # PVE runs the pipeline with pipefail: the last command that failed gives the exit code
+    failed = [c for c in (producer.returncode, consumer.returncode if consumer else 0) if c]
+    if failed:
+        raise ArchiveError(f"command '{shown}' failed: exit code {failed[-1]}")
 
 
 def restore_tree(base: Path, delta: Path, work: Path, docker: Path, tree: Path) -> None:
