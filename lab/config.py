@@ -111,6 +111,11 @@ class LabPaths:
         return self.lab_dir / "pve"
 
     @property
+    def backup_dir(self) -> Path:
+        """The node's `backup` storage (a PVE dir storage: archives in dump/), apart from the hosts' disks."""
+        return self.lab_dir / "backup"
+
+    @property
     def run_dir(self) -> Path:
         """Pid files."""
         return self.lab_dir / "run"

@@ -187,6 +187,22 @@ class LabFaults:
             quoted = _sh(directory)
             self._attach(vmid, f"while grep -q ' {directory} ' /proc/mounts; do umount -l {quoted} || break; done")
 
+    def backup_storage_full(self, slack_kb: int = 64) -> None:
+        """Make the node's backup storage full: a tmpfs just larger than its contents, holding a copy of them, filled
+        to the last byte (bounded: never the machine's disk), so vzdump's writes fail with ENOSPC as on a full
+        disk. Undo unmounts it: the archives under it were never touched, those written meanwhile go with it."""
+        dump = self.paths.backup_dir / "dump"
+        dump.mkdir(parents=True, exist_ok=True)
+        quoted = _sh(str(dump))
+        script = (f"set -e; d={quoted}; t=$(mktemp -d); cp -a \"$d\"/. \"$t\"/; "
+                  f"size=$(( $(du -sk \"$t\" | cut -f1) + {int(slack_kb)} )); "
+                  f"mount -t tmpfs -o size=${{size}}k lab-backup-full \"$d\"; cp -a \"$t\"/. \"$d\"/; "
+                  f"rm -rf \"$t\"; dd if=/dev/zero of=\"$d\"/.lab-disk-full bs=4k 2>/dev/null || true")
+        done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=300, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"fill backup storage {dump}: {done.stderr.strip()[-300:]}")
+        self._undo.append(("backup storage full", lambda: _umount_all(dump)))
+
     def cut_network(self, vmid: int) -> None:
         """Take a host's bridge port (its veth on the machine) down; undo brings it up if it still exists."""
         link = f"vlab{int(vmid)}"
@@ -229,6 +245,12 @@ def _sh(text: str) -> str:
     if not text.startswith("/") or any(c in text for c in "'\"\\$`\n "):
         raise ValueError(f"directory {text!r}: expected an absolute path without quotes or spaces")
     return f"'{text}'"
+
+
+def _umount_all(directory: Path) -> None:
+    while any(line.split()[1] == str(directory) for line in Path("/proc/mounts").read_text().splitlines()):
+        if subprocess.run(["umount", str(directory)], capture_output=True, timeout=60, check=False).returncode:
+            break
 
 
 def _link_up(link: str) -> None:

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lab import base, config, docker_layers, freezer, net, registry
+from lab import base, config, docker_layers, freezer, host_archive, net, registry
 
 ALLOWED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("198.18.0.0/15"))
 RSYNC = ("rsync", "-aHAX", "--numeric-ids")
@@ -559,6 +559,38 @@ class LabHosts:
             trash = snap.with_name(f".del-{name}-{os.getpid()}-{threading.get_ident()}")
             snap.rename(trash)
             shutil.rmtree(trash)
+
+    # ----- backups (vzdump archives) --------------------------------------------------------
+    def archive(self, vmid: int, snapshot: str | None, extra: Path, target: Path,
+                compressor: list[str] | None, log=print) -> None:
+        """Write the host's whole rootfs (from a snapshot, or the stopped host's own files) as a vzdump tar."""
+        self._require(vmid)
+        if snapshot is None:
+            delta, docker = self.delta_dir(vmid), self.paths.docker_dir(vmid)
+        else:
+            snap = self._snap_root(vmid) / snapshot
+            if not (snap / SNAP_META).exists():
+                raise SnapshotNotFound(f"snapshot {snapshot!r} of {vmid} does not exist")
+            delta, docker = snap / "delta", snap / "docker"
+        try:
+            with host_archive.rootfs_view(self.paths.base_rootfs, delta, docker) as view:
+                host_archive.write_tar(view, extra, target, compressor, log)
+        except host_archive.ArchiveError as exc:
+            raise HostError(str(exc)) from exc
+
+    def restore_files(self, vmid: int, tree: Path) -> None:
+        """Make the stopped host's files (rootfs and docker dir) those of an extracted archive."""
+        with self._lock(str(vmid)):
+            self._require(vmid)
+            if self.status(vmid) != "stopped":
+                raise HostError(f"restore of {vmid}: the host is running")
+            work = self.ct_dir(vmid) / "overlay" / "work"
+            work.mkdir(parents=True, exist_ok=True)
+            try:
+                host_archive.restore_tree(self.paths.base_rootfs, self.delta_dir(vmid), work,
+                                          self.paths.docker_dir(vmid), tree)
+            except host_archive.ArchiveError as exc:
+                raise HostError(str(exc)) from exc
 
     # ----- destroy / leftovers -------------------------------------------------------------
     def destroy(self, vmid: int) -> None:

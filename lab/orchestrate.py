@@ -186,7 +186,7 @@ def down(progress: Progress = _quiet, purge: bool = False) -> list[str]:
     progress(f"bridge {config.BRIDGE} removed")
     # The emulator's CT configs describe containers that no longer exist.
     shutil.rmtree(PATHS.pve_dir / "state", ignore_errors=True)
-    for sub in (PATHS.snapshots_root, PATHS.docker_root, PATHS.lxc_path, PATHS.run_dir):
+    for sub in (PATHS.snapshots_root, PATHS.docker_root, PATHS.lxc_path, PATHS.run_dir, PATHS.backup_dir):
         shutil.rmtree(sub, ignore_errors=True)
     if purge:
         shutil.rmtree(PATHS.lab_dir, ignore_errors=True)

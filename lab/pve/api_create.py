@@ -40,11 +40,15 @@ def _driver_mac(app, vmid: int) -> str:
 
 @route("POST /nodes/{node}/lxc", perm=("/vms/{vmid}", ["VM.Allocate"], False))
 def lxc_create(call: Call):
-    """Create a CT: config recorded with lock=create, driver creates (and starts with start=1)."""
+    """Create a CT (config recorded with lock=create, driver creates, starts with start=1), or restore one."""
     from .api_lxc import start_ct
 
     app, p = call.app, call.params
     vmid = call.vmid
+    if p.get("restore"):
+        from .restore import restore
+
+        return restore(call)
     net_text, net = parse_net(p["net0"], vmid) if "net0" in p else (None, None)
     if net is None:
         raise fail("the lab needs net0 with a static ip=198.18.x.y/nn")

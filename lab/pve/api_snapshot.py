@@ -37,7 +37,8 @@ def _snapshot(app, vmid: int, name: str, in_task: bool = True) -> dict:
     return rec
 
 
-def _locked(app, vmid: int, lock: str):
+def set_lock(app, vmid: int, lock: str):
+    """Take a CT's config lock (PVE's set_lock), or fail in the task with `CT is locked (<lock>)`."""
     rec = app.record(vmid, in_task=True)
     if rec["config"].get("lock"):
         raise TaskFailure(f"CT is locked ({rec['config']['lock']})")
@@ -45,7 +46,8 @@ def _locked(app, vmid: int, lock: str):
     app.store.save(vmid, rec)
 
 
-def _unlock(app, vmid: int) -> None:
+def remove_lock(app, vmid: int) -> None:
+    """Drop a CT's config lock."""
     rec = app.store.load(vmid)
     if rec is not None:
         rec["config"].pop("lock", None)
@@ -63,13 +65,13 @@ def snapshot_create(call: Call):
         rec = app.record(vmid, in_task=True)
         if name in rec["snapshots"]:
             raise TaskFailure(f"snapshot name '{name}' already used")
-        _locked(app, vmid, "snapshot")
+        set_lock(app, vmid, "snapshot")
         try:
             task.log(f"create snapshot '{name}'")
             app.driver.snapshot(vmid, name)
             app.store.add_snapshot(vmid, name, int(time.time()), call.params.get("description", ""))
         finally:
-            _unlock(app, vmid)
+            remove_lock(app, vmid)
 
     return app.run_task(call, "vzsnapshot", vmid, worker)
 

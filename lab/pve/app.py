@@ -11,7 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import api_cluster, api_create, api_lxc, api_snapshot, boot  # noqa: F401 - registers the routes
+from . import (  # noqa: F401 - registers the routes
+    api_backup_jobs,
+    api_cluster,
+    api_create,
+    api_lxc,
+    api_snapshot,
+    api_storage,
+    api_vzdump,
+    boot,
+)
 from .api_cluster import reported_version
 from .auth import TokenStore, check
 from .driver import HostDriver, driver_vmids
@@ -29,6 +38,7 @@ from .faults import FaultPlan, Rule
 from .jsonschema import answer_errors, validate_params
 from .routes import Call, WithTotal, find
 from .state import CTStore
+from .storage import node_storages
 from .tasks import Task, TaskRegistry
 
 API_PREFIX = "/api2/json"
@@ -48,7 +58,8 @@ class Emulator:
     """The PVE API of one node, backed by a host driver and a state directory."""
 
     def __init__(self, state_dir: str | os.PathLike, driver: HostDriver, node: str = "homelab",
-                 version: str | None = None, verify_results: bool = False):
+                 version: str | None = None, verify_results: bool = False,
+                 backup_dir: str | os.PathLike | None = None):
         self.node = node
         self.version = reported_version(version)
         # RESTHandler's result_verification, off in PVE's daemons: on, an answer that does not match the
@@ -57,6 +68,10 @@ class Emulator:
         self.driver = driver
         self.state_dir = Path(state_dir)
         self.store = CTStore(self.state_dir / "state")
+        # storage.cfg: `backup` lives beside the lab's state (LAB_DIR/backup), apart from the CTs' disks
+        self.backup_dir = Path(backup_dir) if backup_dir else self.state_dir.parent / "backup"
+        self.storages = node_storages(self.state_dir.parent / "local", self.backup_dir)
+        self.jobs_file = self.state_dir / "state" / "jobs.json"
         self.tokens = TokenStore(self.state_dir)
         self.tasks = TaskRegistry(node)
         self.faults = FaultPlan(self.state_dir)

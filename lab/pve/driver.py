@@ -55,6 +55,13 @@ class HostDriver(Protocol):
     def destroy(self, vmid: int) -> Any:
         """Destroy a stopped container and its snapshots."""
 
+    def archive(self, vmid: int, snapshot: str | None, extra: Any, target: Any, compressor: list[str] | None,
+                log: Any = print) -> Any:
+        """Write the container's whole rootfs (of a snapshot, or its own files when stopped) as a vzdump tar."""
+
+    def restore_files(self, vmid: int, tree: Any) -> Any:
+        """Make a stopped container's files those of an extracted archive."""
+
 
 def driver_vmids(driver: HostDriver) -> set[int]:
     """Return the vmids a driver knows, whatever shape its list() has."""

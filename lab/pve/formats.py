@@ -341,6 +341,11 @@ _KEEP = {"optional": 1, "type": "integer", "minimum": "0"}
 PROPERTY_FORMATS: dict[str, dict] = {
     "prune-backups": {"keep-all": {"optional": 1, "type": "boolean"}, "keep-last": _KEEP, "keep-hourly": _KEEP,
                       "keep-daily": _KEEP, "keep-weekly": _KEEP, "keep-monthly": _KEEP, "keep-yearly": _KEEP},
+    # pve-guest-common src/PVE/VZDump/Common.pm: $fleecing_fmt and $performance_fmt
+    "backup-fleecing": {"enabled": {"optional": 1, "type": "boolean", "default": 0},
+                        "storage": {"optional": 1, "type": "string", "format": "pve-storage-id"}},
+    "backup-performance": {"max-workers": {"optional": 1, "type": "integer", "minimum": 1, "maximum": 256},
+                           "pbs-entries-max": {"optional": 1, "type": "integer", "minimum": 1}},
 }
 
 

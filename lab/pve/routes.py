@@ -59,6 +59,9 @@ class Route:
     def __post_init__(self):
         rx = re.sub(r"\\\{([\w-]+)\\\}", lambda m: f"(?P<{m.group(1).replace('-', '_')}>[^/]+)",
                     re.escape(self.pattern))
+        if self.pattern.endswith("/content/{volume}"):
+            # Storage/Content.pm is mounted with fragmentDelimiter '': a volume id keeps its slashes
+            rx = rx.replace("(?P<volume>[^/]+)", "(?P<volume>.+)")
         self.regex = re.compile(f"^{rx}/?$")
 
     @property

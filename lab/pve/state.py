@@ -17,6 +17,25 @@ def render_conf(config: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def parse_conf(text: str) -> dict:
+    """Parse PVE's .conf text (the current config, up to the first [snapshot] section) back into a dict."""
+    config: dict = {}
+    description = []
+    for line in text.splitlines():
+        if line.startswith("["):
+            break
+        if line.startswith("#"):
+            description.append(line[1:])
+            continue
+        key, sep, value = line.partition(":")
+        if sep and key.strip():
+            value = value.strip()
+            config[key.strip()] = int(value) if value.isdigit() and not value.startswith("0") or value == "0" else value
+    if description:
+        config["description"] = "\n".join(description)
+    return config
+
+
 def digest(config: dict) -> str:
     """Return the SHA1 digest of a config, as PVE gives to detect concurrent changes."""
     return hashlib.sha1(render_conf(config).encode()).hexdigest()

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import copy
+import io
+import subprocess
+import tarfile
 import threading
+from pathlib import Path
 
 
 class HostError(RuntimeError):
@@ -85,3 +89,31 @@ class MemHosts:
         if self._ct(vmid)["state"] == "running":
             raise HostError("destroy of a running container")
         del self.cts[vmid]
+
+    def archive(self, vmid, snapshot, extra, target, compressor, log=print):
+        """Write the files (of a snapshot, or the CT's own) and ./etc/vzdump/ as a real tar, compressed as asked."""
+        ct = self._ct(vmid)
+        self.calls.append(("archive", vmid, snapshot))
+        files = ct["snaps"][snapshot] if snapshot else ct["files"]
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for rel in ("etc/vzdump/pct.conf", "etc/vzdump/pct.fw"):
+                tar.add(Path(extra) / rel, arcname=f"./{rel}")
+            for path, text in sorted(files.items()):
+                data = text.encode()
+                info = tarfile.TarInfo("." + path)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        raw = buf.getvalue()
+        if compressor:
+            raw = subprocess.run(compressor, input=raw, capture_output=True, check=True).stdout
+        Path(target).write_bytes(raw)
+        log(f"Total bytes written: {len(buf.getvalue())}")
+
+    def restore_files(self, vmid, tree):
+        """Make the stopped CT's files those of an extracted archive."""
+        ct = self._ct(vmid)
+        if ct["state"] == "running":
+            raise HostError("restore of a running container")
+        root = Path(tree)
+        ct["files"] = {"/" + str(p.relative_to(root)): p.read_text() for p in root.rglob("*") if p.is_file()}

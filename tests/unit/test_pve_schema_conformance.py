@@ -27,6 +27,8 @@ UNKNOWN = "property is not defined in schema and the schema does not allow addit
 MISSING = "property is missing and it is not optional"
 # A value each named format refuses ("1 x%" for the others: no slash, so it can go in a path).
 BAD_FORMAT = {"pve-lxc-mp-string": "/a/../b"}
+# A value each pattern refuses ("\x01" for the others); Perl's \S matches a control character.
+BAD_PATTERN = {r"\S+": " "}
 # A call that succeeds for each served method, on a lab holding CT 900 (running, snapshot s1) and CT 901.
 EXAMPLES: dict[str, dict[str, str]] = {
     "GET /version": {},
@@ -53,25 +55,46 @@ EXAMPLES: dict[str, dict[str, str]] = {
     "GET /nodes/{node}/lxc/{vmid}/snapshot/{snapname}": {},
     "POST /nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback": {},
     "POST /nodes/{node}/startall": {"vms": "900"},
+    "GET /storage": {},
+    "GET /storage/{storage}": {},
+    "GET /nodes/{node}/storage": {},
+    "GET /nodes/{node}/storage/{storage}/status": {},
+    "GET /nodes/{node}/storage/{storage}/content": {"content": "backup"},
+    "GET /nodes/{node}/storage/{storage}/content/{volume}": {},
+    "PUT /nodes/{node}/storage/{storage}/content/{volume}": {"notes": "kept"},
+    "DELETE /nodes/{node}/storage/{storage}/content/{volume}": {},
+    "GET /nodes/{node}/storage/{storage}/prunebackups": {"prune-backups": "keep-last=1"},
+    "DELETE /nodes/{node}/storage/{storage}/prunebackups": {"prune-backups": "keep-last=1"},
+    "POST /nodes/{node}/vzdump": {"vmid": "900", "storage": "backup"},
+    "GET /cluster/backup": {},
+    "POST /cluster/backup": {"id": "weekly", "schedule": "sun 02:00", "vmid": "900", "storage": "backup"},
+    "GET /cluster/backup/{id}": {},
+    "PUT /cluster/backup/{id}": {"enabled": "0"},
+    "DELETE /cluster/backup/{id}": {},
+    "GET /cluster/backup-info/not-backed-up": {},
 }
 
 
 class Lab:
-    """An emulator with CT 900 (running, snapshot s1) and CT 901, called with the full token."""
+    """An emulator with CT 900 (running, snapshot s1, one backup, in job `nightly`) and CT 901, with the full token."""
 
     def __init__(self, tmp_path):
         self.app = Emulator(tmp_path / "pve", MemHosts(), node=NODE, verify_results=True)
         self.auth = f"PVEAPIToken={FULL_TOKEN_ID}={load_tokens(self.app.state_dir)[FULL_TOKEN_ID]}"
-        self.upid = ""
+        self.upid, self.volume = "", ""
         for vmid in (CT, SPARE):
             self.task("POST /nodes/{node}/lxc", {"vmid": str(vmid), "ostemplate": TEMPLATE,
                                                  "net0": NET.format(vmid - 800)})
         self.task("POST /nodes/{node}/lxc/{vmid}/status/start", {})
+        self.task("POST /nodes/{node}/vzdump", {"vmid": str(CT), "storage": "backup", "compress": "zstd"})
+        self.volume = self.app.storages["backup"].dump_dir.glob("*.tar.zst").__next__().name
+        self.call("POST /cluster/backup", {"id": "nightly", "schedule": "daily", "vmid": str(CT)})
         self.upid = self.task("POST /nodes/{node}/lxc/{vmid}/snapshot", {"snapname": "s1"})
 
     def path_values(self, params: dict[str, str]) -> dict[str, str]:
-        """Values for a path's {placeholders}: this node, CT 900, snapshot s1, the last task."""
-        return {"node": NODE, "vmid": str(CT), "snapname": "s1", "upid": self.upid, **params}
+        """Values for a path's {placeholders}: this node, CT 900, snapshot s1, the last task, its backup, job nightly."""
+        return {"node": NODE, "vmid": str(CT), "snapname": "s1", "upid": self.upid, "storage": "backup",
+                "volume": f"backup:backup/{self.volume}", "id": "nightly", **params}
 
     def call(self, name: str, params: dict[str, str]):
         """Call a method by its schema name; path placeholders filled from params or the defaults."""
@@ -114,7 +137,7 @@ def wrong_values(schema: dict) -> list[tuple[str, str]]:
         elif schema.get("format") and schema["format"] not in ("string", "string-list"):
             out.append((BAD_FORMAT.get(schema["format"], "1 x%"), "invalid format - "))
         if schema.get("pattern"):
-            out.append(("\x01", "value does not match the regex pattern"))
+            out.append((BAD_PATTERN.get(schema["pattern"], "\x01"), "value does not match the regex pattern"))
         if schema.get("maxLength") is not None and not schema.get("format"):
             out.append(("a" * (int(schema["maxLength"]) + 1),
                         f"value may only be {schema['maxLength']} characters long"))
