@@ -138,15 +138,20 @@ def inline_checkov_skips_without_reason(text: str) -> list[int]:
             for match in re.finditer(r"checkov:skip=([A-Z0-9_]+)(:(\S.*))?", line) if not match.group(3)]
 
 
-def nosec_without_reason(source: str) -> list[int]:
-    """Line numbers of Python comments `# nosec` that do not name their rule and why: `# nosec B108 # why`."""
-    lines = []
+def nosec_comments(source: str) -> dict[int, bool]:
+    """Each Python comment `# nosec` by line number: True when it names its rule and why (`# nosec B108 # why`)."""
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
     except (tokenize.TokenError, SyntaxError):
-        return lines
+        return {}
+    found = {}
     for token in tokens:
         match = NOSEC.search(token.string) if token.type == tokenize.COMMENT else None
-        if match and not NOSEC_WITH_REASON.match(match.group("rest")):
-            lines.append(token.start[0])
-    return lines
+        if match:
+            found[token.start[0]] = bool(NOSEC_WITH_REASON.match(match.group("rest")))
+    return found
+
+
+def nosec_without_reason(source: str) -> list[int]:
+    """Line numbers of `# nosec` comments that do not name their rule and why."""
+    return [line for line, explained in nosec_comments(source).items() if not explained]
