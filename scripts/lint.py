@@ -39,7 +39,7 @@ SECRETS_BASELINE = ROOT / ".secrets.baseline"
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 CHECKOV_CONFIG = ".checkov.yaml"
 # Which bandit configuration reads which paths: each file's skips say why on their line.
-BANDIT_RUNS = (("bandit.yaml", ("plugins", "scripts", "bench", "conftest.py")),
+BANDIT_RUNS = (("bandit.yaml", ("plugins", "scripts", "bench", "terraform", "conftest.py")),
                ("bandit-lab.yaml", ("lab",)),
                ("bandit-tests.yaml", ("tests", "suites")))
 # ansible-lint runs as its own check; the unit test that wraps it would only run it a second time.
@@ -285,7 +285,7 @@ def check_checkov(opts: Options) -> Outcome:
 
 
 def check_bandit(opts: Options) -> Outcome:
-    """bandit on the Python: bandit.yaml (plugins, scripts, bench), bandit-lab.yaml (lab), bandit-tests.yaml."""
+    """bandit on the Python: bandit.yaml (plugins, scripts, bench, terraform), bandit-lab.yaml (lab), bandit-tests.yaml."""
     if not (bandit := _tool("bandit")):
         return _missing("bandit")
     found, accepted = [], 0
