@@ -298,7 +298,9 @@ def check_bandit(opts: Options) -> Outcome:
         for config, paths in BANDIT_RUNS:
             # JSON to a file: bandit's warnings go to the terminal stream, which run() folds into stdout.
             out = Path(tmp) / f"{config}.json"
-            done = run([bandit, "-q", "-c", config, "-r", *paths, "-f", "json", "-o", str(out)])
+            # The files git tracks, not -r on the trees: an npm tree in lab/ may hold Python of its own.
+            files = [str(f.relative_to(ROOT)) for f in python_files(list(paths))]
+            done = run([bandit, "-q", "-c", config, "-f", "json", "-o", str(out), *files])
             if not out.exists():
                 return Outcome("failed", f"bandit -c {config} exited {done.returncode} without a report", done.stdout)
             report = json.loads(out.read_text())
