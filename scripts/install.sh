@@ -52,6 +52,19 @@ else
   echo "==> pip: requirements.txt already installed"
 fi
 
+# checkov (make lint) pins boto3, botocore and packaging below requirements.txt's: it gets its own venv.
+if [ ! -x .venv-checkov/bin/python ]; then
+  echo "==> venv: creating .venv-checkov (checkov alone)"
+  "$PYTHON" -m venv .venv-checkov
+fi
+if ! cmp -s requirements-checkov.txt .venv-checkov/.requirements.installed 2>/dev/null; then
+  echo "==> pip: installing requirements-checkov.txt (pinned) into .venv-checkov"
+  .venv-checkov/bin/pip install -q -r requirements-checkov.txt
+  cp requirements-checkov.txt .venv-checkov/.requirements.installed
+else
+  echo "==> pip: requirements-checkov.txt already installed"
+fi
+
 # The lab's npm mirror (verdaccio) has its own tree: its pins must not meet the suite's tools.
 if ! cmp -s lab/npm-mirror/package-lock.json lab/npm-mirror/node_modules/.lock.installed 2>/dev/null; then
   echo "==> npm: installing verdaccio (the lab's npm mirror)"

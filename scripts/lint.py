@@ -1,7 +1,8 @@
 """Everything the project lints and checks, in one place: `make lint` and validate.yml both run this file.
 
 Checks: ruff, the inventories, terraform fmt, terraform validate (lab; homelab where its provider can be
-downloaded), actionlint and zizmor on the workflows, ansible-lint, the unit tests. Each check prints one
+downloaded), actionlint and zizmor on the workflows, ansible-lint, the code scans (detect-secrets against
+.secrets.baseline, checkov on terraform/ansible/workflows, bandit on the Python), the unit tests. Each check prints one
 line when it ends (outcome, seconds, what it found); a failing check prints the tool's findings above
 its line. All checks run, and the exit status is 1 when any failed.
 
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # scripts/ is not a package: reach plugins/ from the checkout
 
 from plugins.inventory import InventoryError, load_inventory
+from plugins.tools import code_scan
 from plugins.tools.terraform import BASE_ENV, diagnostics_line
 
 BIN = Path(sys.executable).parent  # the venv's tools sit next to its python
@@ -32,6 +34,14 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 INVENTORIES = ROOT / "inventories"
 TOKEN_VARS = ("GH_TOKEN", "GITHUB_TOKEN", "ZIZMOR_GITHUB_TOKEN")
 TOOL_TIMEOUT = 900
+SECRETS_BASELINE = ROOT / ".secrets.baseline"
+# checkov has its own venv (requirements-checkov.txt): its pins would downgrade .venv's boto3 and packaging.
+CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
+CHECKOV_CONFIG = ".checkov.yaml"
+# Which bandit configuration reads which paths: each file's skips say why on their line.
+BANDIT_RUNS = (("bandit.yaml", ("plugins", "scripts", "bench", "terraform", "conftest.py")),
+               ("bandit-lab.yaml", ("lab",)),
+               ("bandit-tests.yaml", ("tests", "suites")))
 # ansible-lint runs as its own check; the unit test that wraps it would only run it a second time.
 UNIT_DESELECT = "tests/unit/test_ansible_lint.py::test_roles_and_playbooks_are_ansible_lint_clean"
 HOMELAB_SKIP = ("its provider Telmate/proxmox comes from registry.terraform.io, which this machine never "
@@ -234,6 +244,80 @@ def check_ansible_lint(opts: Options) -> Outcome:
     return Outcome("passed" if done.returncode == 0 else "failed", _last_line(done.stdout), done.stdout)
 
 
+def check_detect_secrets(opts: Options) -> Outcome:
+    """detect-secrets on the files git tracks, against .secrets.baseline: every finding audited as a false positive."""
+    if not (detect_secrets := _tool("detect-secrets")):
+        return _missing("detect-secrets")
+    with tempfile.TemporaryDirectory(prefix="lint-secrets-") as tmp:
+        # `scan --baseline` rewrites the file it is given (line numbers, timestamp): give it a copy.
+        copy = Path(tmp) / "baseline.json"
+        copy.write_text(SECRETS_BASELINE.read_text())
+        done = run([detect_secrets, "scan", "--baseline", str(copy)])
+        if done.returncode != 0:
+            return Outcome("failed", f"detect-secrets scan exited {done.returncode}", done.stdout)
+        scanned = json.loads(copy.read_text())
+    found = code_scan.unaudited_secrets(scanned)
+    if found:
+        return Outcome("failed", f"{len(found)} finding(s) not audited as false positives in .secrets.baseline "
+                       "(detect-secrets scan --baseline .secrets.baseline, then detect-secrets audit .secrets.baseline)",
+                       "\n".join(f.line() for f in found))
+    return Outcome("passed", f"{code_scan.baseline_count(scanned)} finding(s), every one audited as a false positive")
+
+
+def check_checkov(opts: Options) -> Outcome:
+    """checkov on terraform/, ansible/ and .github/workflows (.checkov.yaml; offline)."""
+    if not CHECKOV.exists():
+        return _missing("checkov", "make install (it creates .venv-checkov from requirements-checkov.txt)")
+    done = subprocess.run([str(CHECKOV), "--config-file", CHECKOV_CONFIG, "-o", "json"], cwd=ROOT, env=tool_env(),
+                          capture_output=True, text=True, timeout=TOOL_TIMEOUT, check=False)
+    try:
+        reports = code_scan.checkov_reports(done.stdout)
+    except ValueError:
+        return Outcome("failed", f"checkov exited {done.returncode} without a JSON report",
+                       (done.stdout + done.stderr)[-4000:])
+    found = code_scan.checkov_findings(reports, ROOT)
+    counts = code_scan.checkov_counts(reports)
+    summary = f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped (each with its reason)"
+    if found or done.returncode not in (0, 1):
+        return Outcome("failed", summary if found else f"checkov exited {done.returncode}",
+                       "\n".join(f.line() for f in found) or done.stderr[-4000:])
+    return Outcome("passed", summary)
+
+
+def check_bandit(opts: Options) -> Outcome:
+    """bandit on the Python: bandit.yaml (plugins, scripts, bench, terraform), bandit-lab.yaml (lab), bandit-tests.yaml."""
+    if not (bandit := _tool("bandit")):
+        return _missing("bandit")
+    found, accepted = [], 0
+    for path in python_files([p for _, paths in BANDIT_RUNS for p in paths]):
+        comments = code_scan.nosec_comments(path.read_text())
+        accepted += len(comments)
+        found += [code_scan.Finding(f"{path.relative_to(ROOT)}:{n}", "nosec", "without its rule and reason "
+                                    "(`# nosec B108 # why`)") for n, explained in comments.items() if not explained]
+    with tempfile.TemporaryDirectory(prefix="lint-bandit-") as tmp:
+        for config, paths in BANDIT_RUNS:
+            # JSON to a file: bandit's warnings go to the terminal stream, which run() folds into stdout.
+            out = Path(tmp) / f"{config}.json"
+            # The files git tracks, not -r on the trees: an npm tree in lab/ may hold Python of its own.
+            files = [str(f.relative_to(ROOT)) for f in python_files(list(paths))]
+            done = run([bandit, "-q", "-c", config, "-f", "json", "-o", str(out), *files])
+            if not out.exists():
+                return Outcome("failed", f"bandit -c {config} exited {done.returncode} without a report", done.stdout)
+            report = json.loads(out.read_text())
+            found += code_scan.bandit_findings(report)
+    if found:
+        return Outcome("failed", f"{len(found)} finding(s): fix them, or `# nosec BXXX # why` on the line",
+                       "\n".join(f.line() for f in found))
+    return Outcome("passed", f"no finding ({accepted} accepted on their line, `# nosec B… # why`; "
+                             f"skips in {', '.join(c for c, _ in BANDIT_RUNS)})")
+
+
+def python_files(paths: list[str]) -> list[Path]:
+    """The .py files git tracks under these paths (what bandit reads, minus anything generated)."""
+    done = run(["git", "ls-files", "-z", "--", *paths])
+    return [ROOT / name for name in done.stdout.split("\0") if name.endswith(".py") and (ROOT / name).is_file()]
+
+
 def check_unit_tests(opts: Options) -> Outcome:
     """pytest tests -m unit (no root, no lab)."""
     if not (pytest := _tool("pytest")):
@@ -251,6 +335,9 @@ CHECKS: dict[str, Callable[[Options], Outcome]] = {
     "actionlint": check_actionlint,
     "zizmor": check_zizmor,
     "ansible-lint": check_ansible_lint,
+    "detect-secrets": check_detect_secrets,
+    "checkov": check_checkov,
+    "bandit": check_bandit,
     "unit-tests": check_unit_tests,
 }
 

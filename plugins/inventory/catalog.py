@@ -30,7 +30,7 @@ CATALOG_DIR = Path(__file__).resolve().parents[2] / "services"
 _ADDRESS = re.compile(r"^(?:[a-z][a-z0-9+.-]*://)?(?P<host>[a-z0-9][a-z0-9_-]*)(?::(?P<port>[0-9]+))?(?:/.*)?$")
 EXPECTED_DECLARATION = "expected a service declaration: name, container, image, …"
 SECRET_SHAPED = ("a value shaped like a secret (a key, token or UUID; not shown) is refused (expected no secret in "
-                 "a declaration: its environment names secrets with {secret: NAME})")
+                 "a declaration: its environment names secrets with {secret: NAME})")  # nosec B105 # a message
 
 __all__ = ["CATALOG_DIR", "Catalog", "Declaration", "dependency_order", "load_catalog", "repository_catalog"]
 

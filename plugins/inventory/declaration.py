@@ -52,7 +52,7 @@ Reason = Annotated[str, Field(strict=True), AfterValidator(_reason)]
 ENVIRONMENT_VALUE = "text, {secret: NAME} or {value: TEXT, not_secret: WHY}"
 LITERAL_SECRET = ("a value written here (not shown) is refused: {why}, and a declaration is in git and in the "
                   "host vars (expected {{secret: NAME}}, which stack.secrets of each inventory sources; or "
-                  "{{value: …, not_secret: why}} when it is not a secret)")
+                  "{{value: …, not_secret: why}} when it is not a secret)")  # nosec B105 # a message
 
 
 class Strict(BaseModel):

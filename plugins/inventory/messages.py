@@ -49,7 +49,7 @@ def _without_misspelt_missing(problems: list[Problem]) -> list[Problem]:
     return [p for p in problems if not (p[1] == "required key is missing" and p[0] in misspelt)]
 
 SECRET_SHAPED = ("a value shaped like a secret (a key, token or UUID; not shown) is refused (expected no secret in "
-                 "an inventory: it names the variables and files that hold them)")
+                 "an inventory: it names the variables and files that hold them)")  # nosec B105 # a message
 
 
 def secret_shaped_values(document: dict, skip: tuple[str, ...] = (), message: str = SECRET_SHAPED) -> list[Problem]:

@@ -139,8 +139,8 @@ def write_result(target: str | Path, *, name: str, full_name: str, status: str, 
         writer.report_attached_data(body=redact(text), file_name=source)
         files.append(Attachment(name=redact(title), source=source, type=mime))
     result = TestResult(
-        uuid=str(uuid.uuid4()), historyId=hashlib.md5(full_name.encode()).hexdigest(),
-        testCaseId=hashlib.md5(full_name.encode()).hexdigest(), fullName=full_name,
+        uuid=str(uuid.uuid4()), historyId=hashlib.md5(full_name.encode(), usedforsecurity=False).hexdigest(),
+        testCaseId=hashlib.md5(full_name.encode(), usedforsecurity=False).hexdigest(), fullName=full_name,
         name=redact(name), status=status, stage="finished", start=int(started * 1000), stop=int(stopped * 1000),
         statusDetails=StatusDetails(message=redact(message)) if message else None,
         labels=[Label(name=key, value=redact(value)) for key, value in _with_epic(labels).items()],

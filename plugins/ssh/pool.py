@@ -107,7 +107,7 @@ class SshPool:
         """Write the ssh_config in a short private dir under /tmp; no connection is opened yet."""
         self.targets = {t.name: t for t in targets}
         # A unix socket path is limited to 108 bytes: /tmp/hc-XXXXXXXX/<40 hex> fits, a pytest tmp_path may not.
-        self.control_dir = Path(tempfile.mkdtemp(prefix="hc-", dir="/tmp"))
+        self.control_dir = Path(tempfile.mkdtemp(prefix="hc-", dir="/tmp"))  # nosec B108 # mkdtemp: a new 0700 dir
         self.known_hosts = Path(os.path.expanduser(str(known_hosts)))
         self.known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.ssh_config = self.control_dir / "ssh_config"
