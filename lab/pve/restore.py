@@ -70,7 +70,7 @@ def extract(archive: Path, dest: Path, log) -> None:
 
 def random_mac() -> str:
     """PVE::Tools::random_ether_addr with PVE's default prefix BC:24:11."""
-    return "BC:24:11:" + ":".join(f"{random.randrange(256):02X}" for _ in range(3))
+    return "BC:24:11:" + ":".join(f"{random.randrange(256):02X}" for _ in range(3))  # nosec B311 # a MAC address, as PVE picks one
 
 
 def merged_config(call: Call, archived: dict, rootfs_storage: str) -> dict:
