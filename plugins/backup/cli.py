@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from plugins.backup.credentials import BackupProblem
 from plugins.backup.run import run_backup
-from plugins.backup.secrets import BackupProblem
 from plugins.inventory import DEFAULT_INVENTORY, InventoryError, load_inventory
 from plugins.proxmox import backups as node_backups
 from plugins.proxmox.client import ProxmoxClient, ProxmoxError

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from plugins.backup.secrets import BackupProblem
+from plugins.backup.credentials import BackupProblem
 
 if TYPE_CHECKING:
     from plugins.inventory import Host

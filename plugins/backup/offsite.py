@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from plugins.backup.secrets import BackupProblem
+from plugins.backup.credentials import BackupProblem
 
 RESTIC = "restic"
 TAG = "homelab-suite"

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from plugins.backup import dumps as host_dumps
+from plugins.backup.credentials import BackupProblem, restic_environment
 from plugins.backup.offsite import Repository
-from plugins.backup.secrets import BackupProblem, restic_environment
 from plugins.deploy.run_lock import state_dir
 from plugins.proxmox import backups as node_backups
 from plugins.proxmox.tasks import ProxmoxError
