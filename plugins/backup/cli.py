@@ -7,18 +7,10 @@ import sys
 from pathlib import Path
 
 from plugins.backup.credentials import BackupProblem
+from plugins.backup.job import NoBackupApi, apply_policy_job, check_storage
 from plugins.backup.run import run_backup
 from plugins.inventory import DEFAULT_INVENTORY, InventoryError, load_inventory
-from plugins.proxmox import backups as node_backups
 from plugins.proxmox.client import ProxmoxClient, ProxmoxError
-
-
-def backup_job(inventory) -> node_backups.BackupJob:
-    """The node's scheduled backup job the inventory's policy asks for (its hosts but the left-out ones)."""
-    policy = inventory.backup
-    return node_backups.BackupJob(schedule=policy.schedule, storage=policy.storage, mode=policy.mode,
-                                  vmids=tuple(h.vmid for h in inventory.hosts if h.hostname not in policy.exclude),
-                                  prune_backups=policy.retention.prune_backups())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,11 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         client = ProxmoxClient.from_inventory(inventory)
         if args.job:
-            node_backups.backup_storage(client, inventory.proxmox.node, inventory.backup.storage,
-                                        where=inventory.where("backup.storage"))
-            print(f"backup job {node_backups.JOB_ID}: {node_backups.apply_job(client, backup_job(inventory))}")
+            check_storage(client, inventory)
+            print(apply_policy_job(client, inventory))
             return 0
-    except (ProxmoxError, BackupProblem) as error:
+    except (ProxmoxError, BackupProblem, NoBackupApi) as error:
         print(error, file=sys.stderr)
         return 2 if args.job else 1
     hosts = [name.strip() for name in args.hosts.split(",") if name.strip()]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from plugins.backup import dumps as host_dumps
 from plugins.backup.credentials import BackupProblem, restic_environment
+from plugins.backup.job import NoBackupApi, check_storage
 from plugins.backup.offsite import Repository
 from plugins.deploy.run_lock import state_dir
 from plugins.proxmox import backups as node_backups
@@ -81,19 +82,6 @@ def backed_up_hosts(inventory: Inventory, names: list[str] | None = None) -> lis
     if names:
         return [inventory.host(name) for name in names]
     return [h for h in inventory.hosts if h.hostname not in inventory.backup.exclude]
-
-
-def check_storage(client: ProxmoxClient, inventory: Inventory) -> bool:
-    """True when the node serves backups on the policy's storage; False when this node's API has no backup
-    endpoint at all (an emulator without it); BackupProblem when the storage is missing or holds no backups."""
-    try:
-        node_backups.backup_storage(client, inventory.proxmox.node, inventory.backup.storage,
-                                    where=inventory.where("backup.storage"))
-    except ProxmoxError as error:
-        if error.status_code == node_backups.NOT_IMPLEMENTED:
-            return False
-        raise BackupProblem(str(error)) from None
-    return True
 
 
 def vzdump_host(client: ProxmoxClient, inventory: Inventory, host: Host) -> tuple[int, float]:
@@ -164,13 +152,15 @@ def run_backup(inventory: Inventory, client: ProxmoxClient, *, hosts: list[str] 
     try:
         selected = backed_up_hosts(inventory, hosts)
         environment = restic_environment(inventory)
-        node_has_backups = check_storage(client, inventory) if vzdump else False
-    except (BackupProblem, LookupError) as problem:
+        node_has_backups = vzdump
+        if vzdump:
+            check_storage(client, inventory)
+    except NoBackupApi as reason:
+        node_has_backups = False
+        say(f"vzdump skipped: {reason}; the dumps and the off-site copy go on")
+    except (BackupProblem, ProxmoxError, LookupError) as problem:
         say(str(problem).strip("'\""))
         return 2
-    if vzdump and not node_has_backups:
-        say(f"vzdump skipped: {client.url} does not serve PVE's backup API (GET /nodes/{inventory.proxmox.node}/storage"
-            " answers 501); the dumps and the off-site copy go on")
     rows = {host.hostname: HostBackup(host.hostname) for host in selected}
     runner = inventory.runner
     with SshPool([SshTarget(h.hostname, h.ip, runner.deploy_user, runner.deploy_key) for h in selected],

@@ -81,6 +81,11 @@ def backups(client: ProxmoxClient, node: str, storage: str, vmid: int | None = N
     return sorted(rows, key=lambda row: row.get("ctime", 0), reverse=True)
 
 
+def read_job(client: ProxmoxClient, job_id: str = JOB_ID) -> dict:
+    """The node's backup job of that id, as PVE stores it (GET /cluster/backup/{id})."""
+    return client._call(f"read backup job {job_id}", lambda api: api.cluster.backup(job_id).get()) or {}
+
+
 def apply_job(client: ProxmoxClient, job: BackupJob) -> str:
     """Create the suite's backup job or bring it to the policy; 'created', 'updated' or 'unchanged'."""
     jobs = client._call("list the backup jobs", lambda api: api.cluster.backup.get()) or []

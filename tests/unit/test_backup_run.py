@@ -11,8 +11,8 @@ import yaml
 from proxmoxer.core import ResourceException
 
 from plugins.backup import run
-from plugins.backup.cli import backup_job
 from plugins.backup.credentials import BackupProblem, restic_environment
+from plugins.backup.job import backup_job
 from plugins.inventory import load_inventory, validate_document
 from plugins.proxmox import backups as node_backups
 from plugins.proxmox.client import ProxmoxClient
