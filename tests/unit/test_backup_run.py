@@ -102,7 +102,7 @@ def test_vzdump_asks_pve_for_the_policy_and_checks_the_task():
 def test_the_backup_job_is_created_then_left_alone_then_updated():
     """/cluster/backup: the suite's job (id homelab-suite) is created, unchanged when it matches, PUT when not."""
     job = backup_job(LAB)
-    assert job.vmids == (200, 201, 210, 240, 250) and job.schedule == "02:30"
+    assert job.vmids == (200, 201, 210, 240, 250) and job.schedule == "mon..sun 02:30"
     calls: list = []
     assert node_backups.apply_job(client({("GET", "cluster/backup"): []}, calls), job) == "created"
     assert calls[-1][:2] == ("POST", "cluster/backup") and calls[-1][2]["id"] == node_backups.JOB_ID
