@@ -147,6 +147,8 @@ def test_the_s3_store_down_keeps_the_local_backup_and_says_the_offsite_copy_fail
     assert run.returncode == 1, output
     assert "off-site copy failed: the S3 store http://127.0.0.1:9 does not answer" in output
     assert "local backups are kept" in output
+    line = next(line for line in run.stdout.splitlines() if line.startswith(APP.hostname))
+    assert " ok " in line and "dumps " in line, f"the dumps should be taken with the store down: {line}"
     after = on_host(APP.ip, f"stat -c %Y {INVENTORY.backup.dumps.directory}/{APP_DB['file']}").stdout
     assert after and after >= before, "the dump on the host should be there, retaken"
     secret = scenarios.suite_env()["RESTIC_PASSWORD"]
