@@ -9,7 +9,6 @@ prove the dumps and the off-site copy, which need no vzdump.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -21,6 +20,7 @@ from lab import orchestrate, scenarios
 from plugins.backup.credentials import restic_environment
 from plugins.backup.offsite import Repository
 from plugins.inventory import load_inventory
+from plugins.ssh.known_hosts import known_hosts_file
 from plugins.stack.backup_dumps import dumps
 
 INVENTORY = load_inventory(scenarios.LAB_INVENTORY)
@@ -38,10 +38,9 @@ def backup(*args: str, state_dir: Path) -> subprocess.CompletedProcess:
 
 
 def on_host(ip: str, command: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    """Run a command as root on a lab host (stdin fed from bytes)."""
-    st = orchestrate.status()
-    known = Path(st["deploy_key"]).parent / scenarios.E2E_KNOWN_HOSTS
-    return subprocess.run(["ssh", "-i", st["deploy_key"], "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
+    """Run a command as root on a lab host (stdin fed from bytes), with the host keys the deploy pinned."""
+    key, known = orchestrate.status()["deploy_key"], known_hosts_file(INVENTORY)
+    return subprocess.run(["ssh", "-i", key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
                            "-o", f"UserKnownHostsFile={known}", f"root@{ip}", command],
                           input=stdin, capture_output=True, timeout=120, check=False)
 
@@ -75,12 +74,11 @@ def backed_up(marker, state_dir) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def repository() -> Repository:
+def repository(tmp_path_factory) -> Repository:
     """The lab's restic repository, opened with the secrets the policy names."""
     offsite = INVENTORY.backup.offsite
-    cache = Path("/tmp") / f"restic-cache-e2e-{os.getpid()}"
     return Repository(offsite.repository, offsite.endpoint, restic_environment(INVENTORY, scenarios.suite_env()),
-                      cache_dir=cache)
+                      cache_dir=tmp_path_factory.mktemp("restic-cache"))
 
 
 def test_make_backup_says_a_line_per_host_and_checks_the_offsite_copy(backed_up):
@@ -110,13 +108,13 @@ def test_the_hosts_hold_their_consistent_dumps_for_vzdump(backed_up):
         assert wanted == taken, f"{host.hostname}: dumps {sorted(taken)}, expected {sorted(wanted)}"
 
 
-def test_the_offsite_copy_is_encrypted_and_holds_each_host(backed_up, repository):
+def test_the_offsite_copy_is_encrypted_and_holds_each_host(backed_up, repository, tmp_path):
     """restic holds a snapshot of each dumping host; the bucket holds no dump in clear."""
     hosts = {snapshot["hostname"] for snapshot in repository.snapshots()}
     assert {h.hostname for h in DUMPED} <= hosts
     bad = Repository(repository.repository, repository.endpoint,
                      {**restic_environment(INVENTORY, scenarios.suite_env()), "RESTIC_PASSWORD": "not-the-password"},
-                     cache_dir=Path("/tmp") / f"restic-cache-e2e-wrong-{os.getpid()}")
+                     cache_dir=tmp_path)
     with pytest.raises(Exception, match="wrong password|no key found"):
         bad.snapshots()
 
