@@ -98,7 +98,7 @@ def test_the_hosts_hold_their_consistent_dumps_for_vzdump(backed_up):
     """Each dumping host has every dump in the policy's directory, readable by the deploy user's group only."""
     directory = INVENTORY.backup.dumps.directory
     for host in DUMPED:
-        status = on_host(host.ip, f"cat {directory}/status.json; stat -c %a {directory}")
+        status = on_host(host.ip, f"cat {directory}/status.json; echo; stat -c %a {directory}")
         text = status.stdout.decode()
         assert status.returncode == 0, f"{host.hostname}: {status.stderr.decode().strip()}"
         report, mode = json.loads(text[:text.rindex("}") + 1]), text.split()[-1]
