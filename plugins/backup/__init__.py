@@ -3,6 +3,6 @@ application dumps on the hosts, an encrypted restic copy off the node (S3), prun
 
 credentials (the policy's secrets by name → their values, or one line) → dumps (take the hosts' dumps over SSH, pull
 them to the runner) → offsite (restic: init, backup, forget --prune, check) → run (`make backup`: every host
-now, a line each) → __main__ (`python -m plugins.backup`). The node's side (storage, vzdump, the scheduled job)
-is plugins/proxmox/backups.py; what each host dumps is plugins/stack/backup_dumps.py.
+now, a line each; job: the node's storage and scheduled job) → cli, __main__ (`python -m plugins.backup`). PVE's calls
+(storage, vzdump, /cluster/backup) are plugins/proxmox/backups.py; what each host dumps is plugins/stack/backup_dumps.py.
 """
