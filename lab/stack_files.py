@@ -49,9 +49,19 @@ def new_secret(name: str) -> str:
     return secrets.token_urlsafe(48 if name.endswith("SECRET_KEY") else 24)
 
 
+def backup_password_names(inventory: Path = LAB_INVENTORY) -> list[str]:
+    """The variable backup.offsite.password names (the restic repository's password), if any: the lab makes it
+    as it makes the services' secrets; the S3 keys beside it are the state store's, which `lab env` exports."""
+    document = yaml.safe_load(inventory.read_text(encoding="utf-8")) or {}
+    password = ((document.get("backup") or {}).get("offsite") or {}).get("password") or {}
+    return [password["env"]] if "env" in password else []
+
+
 def ensure_service_secrets(paths: config.LabPaths = config.PATHS, inventory: Path = LAB_INVENTORY) -> dict[str, str]:
-    """A value for every environment variable stack.secrets names, generated once and kept; {name: value}."""
+    """A value for every environment variable stack.secrets and backup.offsite.password name, generated once and
+    kept; {name: value}."""
     names = [source["env"] for source in (stack_section(inventory).get("secrets") or {}).values() if "env" in source]
+    names += backup_password_names(inventory)
     path = secrets_file(paths)
     kept = json.loads(path.read_text()) if path.is_file() else {}
     # every value kept, also those this lab.yml does not name: a lab.yml of another branch, run in between, must

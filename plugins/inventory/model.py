@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
+from plugins.inventory.backup_policy import BackupPolicy
 from plugins.inventory.catalog import Catalog, repository_catalog
 from plugins.inventory.checks import FunctionalCheck, Service, derive_checks
 from plugins.inventory.declaration import MAX_DEADLINE, Declaration, SecretName
@@ -34,6 +35,7 @@ from plugins.inventory.fields import (
     UnixUser,
 )
 from plugins.inventory.rules import check_rules
+from plugins.inventory.secret_source import SecretSource
 from plugins.inventory.section import Strict
 from plugins.inventory.stack_needs import PROXY_SERVICE
 
@@ -171,19 +173,6 @@ class Host(Strict):
         return self._probes
 
 
-class SecretSource(Strict):
-    """Where a secret's value comes from: an environment variable (CI secret, `lab env`) or an Ansible Vault var."""
-
-    env: EnvVarName | None = None
-    vault: Annotated[str, Field(strict=True, pattern=r"^[a-z_][a-z0-9_]*$")] | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> SecretSource:
-        if (self.env is None) == (self.vault is None):
-            raise ValueError("expected exactly one of env (a variable's NAME) or vault (an Ansible Vault variable)")
-        return self
-
-
 class Tls(Strict):
     """The proxy's certificate: files on the runner, copied to the proxy host; the CA the checks verify with."""
 
@@ -224,6 +213,7 @@ class Inventory(Strict):
     github: Github = Github()
     deploy: Deploy = Deploy()
     stack: Stack | None = None
+    backup: BackupPolicy | None = None
     hosts: Annotated[list[Host], Field(min_length=1)]
 
     _source: str = PrivateAttr("<inventory>")

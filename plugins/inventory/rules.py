@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from plugins.inventory.backup_policy import backup_problems
 from plugins.inventory.errors import Problem
 from plugins.inventory.masking import shown
 from plugins.inventory.refs import host_refs
@@ -21,6 +22,7 @@ def check_rules(inv: Any, catalog: Any) -> list[Problem]:
         *_runner(inv, refs),
         *_subnet(inv, refs),
         *stack_problems(inv, catalog, refs),
+        *backup_problems(inv),
     ]
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from plugins.inventory.declaration import SecretRef
 from plugins.inventory.stack_needs import PROXY_SERVICE
 from plugins.stack import configs, traefik
+from plugins.stack.backup_dumps import backup_vars
 
 if TYPE_CHECKING:
     from plugins.inventory.model import Host, Inventory
@@ -77,7 +78,8 @@ def _healthcheck(decl: Any) -> dict | None:
 
 def host_vars(inv: Inventory, host: Host) -> dict:
     """The Ansible host vars of the host's services; the proxy host gets Traefik's generated configuration too."""
-    found: dict = {"stack_network": STACK_NETWORK, "stack_services": container_vars(inv, host)}
+    found: dict = {"stack_network": STACK_NETWORK, "stack_services": container_vars(inv, host),
+                   **backup_vars(inv, host)}
     if host is inv.proxy_host and inv.stack:
         decl = inv.catalog[PROXY_SERVICE]
         found.update({

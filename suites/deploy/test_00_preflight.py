@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from plugins.backup.job import NoBackupApi, check_storage
 from plugins.deploy.stages import host_states, preflight
 from plugins.deploy.workflows import DEPLOY_WORKFLOW, PLAN_WORKFLOW, plan_workflow_problems, workflow_problems
 from plugins.proxmox.snapshots import check_snapshot_name
@@ -48,6 +49,16 @@ def test_no_declared_host_is_locked(proxmox, deployment):
     named and created by Terraform, a locked one refuses the run before any side effect."""
     refusals = host_states.read_host_states(deployment, proxmox)
     assert not refusals, "\n".join(refusals)
+
+
+def test_the_backup_storage_exists_and_holds_backups(proxmox, inventory):
+    """The storage the backup policy names is on the node with content `backup` (inventory backup.storage)."""
+    if inventory.backup is None:
+        pytest.skip(f"no backup policy ({inventory.where('backup')})")
+    try:
+        check_storage(proxmox, inventory)
+    except NoBackupApi as reason:
+        pytest.skip(str(reason))
 
 
 def test_the_state_backend_carries_the_s3_compatible_flags(inventory):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import pytest
 
+from plugins.backup.job import NoBackupApi, apply_policy_job, backup_job
 from plugins.deploy.stages import ansible
 from plugins.inventory import get_inventory
+from plugins.proxmox.backups import read_job
 from plugins.tools.playbooks import PlaybookResult
 
 pytestmark = pytest.mark.stage("ansible")
@@ -56,3 +58,19 @@ def test_a_second_run_changes_nothing_on_the_host(host_name, rerun_result):
     assert not outcome.problem, outcome.problem
     if outcome.skip:
         pytest.skip(outcome.skip)
+
+
+def test_the_node_runs_the_policys_backup_job(proxmox, inventory, deployment):
+    """The inventory's backup policy is the node's scheduled job (POST or PUT /cluster/backup, id homelab-suite);
+    the hosts' dump timers are site.yml's backup role, judged with each host above."""
+    if inventory.backup is None:
+        pytest.skip(f"no backup policy ({inventory.where('backup')})")
+    if deployment.plan_only:
+        pytest.skip("--plan-only writes nothing to the node")
+    try:
+        outcome = apply_policy_job(proxmox, inventory)
+    except NoBackupApi as reason:
+        pytest.skip(str(reason))
+    wanted, found = backup_job(inventory).parameters(), read_job(proxmox)
+    differ = sorted(key for key, value in wanted.items() if str(found.get(key, "")) != str(value))
+    assert not differ, f"{outcome}, yet the node's job differs in {', '.join(differ)} from {inventory.where('backup')}"

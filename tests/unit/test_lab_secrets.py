@@ -30,3 +30,14 @@ def test_a_secret_another_inventory_names_keeps_its_value(tmp_path):
     assert again == first
     kept = json.loads(stack_files.secrets_file(paths).read_text())
     assert kept == first and stack_files.secrets_file(paths).stat().st_mode & 0o777 == 0o600
+
+
+def test_the_lab_makes_the_restic_password_its_backup_policy_names(tmp_path):
+    """backup.offsite.password names a variable `lab up` generates once, as it does the services' secrets."""
+    paths = config.LabPaths(lab_dir=tmp_path / "lab", cache_dir=tmp_path / "cache")
+    path = tmp_path / "lab-backup.yml"
+    path.write_text("stack:\n  secrets: {}\nbackup:\n  offsite:\n    password: {env: RESTIC_PASSWORD}\n"
+                    "    access_key_id: {env: AWS_ACCESS_KEY_ID}\n")
+    values = stack_files.ensure_service_secrets(paths, path)
+    assert set(values) == {"RESTIC_PASSWORD"} and len(values["RESTIC_PASSWORD"]) >= 32
+    assert stack_files.ensure_service_secrets(paths, path) == values

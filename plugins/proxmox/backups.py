@@ -1,0 +1,100 @@
+"""PVE's backups through its API: the backup storage, vzdump now, the node's scheduled backup job.
+
+The calls are PVE's own (pve-manager PVE/API2/VZDump.pm and Backup.pm, pve-storage's storage index), through
+the one client, so every error is its one-line ProxmoxError and every task's exitstatus is checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from plugins.proxmox.tasks import ProxmoxError, TaskResult
+
+if TYPE_CHECKING:
+    from plugins.proxmox.client import ProxmoxClient
+
+# The id of the one backup job the suite owns on the node (pve-configid: a letter, then [A-Za-z0-9_-]): the
+# deploy updates it in place, and never touches a job the owner made by hand.
+JOB_ID = "homelab-suite"
+NOT_IMPLEMENTED = 501  # PVE's answer to a path it does not serve ("Method 'GET …' not implemented")
+
+
+def _bool(value: bool) -> int:
+    return 1 if value else 0  # PVE rejects True/False
+
+
+@dataclass(frozen=True)
+class BackupJob:
+    """What the node's backup job must be: PVE's /cluster/backup parameters, from the inventory's policy."""
+
+    schedule: str
+    storage: str
+    mode: str
+    vmids: tuple[int, ...]
+    prune_backups: str
+    enabled: bool = True
+    comment: str = "homelab-suite: the inventory's backup policy (make deploy writes it)"
+
+    def parameters(self) -> dict:
+        """The job as PVE's POST/PUT /cluster/backup takes it."""
+        return {"schedule": self.schedule, "storage": self.storage, "mode": self.mode,
+                "vmid": ",".join(str(v) for v in self.vmids), "prune-backups": self.prune_backups,
+                "enabled": _bool(self.enabled), "compress": "zstd", "comment": self.comment,
+                "notes-template": "{{guestname}}"}
+
+
+def backup_storage(client: ProxmoxClient, node: str, storage: str, *, where: str = "") -> dict:
+    """The node's storage entry for storage; ProxmoxError when it does not exist, is disabled or holds no
+    backups (PVE's `content` must list `backup`)."""
+    rows = client._call(f"list the storages of node {node}", lambda api: api.nodes(node).storage.get()) or []
+    hint = f" ({where})" if where else ""
+    found = {row.get("storage"): row for row in rows}
+    entry = found.get(storage)
+    if entry is None:
+        names = ", ".join(sorted(str(name) for name in found)) or "none"
+        raise ProxmoxError(f"backup storage '{storage}' does not exist on node {node}; storages: {names}{hint}")
+    content = str(entry.get("content", "")).split(",")
+    if "backup" not in content:
+        raise ProxmoxError(f"storage '{storage}' on node {node} does not hold backups (its content: "
+                           f"{entry.get('content') or 'none'}; expected backup in it){hint}")
+    if entry.get("enabled") == 0 or entry.get("active") == 0:
+        raise ProxmoxError(f"storage '{storage}' on node {node} is not active{hint}")
+    return entry
+
+
+def vzdump(client: ProxmoxClient, node: str, vmid: int, *, storage: str, mode: str, prune_backups: str,
+           timeout: float | None = None) -> TaskResult:
+    """Back CT vmid up now on storage (zstd, pruned by the policy) and wait until the task succeeds."""
+    upid = client._call(f"back up CT {vmid} on node {node} to storage {storage}",
+                        lambda api: api.nodes(node).vzdump.post(vmid=str(vmid), storage=storage, mode=mode,
+                                                                compress="zstd", **{"prune-backups": prune_backups,
+                                                                                    "notes-template": "{{guestname}}"}))
+    return client.wait_task(node, upid, timeout)
+
+
+def backups(client: ProxmoxClient, node: str, storage: str, vmid: int | None = None) -> list[dict]:
+    """The backups on storage (PVE's content entries: volid, ctime, size, vmid, …), newest first."""
+    params = {"content": "backup", **({"vmid": vmid} if vmid is not None else {})}
+    rows = client._call(f"list the backups on storage {storage} of node {node}",
+                        lambda api: api.nodes(node).storage(storage).content.get(**params)) or []
+    return sorted(rows, key=lambda row: row.get("ctime", 0), reverse=True)
+
+
+def read_job(client: ProxmoxClient, job_id: str = JOB_ID) -> dict:
+    """The node's backup job of that id, as PVE stores it (GET /cluster/backup/{id})."""
+    return client._call(f"read backup job {job_id}", lambda api: api.cluster.backup(job_id).get()) or {}
+
+
+def apply_job(client: ProxmoxClient, job: BackupJob) -> str:
+    """Create the suite's backup job or bring it to the policy; 'created', 'updated' or 'unchanged'."""
+    jobs = client._call("list the backup jobs", lambda api: api.cluster.backup.get()) or []
+    current = next((row for row in jobs if row.get("id") == JOB_ID), None)
+    wanted = job.parameters()
+    if current is None:
+        client._call(f"create backup job {JOB_ID}", lambda api: api.cluster.backup.post(id=JOB_ID, **wanted))
+        return "created"
+    if all(str(current.get(key, "")) == str(value) for key, value in wanted.items()):
+        return "unchanged"
+    client._call(f"update backup job {JOB_ID}", lambda api: api.cluster.backup(JOB_ID).put(**wanted))
+    return "updated"
