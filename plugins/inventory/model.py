@@ -33,6 +33,7 @@ from plugins.inventory.fields import (
     TokenId,
     UnixUser,
 )
+from plugins.inventory.firewall import Firewall
 from plugins.inventory.rules import check_rules
 from plugins.inventory.section import Strict
 from plugins.inventory.stack_needs import PROXY_SERVICE
@@ -224,6 +225,7 @@ class Inventory(Strict):
     github: Github = Github()
     deploy: Deploy = Deploy()
     stack: Stack | None = None
+    firewall: Firewall | None = Field(None, description="who may reach what (plugins/inventory/firewall.py)")
     hosts: Annotated[list[Host], Field(min_length=1)]
 
     _source: str = PrivateAttr("<inventory>")

@@ -6,6 +6,7 @@ import ipaddress
 from typing import Any
 
 from plugins.inventory.errors import Problem
+from plugins.inventory.firewall import firewall_problems
 from plugins.inventory.masking import shown
 from plugins.inventory.refs import host_refs
 from plugins.inventory.stack_rules import stack_problems
@@ -21,6 +22,7 @@ def check_rules(inv: Any, catalog: Any) -> list[Problem]:
         *_runner(inv, refs),
         *_subnet(inv, refs),
         *stack_problems(inv, catalog, refs),
+        *firewall_problems(inv, catalog),
     ]
 
 
