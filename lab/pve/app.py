@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import api_cluster, api_create, api_lxc, api_snapshot, boot  # noqa: F401 - registers the routes
+from . import api_cluster, api_create, api_firewall, api_lxc, api_snapshot, boot  # noqa: F401 - registers the routes
 from .api_cluster import reported_version
 from .auth import TokenStore, check
 from .driver import HostDriver, driver_vmids
@@ -26,6 +26,7 @@ from .errors import (
     unknown_node,
 )
 from .faults import FaultPlan, Rule
+from .firewall import FirewallStore, nft_enforce
 from .jsonschema import answer_errors, validate_params
 from .routes import Call, WithTotal, find
 from .state import CTStore
@@ -48,7 +49,7 @@ class Emulator:
     """The PVE API of one node, backed by a host driver and a state directory."""
 
     def __init__(self, state_dir: str | os.PathLike, driver: HostDriver, node: str = "homelab",
-                 version: str | None = None, verify_results: bool = False):
+                 version: str | None = None, verify_results: bool = False, enforce_firewall: bool = False):
         self.node = node
         self.version = reported_version(version)
         # RESTHandler's result_verification, off in PVE's daemons: on, an answer that does not match the
@@ -57,6 +58,10 @@ class Emulator:
         self.driver = driver
         self.state_dir = Path(state_dir)
         self.store = CTStore(self.state_dir / "state")
+        # The node's firewall; enforced (nftables, root) by the lab's server, kept as files only in unit tests.
+        self.firewall = FirewallStore(self.state_dir / "state", enforce=nft_enforce if enforce_firewall else None)
+        if enforce_firewall:
+            self.firewall.apply()  # a node's boot: pve-firewall loads the saved rules before anything else
         self.tokens = TokenStore(self.state_dir)
         self.tasks = TaskRegistry(node)
         self.faults = FaultPlan(self.state_dir)

@@ -19,6 +19,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from .errors import fail
+
 TABLE = "homelab_lab_pve_fw"  # `bridge` family; created by the emulator, removed by `lab down`
 VETH_PREFIX = "vlab"  # lab/hosts.py names each CT's host-side veth vlab<vmid> (lxc.net.0.veth.pair)
 RULE_KEYS = ("type", "action", "macro", "source", "dest", "proto", "dport", "sport", "iface", "log", "icmp-type",
@@ -96,7 +98,10 @@ class FirewallStore:
             cts = {int(p.stem): self.ct(int(p.stem)) for p in self.dir.glob("*.json") if p.stem.isdigit()}
             text = compile_ruleset(self.cluster(), cts)
             if self.enforce is not None:
-                self.enforce(text)
+                try:
+                    self.enforce(text)
+                except RuntimeError as exc:  # pve-firewall logs it; an API call here says it
+                    raise fail(str(exc)) from None
             return text
 
 
@@ -177,6 +182,12 @@ def nft_enforce(text: str) -> None:
     done = subprocess.run(["nft", "-f", "-"], input=text, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"nft refused the firewall table: {done.stderr.strip()}")
+
+
+def nft_table_exists() -> bool:
+    """Tell whether the lab's firewall table is loaded."""
+    done = subprocess.run(["nft", "list", "table", "bridge", TABLE], capture_output=True, check=False)
+    return done.returncode == 0
 
 
 def nft_remove() -> bool:
