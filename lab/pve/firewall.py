@@ -122,7 +122,15 @@ def _resolve(spec: str, cluster: dict, ct: dict) -> list[str]:
     alias = cluster["aliases"].get(spec.split("/", 1)[-1])
     if alias is not None:
         return [alias["cidr"]]
-    return [str(ipaddress.ip_network(part, strict=False)) if "-" not in part else part for part in spec.split(",")]
+    return [_network(part) for part in spec.split(",")]
+
+
+def _network(part: str) -> str:
+    """An address stays an address (a /32 network is written as its address), a range a-b stays a range."""
+    if "-" in part:
+        return part
+    network = ipaddress.ip_network(part, strict=False)
+    return str(network.network_address) if network.prefixlen == network.max_prefixlen else str(network)
 
 
 def _ports(spec: str) -> str:
