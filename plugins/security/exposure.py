@@ -98,9 +98,9 @@ def allowed_from(inventory: Inventory, address: str) -> dict[str, set[int] | Non
 def probe_command(targets: list[tuple[str, int]], timeout: float = CONNECT_TIMEOUT) -> str:
     """A bash command printing `ip:port` for each target that accepts a TCP connection (all tried at once)."""
     pairs = " ".join(f"{ip}:{port}" for ip, port in targets)
-    inner = 'exec 3<>"/dev/tcp/${t%:*}/${t#*:}"'
-    loop = (f'for t in {pairs}; do (timeout {timeout:g} bash -c {shlex.quote(inner)} 2>/dev/null '
-            f'&& echo "$t") & done; wait')
+    inner = 'exec 3<>"/dev/tcp/$1/$2"'
+    loop = (f'for t in {pairs}; do (timeout {timeout:g} bash -c {shlex.quote(inner)} _ "${{t%:*}}" "${{t#*:}}" '
+            f'2>/dev/null && echo "$t") & done; wait')
     return f"bash -c {shlex.quote(loop)}"
 
 
