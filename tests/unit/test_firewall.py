@@ -202,3 +202,41 @@ def test_pve_refuses_what_pve_firewall_refuses(pve):
     reply = pve.app.handle("POST", f"{BASE}/cluster/firewall/groups/g1",
                            {"type": "in", "action": "ACCEPT", "dport": "70000"}, pve.auth)
     assert reply.status == 400 and reply.body["errors"] == {"dport": "invalid format - invalid port '70000'\n"}
+
+
+class FakeSession:
+    """What the firewall stage reads and writes of a DeploySession."""
+
+    def __init__(self, inventory, plan_only: bool = False):
+        self.inventory, self.plan_only, self.firewall_before = inventory, plan_only, None
+        self.records: dict = {}
+
+    def stage(self, name):
+        from plugins.deploy.session import StageRecord
+
+        return self.records.setdefault(name, StageRecord(name))
+
+
+class FakeProxmox:
+    """ProxmoxClient's api_call and containers, on the in-process emulator."""
+
+    def __init__(self, api: Api):
+        self.api_call = api
+
+    def containers(self, node):
+        return {int(row["vmid"]): row for row in self.api_call("list", "GET", f"nodes/{node}/lxc")}
+
+
+def test_the_stage_plans_applies_and_the_rollback_restores_what_it_recorded(pve, lab):
+    """A plan lists and changes nothing; a deploy records, applies, converges; the rollback restores the record."""
+    from plugins.deploy.stages import firewall as stage
+
+    proxmox = FakeProxmox(pve)
+    planned, writes = FakeSession(lab, plan_only=True), pve.writes
+    lines = stage.apply(planned, proxmox)
+    assert lines and pve.writes == writes and planned.stage("firewall").summary.endswith("would change")
+    deploy = FakeSession(lab)
+    stage.record_previous(deploy, proxmox)
+    before = deploy.firewall_before["state"]
+    assert stage.apply(deploy, proxmox) == lines and stage.drift(deploy, proxmox) == []
+    assert stage.restore(deploy, proxmox) and read_state(pve, deploy.firewall_before["nodes"]) == before
