@@ -240,3 +240,14 @@ def test_the_stage_plans_applies_and_the_rollback_restores_what_it_recorded(pve,
     before = deploy.firewall_before["state"]
     assert stage.apply(deploy, proxmox) == lines and stage.drift(deploy, proxmox) == []
     assert stage.restore(deploy, proxmox) and read_state(pve, deploy.firewall_before["nodes"]) == before
+
+
+def test_a_zone_that_changes_network_is_converged_entry_by_entry(pve, lab):
+    """The old network leaves the IP set by its own path (…/ipset/lan/198.18.0.0/15), the new one is added."""
+    nodes = {h.vmid: "homelab" for h in lab.hosts}
+    converge(pve, read_state(pve, nodes), desired_state(lab), MARK, nodes)
+    document = lab_document()
+    document["firewall"]["zones"]["lan"] = ["198.18.0.0/16"]
+    moved = validate_document(SOURCE, document)
+    assert converge(pve, read_state(pve, nodes), desired_state(moved), MARK, nodes) == ["IP set lan: 198.18.0.0/16"]
+    assert read_state(pve, nodes)["cluster"]["ipsets"]["lan"]["entries"] == ["198.18.0.0/16"]
