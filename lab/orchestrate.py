@@ -24,6 +24,8 @@ from lab.npm_mirror import NpmMirror, seed_lockfiles
 from lab.pve import auth as pve_auth
 from lab.pve import boot as pve_boot
 from lab.pve import ca as pve_ca
+from lab.pve.firewall import TABLE as FIREWALL_TABLE
+from lab.pve.firewall import nft_remove, nft_table_exists
 from lab.registry import Registry
 
 PATHS = config.PATHS
@@ -175,6 +177,8 @@ def down(progress: Progress = _quiet, purge: bool = False) -> list[str]:
         progress("stopped s3")
     if STATE_STORE.wipe():
         progress(f"removed the Terraform state in {STATE_STORE.data_dir} (it described the containers removed here)")
+    if nft_remove():
+        progress(f"removed the firewall's nftables table {FIREWALL_TABLE}")
     removed = hosts.destroy_all()
     if removed:
         progress(f"destroyed containers: {', '.join(map(str, removed))}")
@@ -192,7 +196,8 @@ def down(progress: Progress = _quiet, purge: bool = False) -> list[str]:
         shutil.rmtree(PATHS.lab_dir, ignore_errors=True)
         progress(f"purged {PATHS.lab_dir} (keys, CA, tokens)")
     return [str(x) for x in hosts.find_leftovers()] + (
-        [f"bridge {config.BRIDGE}"] if net.bridge_exists() else [])
+        [f"bridge {config.BRIDGE}"] if net.bridge_exists() else []) + (
+        [f"nftables table bridge {FIREWALL_TABLE}"] if nft_table_exists() else [])
 
 
 def status() -> dict:

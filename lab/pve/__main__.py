@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     ca_file, cert, key = ensure_ca(state_dir)
     try:
         app = Emulator(state_dir, load_driver(args.driver), node=args.node, version=args.pve_version,
-                       verify_results=args.verify_results)
+                       verify_results=args.verify_results,
+                       # the real containers' traffic is filtered; another driver has no veths to filter
+                       enforce_firewall=args.driver == "lab.hosts:LabHosts")
     except ValueError as exc:
         ap.error(str(exc))
     server = PveServer((args.host, args.port), app, cert, key, auth_delay=args.auth_delay)

@@ -15,6 +15,7 @@ from . import (  # noqa: F401 - registers the routes
     api_backup_jobs,
     api_cluster,
     api_create,
+    api_firewall,
     api_lxc,
     api_snapshot,
     api_storage,
@@ -35,6 +36,7 @@ from .errors import (
     unknown_node,
 )
 from .faults import FaultPlan, Rule
+from .firewall import FirewallStore, nft_enforce
 from .jsonschema import answer_errors, validate_params
 from .routes import Call, WithTotal, find
 from .state import CTStore
@@ -59,7 +61,7 @@ class Emulator:
 
     def __init__(self, state_dir: str | os.PathLike, driver: HostDriver, node: str = "homelab",
                  version: str | None = None, verify_results: bool = False,
-                 backup_dir: str | os.PathLike | None = None):
+                 backup_dir: str | os.PathLike | None = None, enforce_firewall: bool = False):
         self.node = node
         self.version = reported_version(version)
         # RESTHandler's result_verification, off in PVE's daemons: on, an answer that does not match the
@@ -72,6 +74,10 @@ class Emulator:
         self.backup_dir = Path(backup_dir) if backup_dir else self.state_dir.parent / "backup"
         self.storages = node_storages(self.state_dir.parent / "local", self.backup_dir)
         self.jobs_file = self.state_dir / "state" / "jobs.json"
+        # The node's firewall; enforced (nftables, root) by the lab's server, kept as files only in unit tests.
+        self.firewall = FirewallStore(self.state_dir / "state", enforce=nft_enforce if enforce_firewall else None)
+        if enforce_firewall:
+            self.firewall.apply()  # a node's boot: pve-firewall loads the saved rules before anything else
         self.tokens = TokenStore(self.state_dir)
         self.tasks = TaskRegistry(node)
         self.faults = FaultPlan(self.state_dir)

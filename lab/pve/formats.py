@@ -8,6 +8,7 @@ declared (lab/pve/routes.py): add the format first, from its PVE source.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -357,3 +358,127 @@ def _prune_backups(parsed: dict) -> None:
 
 
 PROPERTY_VALIDATORS = {"prune-backups": _prune_backups}
+
+
+# --- pve-firewall's formats (src/PVE/Firewall.pm): addresses, ports, protocols, ICMP types ---------------------
+FW_NAME = r"[A-Za-z][A-Za-z0-9\-\_]+"  # $ip_alias_pattern, $ipset_name_pattern, $security_group_name_pattern
+_ICMP_TYPES = frozenset(str.split(
+    "any echo-reply destination-unreachable network-unreachable host-unreachable protocol-unreachable "
+    "port-unreachable fragmentation-needed source-route-failed network-unknown host-unknown network-prohibited "
+    "host-prohibited communication-prohibited host-precedence-violation precedence-cutoff source-quench redirect "
+    "network-redirect host-redirect echo-request router-advertisement router-solicitation time-exceeded "
+    "ttl-zero-during-transit ttl-zero-during-reassembly parameter-problem ip-header-bad required-option-missing "
+    "timestamp-request timestamp-reply address-mask-request address-mask-reply no-route beyond-scope "
+    "address-unreachable failed-policy reject-route packet-too-big bad-header unknown-header-type unknown-option "
+    "neighbor-solicitation neighbour-solicitation neighbor-advertisement neighbour-advertisement"))
+
+
+def _etc_names(path: str, column: int) -> set[str]:
+    """Names and numbers of /etc/services or /etc/protocols (pve-firewall's get_etc_services/protocols)."""
+    names: set[str] = set()
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return names
+    for line in lines:
+        fields = line.split("#", 1)[0].split()
+        if len(fields) > column:
+            names.add(fields[0])
+            names.add(fields[column].split("/")[0])
+            names.update(fields[column + 1:])
+    return names
+
+
+def _net_ip_ok(text: str) -> bool:
+    """Net::IP->new: an address, a network (host bits zero), or a range a-b."""
+    try:
+        if "-" in text:
+            first, last = (ipaddress.ip_address(p.strip()) for p in text.split("-", 1))
+            return first.version == last.version and first <= last
+        ipaddress.ip_network(text, strict=True)
+        return True
+    except ValueError:
+        return False
+
+
+@register("IPorCIDR")
+def ip_or_cidr(value: str) -> None:
+    """pve_verify_ip_or_cidr: an address or a network (host bits may be set: clean_cidr clears them)."""
+    _need(_full(rf"(?:{IPV6RE}|{IPV4RE})(?:/\d+)?", value),
+          "value does not look like a valid IP address or CIDR network")
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        _need(False, f"Invalid prefix length in {value}")
+
+
+@register("IPorCIDRorAlias")
+def ip_or_cidr_or_alias(value: str) -> None:
+    """pve_verify_ip_or_cidr_or_alias: an alias name ([dc/|guest/]name), else IPorCIDR."""
+    if _full(rf"(dc/|guest/)?{FW_NAME}", value):
+        return
+    ip_or_cidr(value)
+
+
+@register("pve-fw-addr-spec")
+def fw_addr_spec(value: str) -> None:
+    """parse_address_list: +ipset, an alias, or a comma list of addresses/networks (one range alone)."""
+    if re.match(r"^\+\S+$", value):
+        _need(len(value) <= 65, "ipset name too long")
+        return
+    if _full(rf"(dc/|guest/)?{FW_NAME}", value):
+        _need(len(value) <= 64, "alias name too long")
+        return
+    elements = value.split(",")
+    _need(",".join(e for e in elements if e) == value, "extraneous commas in list")
+    for element in elements:
+        _need(_net_ip_ok(element), f"invalid IP address: Invalid IP {element}")
+    _need(not (len(elements) > 1 and any("-" in e for e in elements)), "you can't use a range in a list")
+
+
+def _port_list(value: str, dport: bool) -> None:
+    """parse_port_name_number_or_range: numbers, ranges a:b, /etc/services names; at most 15 numbers."""
+    services = _etc_names("/etc/services", 1)
+    elements = value.split(",")
+    _need(",".join(e for e in elements if e) == value, "extraneous commas in list")
+    count, icmp = 0, False
+    for item in elements:
+        if m := re.fullmatch(r"([0-9]+):([0-9]+)", item):
+            first, last = int(m.group(1)), int(m.group(2))
+            count += 2
+            _need(first <= 65535, f"invalid port '{m.group(1)}'")
+            _need(last <= 65535, f"invalid port '{m.group(2)}'")
+            _need(first <= last, f"backwards range '{first}:{last}' not allowed, did you mean '{last}:{first}'?")
+        elif re.fullmatch(r"[0-9]+", item):
+            count += 1
+            _need(int(item) <= 65535, f"invalid port '{item}'")
+        elif dport and item in _ICMP_TYPES:
+            icmp = True
+        else:
+            _need(item in services, f"invalid port '{item}'")
+    _need(not (icmp and count > 0), "ICMP ports not allowed in port range")
+    _need(count <= 15, "too many entries in port list (> 15 numbers)")
+
+
+@register("pve-fw-dport-spec")
+def fw_dport_spec(value: str) -> None:
+    """A destination port list."""
+    _port_list(value, dport=True)
+
+
+@register("pve-fw-sport-spec")
+def fw_sport_spec(value: str) -> None:
+    """A source port list."""
+    _port_list(value, dport=False)
+
+
+@register("pve-fw-protocol-spec")
+def fw_protocol_spec(value: str) -> None:
+    """A protocol of /etc/protocols, by name or number."""
+    _need(not value or value in _etc_names("/etc/protocols", 1), f"unknown protocol '{value}'")
+
+
+@register("pve-fw-icmp-type-spec")
+def fw_icmp_type_spec(value: str) -> None:
+    """An ICMP or ICMPv6 type name."""
+    _need(not value or value in _ICMP_TYPES, f"invalid icmp-type value '{value}'")

@@ -15,6 +15,12 @@ from typing import Any
 from . import apischema, formats
 from .auth import Principal
 
+# A path parameter that may hold a slash: an IP set entry's network (…/ipset/lan/192.168.1.0/24), as pvesh and
+# the web UI send it.
+# Path parameters that may hold a slash: an IP set entry's network with its prefix, and a volume id
+# (Storage/Content.pm is mounted with fragmentDelimiter '': `backup:backup/vzdump-…` keeps its slash).
+_SEGMENT = {"cidr": r"[^/]+(?:/[0-9]{1,3})?", "volume": r".+"}
+
 # A handler's own permission check, run after validation (PVE's `user: all` methods check in the handler).
 Perm = tuple[str, list[str], bool] | Callable[[dict], tuple[str, list[str], bool]] | None
 
@@ -57,11 +63,10 @@ class Route:
     regex: re.Pattern = field(init=False)
 
     def __post_init__(self):
-        rx = re.sub(r"\\\{([\w-]+)\\\}", lambda m: f"(?P<{m.group(1).replace('-', '_')}>[^/]+)",
-                    re.escape(self.pattern))
-        if self.pattern.endswith("/content/{volume}"):
-            # Storage/Content.pm is mounted with fragmentDelimiter '': a volume id keeps its slashes
-            rx = rx.replace("(?P<volume>[^/]+)", "(?P<volume>.+)")
+        def group(m: re.Match) -> str:
+            return f"(?P<{m.group(1).replace('-', '_')}>{_SEGMENT.get(m.group(1), '[^/]+')})"
+
+        rx = re.sub(r"\\\{([\w-]+)\\\}", group, re.escape(self.pattern))
         self.regex = re.compile(f"^{rx}/?$")
 
     @property

@@ -35,6 +35,8 @@ PIPELINE: tuple[Stage, ...] = (
     Stage("start", plan_only=False),
     Stage("snapshot", plan_only=False),
     Stage("terraform", plan_only=False),
+    # the containers exist: PVE's firewall is made to hold the inventory's (a plan lists what would change)
+    Stage("firewall"),
     # one run serves every host's test, and each host's outcome is reported
     Stage("ansible", sequential=False),
     Stage("health", plan_only=False, sequential=False),

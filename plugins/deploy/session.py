@@ -73,6 +73,8 @@ class DeploySession:
     plan_refusals: list[str] = field(default_factory=list)
     applied: bool = False
     outputs: dict = field(default_factory=dict)
+    # PVE's firewall before this run (plugins/deploy/stages/firewall.py): not in a snapshot, the rollback restores it
+    firewall_before: dict | None = None
     ansible: dict[str, Any] = field(default_factory=dict)  # playbook -> result
     health: list[Any] = field(default_factory=list)
     stages: dict[str, StageRecord] = field(default_factory=dict)

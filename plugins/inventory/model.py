@@ -34,6 +34,7 @@ from plugins.inventory.fields import (
     TokenId,
     UnixUser,
 )
+from plugins.inventory.firewall import Firewall
 from plugins.inventory.rules import check_rules
 from plugins.inventory.secret_source import SecretSource
 from plugins.inventory.section import Strict
@@ -214,6 +215,7 @@ class Inventory(Strict):
     deploy: Deploy = Deploy()
     stack: Stack | None = None
     backup: BackupPolicy | None = None
+    firewall: Firewall | None = Field(None, description="who may reach what (plugins/inventory/firewall.py)")
     hosts: Annotated[list[Host], Field(min_length=1)]
 
     _source: str = PrivateAttr("<inventory>")

@@ -7,6 +7,7 @@ from typing import Any
 
 from plugins.inventory.backup_policy import backup_problems
 from plugins.inventory.errors import Problem
+from plugins.inventory.firewall import firewall_problems
 from plugins.inventory.masking import shown
 from plugins.inventory.refs import host_refs
 from plugins.inventory.stack_rules import stack_problems
@@ -23,6 +24,7 @@ def check_rules(inv: Any, catalog: Any) -> list[Problem]:
         *_subnet(inv, refs),
         *stack_problems(inv, catalog, refs),
         *backup_problems(inv),
+        *firewall_problems(inv, catalog),
     ]
 
 

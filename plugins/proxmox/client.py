@@ -111,6 +111,10 @@ class ProxmoxClient:
             raise explain_transport_error(exc, action=action, url=self.url, verify=self.verify,
                                           timeout=self.http_timeout) from None
 
+    def api_call(self, what: str, method: str, path: str, /, **params: Any) -> Any:
+        """One call by path ("cluster/firewall/options") and method (GET, POST, PUT, DELETE), explained on failure."""
+        return self._call(what, lambda api: getattr(api(path), method.lower())(**params))
+
     def version(self) -> dict:
         """PVE's version object ({version, release, repoid})."""
         return self._call("read the PVE version", lambda api: api.version.get())

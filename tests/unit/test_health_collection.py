@@ -79,7 +79,7 @@ def test_hosts_and_roles_select_without_changing_the_ids(every_test):
 
 
 def test_both_suites_collect_together_with_the_deploy_stages_first(every_test):
-    both = collect(path="suites")
+    both = [t for t in collect(path="suites") if not t.startswith("suites/security/")]  # the audit: its own order
     files = [t.split("::")[0] for t in both]
     first_health = files.index("suites/health/test_ssh.py")
     assert files[:first_health] and all(f.startswith("suites/deploy/") for f in files[:first_health])

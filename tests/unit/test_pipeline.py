@@ -55,6 +55,7 @@ def test_the_gating_flags_are_the_pipelines():
     """What the runbook promises: the plan guard before the snapshot, notify always, nothing live under --plan-only."""
     names = [stage.name for stage in PIPELINE]
     assert names.index("plan") < names.index("start") < names.index("snapshot") < names.index("terraform")
+    assert names.index("terraform") < names.index("firewall") < names.index("health")  # the CTs exist, then checked
     assert [s.name for s in PIPELINE if s.always] == ["notify"]
     assert {s.name for s in PIPELINE if not s.plan_only} == {"start", "snapshot", "terraform", "health", "notify"}
     assert [STAGES[name].order for name in names] == list(range(len(PIPELINE)))
@@ -95,7 +96,8 @@ def _run(suite: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, list[str
 def test_the_stages_run_in_the_pipelines_order_whatever_their_files_are_called(pipeline):
     """Files named in reverse: the stages still run preflight → … → notify."""
     _write(pipeline, preflight=("checks",), plan=("plans",), start=("starts",), snapshot=("snapshots",),
-           terraform=("applies",), ansible=("configures",), health=("answers",), notify=("reports",))
+           terraform=("applies",), firewall=("filters",), ansible=("configures",), health=("answers",),
+           notify=("reports",))
     run, ran = _run(pipeline)
     assert run.ret == pytest.ExitCode.OK, run.stdout.str()
     assert [entry.split(".")[0] for entry in ran] == [stage.name for stage in PIPELINE]

@@ -72,7 +72,49 @@ EXAMPLES: dict[str, dict[str, str]] = {
     "PUT /cluster/backup/{id}": {"enabled": "0"},
     "DELETE /cluster/backup/{id}": {},
     "GET /cluster/backup-info/not-backed-up": {},
+    # the firewall: the lab holds group g1 (one rule) and g0 (empty), IP set n1 (one entry), alias n1, on CT 900
+    # IP set n1 (one entry) and one rule
+    "GET /cluster/firewall/options": {},
+    "PUT /cluster/firewall/options": {"enable": "1", "policy_in": "ACCEPT"},
+    "GET /cluster/firewall/groups": {},
+    "POST /cluster/firewall/groups": {"group": "g2", "comment": "new"},
+    "GET /cluster/firewall/groups/{group}": {},
+    "POST /cluster/firewall/groups/{group}": {"type": "in", "action": "ACCEPT", "source": "+n1", "proto": "tcp",
+                                              "dport": "22", "enable": "1"},
+    "DELETE /cluster/firewall/groups/{group}": {"group": "g0"},
+    "DELETE /cluster/firewall/groups/{group}/{pos}": {},
+    "GET /cluster/firewall/ipset": {},
+    "POST /cluster/firewall/ipset": {"name": "n2"},
+    "GET /cluster/firewall/ipset/{name}": {},
+    "POST /cluster/firewall/ipset/{name}": {"cidr": "198.18.0.10"},
+    "DELETE /cluster/firewall/ipset/{name}": {"force": "1"},
+    "DELETE /cluster/firewall/ipset/{name}/{cidr}": {},
+    "GET /cluster/firewall/aliases": {},
+    "POST /cluster/firewall/aliases": {"name": "a2", "cidr": "198.18.0.11"},
+    "DELETE /cluster/firewall/aliases/{name}": {},
+    "GET /nodes/{node}/lxc/{vmid}/firewall/options": {},
+    "PUT /nodes/{node}/lxc/{vmid}/firewall/options": {"enable": "1", "policy_in": "DROP"},
+    "GET /nodes/{node}/lxc/{vmid}/firewall/rules": {},
+    "POST /nodes/{node}/lxc/{vmid}/firewall/rules": {"type": "group", "action": "g1", "enable": "1"},
+    "DELETE /nodes/{node}/lxc/{vmid}/firewall/rules/{pos}": {},
+    "GET /nodes/{node}/lxc/{vmid}/firewall/ipset": {},
+    "POST /nodes/{node}/lxc/{vmid}/firewall/ipset": {"name": "n2"},
+    "GET /nodes/{node}/lxc/{vmid}/firewall/ipset/{name}": {},
+    "POST /nodes/{node}/lxc/{vmid}/firewall/ipset/{name}": {"cidr": "198.18.0.10"},
+    "DELETE /nodes/{node}/lxc/{vmid}/firewall/ipset/{name}": {"force": "1"},
+    "DELETE /nodes/{node}/lxc/{vmid}/firewall/ipset/{name}/{cidr}": {},
 }
+FIREWALL_SETUP = [
+    ("POST /cluster/firewall/groups", {"group": "g1"}),
+    ("POST /cluster/firewall/groups", {"group": "g0"}),
+    ("POST /cluster/firewall/groups/{group}", {"type": "in", "action": "DROP", "dport": "80", "proto": "tcp"}),
+    ("POST /cluster/firewall/ipset", {"name": "n1"}),
+    ("POST /cluster/firewall/ipset/{name}", {"cidr": "198.18.0.9"}),
+    ("POST /cluster/firewall/aliases", {"name": "n1", "cidr": "198.18.0.9"}),
+    ("POST /nodes/{node}/lxc/{vmid}/firewall/ipset", {"name": "n1"}),
+    ("POST /nodes/{node}/lxc/{vmid}/firewall/ipset/{name}", {"cidr": "198.18.0.9"}),
+    ("POST /nodes/{node}/lxc/{vmid}/firewall/rules", {"type": "in", "action": "ACCEPT", "source": "+n1"}),
+]
 
 
 class Lab:
@@ -90,11 +132,16 @@ class Lab:
         self.volume = self.app.storages["backup"].dump_dir.glob("*.tar.zst").__next__().name
         self.call("POST /cluster/backup", {"id": "nightly", "schedule": "daily", "vmid": str(CT)})
         self.upid = self.task("POST /nodes/{node}/lxc/{vmid}/snapshot", {"snapname": "s1"})
+        for name, params in FIREWALL_SETUP:
+            reply = self.call(name, params)
+            assert reply.status == 200, (name, reply.reason, reply.body)
 
     def path_values(self, params: dict[str, str]) -> dict[str, str]:
-        """Values for a path's {placeholders}: this node, CT 900, snapshot s1, the last task, its backup, job nightly."""
+        """Values for a path's {placeholders}: this node, CT 900, snapshot s1, the last task, its backup, job nightly,
+        group g1, set n1."""
         return {"node": NODE, "vmid": str(CT), "snapname": "s1", "upid": self.upid, "storage": "backup",
-                "volume": f"backup:backup/{self.volume}", "id": "nightly", **params}
+                "volume": f"backup:backup/{self.volume}", "id": "nightly", "group": "g1", "pos": "0",
+                "name": "n1", "cidr": "198.18.0.9", **params}
 
     def call(self, name: str, params: dict[str, str]):
         """Call a method by its schema name; path placeholders filled from params or the defaults."""

@@ -17,6 +17,7 @@ from plugins.deploy.finish.judgement import Judgement, judge, judge_lines, judge
 from plugins.deploy.pipeline import PIPELINE, STAGES
 from plugins.deploy.release import read_records
 from plugins.deploy.session import DeploySession
+from plugins.deploy.stages import firewall as firewall_stage
 from plugins.health.results import FAIL
 from plugins.health.waiting import HOST_DEADLINE, wait_hosts_and_services
 from plugins.proxmox.client import ProxmoxClient, per_node
@@ -45,6 +46,7 @@ def roll_back(deploy: DeploySession, client: Any) -> dict:
     inventory = deploy.inventory
     targets, excluded = rollback_targets(deploy)
     started = time.monotonic()
+    firewall, firewall_error = _restore_firewall(deploy, client)
     tasks: dict[int, Any] = {}
     for node, hosts in per_node(inventory.host(vmid) for vmid in targets).items():
         group = {h.vmid: targets[h.vmid] for h in hosts}
@@ -69,8 +71,18 @@ def roll_back(deploy: DeploySession, client: Any) -> dict:
         "judged_by": judged_by(judgements),
         "unhealthy": unhealthy,
         "seconds": round(time.monotonic() - started, 1),
-        "ok": not task_errors and not unhealthy,
+        "firewall": firewall,
+        "firewall_error": firewall_error,
+        "ok": not task_errors and not unhealthy and not firewall_error,
     }
+
+
+def _restore_firewall(deploy: DeploySession, client: Any) -> tuple[list[str], str]:
+    """Put PVE's firewall back as the run found it (a CT's .fw is not in its snapshot): (changes, error or '')."""
+    try:
+        return firewall_stage.restore(deploy, client), ""
+    except Exception as exc:  # noqa: BLE001 - the containers' rollback goes on; the outcome says what failed
+        return [], f"{type(exc).__name__}: {exc}"
 
 
 def _unanswered(record: Any) -> bool:
@@ -121,6 +133,9 @@ def describe(outcome: dict) -> list[str]:
     """Terminal/report lines for a rollback outcome."""
     lines = [f"rollback {'succeeded' if outcome['ok'] else 'INCOMPLETE'} in {outcome['seconds']} s"]
     lines += [f"  rolled back {h} to {s}" for h, s in outcome["rolled_back"].items()]
+    lines += [f"  firewall restored: {change}" for change in outcome.get("firewall") or []]
+    if outcome.get("firewall_error"):
+        lines.append(f"  FAILED to restore the firewall recorded before the run: {outcome['firewall_error']}")
     lines += [f"  FAILED to roll back {h}: {e}" for h, e in outcome["task_errors"].items()]
     lines += [f"  still unhealthy {h}: {m}" for h, m in outcome["unhealthy"].items()]
     lines += [f"  {x}" for x in outcome["excluded"]]

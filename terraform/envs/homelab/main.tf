@@ -44,6 +44,8 @@ resource "proxmox_lxc" "ci_runner" {
     bridge = var.bridge
     ip     = "${var.runner.ip}/${var.runner.prefix_length}"
     gw     = var.gateway
+    # PVE filters a container's traffic only on an interface with firewall=1 (the rules: the deploy's firewall stage)
+    firewall = true
   }
 
   lifecycle {

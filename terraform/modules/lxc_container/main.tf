@@ -25,6 +25,8 @@ resource "proxmox_lxc" "this" {
     bridge = var.bridge
     ip     = "${var.container.ip}/${var.container.prefix_length}"
     gw     = var.gateway
+    # PVE filters a container's traffic only on an interface with firewall=1 (the rules: the deploy's firewall stage)
+    firewall = true
   }
 
   lifecycle {

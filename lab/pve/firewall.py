@@ -1,0 +1,204 @@
+"""The node's firewall: pve-firewall's configuration (cluster.fw, <vmid>.fw) kept as JSON, and enforced with nftables.
+
+Sections as in pve-firewall's files: the cluster's [OPTIONS], [ALIASES], [IPSET name] and [group name]; each CT's
+[OPTIONS], [RULES] and [IPSET name]. Every change is enforced at once, as pve-firewall's compile/apply loop does:
+one nftables table of the lab's own (TABLE) filters what reaches each CT's host-side veth, the interface
+pve-firewall's bridge rules match. The lab's kernel has no bridge conntrack, so the table is stateless: it filters
+new TCP connections (SYN without ACK) and lets replies, UDP and ICMP through (docs/reference/firewall.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import ipaddress
+import json
+import os
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import fail
+
+TABLE = "homelab_lab_pve_fw"  # `bridge` family; created by the emulator, removed by `lab down`
+VETH_PREFIX = "vlab"  # lab/hosts.py names each CT's host-side veth vlab<vmid> (lxc.net.0.veth.pair)
+RULE_KEYS = ("type", "action", "macro", "source", "dest", "proto", "dport", "sport", "iface", "log", "icmp-type",
+             "enable", "comment")
+
+
+def empty_cluster() -> dict:
+    """cluster.fw with nothing in it (the firewall off)."""
+    return {"options": {}, "aliases": {}, "ipsets": {}, "groups": {}}
+
+
+def empty_ct() -> dict:
+    """<vmid>.fw with nothing in it."""
+    return {"options": {}, "rules": [], "ipsets": {}}
+
+
+def digest(value) -> str:
+    """A SHA1 over a section, as pve-firewall gives to detect concurrent changes."""
+    return hashlib.sha1(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+class FirewallStore:
+    """cluster.json and <vmid>.json under <root>/firewall; `enforce` gets the nftables text after every change."""
+
+    def __init__(self, root: str | os.PathLike, enforce: Callable[[str], None] | None = None):
+        self.dir = Path(root) / "firewall"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.enforce = enforce
+        self.lock = threading.RLock()
+
+    def _path(self, name: str) -> Path:
+        return self.dir / f"{name}.json"
+
+    def _read(self, name: str, empty: dict) -> dict:
+        try:
+            return {**empty, **json.loads(self._path(name).read_text())}
+        except FileNotFoundError:
+            return copy.deepcopy(empty)
+
+    def _write(self, name: str, value: dict) -> None:
+        path = self._path(name)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(value, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+
+    def cluster(self) -> dict:
+        """cluster.fw as a dict."""
+        return self._read("cluster", empty_cluster())
+
+    def ct(self, vmid: int) -> dict:
+        """<vmid>.fw as a dict."""
+        return self._read(str(int(vmid)), empty_ct())
+
+    def change_cluster(self, change: Callable[[dict], object]) -> object:
+        """Apply a change to cluster.fw under the lock, save, enforce; give what the change returned."""
+        with self.lock:
+            value = self.cluster()
+            out = change(value)
+            self._write("cluster", value)
+            self.apply()
+            return out
+
+    def change_ct(self, vmid: int, change: Callable[[dict], object]) -> object:
+        """Apply a change to <vmid>.fw under the lock, save, enforce."""
+        with self.lock:
+            value = self.ct(vmid)
+            out = change(value)
+            self._write(str(int(vmid)), value)
+            self.apply()
+            return out
+
+    def apply(self) -> str:
+        """Compile every file into the nftables table and hand it to the enforcer; give the text."""
+        with self.lock:
+            cts = {int(p.stem): self.ct(int(p.stem)) for p in self.dir.glob("*.json") if p.stem.isdigit()}
+            text = compile_ruleset(self.cluster(), cts)
+            if self.enforce is not None:
+                try:
+                    self.enforce(text)
+                except RuntimeError as exc:  # pve-firewall logs it; an API call here says it
+                    raise fail(str(exc)) from None
+            return text
+
+
+def _resolve(spec: str, cluster: dict, ct: dict) -> list[str]:
+    """The networks an address spec names: +ipset (the CT's, then the cluster's), an alias, or a list."""
+    if not spec:
+        return []
+    if spec.startswith("+"):
+        name = spec[1:].split("/", 1)[-1]
+        ipset = (ct["ipsets"].get(name) if not spec.startswith("+dc/") else None) or cluster["ipsets"].get(name)
+        if ipset is None:
+            return []
+        out = []
+        for entry in ipset["entries"]:
+            if not entry.get("nomatch"):  # nomatch entries are not emulated: left out
+                out.extend(_resolve(entry["cidr"], cluster, ct))
+        return out
+    alias = cluster["aliases"].get(spec.split("/", 1)[-1])
+    if alias is not None:
+        return [alias["cidr"]]
+    return [_network(part) for part in spec.split(",")]
+
+
+def _network(part: str) -> str:
+    """An address stays an address (a /32 network is written as its address), a range a-b stays a range."""
+    if "-" in part:
+        return part
+    network = ipaddress.ip_network(part, strict=False)
+    return str(network.network_address) if network.prefixlen == network.max_prefixlen else str(network)
+
+
+def _ports(spec: str) -> str:
+    return ", ".join(p.replace(":", "-") for p in spec.split(","))
+
+
+def _rule_lines(rule: dict, cluster: dict, ct: dict) -> list[str]:
+    """nftables lines for one enabled `in` rule (a group's rules in its place)."""
+    if not int(rule.get("enable", 0) or 0):
+        return []
+    if rule.get("type") == "group":
+        group = cluster["groups"].get(rule["action"], {"rules": []})
+        return [line for inner in group["rules"] for line in _rule_lines(inner, cluster, ct)]
+    if rule.get("type") != "in" or rule.get("macro"):  # out/forward rules and macros are not emulated
+        return []
+    match = []
+    sources = [s for s in _resolve(rule.get("source", ""), cluster, ct) if ":" not in s]
+    if rule.get("source"):
+        if not sources:
+            return []  # an empty set matches nothing
+        match.append(f"ip saddr {{ {', '.join(sources)} }}")
+    proto = rule.get("proto", "")
+    if proto and proto not in ("tcp", "6"):
+        return []  # only TCP is filtered (stateless): other protocols pass anyway
+    if rule.get("dport"):
+        match.append(f"tcp dport {{ {_ports(rule['dport'])} }}")
+    verdict = "accept" if rule["action"] == "ACCEPT" else "drop"  # the bridge family has no reject
+    return [" ".join([*match, verdict])]
+
+
+def compile_ruleset(cluster: dict, cts: dict[int, dict]) -> str:
+    """The whole nftables table (replacing the previous one atomically): one chain per firewalled CT."""
+    lines = [f"table bridge {TABLE} {{}}", f"delete table bridge {TABLE}", f"table bridge {TABLE} {{"]
+    jumps = []
+    enabled = int(cluster["options"].get("enable", 0) or 0)
+    for vmid, ct in sorted(cts.items()):
+        if not enabled or not int(ct["options"].get("enable", 0) or 0):
+            continue
+        chain = f"ct{vmid}_in"
+        lines.append(f"  chain {chain} {{")
+        lines.append("    meta protocol != ip accept")
+        lines.append("    meta l4proto != tcp accept")
+        lines.append("    tcp flags & (syn | ack) != syn accept")
+        lines += [f"    {line}" for rule in ct["rules"] for line in _rule_lines(rule, cluster, ct)]
+        if ct["options"].get("policy_in", "DROP") != "ACCEPT":
+            lines.append("    drop")
+        lines.append("  }")
+        jumps.append(f'    oifname "{VETH_PREFIX}{vmid}" jump {chain}')
+    for chain, hook in (("forward_in", "forward"), ("local_out", "output")):
+        lines += [f"  chain {chain} {{", f"    type filter hook {hook} priority 0; policy accept;", *jumps, "  }"]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def nft_enforce(text: str) -> None:
+    """Load the table with `nft -f -` (one transaction: the old table goes, the new one comes)."""
+    done = subprocess.run(["nft", "-f", "-"], input=text, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"nft refused the firewall table: {done.stderr.strip()}")
+
+
+def nft_table_exists() -> bool:
+    """Tell whether the lab's firewall table is loaded."""
+    done = subprocess.run(["nft", "list", "table", "bridge", TABLE], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def nft_remove() -> bool:
+    """Delete the table if it exists; True when one was removed."""
+    done = subprocess.run(["nft", "delete", "table", "bridge", TABLE], capture_output=True, check=False)
+    return done.returncode == 0

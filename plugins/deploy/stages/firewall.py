@@ -1,0 +1,81 @@
+"""Firewall: PVE's firewall made to hold the inventory's (plugins/stack/firewall.py) through its API.
+
+Before it changes anything, the stage records what PVE held: a container's firewall (its <vmid>.fw, and the
+datacenter's cluster.fw) is not part of its snapshot, so the rollback restores this record itself. A plan lists
+the changes without making them; a second read after the apply must find nothing left to change.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from plugins.proxmox.firewall import changes, converge, read_state
+from plugins.report import allure_output
+from plugins.stack.firewall import MARK, desired_state
+
+if TYPE_CHECKING:
+    from plugins.deploy.session import DeploySession
+    from plugins.proxmox.client import ProxmoxClient
+
+
+def managed_cts(deployment: DeploySession, proxmox: ProxmoxClient) -> dict[int, str]:
+    """{vmid: node} of the inventory's containers that exist (a plan before a first deploy has none yet)."""
+    nodes = {host.node for host in deployment.inventory.hosts}
+    existing = {vmid for node in nodes for vmid in proxmox.containers(node)}
+    return {h.vmid: h.node for h in deployment.inventory.hosts if h.vmid in existing}
+
+
+def record_previous(deployment: DeploySession, proxmox: ProxmoxClient) -> None:
+    """Keep the firewall PVE holds before this run changes it: what a rollback restores."""
+    cts = managed_cts(deployment, proxmox)
+    deployment.firewall_before = {"state": read_state(proxmox.api_call, cts), "nodes": cts}
+    allure_output.attach_text("firewall before this run", _summary(deployment.firewall_before["state"]))
+
+
+def apply(deployment: DeploySession, proxmox: ProxmoxClient) -> list[str]:
+    """Make PVE hold the inventory's firewall (a plan: list what would change); give the changes, recorded."""
+    record = deployment.stage("firewall")
+    if deployment.inventory.firewall is None:
+        record.summary = "no firewall section in the inventory: PVE's firewall left as it is"
+        return []
+    cts = managed_cts(deployment, proxmox)
+    wanted = desired_state(deployment.inventory)
+    wanted["cts"] = {vmid: ct for vmid, ct in wanted["cts"].items() if vmid in cts}
+    current = read_state(proxmox.api_call, cts)
+    if deployment.plan_only:
+        done = changes(current, wanted, MARK)
+        verb = "would change"
+    else:
+        with allure_output.step("apply the inventory's firewall through PVE's API"):
+            done = converge(proxmox.api_call, current, wanted, MARK, cts)
+        verb = "changed"
+    record.summary = f"{len(done)} firewall object(s) {verb}" if done else "the firewall already holds the inventory's"
+    record.details = [f"  firewall  {line}" for line in done]
+    allure_output.attach_text("firewall changes", "\n".join(done) or "none")
+    return done
+
+
+def drift(deployment: DeploySession, proxmox: ProxmoxClient) -> list[str]:
+    """What PVE's firewall still differs in from the inventory's (empty: converged)."""
+    if deployment.inventory.firewall is None:
+        return []
+    cts = managed_cts(deployment, proxmox)
+    wanted = desired_state(deployment.inventory)
+    wanted["cts"] = {vmid: ct for vmid, ct in wanted["cts"].items() if vmid in cts}
+    return changes(read_state(proxmox.api_call, cts), wanted, MARK)
+
+
+def restore(deployment: DeploySession, proxmox: ProxmoxClient) -> list[str]:
+    """Put back the firewall recorded before this run (the rollback's part that snapshots do not hold)."""
+    before = deployment.firewall_before
+    if not before:
+        return []
+    cts = before["nodes"]
+    return converge(proxmox.api_call, read_state(proxmox.api_call, cts), before["state"], MARK, cts)
+
+
+def _summary(state: dict) -> str:
+    cluster = state["cluster"]
+    return (f"datacenter options {cluster['options']}; {len(cluster['groups'])} group(s), "
+            f"{len(cluster['ipsets'])} IP set(s), {len(cluster['aliases'])} alias(es); "
+            + "; ".join(f"CT {vmid}: {ct['options']}, {len(ct['rules'])} rule(s)" for vmid, ct in state["cts"].items()))
