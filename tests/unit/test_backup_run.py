@@ -67,8 +67,10 @@ def client(answers: dict, calls: list) -> ProxmoxClient:
                          secret_env="PVE_TOKEN_SECRET", poll_interval=0, task_timeout=5)
 
 
+# As the lab's node: `local` (which PVE lets hold backups too) and `backup`, apart from the CTs' disks.
 STORAGES = {("GET", "nodes/homelab/storage"): [{"storage": "local", "content": "vztmpl,backup,rootdir",
-                                                "enabled": 1, "active": 1}]}
+                                                "enabled": 1, "active": 1},
+                                               {"storage": "backup", "content": "backup", "enabled": 1, "active": 1}]}
 
 
 def test_the_backup_storage_must_exist_and_hold_backups():
@@ -77,7 +79,7 @@ def test_the_backup_storage_must_exist_and_hold_backups():
     with pytest.raises(ProxmoxError) as caught:
         node_backups.backup_storage(client(STORAGES, calls), "homelab", "nas", where="inventories/lab.yml: "
                                     "backup.storage")
-    assert str(caught.value) == ("backup storage 'nas' does not exist on node homelab; storages: local "
+    assert str(caught.value) == ("backup storage 'nas' does not exist on node homelab; storages: backup, local "
                                  "(inventories/lab.yml: backup.storage)")
     no_backups = {("GET", "nodes/homelab/storage"): [{"storage": "local", "content": "vztmpl,rootdir"}]}
     with pytest.raises(ProxmoxError, match="does not hold backups .*expected backup in it"):
@@ -145,7 +147,7 @@ def test_a_missing_secret_or_storage_refuses_before_anything_is_written(in_state
     said.clear()
     assert run.run_backup(validate_document("inventories/lab.yml", document), client(STORAGES, calls),
                           say=said.append) == 2
-    assert said == [("backup storage 'nas' does not exist on node homelab; storages: local (inventories/lab.yml: "
+    assert said == [("backup storage 'nas' does not exist on node homelab; storages: backup, local (inventories/lab.yml: "
                     "backup.storage)")]
     assert all(method == "GET" for method, *_ in calls)
 
@@ -161,7 +163,7 @@ def test_the_s3_store_down_keeps_the_local_backups_and_says_the_offsite_copy_fai
     """vzdump and the dumps succeed, the store refuses connections: a line per host, the off-site failure said
     once with what is kept, exit 1, and no secret anywhere in what is said."""
     answers = {**STORAGES, ("POST", "nodes/homelab/vzdump"): UPID,
-               ("GET", "nodes/homelab/storage/local/content"): [{"volid": "local:backup/x", "size": 2048,
+               ("GET", "nodes/homelab/storage/backup/content"): [{"volid": "backup:backup/x", "size": 2048,
                                                                   "ctime": 1}]}
 
     def dumped(pool, inventory, host, row):
