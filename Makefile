@@ -5,7 +5,7 @@ INVENTORY ?= inventories/lab.yml
 LABENV  := eval "$$($(PY) -m lab env)"
 ALLURE  := --alluredir reports/allure-results
 
-.PHONY: help install lab-up lab-down lab-status deploy plan health test test-unit report lint
+.PHONY: help install lab-up lab-down lab-status deploy plan health security test test-unit report lint
 
 # A bare `make` lists the targets: the first target used to be `install`, which runs apt-get as root.
 .DEFAULT_GOAL := help
@@ -33,6 +33,9 @@ plan: lab-up        ## what a deploy WOULD change: terraform plan per resource +
 
 health:             ## read-only validation of every host and service
 	$(LABENV) && $(PYTEST) suites/health --inventory $(INVENTORY) $(ALLURE)
+
+security:           ## read-only audit of every host and route: ssh-audit, sslyze, lynis, unattended upgrades, Docker
+	$(LABENV) && $(PYTEST) suites/security --inventory $(INVENTORY) $(ALLURE)
 
 # The unit tests first, on every core (pytest-xdist): a broken unit fails in a minute, not after the lab's part.
 test: lab-up        ## the project's own tests: unit (in parallel), then emulator conformance and end to end on the lab

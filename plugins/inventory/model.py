@@ -35,6 +35,7 @@ from plugins.inventory.fields import (
 )
 from plugins.inventory.rules import check_rules
 from plugins.inventory.section import Strict
+from plugins.inventory.security import Security
 from plugins.inventory.stack_needs import PROXY_SERVICE
 
 # Upper bounds past which a value is a typo, not a choice (a deadline of 30 years, a 4 PiB container); a
@@ -224,6 +225,7 @@ class Inventory(Strict):
     github: Github = Github()
     deploy: Deploy = Deploy()
     stack: Stack | None = None
+    security: Security = Security()
     hosts: Annotated[list[Host], Field(min_length=1)]
 
     _source: str = PrivateAttr("<inventory>")

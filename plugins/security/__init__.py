@@ -1,0 +1,5 @@
+"""The security audit of a deployed homelab: SSH (ssh-audit, sshd's effective settings, authorized keys), TLS on every
+route (sslyze, security headers), each host's hardening (lynis, unattended upgrades, Docker). Read-only.
+
+suites/security asserts its findings, one test per (host, control); nothing here changes a host.
+"""
