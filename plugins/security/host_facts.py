@@ -133,7 +133,8 @@ def judge_docker(host: str, facts: dict[str, str], socket_allowed: Iterable[str]
     problems = []
     listeners = [line for line in facts.get("listeners", "").splitlines() if '"dockerd"' in line]
     if listeners:
-        problems.append(f"dockerd listens on TCP: {' | '.join(' '.join(line.split()[2:4]) for line in listeners)}")
+        ports = ", ".join(line.split()[3] for line in listeners if len(line.split()) > 3)
+        problems.append(f"dockerd listens on TCP: {ports}")
     if "tcp://" in facts.get("dockerd", ""):
         problems.append("dockerd is configured with a tcp:// host (command line or /etc/docker/daemon.json)")
     allowed = set(socket_allowed)
