@@ -13,6 +13,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
 from sslyze import (
     CertificateInfoExtraArgument,
     ScanCommand,
@@ -75,7 +76,7 @@ def as_json(result: object) -> str:
     return ServerScanResultAsJson.model_validate(result).model_dump_json(indent=2)
 
 
-def tls_problems(result: object, days: int, now: dt.datetime | None = None) -> list[str]:
+def tls_problems(result: object, fqdn: str, days: int, now: dt.datetime | None = None) -> list[str]:
     """What is wrong with a route's TLS in sslyze's result: protocols, weak suites, chain, name, expiry."""
     if result.scan_status != ServerScanStatusEnum.COMPLETED:
         return [f"sslyze could not connect ({result.connectivity_error_trace or result.scan_status.name})"]
@@ -94,11 +95,29 @@ def tls_problems(result: object, days: int, now: dt.datetime | None = None) -> l
         weak = [name for name in accepted if attribute == "tls_1_2_cipher_suites" and weak_suite(name)]
         if weak:
             problems.append(f"weak {protocol} cipher suites accepted: {', '.join(weak)}")
-    problems += certificate_problems(scan.certificate_info, days, now)
+    problems += certificate_problems(scan.certificate_info, fqdn, days, now)
     return problems
 
 
-def certificate_problems(attempt: object, days: int, now: dt.datetime | None = None) -> list[str]:
+def certificate_names(certificate: x509.Certificate) -> list[str]:
+    """The DNS names a certificate is for (its subjectAltName; clients ignore the CN when there is one)."""
+    try:
+        extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return [a.value for a in certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
+    return extension.value.get_values_for_type(x509.DNSName)
+
+
+def name_matches(pattern: str, fqdn: str) -> bool:
+    """RFC 6125: an exact name, or `*.domain` for exactly one more label."""
+    pattern, fqdn = pattern.lower().rstrip("."), fqdn.lower().rstrip(".")
+    if pattern.startswith("*."):
+        head, _, rest = fqdn.partition(".")
+        return bool(head) and rest == pattern[2:]
+    return pattern == fqdn
+
+
+def certificate_problems(attempt: object, fqdn: str, days: int, now: dt.datetime | None = None) -> list[str]:
     """The certificate's problems: not verified by the inventory's CA, name not matching, expiring within days."""
     if attempt.status != ScanCommandAttemptStatusEnum.COMPLETED:
         return [f"certificate: sslyze's test did not complete ({attempt.error_reason})"]
@@ -111,8 +130,9 @@ def certificate_problems(attempt: object, days: int, now: dt.datetime | None = N
             problems.append(f"certificate chain not verified by the inventory's CA ({supplied[0].validation_error})")
         elif not supplied and not any(p.was_validation_successful for p in deployment.path_validation_results):
             problems.append("certificate chain not verified by any trust store")
-        if not deployment.leaf_certificate_subject_matches_hostname:
-            problems.append(f"certificate names do not match the route ({leaf.subject.rfc4514_string()})")
+        names = certificate_names(leaf)
+        if not any(name_matches(pattern, fqdn) for pattern in names):
+            problems.append(f"certificate names {', '.join(names) or '(none)'} do not match {fqdn}")
         left = leaf.not_valid_after_utc - now
         if left < dt.timedelta(days=days):
             problems.append(f"certificate expires {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, within {days} days "
@@ -125,7 +145,7 @@ def judge_tls(host: str, route: Route, result: object | None, days: int) -> Find
     where = f"{host} https://{route.fqdn} ({route.address}:{route.port})"
     if result is None:
         return finding(host, "tls", ["sslyze gave no result"], "", subject=route.name, where=where)
-    return finding(host, "tls", tls_problems(result, days), "TLS 1.2/1.3 only, strong suites, certificate valid",
+    return finding(host, "tls", tls_problems(result, route.fqdn, days), "TLS 1.2/1.3 only, strong suites, certificate valid",
                    as_json(result), subject=route.name, where=where)
 
 

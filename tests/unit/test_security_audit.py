@@ -202,39 +202,51 @@ def test_weak_tls_1_2_suites_are_those_without_forward_secrecy_or_aead(suite, we
 
 def _certificate(days_left: float, name: str = "*.lab.home.arpa") -> x509.Certificate:
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lab")])
     now = dt.datetime.now(dt.UTC)
     return (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
             .serial_number(1).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=days_left)).sign(key, hashes.SHA256()))
+            .not_valid_after(now + dt.timedelta(days=days_left))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(key, hashes.SHA256()))
 
 
-def _certificate_attempt(days_left: float, verified: bool = True, matches: bool = True):
+def _certificate_attempt(days_left: float, verified: bool = True, name: str = "*.lab.home.arpa"):
     supplied = SimpleNamespace(trust_store=SimpleNamespace(name=tls.SUPPLIED_CA), was_validation_successful=verified,
                                validation_error=None if verified else "unable to get local issuer certificate")
-    deployment = SimpleNamespace(received_certificate_chain=[_certificate(days_left)],
-                                 path_validation_results=[supplied], leaf_certificate_subject_matches_hostname=matches)
+    deployment = SimpleNamespace(received_certificate_chain=[_certificate(days_left, name)],
+                                 path_validation_results=[supplied])
     return SimpleNamespace(status=ScanCommandAttemptStatusEnum.COMPLETED, error_reason=None,
                            result=SimpleNamespace(certificate_deployments=[deployment]))
 
 
 def test_a_certificate_verified_matching_and_far_from_expiry_passes():
     """sslyze's certificate result: the supplied CA verified it, the name matches, 365 days left."""
-    assert tls.certificate_problems(_certificate_attempt(365), 30) == []
+    assert tls.certificate_problems(_certificate_attempt(365), "grafana.lab.home.arpa", 30) == []
 
 
 def test_a_certificate_expiring_within_the_days_fails_naming_the_date_and_the_key():
     """10 days left with a floor of 30 fails (and names security.certificate_days); so does an expired one."""
-    problems = tls.certificate_problems(_certificate_attempt(10), 30)
+    problems = tls.certificate_problems(_certificate_attempt(10), "grafana.lab.home.arpa", 30)
     assert len(problems) == 1 and "within 30 days (inventory: security.certificate_days)" in problems[0]
-    assert tls.certificate_problems(_certificate_attempt(-1), 30)
+    assert tls.certificate_problems(_certificate_attempt(-1), "grafana.lab.home.arpa", 30)
 
 
 def test_an_unverified_chain_or_a_wrong_name_fails():
     """Not verified by the inventory's CA, or not matching the route: each is its own problem."""
-    problems = tls.certificate_problems(_certificate_attempt(365, verified=False, matches=False), 30)
+    problems = tls.certificate_problems(_certificate_attempt(365, verified=False, name="*.example.home.arpa"),
+                                        "grafana.lab.home.arpa", 30)
     assert "not verified by the inventory's CA (unable to get local issuer certificate)" in problems[0]
-    assert "do not match the route" in problems[1]
+    assert "certificate names *.example.home.arpa do not match grafana.lab.home.arpa" in problems[1]
+
+
+@pytest.mark.parametrize(("pattern", "fqdn", "matches"), [
+    ("*.lab.home.arpa", "grafana.lab.home.arpa", True), ("*.lab.home.arpa", "a.b.lab.home.arpa", False),
+    ("*.lab.home.arpa", "lab.home.arpa", False), ("Grafana.lab.home.arpa", "grafana.lab.home.arpa", True),
+])
+def test_a_wildcard_matches_one_label_only(pattern, fqdn, matches):
+    """RFC 6125's wildcard: one leftmost label, never the domain itself nor two labels."""
+    assert tls.name_matches(pattern, fqdn) is matches
 
 
 GOOD_HEADERS = {"strict-transport-security": "max-age=31536000; includeSubDomains",
