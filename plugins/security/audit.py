@@ -62,9 +62,12 @@ class SecurityAudit:
         routes = routes_of(self.inventory) if wanted_routes else []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sslyze") as side:
             tls_future = side.submit(self._routes, routes)
-            for outcome in fan_out(self._host, self.hosts, workers=HOST_WORKERS, name="security", keep_errors=True):
-                if isinstance(outcome, Exception):
-                    raise outcome
+            outcomes = fan_out(self._host, self.hosts, workers=HOST_WORKERS, name="security", keep_errors=True)
+            for host, outcome in zip(self.hosts, outcomes, strict=True):
+                if isinstance(outcome, Exception):  # one host's surprise fails its own controls, not the others'
+                    why = [f"the audit crashed: {type(outcome).__name__}: {outcome}"]
+                    outcome = [finding(host.hostname, c, why, "", where=where(host))
+                               for c in CONTROLS if c in self.controls and c not in ("tls", "headers")]
                 self._keep(outcome)
             self._keep(tls_future.result())
         return self.findings
