@@ -307,3 +307,16 @@ def test_the_floors_default_when_the_section_is_absent(in_tmp):
     document.pop("security", None)
     inventory = load_inventory(write(in_tmp, document))
     assert (inventory.security.lynis_floor, inventory.security.certificate_days) == (60, 30)
+
+
+def test_every_route_is_audited_on_the_proxy_address_by_its_name():
+    """The routes come from the declarations: `<route.host>.<domain>`, connected to on the proxy host."""
+    from plugins.security.audit import routes_of, socket_declared
+
+    inventory = load_inventory("inventories/lab.yml")
+    routes = routes_of(inventory)
+    routed = [d for h in inventory.hosts for d in h.declarations if d.route]
+    assert len(routes) == len(routed) > 0
+    assert {r.address for r in routes} == {inventory.proxy_host.ip}
+    assert all(r.fqdn.endswith(".lab.home.arpa") and r.port == 443 for r in routes)
+    assert all(socket_declared(h) == [] for h in inventory.hosts)  # no declaration of the lab mounts the socket
