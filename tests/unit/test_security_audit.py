@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import tarfile
 from io import BytesIO
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -313,7 +314,7 @@ def test_every_route_is_audited_on_the_proxy_address_by_its_name():
     """The routes come from the declarations: `<route.host>.<domain>`, connected to on the proxy host."""
     from plugins.security.audit import routes_of, socket_declared
 
-    inventory = load_inventory("inventories/lab.yml")
+    inventory = load_inventory(Path(__file__).resolve().parents[2] / "inventories" / "lab.yml")
     routes = routes_of(inventory)
     routed = [d for h in inventory.hosts for d in h.declarations if d.route]
     assert len(routes) == len(routed) > 0
