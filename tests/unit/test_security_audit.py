@@ -321,3 +321,18 @@ def test_every_route_is_audited_on_the_proxy_address_by_its_name():
     assert {r.address for r in routes} == {inventory.proxy_host.ip}
     assert all(r.fqdn.endswith(".lab.home.arpa") and r.port == 443 for r in routes)
     assert all(socket_declared(h) == [] for h in inventory.hosts)  # no declaration of the lab mounts the socket
+
+
+def test_an_accepted_exception_names_a_known_control_and_a_reason(in_tmp):
+    """`security.accepted`: a control of the suite, a reason of some words; it covers its hosts (all when none)."""
+    document = lab_document()
+    document["security"] = {"accepted": [{"control": "upgrades", "reason": "no package in the lab base image"},
+                                         {"control": "lynis", "hosts": ["proxy"], "reason": "kernel is the node's"}]}
+    security = load_inventory(write(in_tmp, document)).security
+    assert security.accepted_for("utilities", "upgrades").reason.startswith("no package")
+    assert security.accepted_for("proxy", "lynis") and security.accepted_for("utilities", "lynis") is None
+    document["security"] = {"accepted": [{"control": "firewall", "reason": "a control the suite does not have"}]}
+    message = one_line_error(write(in_tmp, document))
+    assert "security.accepted[0].control" in message and "ssh-audit" in message, message
+    document["security"] = {"accepted": [{"control": "lynis", "reason": "ok"}]}
+    assert "security.accepted[0].reason" in one_line_error(write(in_tmp, document))
