@@ -19,17 +19,19 @@ from plugins.security.findings import Finding, finding
 LYNIS_PROGRAM = Path("/usr/sbin/lynis")
 LYNIS_SHARE = Path("/usr/share/lynis")  # include/, db/ (plugins/ ship in /etc/lynis/plugins: not needed)
 LYNIS_PROFILE = Path("/etc/lynis/default.prf")
+LYNIS_PLUGINS = Path("/etc/lynis/plugins")  # lynis stops ("can't find plugin directory") without one
 REPORT_MARK = "@@report"
 
 # lynis refuses include files not owned by root or the caller: the tar carries uid 0, extracted as root.
 RUN_SCRIPT = f"""\
 set -e
 d=$(mktemp -d /tmp/lynis-audit.XXXXXX)
-trap 'rm -rf "$d"' EXIT
+# lynis removes its PID file on a normal exit only: a fatal one would leave it and block the next audit.
+trap 'rm -rf "$d"; rm -f /var/run/lynis.pid' EXIT
 tar -xzf - -C "$d" --no-same-permissions
 cd "$d"
 ./lynis audit system --quick --no-colors --logfile "$d/lynis.log" --report-file "$d/report.dat" \\
-  --profile "$d/default.prf" 2>&1 || true
+  --profile "$d/default.prf" --plugindir "$d/plugins" 2>&1 || true
 echo {REPORT_MARK}
 cat "$d/report.dat"
 """
@@ -58,6 +60,7 @@ def lynis_tree() -> bytes:
         tar.add(LYNIS_PROFILE, arcname="default.prf", filter=as_root)
         for part in ("include", "db"):
             tar.add(LYNIS_SHARE / part, arcname=part, filter=as_root)
+        tar.add(LYNIS_PLUGINS, arcname="plugins", filter=as_root)
     return buffer.getvalue()
 
 

@@ -187,7 +187,7 @@ def test_the_lynis_tree_is_owned_by_root_and_writable_by_no_one_else():
     with tarfile.open(fileobj=BytesIO(lynis.lynis_tree()), mode="r:gz") as tar:
         members = tar.getmembers()
     names = {m.name for m in members}
-    assert {"lynis", "default.prf", "include/consts", "include/functions"} <= names
+    assert {"lynis", "default.prf", "include/consts", "include/functions", "plugins"} <= names
     assert all(m.uid == 0 and m.gid == 0 and not m.mode & 0o022 for m in members)
 
 
