@@ -18,14 +18,22 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from lab import scenarios
+from lab import orchestrate, scenarios
 from plugins.inventory import load_inventory
+from plugins.ssh.known_hosts import forget
 from plugins.stack import ansible_inventory
 
-pytestmark = pytest.mark.usefixtures("deployed")
+pytestmark = pytest.mark.usefixtures("deployed", "fresh_host_keys")
 
 FAST = ("-k", "not lynis")
 INVENTORY = load_inventory(scenarios.LAB_INVENTORY)
+
+
+@pytest.fixture(scope="module")
+def fresh_host_keys():
+    """Forget the lab hosts' keys pinned for root's e2e SSH: a lab brought up again re-created them."""
+    known = Path(orchestrate.status()["deploy_key"]).parent / scenarios.E2E_KNOWN_HOSTS
+    forget(known, [host.ip for host in INVENTORY.hosts])
 
 
 def failed_cells(output: str) -> set[tuple[str, str]]:
