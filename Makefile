@@ -5,7 +5,7 @@ INVENTORY ?= inventories/lab.yml
 LABENV  := eval "$$($(PY) -m lab env)"
 ALLURE  := --alluredir reports/allure-results
 
-.PHONY: help install lab-up lab-down lab-status deploy plan health backup test test-unit report lint
+.PHONY: help install lab-up lab-down lab-status deploy plan health backup security test test-unit report lint
 
 # A bare `make` lists the targets: the first target used to be `install`, which runs apt-get as root.
 .DEFAULT_GOAL := help
@@ -36,6 +36,9 @@ health:             ## read-only validation of every host and service
 
 backup:             ## back up every host now: vzdump, the dumps, the encrypted off-site copy (restic), prune, check
 	$(LABENV) && $(PY) -m plugins.backup --inventory $(INVENTORY)
+
+security:           ## read-only audit of every host and route: ssh-audit, sslyze, lynis, unattended upgrades, Docker
+	$(LABENV) && $(PYTEST) suites/security --inventory $(INVENTORY) $(ALLURE)
 
 # The unit tests first, on every core (pytest-xdist): a broken unit fails in a minute, not after the lab's part.
 # reports/tests/*.xml: each test's time (scripts/test_times.py prints them per module).

@@ -81,8 +81,8 @@ def with_option(argv: list[str], option: str, value: str) -> list[str]:
 
 
 def suite_command(suite: str, *args: str, inventory: Path = LAB_INVENTORY, alluredir: Path | None = None) -> list[str]:
-    """The Makefile's command for a suite (`deploy`, `plan` with --plan-only, `health`) plus ARGS."""
-    target = "health" if suite == "health" else "plan" if "--plan-only" in args else "deploy"
+    """The Makefile's command for a suite (`deploy`, `plan` with --plan-only, `health`, `security`) plus ARGS."""
+    target = suite if suite in ("health", "security") else "plan" if "--plan-only" in args else "deploy"
     cmd = make_command(target, INVENTORY=str(inventory))
     if alluredir is not None:
         cmd = with_option(cmd, "--alluredir", str(alluredir))

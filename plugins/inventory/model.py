@@ -38,6 +38,7 @@ from plugins.inventory.firewall import Firewall
 from plugins.inventory.rules import check_rules
 from plugins.inventory.secret_source import SecretSource
 from plugins.inventory.section import Strict
+from plugins.inventory.security import Security
 from plugins.inventory.stack_needs import PROXY_SERVICE
 
 # Upper bounds past which a value is a typo, not a choice (a deadline of 30 years, a 4 PiB container); a
@@ -216,6 +217,7 @@ class Inventory(Strict):
     stack: Stack | None = None
     backup: BackupPolicy | None = None
     firewall: Firewall | None = Field(None, description="who may reach what (plugins/inventory/firewall.py)")
+    security: Security = Security()
     hosts: Annotated[list[Host], Field(min_length=1)]
 
     _source: str = PrivateAttr("<inventory>")

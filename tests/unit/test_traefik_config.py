@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -24,6 +25,7 @@ from plain_http import free_port
 from lab.pve import ca as lab_ca
 from plugins.health.web import check_service
 from plugins.inventory import load_inventory
+from plugins.security import tls
 from plugins.stack import ansible_inventory
 
 pytestmark = pytest.mark.unit
@@ -101,6 +103,11 @@ def test_traefik_serves_the_generated_configuration(tmp_path, backend, name):
                 "connect_to": "127.0.0.1", "ca_file": cafile, "accepted": [200]})
             answer = check_service(local)
             assert answer.ok, (answer.message, (tmp_path / "traefik.log").read_text()[-2000:])
+        # The middleware on the entrypoint: every route answers with the headers, and sslyze finds TLS 1.2/1.3 only,
+        # strong suites and a certificate the CA verifies (not expiring: the test's certificate is fresh).
+        route = tls.Route(routed[0].name, urlsplit(routed[0].url).hostname, "127.0.0.1", ports["websecure"])
+        assert tls.header_problems(tls.response_headers(route, cafile)[1]) == []
+        assert tls.tls_problems(tls.scan_routes([route], cafile)[route.name], route.fqdn, days=30) == []
         wrong = routed[0].model_copy(update={"url": routed[0].url.replace(
             f".{inventory.stack.domain}/", f".{inventory.stack.domain}:{ports['websecure']}/", 1),
             "connect_to": "127.0.0.1", "ca_file": str(Path(cafile).parent.parent / "cert.pem"), "accepted": [200]})
