@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lab import scenarios
+from plugins.deploy.finish.timeline import timeline_lines
 from plugins.inventory import load_inventory
 
 CGROUP = Path("/sys/fs/cgroup/memory")
@@ -87,6 +88,7 @@ def rollback_figure(runs: int) -> int:
         print(f"run {run}: failed deploy {broken.seconds:6.1f} s rc={broken.rc}; rollback of "
               f"{len(rollback.get('rolled_back', {}))} containers → healthy {seconds[-1]:6.1f} s "
               f"ok={rollback.get('ok')} ({(broken.result or {}).get('run_id')})", flush=True)
+        print("\n".join(timeline_lines(rollback.get("timeline") or {})), flush=True)
         if not rollback.get("ok"):
             print(broken.tail(), file=sys.stderr)
     print(f"rollback → every service healthy:         {statistics.median(seconds):6.1f} s  (median of {runs}: "
@@ -127,6 +129,7 @@ def main(argv: list[str]) -> int:
               f"{args.runs}; target ≤ 1.5 s)")
         print_rss()
         broken, rollback = failed_deploy(work)
+        print("\n".join(timeline_lines(rollback.get("timeline") or {})))
         print(f"failed deploy, end to end:                {broken.seconds:6.1f} s  rc={broken.rc}")
         print(f"rollback of {len(rollback.get('rolled_back', {}))} containers → healthy:       "
               f"{rollback.get('seconds', float('nan')):6.1f} s  ok={rollback.get('ok')} (target ≤ 60 s)")

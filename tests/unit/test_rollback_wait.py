@@ -57,7 +57,7 @@ def captured(monkeypatch):
     """What the rollback hands the wait: per host (check, subject) pairs, and the (host, check) HTTP pairs."""
     seen = {}
 
-    def fake_wait(inventory, hosts, services, wanted_of, deadline_of):
+    def fake_wait(inventory, hosts, services, wanted_of, deadline_of, observe_hosts=None, observe_services=None):
         seen["wanted"] = {h.hostname: wanted_of(h) for h in hosts}
         seen["services"] = [(h.hostname, s.name) for h, s in services]
         seen["accepted"] = {s.name: s.accepted for _, s in services}
@@ -178,7 +178,7 @@ def test_the_rollback_waits_the_recorded_declared_deadlines_not_the_deploys_cap(
 class OkClient:
     """A ProxmoxClient stand-in whose every rollback task ends OK."""
 
-    def rollback_many(self, node, targets, start=True, *, timeout=None):
+    def rollback_many(self, node, targets, start=True, *, timeout=None, on_log=None):
         """Every container's task succeeds."""
         return {vmid: f"UPID:{node}:{vmid}" for vmid in targets}
 
@@ -191,10 +191,10 @@ def test_the_outcome_says_whose_checks_judged_each_host_and_a_silent_host_is_not
     deploy.snapshots.update({200: "deploy_u", 201: "deploy_u", 250: "deploy_u"})
     reads = {"proxy": recorded(inventory, "proxy"), "app-demo": None,
              "utilities": "no SSH answer: ssh: connect to host 198.18.0.201 port 22: No route to host"}
-    monkeypatch.setattr(rollback, "read_records", lambda inv, hosts: {h.hostname: reads[h.hostname] for h in hosts})
+    monkeypatch.setattr(rollback, "read_records", lambda inv, hosts, on_answer=None: {h.hostname: reads[h.hostname] for h in hosts})
     waited = []
     monkeypatch.setattr(rollback, "wait_healthy",
-                        lambda hosts, inv, judgements: waited.append(sorted(judgements)) or {h.hostname: "" for h in hosts})
+                        lambda hosts, inv, judgements, timeline=None: waited.append(sorted(judgements)) or {h.hostname: "" for h in hosts})
     outcome = rollback.roll_back(deploy, OkClient())
     assert waited == [["app-demo", "proxy"]]
     assert not outcome["ok"]

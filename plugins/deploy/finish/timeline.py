@@ -22,6 +22,7 @@ TASK_DONE = "rollback task done"
 SSH_UP = "ssh answers"
 CHECKS_START = "checks start"
 DOCKER_UP = "docker answers"
+HOST_CHECKS = "host checks pass"
 HEALTHY = "host healthy"
 TASK_LINE = "task: "
 CONTAINER = "container "
@@ -53,10 +54,10 @@ class Timeline:
             self._marks.setdefault((host, step), at)
 
     def marks(self) -> list[Mark]:
-        """Every mark, in time order (host, then step, for marks of the same time)."""
+        """Every mark, in time order (marks of the same time in the order they were made)."""
         with self._lock:
             found = [Mark(host, step, at) for (host, step), at in self._marks.items()]
-        return sorted(found, key=lambda m: (m.at, m.host, m.step))
+        return sorted(found, key=lambda m: m.at)
 
     def as_dict(self) -> dict[str, list[dict[str, Any]]]:
         """{host: [{step, at}, …] in time order}: what result.json keeps."""
