@@ -123,8 +123,8 @@ def wait_healthy(hosts: list, inventory: Any, judgements: dict[str, Judgement],
                                            wanted_of=lambda host: judgements[host.hostname].wanted,
                                            deadline_of=lambda service: service.rollback_deadline or service.deadline,
                                            observe_hosts=lambda found: mark_checks(timeline, found),
-                                           observe_services=lambda host, service, answer: answer.ok and timeline.mark(
-                                               host.hostname, tl.HTTP + service.name))
+                                           observe_services=lambda host, service, answer: mark_answer(
+                                               timeline, host, service, answer))
     problems: dict[str, list[str]] = {h.hostname: [] for h in hosts}
     for result in results.values():
         if result.outcome == FAIL:
@@ -136,6 +136,12 @@ def wait_healthy(hosts: list, inventory: Any, judgements: dict[str, Judgement],
         if not problems[host.hostname]:
             timeline.mark(host.hostname, tl.HEALTHY)
     return {name: "; ".join(msgs) for name, msgs in problems.items()}
+
+
+def mark_answer(timeline: tl.Timeline, host: Any, service: Any, answer: Any) -> None:
+    """Mark a service's HTTP check green when its wait ended with an accepted answer."""
+    if answer.ok:
+        timeline.mark(host.hostname, tl.HTTP + service.name)
 
 
 def mark_checks(timeline: tl.Timeline, results: dict) -> None:
