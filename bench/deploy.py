@@ -1,6 +1,7 @@
 """Benchmark the deploy on the lab: first deploy, no-change redeploy, failure → rolled back → healthy.
 
-Run as root with the lab up:  sudo .venv/bin/python bench/deploy.py [--runs 3]
+Run as root with the lab up:  sudo .venv/bin/python bench/deploy.py [--runs 3] [--rollback-only]
+(`--rollback-only`: only the rollback figure, with each rollback's timeline: a deploy, then --runs failed deploys.)
 Each cycle EMPTIES the lab's deployed containers (the inventory's VMIDs), deploys, deploys again; the
 first deploy varies by ±15 % here, so the figures are medians of the cycles.
 Targets with the whole stack (issue 13; issue 12's 4 min and 30 s were for its part of it): first deploy
