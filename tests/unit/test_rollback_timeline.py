@@ -86,3 +86,18 @@ def test_milestones_give_one_line_per_host_with_its_last_container_and_http_chec
 
 def test_a_host_that_reached_no_step_says_so():
     assert tl.milestone_lines({"monitoring": []}) == ["timeline of monitoring: no step reached"]
+
+
+def test_a_step_can_be_marked_at_the_time_of_an_earlier_one():
+    """A host is healthy when its last check passed: last() finds it, mark(at=…) records it there."""
+    clock = Clock()
+    timeline = tl.Timeline(clock)
+    clock.now = 102.0
+    timeline.mark("proxy", tl.HOST_CHECKS)
+    clock.now = 103.5
+    timeline.mark("proxy", tl.HTTP + "traefik-ping")
+    clock.now = 120.0
+    assert timeline.last("proxy", tl.HOST_CHECKS, tl.HTTP) == 3.5
+    assert timeline.last("proxy", tl.CONTAINER) is None
+    timeline.mark("proxy", tl.HEALTHY, timeline.last("proxy", tl.HOST_CHECKS, tl.HTTP))
+    assert timeline.as_dict()["proxy"][-1] == {"step": tl.HEALTHY, "at": 3.5}

@@ -133,8 +133,10 @@ def wait_healthy(hosts: list, inventory: Any, judgements: dict[str, Judgement],
         if not answer.ok:
             problems[hostname].append(answer.message)
     for host in hosts:
-        if not problems[host.hostname]:
-            timeline.mark(host.hostname, tl.HEALTHY)
+        healthy_at = timeline.last(host.hostname, tl.HOST_CHECKS, tl.HTTP)
+        if not problems[host.hostname] and healthy_at is not None:
+            # when its last check passed, not when the slowest host let the wait end
+            timeline.mark(host.hostname, tl.HEALTHY, healthy_at)
     return {name: "; ".join(msgs) for name, msgs in problems.items()}
 
 

@@ -47,11 +47,17 @@ class Timeline:
         self._lock = threading.Lock()
         self._marks: dict[tuple[str, str], float] = {}
 
-    def mark(self, host: str, step: str) -> None:
-        """Mark that HOST reached STEP now (a step marked before keeps its first time)."""
-        at = round(self._clock() - self._start, 2)
+    def mark(self, host: str, step: str, at: float | None = None) -> None:
+        """Mark that HOST reached STEP now, or AT seconds from the start (a step marked before keeps its first time)."""
+        at = round(self._clock() - self._start, 2) if at is None else at
         with self._lock:
             self._marks.setdefault((host, step), at)
+
+    def last(self, host: str, *prefixes: str) -> float | None:
+        """When HOST reached the last of its steps named with one of PREFIXES; None when it reached none."""
+        with self._lock:
+            found = [at for (name, step), at in self._marks.items() if name == host and step.startswith(prefixes)]
+        return max(found) if found else None
 
     def marks(self) -> list[Mark]:
         """Every mark, in time order (marks of the same time in the order they were made)."""
