@@ -1,6 +1,7 @@
 """Benchmark the deploy on the lab: first deploy, no-change redeploy, failure → rolled back → healthy.
 
-Run as root with the lab up:  sudo .venv/bin/python bench/deploy.py [--runs 3]
+Run as root with the lab up:  sudo .venv/bin/python bench/deploy.py [--runs 3] [--rollback-only]
+(`--rollback-only`: only the rollback figure, with each rollback's timeline: a deploy, then --runs failed deploys.)
 Each cycle EMPTIES the lab's deployed containers (the inventory's VMIDs), deploys, deploys again; the
 first deploy varies by ±15 % here, so the figures are medians of the cycles.
 Targets with the whole stack (issue 13; issue 12's 4 min and 30 s were for its part of it): first deploy
@@ -23,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lab import scenarios
+from plugins.deploy.finish.timeline import timeline_lines
 from plugins.inventory import load_inventory
 
 CGROUP = Path("/sys/fs/cgroup/memory")
@@ -60,12 +62,51 @@ def health_test_seconds() -> float:
     return float(found[-1])
 
 
+def failed_deploy(work: Path) -> tuple[scenarios.DeployRun, dict]:
+    """A deploy of a bad app change with short deadlines: it fails at health and rolls back; (run, rollback)."""
+    source = scenarios.broken_app_copy(work)
+    inventory = scenarios.short_deadlines_variant(work)
+    broken = scenarios.run_suite("deploy", "--ansible-var", f"app_demo_src={source}/", inventory=inventory)
+    return broken, (broken.result or {}).get("rollback") or {}
+
+
+def rollback_figure(runs: int) -> int:
+    """Deploy (a no-change redeploy when the lab is deployed), then RUNS failed deploys; print each rollback."""
+    deployed = scenarios.run_suite("deploy")
+    print(f"deploy before the rollbacks: {deployed.seconds:6.1f} s rc={deployed.rc}", flush=True)
+    if deployed.rc:
+        print(deployed.tail(), file=sys.stderr)
+        return 1
+    seconds, ok = [], True
+    for run in range(1, runs + 1):
+        work = Path(tempfile.mkdtemp(prefix="bench-rollback-"))
+        try:
+            broken, rollback = failed_deploy(work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        seconds.append(rollback.get("seconds", float("nan")))
+        ok = ok and bool(rollback.get("ok"))
+        print(f"run {run}: failed deploy {broken.seconds:6.1f} s rc={broken.rc}; rollback of "
+              f"{len(rollback.get('rolled_back', {}))} containers → healthy {seconds[-1]:6.1f} s "
+              f"ok={rollback.get('ok')} ({(broken.result or {}).get('run_id')})", flush=True)
+        print("\n".join(timeline_lines(rollback.get("timeline") or {})), flush=True)
+        if not rollback.get("ok"):
+            print(broken.tail(), file=sys.stderr)
+    print(f"rollback → every service healthy:         {statistics.median(seconds):6.1f} s  (median of {runs}: "
+          f"{', '.join(f'{s:.1f}' for s in seconds)}; target ≤ 30 s)")
+    return 0 if ok else 1
+
+
 def main(argv: list[str]) -> int:
     """Run the scenarios (first deploy and redeploy --runs times, then the failure once); print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3,
                         help="empty lab -> first deploy -> redeploy cycles; medians are reported (default 3)")
+    parser.add_argument("--rollback-only", action="store_true",
+                        help="only the rollback figure: deploy once (if needed), then --runs failed deploys")
     args = parser.parse_args(argv)
+    if args.rollback_only:
+        return rollback_figure(args.runs)
     work = Path(tempfile.mkdtemp(prefix="bench-deploy-"))
     try:
         firsts, agains = [], []
@@ -88,10 +129,8 @@ def main(argv: list[str]) -> int:
         print(f"pytest suites/health, test time:          {statistics.median(healths):6.2f} s  (median of "
               f"{args.runs}; target ≤ 1.5 s)")
         print_rss()
-        source = scenarios.broken_app_copy(work)
-        inventory = scenarios.short_deadlines_variant(work)
-        broken = scenarios.run_suite("deploy", "--ansible-var", f"app_demo_src={source}/", inventory=inventory)
-        rollback = (broken.result or {}).get("rollback") or {}
+        broken, rollback = failed_deploy(work)
+        print("\n".join(timeline_lines(rollback.get("timeline") or {})))
         print(f"failed deploy, end to end:                {broken.seconds:6.1f} s  rc={broken.rc}")
         print(f"rollback of {len(rollback.get('rolled_back', {}))} containers → healthy:       "
               f"{rollback.get('seconds', float('nan')):6.1f} s  ok={rollback.get('ok')} (target ≤ 60 s)")

@@ -17,6 +17,7 @@ import json
 import shlex
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -130,9 +131,10 @@ def parse_host_record(text: str, hostname: str) -> dict[str, Any] | None:
 
 
 def read_records(inventory: Inventory, hosts: list[Host], deadline: float = HOST_DEADLINE,
-                 ) -> dict[str, dict[str, Any] | None | str]:
+                 on_answer: Callable[[str], None] | None = None) -> dict[str, dict[str, Any] | None | str]:
     """Each host's release record, read as soon as it answers SSH: {hostname: record, None (it has none), or
-    the text of why it could not be read}. A host that was just rolled back gets until `deadline` to boot."""
+    the text of why it could not be read}. A host that was just rolled back gets until `deadline` to boot;
+    on_answer gets each host's name as it answers."""
     found: dict[str, dict[str, Any] | None | str] = {}
     if not hosts:
         return found
@@ -146,6 +148,8 @@ def read_records(inventory: Inventory, hosts: list[Host], deadline: float = HOST
             if done.returncode == 255:
                 state = pool.states.get(host.hostname)
                 return False, f"no SSH answer: {(state and state.error) or done.stderr.strip()[:200]}"
+            if on_answer:
+                on_answer(host.hostname)
             if done.returncode != 0:
                 return True, f"reading {RECORD_PATH} failed (exit {done.returncode}): {done.stderr.strip()[:200]}"
             try:

@@ -40,10 +40,13 @@ def ssh_pool(inventory: Inventory, hosts: Sequence[Host]) -> SshPool:
 def wait_hosts_healthy(inventory: Inventory, hosts: Sequence[Host], *, deadline: float = HOST_DEADLINE,
                        clock: Callable[[], float] = time.monotonic,
                        sleep: Callable[[float], None] = time.sleep,
-                       wanted_of: Callable[[Host], list] = host_wanted) -> dict[tuple[str, str, Any], CheckResult]:
+                       wanted_of: Callable[[Host], list] = host_wanted,
+                       observe: Callable[[dict[tuple[str, str, Any], CheckResult]], None] | None = None,
+                       ) -> dict[tuple[str, str, Any], CheckResult]:
     """Check every host until all its checks pass or the deadline passes; give the last result of each check.
 
-    `wanted_of` gives a host's (check, subject) pairs: the registry's by default (the rollback narrows it)."""
+    `wanted_of` gives a host's (check, subject) pairs: the registry's by default (the rollback narrows it);
+    `observe` sees each round's results as they come (the rollback's timeline)."""
     pending = list(hosts)
     reasons = {h.hostname: self_reason(inventory, h) for h in pending}
     final: dict[tuple[str, str, Any], CheckResult] = {}
@@ -56,6 +59,8 @@ def wait_hosts_healthy(inventory: Inventory, hosts: Sequence[Host], *, deadline:
             results = check_hosts([(h, wanted_of(h)) for h in pending], pool, user=inventory.runner.deploy_user,
                                   public_key_file=inventory.runner.deploy_key + ".pub", self_reasons=reasons)
             final.update(results)
+            if observe:
+                observe(results)
             failing = {r.host for r in results.values() if r.outcome == FAIL}
             failing |= {r.host for r in results.values() if r.outcome == SKIP and not reasons.get(r.host)}
             pending = [h for h in pending if h.hostname in failing]
@@ -67,21 +72,34 @@ def wait_hosts_healthy(inventory: Inventory, hosts: Sequence[Host], *, deadline:
 
 
 def wait_services(services: Sequence[tuple[Host, Service]],
-                  deadline_of: Callable[[Service], float] | None = None) -> dict[tuple[str, str], HttpResult]:
-    """Wait for every (host, service) concurrently, each until its own deadline (or `deadline_of` it)."""
+                  deadline_of: Callable[[Service], float] | None = None,
+                  observe: Callable[[Host, Service, HttpResult], None] | None = None,
+                  ) -> dict[tuple[str, str], HttpResult]:
+    """Wait for every (host, service) concurrently, each until its own deadline (or `deadline_of` it); `observe`
+    sees each answer as its wait ends."""
     services = list(services)
     deadline_of = deadline_of or (lambda service: service.deadline)
-    answers = fan_out(lambda pair: wait_for_service(pair[1], deadline_of(pair[1])), services,
-                      workers=SERVICE_WORKERS, name="http")
+
+    def wait(pair: tuple[Host, Service]) -> HttpResult:
+        answer = wait_for_service(pair[1], deadline_of(pair[1]))
+        if observe:
+            observe(pair[0], pair[1], answer)
+        return answer
+
+    answers = fan_out(wait, services, workers=SERVICE_WORKERS, name="http")
     return {(h.hostname, s.name): answer for (h, s), answer in zip(services, answers, strict=True)}
 
 
 def wait_hosts_and_services(inventory: Inventory, hosts: Sequence[Host], services: Sequence[tuple[Host, Service]],
                             wanted_of: Callable[[Host], list] = host_wanted,
                             deadline_of: Callable[[Service], float] | None = None,
+                            observe_hosts: Callable[[dict[tuple[str, str, Any], CheckResult]], None] | None = None,
+                            observe_services: Callable[[Host, Service, HttpResult], None] | None = None,
                             ) -> tuple[dict[tuple[str, str, Any], CheckResult], dict[tuple[str, str], HttpResult]]:
-    """Wait for the hosts' checks and the services' answers at the same time (services warm up meanwhile)."""
-    host_results, web = fan_out(lambda wait: wait(), [lambda: wait_hosts_healthy(inventory, hosts, wanted_of=wanted_of),
-                                                     lambda: wait_services(services, deadline_of)],
+    """Wait for the hosts' checks and the services' answers at the same time (services warm up meanwhile); the
+    observers see each round of host checks and each service's answer as they come."""
+    host_results, web = fan_out(lambda wait: wait(),
+                                [lambda: wait_hosts_healthy(inventory, hosts, wanted_of=wanted_of, observe=observe_hosts),
+                                 lambda: wait_services(services, deadline_of, observe_services)],
                                 workers=2, name="health")
     return host_results, web

@@ -163,12 +163,13 @@ class ProxmoxClient:
         return self.wait_task(node, upid, timeout)
 
     def rollback(self, node: str, vmid: int, name: str, start: bool = True, *,
-                 timeout: float | None = None) -> TaskResult:
-        """Roll CT vmid back to snapshot name (started afterwards when start) and wait for success."""
+                 timeout: float | None = None, on_log: Callable[[str], None] | None = None) -> TaskResult:
+        """Roll CT vmid back to snapshot name (started afterwards when start) and wait for success; on_log gets
+        the task's log lines as they appear."""
         check_snapshot_name(name)
         upid = self._call(f"roll back CT {vmid} to '{name}' on node {node}",
                           lambda api: api.nodes(node).lxc(vmid).snapshot(name).rollback.post(start=_bool(start)))
-        return self.wait_task(node, upid, timeout)
+        return self.wait_task(node, upid, timeout, on_log=on_log)
 
     def delete_snapshot(self, node: str, vmid: int, name: str, *, force: bool = False,
                         timeout: float | None = None) -> TaskResult:
@@ -191,8 +192,10 @@ class ProxmoxClient:
                           lambda api: api.nodes(node).lxc(vmid).status.stop.post())
         return self.wait_task(node, upid, timeout)
 
-    def wait_task(self, node: str, upid: str, timeout: float | None = None) -> TaskResult:
-        """Wait until the task stops; TaskFailed unless exitstatus is OK/WARNINGS, TaskTimeout at the deadline."""
+    def wait_task(self, node: str, upid: str, timeout: float | None = None, *,
+                  on_log: Callable[[str], None] | None = None) -> TaskResult:
+        """Wait until the task stops; TaskFailed unless exitstatus is OK/WARNINGS, TaskTimeout at the deadline;
+        on_log gets the task's log lines as they appear."""
         if not isinstance(upid, str) or not upid.startswith("UPID:"):
             raise ProxmoxError(f"expected a task UPID from {self.url} on node {node}, got {upid!r}")
         task = f"task {upid}"
@@ -201,13 +204,19 @@ class ProxmoxClient:
             lambda: self._call(f"read log of {task}",
                                lambda api: api.nodes(node).tasks(upid).log.get(start=0, limit=5000)),
             upid=upid, node=node, timeout=self.task_timeout if timeout is None else timeout,
-            poll_interval=self.poll_interval,
+            poll_interval=self.poll_interval, on_log=on_log,
         )
 
     def rollback_many(self, node: str, targets: Mapping[int, str], start: bool = True, *,
-                      timeout: float | None = None) -> dict[int, TaskResult | Exception]:
-        """Roll back several containers in parallel: {vmid: TaskResult or the exception it raised}."""
-        return self._fan_out(targets, lambda vmid, name: self.rollback(node, vmid, name, start, timeout=timeout))
+                      timeout: float | None = None, on_log: Callable[[int, str], None] | None = None,
+                      ) -> dict[int, TaskResult | Exception]:
+        """Roll back several containers in parallel: {vmid: TaskResult or the exception it raised}; on_log gets
+        (vmid, line) for each task's log lines as they appear."""
+        def one(vmid: int, name: str) -> TaskResult:
+            lines = (lambda line: on_log(vmid, line)) if on_log else None
+            return self.rollback(node, vmid, name, start, timeout=timeout, on_log=lines)
+
+        return self._fan_out(targets, one)
 
     def delete_snapshots_many(self, node: str, targets: Mapping[int, list[str]], *,
                               timeout: float | None = None) -> dict[int, list[str] | Exception]:

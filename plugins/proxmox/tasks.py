@@ -149,12 +149,22 @@ def explain_transport_error(exc: requests.RequestException, *, action: str, url:
 def wait_for_task(get_status: Callable[[], dict], get_log: Callable[[], list], *, upid: str, node: str,
                   timeout: float, poll_interval: float = 0.5, first_poll: float = 0.1,
                   clock: Callable[[], float] = time.monotonic,
-                  sleep: Callable[[float], None] = time.sleep) -> TaskResult:
+                  sleep: Callable[[float], None] = time.sleep,
+                  on_log: Callable[[str], None] | None = None) -> TaskResult:
     """Poll a task until it stops; raise TaskFailed on a bad exitstatus, TaskTimeout at the deadline.
 
     Polls start at first_poll and grow by half up to poll_interval: a short task (a snapshot on ZFS or
-    LVM-thin, a start) is seen soon after it ends, a long one is not polled more than needed."""
-    polled = poll(lambda remaining: get_status() or {}, lambda status: status.get("status") == "stopped",
+    LVM-thin, a start) is seen soon after it ends, a long one is not polled more than needed. With on_log,
+    each poll also reads the task's log and gives on_log every line not seen before (when each step began)."""
+    seen = LogReader(get_log, on_log) if on_log else None
+
+    def status(remaining: float) -> dict:
+        answer = get_status() or {}
+        if seen:
+            seen.read()
+        return answer
+
+    polled = poll(status, lambda status: status.get("status") == "stopped",
                   deadline=timeout, backoff=Backoff(first_poll, 1.5, poll_interval), clock=clock, sleep=sleep)
     if not polled.done:
         info = describe_upid(upid)
@@ -176,6 +186,29 @@ def wait_for_task(get_status: Callable[[], dict], get_log: Callable[[], list], *
     if shown:
         text += f"; last log lines: {' | '.join(shown)}"
     raise TaskFailed(text, upid=upid, exitstatus=exitstatus, log=log)
+
+
+class LogReader:
+    """A task's log read again and again: each line is given once, as it first appears (lines are numbered)."""
+
+    def __init__(self, get_log: Callable[[], list], on_line: Callable[[str], None]) -> None:
+        self._get_log, self._on_line, self._next = get_log, on_line, 0
+
+    def read(self) -> None:
+        """Read the log; give each line numbered past the last one given. A failed read waits for the next poll."""
+        try:
+            entries = self._get_log()
+        except ProxmoxError:
+            return
+        if not isinstance(entries, list):
+            return
+        for entry in sorted((e for e in entries if isinstance(e, dict)), key=lambda e: e.get("n", 0)):
+            number = entry.get("n", 0)
+            if isinstance(number, int) and number >= self._next:
+                self._next = number + 1
+                text = _one_line(entry.get("t", ""))
+                if text:
+                    self._on_line(text)
 
 
 def log_tail(entries: Any, lines: int = LOG_TAIL_LINES) -> list[str]:

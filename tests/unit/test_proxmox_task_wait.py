@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.proxmox.tasks import TaskTimeout, wait_for_task
+from plugins.proxmox.tasks import ProxmoxError, TaskTimeout, wait_for_task
 
 pytestmark = pytest.mark.unit
 
@@ -57,3 +57,36 @@ def test_a_task_still_running_at_the_deadline_times_out_with_its_upid():
         wait_for_task(lambda: {"status": "running"}, list, upid=UPID, node="homelab", timeout=2,
                       clock=clock, sleep=clock.sleep)
     assert clock.now == pytest.approx(2.0)
+
+
+def test_on_log_gets_each_line_once_as_it_appears():
+    """The rollback's timeline: with on_log, each poll reads the log and gives only the lines not given before."""
+    clock = FakeClock()
+    script = [(0.0, "stopping CT 250 before rollback"), (0.2, "rollback to snapshot 'deploy_1'"),
+              (0.5, "starting CT 250")]
+
+    def log():
+        return [{"n": n + 1, "t": text} for n, (at, text) in enumerate(script) if clock.now >= at]
+
+    seen: list[tuple[float, str]] = []
+    wait_for_task(task_ending_at(clock, 0.6), log, upid=UPID, node="homelab", timeout=60, poll_interval=0.5,
+                  clock=clock, sleep=clock.sleep, on_log=lambda line: seen.append((clock.now, line)))
+    assert [line for _, line in seen] == [text for _, text in script]
+    assert [at for at, _ in seen] == pytest.approx([0.0, 0.25, 0.8125])  # the poll that first saw each line
+
+
+def test_a_log_that_cannot_be_read_is_tried_again_at_the_next_poll():
+    """A failed log read never fails the wait; the lines come with a later poll."""
+    clock = FakeClock()
+    reads = iter([ProxmoxError("read log: 500"), [{"n": 1, "t": "starting CT 250"}]])
+
+    def log():
+        answer = next(reads, [{"n": 1, "t": "starting CT 250"}])
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    seen: list[str] = []
+    result = wait_for_task(task_ending_at(clock, 0.3), log, upid=UPID, node="homelab", timeout=60,
+                           clock=clock, sleep=clock.sleep, on_log=seen.append)
+    assert result.exitstatus == "OK" and seen == ["starting CT 250"]

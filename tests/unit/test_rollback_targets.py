@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from plugins.deploy.finish import rollback
+from plugins.deploy.finish import timeline as tl
 from plugins.deploy.session import DeploySession
+from plugins.health.results import FAIL, PASS, CheckResult
 from plugins.inventory import load_inventory
 from plugins.shared import this_machine
 
@@ -27,7 +29,7 @@ class RecordingClient:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[int, str], bool]] = []
 
-    def rollback_many(self, node, targets, start=True, *, timeout=None):
+    def rollback_many(self, node, targets, start=True, *, timeout=None, on_log=None):
         """Record the call; every container's task succeeds."""
         self.calls.append((node, dict(targets), start))
         return {vmid: f"UPID:{node}:{vmid}" for vmid in targets}
@@ -38,12 +40,12 @@ def healthy(monkeypatch) -> list[list[str]]:
     """The hosts each wait for health was asked about (they all answer at once)."""
     asked: list[list[str]] = []
 
-    def wait_healthy(hosts, inventory, judgements):
+    def wait_healthy(hosts, inventory, judgements, timeline=None):
         asked.append([h.hostname for h in hosts])
         return {h.hostname: "" for h in hosts}
 
     monkeypatch.setattr(rollback, "wait_healthy", wait_healthy)
-    monkeypatch.setattr(rollback, "read_records", lambda inventory, hosts: {h.hostname: None for h in hosts})
+    monkeypatch.setattr(rollback, "read_records", lambda inventory, hosts, on_answer=None: {h.hostname: None for h in hosts})
     return asked
 
 
@@ -95,3 +97,45 @@ def test_a_host_with_rollback_false_is_left_out_saying_so(healthy):
     outcome = rollback.roll_back(_deploy({240: RUN, 250: RUN}, inventory), client)
     assert client.calls == [("homelab", {250: RUN}, True)]
     assert outcome["excluded"] == ["monitoring has rollback: false: not rolled back"]
+
+
+class LoggingClient(RecordingClient):
+    """A client whose rollback tasks log their steps as PVE's do."""
+
+    def rollback_many(self, node, targets, start=True, *, timeout=None, on_log=None):
+        """Give each task's log lines to on_log, then succeed."""
+        for vmid in targets:
+            on_log(vmid, f"stopping CT {vmid} before rollback")
+            on_log(vmid, f"starting CT {vmid}")
+        return super().rollback_many(node, targets, start, timeout=timeout)
+
+
+def test_the_outcome_has_each_hosts_timeline_from_the_task_to_ssh(monkeypatch, healthy):
+    """Task sent, the task's log lines, task done, SSH answering: each host's steps in order, in result.json."""
+    def read_records(inventory, hosts, on_answer=None):
+        for host in hosts:
+            on_answer(host.hostname)
+        return {h.hostname: None for h in hosts}
+
+    monkeypatch.setattr(rollback, "read_records", read_records)
+    outcome = rollback.roll_back(_deploy({200: RUN, 250: RUN}), LoggingClient())
+    assert [entry["step"] for entry in outcome["timeline"]["proxy"]] == [
+        "rollback task sent", "task: stopping CT 200 before rollback", "task: starting CT 200",
+        "rollback task done", "ssh answers"]
+    assert set(outcome["timeline"]) == {"proxy", "app-demo"}
+    assert all(entry["at"] >= 0 for steps in outcome["timeline"].values() for entry in steps)
+
+
+def test_a_round_of_host_checks_marks_docker_each_healthy_container_and_the_hosts_that_passed():
+    timeline = tl.Timeline()
+    rollback.mark_checks(timeline, {
+        ("utilities", "docker_running", None): CheckResult("utilities", "docker_running", PASS, "up"),
+        ("utilities", "container_running", "netbox-db"): CheckResult("utilities", "container_running", PASS, "ok",
+                                                                      "netbox-db"),
+        ("utilities", "container_running", "netbox"): CheckResult("utilities", "container_running", FAIL,
+                                                                   "starting", "netbox"),
+        ("proxy", "ssh_reachable", None): CheckResult("proxy", "ssh_reachable", PASS, "ok"),
+    })
+    steps = {host: [e["step"] for e in entries] for host, entries in timeline.as_dict().items()}
+    assert sorted(steps["utilities"]) == ["container netbox-db", "docker answers"]
+    assert steps["proxy"] == ["host checks pass"]

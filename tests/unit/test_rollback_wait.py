@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 
 from plugins.deploy.finish import rollback
+from plugins.deploy.finish import timeline as tl
 from plugins.deploy.finish.judgement import SHARED_CHECKS, judge, judge_lines, judged_by
 from plugins.deploy.release import host_record, parse_host_record, release_record
 from plugins.deploy.session import DeploySession
 from plugins.health.registry import host_wanted
+from plugins.health.results import PASS, CheckResult
+from plugins.health.web import HttpResult
 from plugins.inventory import Inventory, read_document
 from plugins.inventory.catalog import CATALOG_DIR, load_catalog
 
@@ -57,7 +60,7 @@ def captured(monkeypatch):
     """What the rollback hands the wait: per host (check, subject) pairs, and the (host, check) HTTP pairs."""
     seen = {}
 
-    def fake_wait(inventory, hosts, services, wanted_of, deadline_of):
+    def fake_wait(inventory, hosts, services, wanted_of, deadline_of, observe_hosts=None, observe_services=None):
         seen["wanted"] = {h.hostname: wanted_of(h) for h in hosts}
         seen["services"] = [(h.hostname, s.name) for h, s in services]
         seen["accepted"] = {s.name: s.accepted for _, s in services}
@@ -178,7 +181,7 @@ def test_the_rollback_waits_the_recorded_declared_deadlines_not_the_deploys_cap(
 class OkClient:
     """A ProxmoxClient stand-in whose every rollback task ends OK."""
 
-    def rollback_many(self, node, targets, start=True, *, timeout=None):
+    def rollback_many(self, node, targets, start=True, *, timeout=None, on_log=None):
         """Every container's task succeeds."""
         return {vmid: f"UPID:{node}:{vmid}" for vmid in targets}
 
@@ -191,10 +194,10 @@ def test_the_outcome_says_whose_checks_judged_each_host_and_a_silent_host_is_not
     deploy.snapshots.update({200: "deploy_u", 201: "deploy_u", 250: "deploy_u"})
     reads = {"proxy": recorded(inventory, "proxy"), "app-demo": None,
              "utilities": "no SSH answer: ssh: connect to host 198.18.0.201 port 22: No route to host"}
-    monkeypatch.setattr(rollback, "read_records", lambda inv, hosts: {h.hostname: reads[h.hostname] for h in hosts})
+    monkeypatch.setattr(rollback, "read_records", lambda inv, hosts, on_answer=None: {h.hostname: reads[h.hostname] for h in hosts})
     waited = []
     monkeypatch.setattr(rollback, "wait_healthy",
-                        lambda hosts, inv, judgements: waited.append(sorted(judgements)) or {h.hostname: "" for h in hosts})
+                        lambda hosts, inv, judgements, timeline=None: waited.append(sorted(judgements)) or {h.hostname: "" for h in hosts})
     outcome = rollback.roll_back(deploy, OkClient())
     assert waited == [["app-demo", "proxy"]]
     assert not outcome["ok"]
@@ -212,3 +215,30 @@ def test_the_outcome_says_what_was_not_waited_for():
                "unhealthy": {}, "excluded": [], "new_in_this_run": {"app-demo": ["app-demo-backend"]}}
     assert "  not waited for on app-demo (added by this run, gone with it): app-demo-backend" in rollback.describe(outcome)
 
+
+
+def test_the_wait_marks_each_green_http_check_each_healthy_container_and_the_healthy_host(monkeypatch):
+    """What the waits see goes into the timeline: a container, an accepted answer, the host healthy at the end;
+    an answer that failed marks nothing, and the host it belongs to is not marked healthy."""
+    inventory = lab()
+    proxy, utilities = inventory.host("proxy"), inventory.host("utilities")
+
+    def fake_wait(inventory, hosts, services, wanted_of, deadline_of, observe_hosts=None, observe_services=None):
+        observe_hosts({("proxy", "container_running", "traefik"):
+                       CheckResult("proxy", "container_running", PASS, "running", "traefik")})
+        for host, service in services:
+            ok = host.hostname == "proxy"
+            observe_services(host, service, HttpResult(service.name, service.url, ok=ok, status=200 if ok else 503))
+        return {}, {(h.hostname, s.name): HttpResult(s.name, s.url, ok=h.hostname == "proxy",
+                                                      message=f"{s.name}: got 503")
+                    for h, s in services}
+
+    monkeypatch.setattr(rollback, "wait_hosts_and_services", fake_wait)
+    judgements = {h.hostname: judge(h, recorded(inventory, h.hostname), before=None) for h in (proxy, utilities)}
+    timeline = tl.Timeline()
+    problems = rollback.wait_healthy([proxy, utilities], inventory, judgements, timeline)
+    steps = {host: [entry["step"] for entry in entries] for host, entries in timeline.as_dict().items()}
+    assert problems["proxy"] == "" and problems["utilities"]
+    assert "container traefik" in steps["proxy"] and steps["proxy"][-1] == tl.HEALTHY
+    assert {f"http {s.name}" for s in judgements["proxy"].services} <= set(steps["proxy"])
+    assert steps["utilities"] == [tl.CHECKS_START]

@@ -22,6 +22,7 @@ import pytest
 
 from plugins.deploy.finish import run_result
 from plugins.deploy.finish.rollback import changed_nothing, describe, discard_snapshots, roll_back_session
+from plugins.deploy.finish.timeline import timeline_lines
 from plugins.deploy.progress import result_table
 from plugins.deploy.release import RECORD_PATH, record_on_hosts, release_record, write_local
 from plugins.deploy.run_lock import RunLock, recovery_command
@@ -121,6 +122,8 @@ def _allure_result(deploy: DeploySession, end: RunEnd, alluredir, started: float
         message = describe(outcome)[0]
     attachments = {"rollback": "\n".join(describe(outcome)) if outcome else message,
                    "failures": "\n".join(deploy.failures) or "(none recorded by a stage)"}
+    if outcome and outcome.get("timeline"):
+        attachments["rollback timeline"] = "\n".join(timeline_lines(outcome["timeline"]))
     if deploy.notification:
         attachments["notification"] = deploy.notification
     allure_output.write_result(

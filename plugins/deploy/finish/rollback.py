@@ -13,12 +13,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from plugins.deploy.finish import timeline as tl
 from plugins.deploy.finish.judgement import Judgement, judge, judge_lines, judged_by
 from plugins.deploy.pipeline import PIPELINE, STAGES
 from plugins.deploy.release import read_records
 from plugins.deploy.session import DeploySession
 from plugins.deploy.stages import firewall as firewall_stage
-from plugins.health.results import FAIL
+from plugins.health.results import FAIL, PASS
 from plugins.health.waiting import HOST_DEADLINE, wait_hosts_and_services
 from plugins.proxmox.client import ProxmoxClient, per_node
 from plugins.shared.this_machine import self_reason
@@ -46,22 +47,31 @@ def roll_back(deploy: DeploySession, client: Any) -> dict:
     inventory = deploy.inventory
     targets, excluded = rollback_targets(deploy)
     started = time.monotonic()
+    timeline = tl.Timeline()
     firewall, firewall_error = _restore_firewall(deploy, client)
     tasks: dict[int, Any] = {}
     for node, hosts in per_node(inventory.host(vmid) for vmid in targets).items():
         group = {h.vmid: targets[h.vmid] for h in hosts}
-        tasks.update(client.rollback_many(node, group, start=True, timeout=ROLLBACK_TASK_TIMEOUT))
+        for host in hosts:
+            timeline.mark(host.hostname, tl.TASK_SENT)
+        tasks.update(client.rollback_many(
+            node, group, start=True, timeout=ROLLBACK_TASK_TIMEOUT,
+            on_log=lambda vmid, line: timeline.mark(inventory.host(vmid).hostname, tl.TASK_LINE + line)))
+    for vmid, res in tasks.items():
+        if not isinstance(res, Exception):
+            # the pool's thread saw the end first; a task is marked done no later than this
+            timeline.mark(inventory.host(vmid).hostname, tl.TASK_DONE)
     rolled = [vmid for vmid, res in tasks.items() if not isinstance(res, Exception)]
     task_errors = {vmid: str(res) for vmid, res in tasks.items() if isinstance(res, Exception)}
     before = {inventory.host(v).hostname: deploy.containers_before[v] for v in rolled if v in deploy.containers_before}
     restored = [inventory.host(v) for v in rolled]
     # Read as soon as each host answers SSH: the record is a file of the snapshot just restored.
-    records = read_records(inventory, restored)
+    records = read_records(inventory, restored, on_answer=lambda hostname: timeline.mark(hostname, tl.SSH_UP))
     silent = {h.hostname: f"{records[h.hostname]} ({HOST_DEADLINE:g} s after the rollback)" for h in restored
               if _unanswered(records.get(h.hostname))}
     judgements = {h.hostname: judge(h, records.get(h.hostname), before.get(h.hostname))
                   for h in restored if h.hostname not in silent}
-    health = wait_healthy([h for h in restored if h.hostname not in silent], inventory, judgements)
+    health = wait_healthy([h for h in restored if h.hostname not in silent], inventory, judgements, timeline)
     unhealthy = {name: msg for name, msg in {**health, **silent}.items() if msg}
     return {
         "rolled_back": {inventory.host(v).hostname: targets[v] for v in rolled},
@@ -74,6 +84,7 @@ def roll_back(deploy: DeploySession, client: Any) -> dict:
         "firewall": firewall,
         "firewall_error": firewall_error,
         "ok": not task_errors and not unhealthy and not firewall_error,
+        "timeline": timeline.as_dict(),
     }
 
 
@@ -110,15 +121,22 @@ def new_services(inventory: Any, before: dict[str, list[str]]) -> dict[str, list
     return found
 
 
-def wait_healthy(hosts: list, inventory: Any, judgements: dict[str, Judgement]) -> dict[str, str]:
+def wait_healthy(hosts: list, inventory: Any, judgements: dict[str, Judgement],
+                 timeline: tl.Timeline | None = None) -> dict[str, str]:
     """Wait, bounded, until each host answers SSH and passes the checks of its judgement and its services
-    answer; {hostname: '' when healthy, else why not}."""
+    answer; {hostname: '' when healthy, else why not}. The timeline gets each step as the waits see it."""
+    timeline = timeline or tl.Timeline()
     services = [(host, service) for host in hosts for service in judgements[host.hostname].services]
+    for host in hosts:
+        timeline.mark(host.hostname, tl.CHECKS_START)
     # the declared deadlines, not a test's cap on the deploy's own checks: a service that restarts slowly
     # after the rollback (NetBox loading Django) still gets the time it was measured to need
     results, web = wait_hosts_and_services(inventory, hosts, services,
                                            wanted_of=lambda host: judgements[host.hostname].wanted,
-                                           deadline_of=lambda service: service.rollback_deadline or service.deadline)
+                                           deadline_of=lambda service: service.rollback_deadline or service.deadline,
+                                           observe_hosts=lambda found: mark_checks(timeline, found),
+                                           observe_services=lambda host, service, answer: mark_answer(
+                                               timeline, host, service, answer))
     problems: dict[str, list[str]] = {h.hostname: [] for h in hosts}
     for result in results.values():
         if result.outcome == FAIL:
@@ -126,7 +144,33 @@ def wait_healthy(hosts: list, inventory: Any, judgements: dict[str, Judgement]) 
     for (hostname, _), answer in web.items():
         if not answer.ok:
             problems[hostname].append(answer.message)
+    for host in hosts:
+        healthy_at = timeline.last(host.hostname, tl.HOST_CHECKS, tl.HTTP)
+        if not problems[host.hostname] and healthy_at is not None:
+            # when its last check passed, not when the slowest host let the wait end
+            timeline.mark(host.hostname, tl.HEALTHY, healthy_at)
     return {name: "; ".join(msgs) for name, msgs in problems.items()}
+
+
+def mark_answer(timeline: tl.Timeline, host: Any, service: Any, answer: Any) -> None:
+    """Mark a service's HTTP check green when its wait ended with an accepted answer."""
+    if answer.ok:
+        timeline.mark(host.hostname, tl.HTTP + service.name)
+
+
+def mark_checks(timeline: tl.Timeline, results: dict) -> None:
+    """Mark the steps one round of host checks saw passed: Docker answering, each container running (healthy),
+    and the host's checks all passed."""
+    failing = {r.host for r in results.values() if r.outcome != PASS}
+    for result in results.values():
+        if result.outcome != PASS:
+            continue
+        if result.check == "docker_running":
+            timeline.mark(result.host, tl.DOCKER_UP)
+        elif result.check == "container_running":
+            timeline.mark(result.host, tl.CONTAINER + str(result.subject))
+    for host in {r.host for r in results.values()} - failing:
+        timeline.mark(host, tl.HOST_CHECKS)
 
 
 def describe(outcome: dict) -> list[str]:
@@ -140,6 +184,7 @@ def describe(outcome: dict) -> list[str]:
     lines += [f"  still unhealthy {h}: {m}" for h, m in outcome["unhealthy"].items()]
     lines += [f"  {x}" for x in outcome["excluded"]]
     lines += [f"  {line}" for line in judge_lines(outcome.get("judged_by") or {})]
+    lines += [f"  {line}" for line in tl.milestone_lines(outcome.get("timeline") or {})]
     lines += [f"  not waited for on {h} (added by this run, gone with it): {', '.join(names)}"
               for h, names in (outcome.get("new_in_this_run") or {}).items()]
     return lines

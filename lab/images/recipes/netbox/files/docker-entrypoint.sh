@@ -2,7 +2,7 @@
 # The official NetBox image's start-up, for the pip-installed NetBox of this image: wait for PostgreSQL
 # (DB_WAIT_TIMEOUT), bring the schema up to date with the real `netbox migrate` when `migrate --check` finds
 # migrations to apply, create the superuser (SKIP_SUPERUSER, SUPERUSER_*), then exec the command (gunicorn on
-# 8080).
+# 8080). The checks and the superuser run in one start of Django (start_checks.py), not one per command.
 #
 # One addition: a database without NetBox's tables first gets the migrated schema this image's build made
 # (a pg_dump taken after running every migration on an empty database). `migrate` then has nothing to do,
@@ -16,30 +16,24 @@ export PGPASSWORD="${DB_PASSWORD:-}"
 
 if [ "$1" = gunicorn ] || [ "$1" = netbox-start ]; then
 	timeout="${DB_WAIT_TIMEOUT:-60}"
-	for i in $(seq "$timeout"); do
+	# asked five times a second (the official image: once): the database of a host that just started is
+	# usually ready within a second, and NetBox's start waits on it
+	for i in $(seq "$((timeout * 5))"); do
 		if psql -qtAX -c 'SELECT 1' >/dev/null 2>&1; then
 			break
 		fi
-		[ "$i" = "$timeout" ] && { echo >&2 "⏳ database $PGHOST:$PGPORT/$PGDATABASE did not answer in $timeout s"; exit 1; }
-		echo "⏳ waiting on the database ($i/$timeout)"
-		sleep 1
+		[ "$i" = "$((timeout * 5))" ] && { echo >&2 "⏳ database $PGHOST:$PGPORT/$PGDATABASE did not answer in $timeout s"; exit 1; }
+		[ "$((i % 5))" = 0 ] && echo "⏳ waiting on the database ($((i / 5))/$timeout)"
+		sleep 0.2
 	done
 	if [ "$(psql -qtAX -c "SELECT to_regclass('public.django_migrations') IS NULL")" = t ] && [ -s "$DUMP" ]; then
 		echo "⚙️ empty database: restoring the migrated schema of this image's build"
 		gunzip -c "$DUMP" | psql -qX -v ON_ERROR_STOP=1 --single-transaction >/dev/null
 	fi
 	unset PGPASSWORD
-	# as the official image: migrate and its housekeeping only when `migrate --check` finds work (each
-	# command is one more start of Django: a restart after a rollback does not pay for those)
-	if ! netbox migrate --check >/dev/null 2>&1; then
-		echo "⚙️ applying database migrations"
-		netbox migrate --no-input
-		netbox remove_stale_contenttypes --no-input >/dev/null || :
-		netbox clearsessions >/dev/null || :
-	fi
-	if [ "${SKIP_SUPERUSER:-false}" != true ]; then
-		netbox shell --interface python < /opt/netbox/docker/super_user.py
-	fi
+	# the official image's checks (migrate and its housekeeping only when `migrate --check` finds work, then the
+	# superuser unless SKIP_SUPERUSER) in one start of Django instead of one per command
+	netbox shell --interface python < /opt/netbox/docker/start_checks.py
 	echo "✅ initialisation done"
 	if [ "$1" = netbox-start ]; then
 		shift
