@@ -29,4 +29,9 @@ def test_a_service_that_exits_at_once_is_not_waited_for(tmp_path):
     started = time.monotonic()
     procs.start(tmp_path / "run", tmp_path / "log", service)
     assert time.monotonic() - started < 4
+    # start() may return while /bin/false still runs (its command line shown): once it has exited, within a
+    # moment, its PID file must not pass for a running service (an exited child stays a zombie, unreaped).
+    deadline = time.monotonic() + 5
+    while procs.running_pid(tmp_path / "run", service) is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert procs.running_pid(tmp_path / "run", service) is None
