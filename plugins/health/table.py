@@ -87,16 +87,17 @@ def table_rows(cells: dict, states: dict[str, str] | None = None) -> tuple[list[
     return ["host", "state", *used], rows
 
 
-def write_allure_summary(directory: Path, columns: list[str], rows: list[list[str]], started: float) -> None:
-    """Write one Allure result `health summary` carrying the table as text and CSV attachments."""
+def write_allure_summary(directory: Path, columns: list[str], rows: list[list[str]], started: float,
+                         suite: str = "health", axes: str = "host × check", noun: str = "health check") -> None:
+    """Write one Allure result `<suite> summary` carrying the table as text and CSV attachments."""
     buffer = io.StringIO()
     csv.writer(buffer).writerows([columns, *rows])
     failed = any(value.startswith("FAIL") for row in rows for value in row[1:])
     allure_output.write_result(
-        directory, name="health summary (host × check)", full_name="suites.health#summary",
+        directory, name=f"{suite} summary ({axes})", full_name=f"suites.{suite}#summary",
         status="failed" if failed else "passed",
-        message="some health checks failed" if failed else "every health check passed",
-        labels={"suite": "health", "feature": "summary"},
-        attachments={"health summary": render(columns, rows) + "\n",
-                     "health summary (CSV)": (buffer.getvalue(), "text/csv")},
+        message=f"some {noun}s failed" if failed else f"every {noun} passed",
+        labels={"suite": suite, "feature": "summary"},
+        attachments={f"{suite} summary": render(columns, rows) + "\n",
+                     f"{suite} summary (CSV)": (buffer.getvalue(), "text/csv")},
         started=started, stopped=time.time())

@@ -6,13 +6,11 @@ folding and the text table are the health table's (plugins/health/table.py, plug
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 
 import pytest
 
-from plugins.health.table import cell_text
+from plugins.health.table import cell_text, write_allure_summary
 from plugins.report import allure_output
 from plugins.report.tables import render
 from plugins.security.findings import CONTROLS
@@ -59,14 +57,5 @@ class SecurityTable:
         if not directory or not self.cells or hasattr(self.config, "workerinput"):
             return
         columns, rows = table_rows(self.cells)
-        buffer = io.StringIO()
-        csv.writer(buffer).writerows([columns, *rows])
-        failed = any(value.startswith("FAIL") for row in rows for value in row[1:])
-        allure_output.write_result(
-            directory, name="security summary (host × control)", full_name="suites.security#summary",
-            status="failed" if failed else "passed",
-            message="some security controls failed" if failed else "every security control passed",
-            labels={"suite": "security", "feature": "summary"},
-            attachments={"security summary": render(columns, rows) + "\n",
-                         "security summary (CSV)": (buffer.getvalue(), "text/csv")},
-            started=self.started, stopped=time.time())
+        write_allure_summary(directory, columns, rows, self.started,
+                             suite="security", axes="host × control", noun="security control")
