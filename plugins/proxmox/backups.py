@@ -86,6 +86,20 @@ def read_job(client: ProxmoxClient, job_id: str = JOB_ID) -> dict:
     return client._call(f"read backup job {job_id}", lambda api: api.cluster.backup(job_id).get()) or {}
 
 
+def _same(wanted: object, found: object) -> bool:
+    """One job parameter alike on both sides: PVE gives property strings back parsed (Backup.pm parses
+    `prune-backups` into {"keep-last": 3, …}), where the suite writes them as `keep-last=3,…`."""
+    if isinstance(found, dict) and isinstance(wanted, str):
+        wanted = dict(part.split("=", 1) for part in wanted.split(",") if part)
+        return {key: str(value) for key, value in found.items()} == wanted
+    return str(found if found is not None else "") == str(wanted)
+
+
+def job_differences(wanted: dict, found: dict) -> list[str]:
+    """The parameters in which the node's job (as GET /cluster/backup gives it) differs from wanted, sorted."""
+    return sorted(key for key, value in wanted.items() if not _same(value, found.get(key)))
+
+
 def apply_job(client: ProxmoxClient, job: BackupJob) -> str:
     """Create the suite's backup job or bring it to the policy; 'created', 'updated' or 'unchanged'."""
     jobs = client._call("list the backup jobs", lambda api: api.cluster.backup.get()) or []
@@ -94,7 +108,7 @@ def apply_job(client: ProxmoxClient, job: BackupJob) -> str:
     if current is None:
         client._call(f"create backup job {JOB_ID}", lambda api: api.cluster.backup.post(id=JOB_ID, **wanted))
         return "created"
-    if all(str(current.get(key, "")) == str(value) for key, value in wanted.items()):
+    if not job_differences(wanted, current):
         return "unchanged"
     client._call(f"update backup job {JOB_ID}", lambda api: api.cluster.backup(JOB_ID).put(**wanted))
     return "updated"

@@ -12,7 +12,7 @@ import pytest
 from plugins.backup.job import NoBackupApi, apply_policy_job, backup_job
 from plugins.deploy.stages import ansible
 from plugins.inventory import get_inventory
-from plugins.proxmox.backups import read_job
+from plugins.proxmox.backups import job_differences, read_job
 from plugins.tools.playbooks import PlaybookResult
 
 pytestmark = pytest.mark.stage("ansible")
@@ -72,5 +72,5 @@ def test_the_node_runs_the_policys_backup_job(proxmox, inventory, deployment):
     except NoBackupApi as reason:
         pytest.skip(str(reason))
     wanted, found = backup_job(inventory).parameters(), read_job(proxmox)
-    differ = sorted(key for key, value in wanted.items() if str(found.get(key, "")) != str(value))
+    differ = job_differences(wanted, found)
     assert not differ, f"{outcome}, yet the node's job differs in {', '.join(differ)} from {inventory.where('backup')}"

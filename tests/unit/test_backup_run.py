@@ -212,3 +212,17 @@ def test_each_host_dumps_what_its_services_hold():
     inventory = validate_document("inventories/lab.yml", document)
     assert dumps(inventory, inventory.host("utilities")) == []
     assert 201 not in backup_job(inventory).vmids
+
+
+def test_a_job_read_back_with_its_retention_parsed_as_pve_gives_it_matches_the_policy():
+    """GET /cluster/backup gives prune-backups parsed ({"keep-last": 3, …}): the same policy is no difference,
+    and a changed count is one, named."""
+    wanted = backup_job(LAB).parameters()
+    parsed = dict(part.split("=") for part in wanted["prune-backups"].split(","))
+    as_pve_gives_it = {**wanted, "prune-backups": {key: int(value) for key, value in parsed.items()}}
+    assert node_backups.job_differences(wanted, as_pve_gives_it) == []
+    calls = []
+    current = {"id": node_backups.JOB_ID, **as_pve_gives_it}
+    assert node_backups.apply_job(client({("GET", "cluster/backup"): [current]}, calls), backup_job(LAB)) == "unchanged"
+    fewer = {**as_pve_gives_it, "prune-backups": {**as_pve_gives_it["prune-backups"], "keep-last": 1}}
+    assert node_backups.job_differences(wanted, fewer) == ["prune-backups"]
