@@ -15,9 +15,8 @@ from typing import Any
 from . import apischema, formats
 from .auth import Principal
 
-# A path parameter that may hold a slash: an IP set entry's network (…/ipset/lan/192.168.1.0/24), as pvesh and
-# the web UI send it.
-# Path parameters that may hold a slash: an IP set entry's network with its prefix, and a volume id
+# Path parameters that may hold a slash: an IP set entry's network with its prefix (…/ipset/lan/198.18.0.0/15, as
+# pvesh and the web UI send it), and a volume id
 # (Storage/Content.pm is mounted with fragmentDelimiter '': `backup:backup/vzdump-…` keeps its slash).
 _SEGMENT = {"cidr": r"[^/]+(?:/[0-9]{1,3})?", "volume": r".+"}
 

@@ -93,7 +93,7 @@ def firewall_problems(inv: Any, catalog: Any) -> list[Problem]:
                                                        f"name; derived: {', '.join(DERIVED_ZONES)})")))
     if "lan" not in fw.zones:
         problems.append(("firewall.zones.lan", ("required key is missing (expected the LAN's networks, e.g. "
-                                               "[192.168.1.0/24]: where the proxy's 80/443 are open to)")))
+                                               "[198.18.0.0/15]: where the proxy's 80/443 are open to)")))
     if problems:
         return problems
     zones = zone_networks(inv)
