@@ -47,6 +47,23 @@ class DeployRun:
         return "\n".join(self.output.splitlines()[-lines:])
 
 
+@dataclass
+class DeployLedger:
+    """What this process last did that may change the lab: the last deploy run (plan-only runs change nothing),
+    and whether it was the Makefile's plain deploy of the lab inventory that passed (the lab is then deployed)."""
+
+    last: DeployRun | None = None
+    plain: bool = False
+
+    def record(self, run: DeployRun | None, plain: bool) -> None:
+        """A deploy ran (or anything else that changes the lab: run None)."""
+        self.last, self.plain = run, plain and run is not None and run.rc == 0 and run.result is not None
+
+
+LEDGER = DeployLedger()
+PLAIN_DEPLOY_OPTIONS = {"--idempotence"}  # options that change what a deploy checks, not what it deploys
+
+
 def suite_env() -> dict[str, str]:
     """The environment a user gets from `eval "$(python -m lab env)"`, on top of this process's."""
     return {**os.environ, **orchestrate.suite_env(orchestrate.status())}
@@ -91,6 +108,8 @@ def suite_command(suite: str, *args: str, inventory: Path = LAB_INVENTORY, allur
 
 def start_suite(suite: str, *args: str, inventory: Path = LAB_INVENTORY, output: Path) -> subprocess.Popen:
     """Start the Makefile's command for a suite in its own process group (as a CI job runs it); output to a file."""
+    if suite == "deploy" and "--plan-only" not in args:
+        LEDGER.record(None, plain=False)  # its outcome is the caller's: the lab may be anything after it
     with output.open("w") as sink:
         return subprocess.Popen(suite_command(suite, *args, inventory=inventory), cwd=ROOT, env=suite_env(),
                                 stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
@@ -114,7 +133,10 @@ def run_suite(suite: str, *args: str, inventory: Path = LAB_INVENTORY, alluredir
     result = _read_json(latest) if suite == "deploy" else None
     if result is not None and (result == before or "stages" not in result):
         result = None  # the run wrote no result of its own
-    return DeployRun(proc.returncode, seconds, proc.stdout + proc.stderr, result)
+    run = DeployRun(proc.returncode, seconds, proc.stdout + proc.stderr, result)
+    if suite == "deploy" and "--plan-only" not in args:
+        LEDGER.record(run, plain=inventory == LAB_INVENTORY and set(args) <= PLAIN_DEPLOY_OPTIONS)
+    return run
 
 
 def _read_json(path: Path) -> dict | None:
@@ -191,6 +213,7 @@ def short_deadlines_variant(directory: Path) -> Path:
 
 def empty_lab(inventory: Path = LAB_INVENTORY) -> None:
     """Bring the lab back to 'nothing deployed': destroy the inventory's containers, drop the Terraform state."""
+    LEDGER.record(None, plain=False)
     document = yaml.safe_load(inventory.read_text())
     api = _Api(orchestrate.status())
     existing = {row["vmid"] for row in api.call("GET", f"/nodes/{api.node}/lxc")}
@@ -213,6 +236,7 @@ def empty_lab(inventory: Path = LAB_INVENTORY) -> None:
 def power_loss() -> dict[str, list]:
     """What a power cut (or a machine restart) leaves of the lab: every lab process killed by SIGKILL (found by
     its PID file), every container stopped the hard way (`lxc-stop -k`), the bridge gone. Files stay."""
+    LEDGER.record(None, plain=False)
     killed = []
     for service in orchestrate.services():
         pid = procs.running_pid(orchestrate.PATHS.run_dir, service)

@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from lab import orchestrate
+from lab import orchestrate, scenarios
+
+# session.testsfailed when the last deployed-lab fixture handed the lab over: a module may reuse the lab only
+# when no test failed since (a failed test may have left anything behind).
+_HANDED_OVER: dict[str, int] = {}
 
 
 def running_lab(who: str) -> dict:
@@ -23,6 +27,23 @@ def running_lab(who: str) -> dict:
     if not st["up"]:
         pytest.skip("the lab is not up: sudo python -m lab up")
     return st
+
+
+def deployed_lab(request, before: str) -> scenarios.DeployRun:
+    """A deployed, healthy lab for a module's tests. The session's last deploy is reused when it was the Makefile's
+    plain deploy of the lab inventory and passed, no test failed since and the health suite passes now; otherwise
+    the Makefile's deploy runs (a no-change one on a deployed lab). `before` names the tests, for the message."""
+    session = request.session
+    if scenarios.LEDGER.plain and _HANDED_OVER.get("failed") == session.testsfailed:
+        health = scenarios.run_suite("health")
+        if health.rc == 0:
+            print(f"deployed lab: reusing deploy {scenarios.LEDGER.last.result['run_id']} (health passes)")
+            return scenarios.LEDGER.last
+        print(f"deployed lab: the health suite fails on the last deploy's lab, deploying:\n{health.tail(10)}")
+    run = scenarios.run_suite("deploy")
+    assert run.rc == 0, f"deploy before {before} failed (rc {run.rc}):\n{run.tail()}"
+    _HANDED_OVER["failed"] = session.testsfailed
+    return run
 
 
 def wait_for(condition, what: str, timeout: float = 180, poll: float = 0.2) -> None:

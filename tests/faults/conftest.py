@@ -13,7 +13,7 @@ import time
 
 import pytest
 import requests
-from lab_driving import running_lab
+from lab_driving import deployed_lab, running_lab
 from matrix import MARKER, RUNNER
 
 from lab import scenarios
@@ -45,11 +45,10 @@ def lab_status() -> dict:
 
 
 @pytest.fixture(scope="module")
-def deployed(lab_status):
-    """A deployed, healthy lab before the rows (a no-change deploy when the lab already has one)."""
-    run = scenarios.run_suite("deploy")
-    assert run.rc == 0, f"deploy before the fault matrix failed:\n{run.tail()}"
-    return run
+def deployed(request, lab_status):
+    """A deployed, healthy lab before the rows: the last deploy's when the tests before left it deployed and
+    healthy, else a deploy (tests/lab_driving.deployed_lab)."""
+    return deployed_lab(request, "the fault matrix")
 
 
 @pytest.fixture(scope="module")
