@@ -44,14 +44,15 @@ def lxc_list(call: Call):
     """GET /nodes/{node}/lxc (CTs the caller may audit)."""
     if not call.principal.has("VM.Audit"):
         return []
-    return [e for e in (ct_entry(call.app, v) for v in call.app.vmids()) if e]
+    node = call.params["node"]
+    return [e for e in (ct_entry(call.app, v) for v in call.app.vmids() if call.app.node_of(v) == node) if e]
 
 
 @route("GET /nodes/{node}/lxc/{vmid}/status/current")
 def lxc_status(call: Call):
     """GET status/current."""
     call.app.record(call.vmid)
-    return {**ct_entry(call.app, call.vmid), "ha": {"managed": 0}}
+    return {**ct_entry(call.app, call.vmid), "ha": call.app.ha.status_of(call.vmid)}
 
 
 @route("POST /nodes/{node}/lxc/{vmid}/status/start")
