@@ -234,3 +234,18 @@ def test_lab_cli_refuses_a_bad_node_count_in_one_line(capsys):
         lab_main(["up", "--nodes", "0"])
     assert exc.value.code == 2
     assert "--nodes: 0: expected a number of nodes, 1 or more" in capsys.readouterr().err
+
+
+def test_an_ha_managed_cts_start_and_stop_go_through_the_ha_manager(api):
+    """status/stop and status/start on an HA-managed CT are hastop/hastart tasks that set its requested state, so
+    the CRM does not start again a CT the caller stopped."""
+    api.create("homelab", 900, rootfs="shared:8")
+    api.ok("POST", "/cluster/ha/resources", sid="ct:900")
+    upid, task = api.task("POST", "/nodes/homelab/lxc/900/status/stop")
+    assert ":hastop:900:" in upid and task.lines[0] == "Requesting HA stop for CT 900"
+    assert api.ok("GET", "/cluster/ha/resources/ct:900")["state"] == "stopped"
+    assert api.ok("GET", "/nodes/homelab/lxc/900/status/current")["status"] == "stopped"
+    upid, task = api.task("POST", "/nodes/homelab/lxc/900/status/start")
+    assert ":hastart:900:" in upid and task.exitstatus == "OK"
+    assert api.ok("GET", "/cluster/ha/resources/ct:900")["state"] == "started"
+    assert api.ok("GET", "/nodes/homelab/lxc/900/status/current")["status"] == "running"
