@@ -299,6 +299,9 @@ def print_status(st: dict) -> None:
     print(f"pve api     {st['api_url']}  node {st['node']}  {mark(st['pids']['pve'])}")
     print(f"  ca file   {st['ca_file']}")
     print(f"  token     {st['token_id']} (secret: python -m lab status --json)")
+    if len(st.get("nodes") or []) > 1:
+        print("  cluster   " + ", ".join(f"{n['name']} {n['ip']} {'online' if n['online'] else 'OFFLINE'}"
+                                      for n in st["nodes"]))
     print(f"s3 state    {st['s3_endpoint']}  bucket {st['s3_bucket']}  {mark(st['pids']['s3'])}")
     print(f"  objects   {st['s3_data']} (SeaweedFS; kept across restarts, removed by lab down)")
     print(f"sts/iam     {st['sts_endpoint']} (rejects: S3-compatible stores have no STS)  "

@@ -249,3 +249,21 @@ def test_an_ha_managed_cts_start_and_stop_go_through_the_ha_manager(api):
     assert ":hastart:900:" in upid and task.exitstatus == "OK"
     assert api.ok("GET", "/cluster/ha/resources/ct:900")["state"] == "started"
     assert api.ok("GET", "/nodes/homelab/lxc/900/status/current")["status"] == "running"
+
+
+def test_lab_up_nodes_is_stored_and_lab_node_takes_one_down(tmp_path, monkeypatch):
+    """`lab up --nodes 3` writes the cluster the emulator serves; `lab node down` marks a node offline; `lab up`
+    without --nodes keeps it, and a fresh lab is one node."""
+    from types import SimpleNamespace
+
+    from lab import orchestrate
+
+    monkeypatch.setattr(orchestrate, "PATHS", SimpleNamespace(pve_dir=tmp_path / "pve"))
+    assert [n.name for n in orchestrate.cluster_nodes()] == ["homelab"]
+    assert [n.name for n in orchestrate.cluster_nodes(3)] == ["homelab", "homelab-2", "homelab-3"]
+    orchestrate.set_node_online("homelab-3", False)
+    assert [n.online for n in orchestrate.cluster_nodes()] == [True, True, False]
+    app = Emulator(tmp_path / "pve", MemHosts(), node="homelab")
+    assert Api(app)("GET", "/nodes/homelab-3/status").status == 595
+    with pytest.raises(ClusterError, match="node 'nope': not in the cluster"):
+        orchestrate.set_node_online("nope", True)
