@@ -40,6 +40,7 @@ def cluster(tmp_path):
                            net0="name=eth0,bridge=labbr0,ip=198.18.0.100/24,gw=198.18.0.1", start=1)
     client.wait_task("homelab", upid)
     client.migrate("homelab", 900, "homelab-2", restart=True)
+    client.app = app
     yield client
     server.shutdown()
     server.server_close()
@@ -76,3 +77,12 @@ def test_without_the_lookup_the_old_node_does_not_have_it(cluster):
     """What the lookup saves the suite from: the inventory's node answers PVE's missing-config error."""
     with pytest.raises(ProxmoxError, match=r"nodes/homelab/lxc/900\.conf' does not exist"):
         cluster.container_status("homelab", 900, resolve=False)
+
+
+def test_a_call_to_a_down_node_is_explained(cluster):
+    """The CT's node is down: the 595 pveproxy answers becomes one line saying the node cannot be reached."""
+    cluster.app.cluster.set_online("homelab-2", False)
+    with pytest.raises(ProxmoxError) as caught:
+        cluster.container_status("homelab", 900)
+    assert str(caught.value) == (f"read status of CT 900 on node homelab-2: {cluster.url} cannot reach that node "
+                                 "(595 No route to host): the node is down or cut off from the cluster")
