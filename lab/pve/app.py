@@ -160,13 +160,13 @@ class Emulator:
             check(principal, *perm)
         node = merged.get(proxyto, self.node) if proxyto else self.node
         self._request.node = node
-        if "{vmid}" in route.pattern and "{node}" in route.pattern:
-            placed = self.node_of(typed["vmid"])
-            if placed is not None and placed != node:
-                raise fail(missing_config(node, typed["vmid"]))  # the config lives in the other node's directory
-        if method != "GET" and not self.cluster.quorate():
-            raise no_quorum()  # pmxcfs is read-only without quorum: every write dies in check_cfs_quorum
         try:
+            if "{vmid}" in route.pattern and "{node}" in route.pattern:
+                placed = self.node_of(typed["vmid"])
+                if placed is not None and placed != node:
+                    raise fail(missing_config(node, typed["vmid"]))  # its config is in the other node's directory
+            if method != "GET" and not self.cluster.quorate():
+                raise no_quorum()  # pmxcfs is read-only without quorum: every write dies in check_cfs_quorum
             result = route.handler(Call(self, principal, typed))
         finally:
             self._request.node = None
