@@ -139,10 +139,14 @@ class ProxmoxClient:
         rows = self._call(f"list containers on node {node}", lambda api: api.nodes(node).lxc.get()) or []
         return {int(row["vmid"]): row for row in rows}
 
+    def guests(self) -> dict[int, dict]:
+        """Every guest of the cluster: {vmid: its /cluster/resources entry (node it runs on now, status, lock, name)}."""
+        rows = self._call("list the cluster's guests", lambda api: api.cluster.resources.get(type="vm")) or []
+        return {int(row["vmid"]): row for row in rows if row.get("vmid") is not None and row.get("node")}
+
     def placement(self) -> dict[int, str]:
         """{vmid: the node each guest runs on now}, from /cluster/resources (one call for the whole cluster)."""
-        rows = self._call("list the cluster's guests", lambda api: api.cluster.resources.get(type="vm")) or []
-        return {int(row["vmid"]): str(row["node"]) for row in rows if row.get("vmid") is not None and row.get("node")}
+        return {vmid: str(row["node"]) for vmid, row in self.guests().items()}
 
     def current_node(self, vmid: int, assumed: str) -> str:
         """The node CT vmid runs on now (HA or a migration may have moved it off the inventory's node); the

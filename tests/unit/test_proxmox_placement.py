@@ -86,3 +86,17 @@ def test_a_call_to_a_down_node_is_explained(cluster):
         cluster.container_status("homelab", 900)
     assert str(caught.value) == (f"read status of CT 900 on node homelab-2: {cluster.url} cannot reach that node "
                                  "(595 No route to host): the node is down or cut off from the cluster")
+
+
+def test_host_states_find_a_migrated_host_on_its_new_node(cluster):
+    """The preflight's and the health suite's host states come from the cluster's guest list: the moved CT is
+    running on homelab-2, not missing from the inventory's node."""
+    from types import SimpleNamespace
+
+    from plugins.proxmox.power import host_states
+
+    host = SimpleNamespace(hostname="t900", vmid=900, node="homelab")
+    gone = SimpleNamespace(hostname="t901", vmid=901, node="homelab")
+    states = host_states(cluster, [host, gone])
+    assert (states[900].node, states[900].status) == ("homelab-2", "running")
+    assert states[901].line() == "t901 (CT 901) is missing: node 'homelab' has no CT 901"
