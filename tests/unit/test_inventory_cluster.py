@@ -92,3 +92,28 @@ def test_the_default_node_is_one_of_the_nodes_and_ha_needs_a_known_state(tmp_pat
     document = cluster_document()
     document["hosts"][1]["ha"]["state"] = "running"
     assert "hosts[utilities].ha.state" in refused(tmp_path, document)
+
+
+class Guests:
+    """The cluster's guest list as the Proxmox client gives it."""
+
+    def __init__(self, rows: dict[int, dict]):
+        self.rows = rows
+
+    def guests(self) -> dict[int, dict]:
+        return self.rows
+
+
+def test_preflight_follows_a_moved_host_and_still_refuses_a_wrong_one():
+    """A host HA or a migration moved is recorded, not refused; a VMID holding another host still is."""
+    from plugins.deploy.session import DeploySession
+    from plugins.deploy.stages.preflight import vmid_problem
+
+    inv = load_inventory(CLUSTER)
+    rows = {h.vmid: {"vmid": h.vmid, "name": h.hostname, "node": h.node, "status": "running"} for h in inv.hosts}
+    rows[240]["node"] = "homelab"  # monitoring, HA-managed, recovered on another node
+    deployment = DeploySession(run_id="unit", inventory=inv, snapshot_name="deploy_unit")
+    assert vmid_problem(deployment, Guests(rows)) == ""
+    assert deployment.facts["moved_hosts"] == "monitoring (CT 240) runs on node 'homelab', inventory says 'homelab-3'"
+    rows[250]["name"] = "web"
+    assert vmid_problem(deployment, Guests(rows)).startswith("CT 250 is 'web', inventory says 'app-demo'")

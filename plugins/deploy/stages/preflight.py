@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from plugins.proxmox.client import ProxmoxClient, per_node
+from plugins.proxmox.client import ProxmoxClient
 from plugins.report.redaction import REDACTOR
 from plugins.shared.this_machine import this_machine_reason
 from plugins.tools.terraform import missing_backend_flags
@@ -40,25 +40,25 @@ def require_nodes(proxmox: ProxmoxClient, inventory: Inventory) -> None:
 def vmid_problem(deployment: DeploySession, proxmox: ProxmoxClient) -> str:
     """What is wrong with the VMIDs that exist ('' if nothing); records those of the rollback set that do not (#8).
 
-    A VMID that exists must hold the host the inventory says, on its node; one that does not exist yet is
-    a first deploy, listed for creation.
+    A VMID that exists must hold the host the inventory says; one that does not exist yet is a first deploy,
+    listed for creation. The cluster's guest list is read once: a host running on another node than the
+    inventory's (HA or a migration moved it) is no problem, every call follows it there; the run records it.
     """
     inventory = deployment.inventory
-    existing = {}
-    for node in per_node(inventory.hosts):
-        existing.update({vmid: (node, row) for vmid, row in proxmox.containers(node).items()})
-    wrong = []
+    existing = proxmox.guests()
+    wrong, moved = [], []
     for host in inventory.hosts:
-        found = existing.get(host.vmid)
-        if found is None:
+        row = existing.get(host.vmid)
+        if row is None:
             if host in inventory.rollback_set and host.vmid not in deployment.first_deploy:
                 deployment.first_deploy.append(host.vmid)
             continue
-        node, row = found
-        if node != host.node:
-            wrong.append(f"CT {host.vmid} is on node '{node}', inventory says '{host.node}'")
+        if row.get("node") and row["node"] != host.node:
+            moved.append(f"{host.hostname} (CT {host.vmid}) runs on node '{row['node']}', inventory says '{host.node}'")
         if row.get("name") and row["name"] != host.hostname:
             wrong.append(f"CT {host.vmid} is '{row['name']}', inventory says '{host.hostname}'")
+    if moved:
+        deployment.facts["moved_hosts"] = "; ".join(moved)
     return "; ".join(wrong) + f" ({inventory.source}: hosts)" if wrong else ""
 
 
