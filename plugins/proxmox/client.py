@@ -127,6 +127,10 @@ class ProxmoxClient:
         """Names of the cluster's nodes."""
         return [n["node"] for n in self._call("list nodes", lambda api: api.nodes.get()) or []]
 
+    def cluster_status(self) -> list[dict]:
+        """/cluster/status: the cluster entry (quorate, nodes; none on a standalone node) and each node's (online)."""
+        return self._call("read the cluster's status", lambda api: api.cluster.status.get()) or []
+
     def require_node(self, node: str, *, source: str = "") -> None:
         """Raise ProxmoxError naming the wanted node and the existing ones if node is not there."""
         names = self.nodes()

@@ -117,3 +117,15 @@ def test_preflight_follows_a_moved_host_and_still_refuses_a_wrong_one():
     assert deployment.facts["moved_hosts"] == "monitoring (CT 240) runs on node 'homelab', inventory says 'homelab-3'"
     rows[250]["name"] = "web"
     assert vmid_problem(deployment, Guests(rows)).startswith("CT 250 is 'web', inventory says 'app-demo'")
+
+
+def test_a_standalone_node_is_always_quorate_for_preflight():
+    """PVE's standalone node has no cluster entry in /cluster/status: nothing to refuse, no node down."""
+    from types import SimpleNamespace
+
+    from plugins.deploy.session import DeploySession
+    from plugins.deploy.stages.preflight import cluster_problem
+
+    deployment = DeploySession(run_id="unit", inventory=load_inventory(LAB), snapshot_name="deploy_unit")
+    standalone = SimpleNamespace(cluster_status=lambda: [{"type": "node", "name": "homelab", "online": 1, "local": 1}])
+    assert cluster_problem(deployment, standalone) == "" and deployment.facts == {}

@@ -4,6 +4,7 @@ node the inventory assumed: proxmoxer over HTTPS to the emulator (three nodes, i
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from proxmoxer import ProxmoxAPI
@@ -16,6 +17,7 @@ from lab.pve.server import PveServer
 from plugins.proxmox.client import ProxmoxClient, ProxmoxError
 
 pytestmark = pytest.mark.unit
+ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = "local:vztmpl/debian-12-lab_amd64.tar.zst"
 
 
@@ -100,3 +102,22 @@ def test_host_states_find_a_migrated_host_on_its_new_node(cluster):
     states = host_states(cluster, [host, gone])
     assert (states[900].node, states[900].status) == ("homelab-2", "running")
     assert states[901].line() == "t901 (CT 901) is missing: node 'homelab' has no CT 901"
+
+
+def test_preflight_says_which_nodes_are_down_and_refuses_without_quorum(cluster):
+    """One node down: recorded with the hosts it holds, the deploy goes on; two down: no quorum, refused."""
+    from plugins.deploy.session import DeploySession
+    from plugins.deploy.stages.preflight import cluster_problem
+    from plugins.inventory import load_inventory
+
+    inventory = load_inventory(ROOT / "inventories" / "lab-cluster.yml")
+    deployment = DeploySession(run_id="unit", inventory=inventory, snapshot_name="deploy_unit")
+    assert cluster_problem(deployment, cluster) == "" and "nodes_down" not in deployment.facts
+    cluster.app.cluster.set_online("homelab-3", False)
+    assert cluster_problem(deployment, cluster) == ""
+    assert deployment.facts["nodes_down"] == "homelab-3: monitoring (HA)"
+    cluster.app.cluster.set_online("homelab-2", False)
+    assert cluster_problem(deployment, cluster) == (
+        "cluster 'lab' has no quorum: 1 of 3 nodes online (down: homelab-2, homelab-3); Proxmox VE refuses every "
+        "write (cluster not ready - no quorum?)")
+    assert deployment.facts["nodes_down"] == "homelab-2: utilities (HA), app-demo; homelab-3: monitoring (HA)"

@@ -37,6 +37,24 @@ def require_nodes(proxmox: ProxmoxClient, inventory: Inventory) -> None:
         proxmox.require_node(node, source=inventory.where("hosts[].node"))
 
 
+def cluster_problem(deployment: DeploySession, proxmox: ProxmoxClient) -> str:
+    """'' when the cluster is quorate; else why nothing can be written. Nodes that are down are recorded with the
+    hosts they hold (HA-managed ones are the HA manager's to recover; the others are down with their node)."""
+    inventory = deployment.inventory
+    rows = proxmox.cluster_status()
+    offline = sorted(str(r.get("name")) for r in rows if r.get("type") == "node" and not r.get("online"))
+    if offline:
+        held = {node: [h.hostname + (" (HA)" if h.ha else "") for h in inventory.hosts if h.node == node]
+                for node in offline}
+        deployment.facts["nodes_down"] = "; ".join(f"{node}: {', '.join(held[node]) or 'no host'}" for node in offline)
+    cluster = next((r for r in rows if r.get("type") == "cluster"), None)
+    if cluster is None or cluster.get("quorate"):
+        return ""
+    nodes = int(cluster.get("nodes") or 0)
+    return (f"cluster '{cluster.get('name')}' has no quorum: {nodes - len(offline)} of {nodes} nodes online "
+            f"(down: {', '.join(offline) or 'none'}); Proxmox VE refuses every write (cluster not ready - no quorum?)")
+
+
 def vmid_problem(deployment: DeploySession, proxmox: ProxmoxClient) -> str:
     """What is wrong with the VMIDs that exist ('' if nothing); records those of the rollback set that do not (#8).
 
