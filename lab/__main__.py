@@ -1,4 +1,4 @@
-"""python -m lab up | down | status [--json] | reset — the embedded homelab-in-a-box.
+"""python -m lab up [--nodes N] | down | status [--json] | reset | node down|up NAME — the embedded homelab-in-a-box.
 
 Needs root (LXC containers, a bridge, overlay mounts): real users run it with sudo.
 """
@@ -13,6 +13,7 @@ import sys
 import time
 
 from lab import orchestrate
+from lab.pve import cluster as pve_cluster
 
 
 def _require_root() -> None:
@@ -24,7 +25,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     """Bring bridge, base, keys, emulator and S3 up (idempotent) and say where each listens."""
     started = time.monotonic()
     try:
-        status = orchestrate.up(progress=print)
+        status = orchestrate.up(progress=print, nodes=args.nodes)
+    except pve_cluster.ClusterError as exc:
+        print(f"lab up: {exc}", file=sys.stderr)
+        return 2
     except RuntimeError as exc:  # a lab service that did not come up: one line naming it and its log
         print(f"lab up failed: {exc}", file=sys.stderr)
         return 1
@@ -60,24 +64,60 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_node(args: argparse.Namespace) -> int:
+    """Take an emulated node down or bring it back (API only: its containers keep running on this machine)."""
+    try:
+        orchestrate.set_node_online(args.name, args.action == "up")
+    except pve_cluster.ClusterError as exc:
+        print(f"lab node {args.action}: {exc}", file=sys.stderr)
+        return 2
+    print(f"node {args.name}: {'online' if args.action == 'up' else 'offline'}")
+    return 0
+
+
 def cmd_reset(args: argparse.Namespace) -> int:
     """down, then up."""
     cmd_down(argparse.Namespace(purge=False))
     return cmd_up(args)
 
 
+def node_count(text: str) -> int:
+    """--nodes: a cluster size of 1 or more."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of nodes, 1 or more") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{count}: expected a number of nodes, 1 or more")
+    return count
+
+
+def add_nodes_option(parser: argparse.ArgumentParser) -> None:
+    """--nodes N: the size of the emulated cluster (default: keep the lab's, one node on a fresh lab)."""
+    parser.add_argument("--nodes", type=node_count, default=None,
+                        help="emulated cluster nodes (default: keep the lab's; a fresh lab has 1)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run one lab command."""
     parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="bring the lab up (idempotent)").set_defaults(func=cmd_up)
+    up = sub.add_parser("up", help="bring the lab up (idempotent)")
+    add_nodes_option(up)
+    up.set_defaults(func=cmd_up)
     down = sub.add_parser("down", help="remove every container, bridge, mount and process of the lab")
     down.add_argument("--purge", action="store_true", help="also remove keys, CA and tokens (the base cache stays)")
     down.set_defaults(func=cmd_down)
     status = sub.add_parser("status", help="show services and containers")
     status.add_argument("--json", action="store_true", help="machine-readable, includes the lab's token secret")
     status.set_defaults(func=cmd_status)
-    sub.add_parser("reset", help="down + up").set_defaults(func=cmd_reset)
+    reset = sub.add_parser("reset", help="down + up")
+    add_nodes_option(reset)
+    reset.set_defaults(func=cmd_reset)
+    node = sub.add_parser("node", help="take an emulated cluster node down or bring it back (API only)")
+    node.add_argument("action", choices=("down", "up"))
+    node.add_argument("name")
+    node.set_defaults(func=cmd_node)
     sub.add_parser("env", help="shell exports for the suite (token secret, S3 keys)").set_defaults(func=cmd_env)
     args = parser.parse_args(argv)
     _require_root()

@@ -24,6 +24,7 @@ from lab.npm_mirror import NpmMirror, seed_lockfiles
 from lab.pve import auth as pve_auth
 from lab.pve import boot as pve_boot
 from lab.pve import ca as pve_ca
+from lab.pve import cluster as pve_cluster
 from lab.pve.firewall import TABLE as FIREWALL_TABLE
 from lab.pve.firewall import nft_remove, nft_table_exists
 from lab.registry import Registry
@@ -80,8 +81,18 @@ def _wait_port(port: int, timeout: float, name: str) -> None:
                        f"log {log}: {' | '.join(tail)}")
 
 
-def up(progress: Progress = _quiet) -> dict:
-    """Bring every piece of the lab up (idempotent) and return the status."""
+def cluster_nodes(nodes: int | None = None) -> list[pve_cluster.ClusterNode]:
+    """The emulated cluster's nodes; with a count, make the cluster that many nodes first (None: keep it)."""
+    return pve_cluster.Cluster(PATHS.pve_dir / "state", config.NODE, nodes).nodes
+
+
+def set_node_online(name: str, online: bool) -> None:
+    """Take an emulated node down or bring it back (its API calls then fail as a down node's do)."""
+    pve_cluster.Cluster(PATHS.pve_dir / "state", config.NODE).set_online(name, online)
+
+
+def up(progress: Progress = _quiet, nodes: int | None = None) -> dict:
+    """Bring every piece of the lab up (idempotent) and return the status; nodes: the emulated cluster's size."""
     progress(f"bridge {config.BRIDGE} {config.BRIDGE_ADDRESS}/{config.PREFIX}")
     net.bridge_up()
     progress(f"deploy key {ensure_deploy_key()}")
@@ -92,6 +103,10 @@ def up(progress: Progress = _quiet) -> dict:
     progress(f"proxy certificate {stack_files.ensure_proxy_cert(PATHS)} (signed by the lab CA)")
     stack_files.ensure_service_secrets(PATHS)
     pve_auth.ensure_tokens(PATHS.pve_dir)
+    members = cluster_nodes(nodes)
+    if len(members) > 1:
+        progress(f"cluster of {len(members)} emulated nodes: {', '.join(n.name for n in members)} "
+                 "(API only: every container still runs on this machine)")
     booting = procs.running_pid(PATHS.run_dir, PVE) is None
     procs.start(PATHS.run_dir, PATHS.log_dir, PVE)
     moved = s3.migrate_from_moto(STATE_STORE)
@@ -223,6 +238,8 @@ def status() -> dict:
         "pids": services,
         "api_url": f"https://127.0.0.1:{PVE_PORT}/api2/json",
         "node": config.NODE,
+        "nodes": [{"name": n.name, "ip": n.ip, "online": n.online} for n in cluster_nodes()]
+        if (PATHS.pve_dir / "state").exists() else [],
         "ca_file": str(PATHS.pve_dir / "ca.pem"),
         "token_id": pve_auth.FULL_TOKEN_ID,
         "token_secret": full,
@@ -282,6 +299,9 @@ def print_status(st: dict) -> None:
     print(f"pve api     {st['api_url']}  node {st['node']}  {mark(st['pids']['pve'])}")
     print(f"  ca file   {st['ca_file']}")
     print(f"  token     {st['token_id']} (secret: python -m lab status --json)")
+    if len(st.get("nodes") or []) > 1:
+        print("  cluster   " + ", ".join(f"{n['name']} {n['ip']} {'online' if n['online'] else 'OFFLINE'}"
+                                      for n in st["nodes"]))
     print(f"s3 state    {st['s3_endpoint']}  bucket {st['s3_bucket']}  {mark(st['pids']['s3'])}")
     print(f"  objects   {st['s3_data']} (SeaweedFS; kept across restarts, removed by lab down)")
     print(f"sts/iam     {st['sts_endpoint']} (rejects: S3-compatible stores have no STS)  "

@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     serve = sub.add_parser("serve", help="serve the PVE API over HTTPS in the foreground")
     serve.add_argument("--node", default="homelab")
+    serve.add_argument("--nodes", type=int, default=None,
+                       help="emulated cluster nodes (default: the state directory's cluster, 1 when it has none)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8006)
     serve.add_argument("--state-dir", default=None, help="default: $LAB_DIR/pve")
@@ -47,10 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     ca_file, cert, key = ensure_ca(state_dir)
     try:
         app = Emulator(state_dir, load_driver(args.driver), node=args.node, version=args.pve_version,
-                       verify_results=args.verify_results,
+                       verify_results=args.verify_results, nodes=args.nodes,
                        # the real containers' traffic is filtered; another driver has no veths to filter
                        enforce_firewall=args.driver == "lab.hosts:LabHosts")
-    except ValueError as exc:
+    except ValueError as exc:  # a bad version or cluster size (ClusterError is one)
         ap.error(str(exc))
     server = PveServer((args.host, args.port), app, cert, key, auth_delay=args.auth_delay)
 

@@ -49,10 +49,13 @@ def _uptime() -> int:
         return 0
 
 
-def node_entry(app) -> dict:
-    """Return the node's entry in /nodes and /cluster/resources."""
+def node_entry(app, name: str | None = None) -> dict:
+    """Return a node's entry in /nodes and /cluster/resources (an offline node: its name and status only)."""
+    name = name or app.node
+    if not app.cluster.online(name):
+        return {"node": name, "status": "offline", "id": f"node/{name}", "type": "node", "level": ""}
     mem = _meminfo()
-    return {"node": app.node, "status": "online", "id": f"node/{app.node}", "type": "node",
+    return {"node": name, "status": "online", "id": f"node/{name}", "type": "node",
             "cpu": 0.01, "maxcpu": os.cpu_count() or 1, "mem": mem["used"], "maxmem": mem["total"],
             "disk": 2 * GIB, "maxdisk": 64 * GIB, "uptime": _uptime(), "level": "",
             "ssl_fingerprint": ""}
@@ -66,8 +69,24 @@ def version(call: Call):
 
 @route("GET /nodes")
 def nodes(call: Call):
-    """GET /nodes."""
-    return [node_entry(call.app)]
+    """GET /nodes: every node of the cluster, online or not."""
+    return [node_entry(call.app, name) for name in call.app.cluster.names()]
+
+
+@route("GET /cluster/status")
+def cluster_status(call: Call):
+    """GET /cluster/status: the cluster (quorate, node count) and each node (online, local, nodeid, ip);
+    a standalone node has no cluster entry, as PVE answers it."""
+    cluster = call.app.cluster
+    out = []
+    if cluster.is_cluster:
+        out.append({"type": "cluster", "id": "cluster", "name": "lab", "nodes": len(cluster.nodes),
+                    "quorate": int(cluster.quorate()), "version": len(cluster.nodes)})
+    for node in cluster.nodes:
+        out.append({"type": "node", "id": f"node/{node.name}", "name": node.name, "nodeid": node.nodeid,
+                    "ip": node.ip, "online": int(node.online), "local": int(node.name == cluster.local),
+                    "level": ""})
+    return out
 
 
 @route("GET /nodes/{node}/status")
@@ -90,11 +109,21 @@ def node_status(call: Call):
                                "version": uname.version, "machine": uname.machine}}
 
 
-def storage_entry(app) -> dict:
-    """Return the `local` storage's entry in /cluster/resources."""
-    return {"id": f"storage/{app.node}/local", "type": "storage", "storage": "local", "node": app.node,
+def storage_entries(app, node: str) -> list[dict]:
+    """Return a node's storages in /cluster/resources: `local` (its own) and, in a cluster, `shared` (every
+    node lists it, `shared: 1`)."""
+    out = [{"id": f"storage/{node}/local", "type": "storage", "storage": "local", "node": node,
             "status": "available", "plugintype": "dir", "content": "vztmpl,rootdir,backup,iso",
-            "disk": 2 * GIB, "maxdisk": 64 * GIB, "shared": 0}
+            "disk": 2 * GIB, "maxdisk": 64 * GIB, "shared": 0}]
+    shared = app.storages.get("shared")
+    if shared is not None:
+        out.append({"id": f"storage/{node}/shared", "type": "storage", "storage": "shared", "node": node,
+                    "status": "available", "plugintype": shared.type,
+                    "content": ",".join(sorted(shared.content)), "disk": 2 * GIB, "maxdisk": 64 * GIB, "shared": 1})
+    if not app.cluster.online(node):
+        for entry in out:
+            entry["status"] = "unknown"
+    return out
 
 
 @route("GET /cluster/resources")
@@ -108,12 +137,16 @@ def cluster_resources(call: Call):
         for vmid in call.app.vmids():
             entry = ct_entry(call.app, vmid)
             if entry:
-                out.append({"id": f"lxc/{vmid}", "node": call.app.node, "template": 0,
+                out.append({"id": f"lxc/{vmid}", "node": call.app.node_of(vmid), "template": 0,
                             "maxcpu": entry.pop("cpus"), **entry})
+                sid = f"ct:{vmid}"
+                if sid in call.app.ha.resources():
+                    out[-1]["hastate"] = call.app.ha.resources()[sid]["state"]
     if kind in (None, "node") and call.principal.has("Sys.Audit"):
-        out.append(node_entry(call.app))
+        out += [node_entry(call.app, name) for name in call.app.cluster.names()]
     if kind in (None, "storage") and call.principal.has("Datastore.Audit"):
-        out.append(storage_entry(call.app))
+        for name in call.app.cluster.names():
+            out += storage_entries(call.app, name)
     return out
 
 

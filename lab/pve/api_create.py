@@ -59,7 +59,9 @@ def lxc_create(call: Call):
               "lock": "create"}
     config.update({k: v for k, v in p.items() if is_stored(k)})
     if vmid in app.vmids() or app.driver.exists(vmid) or not app.store.create(vmid, config):
-        raise fail(f"CT {vmid} already exists on node '{app.node}'")
+        raise fail(f"CT {vmid} already exists on node '{app.node_of(vmid) or app.node}'")
+    if app.request_node() != app.node:
+        app.place(vmid, app.request_node())
     keys = decode_keys(p.get("ssh-public-keys", ""))
 
     def worker(task):

@@ -44,14 +44,15 @@ def lxc_list(call: Call):
     """GET /nodes/{node}/lxc (CTs the caller may audit)."""
     if not call.principal.has("VM.Audit"):
         return []
-    return [e for e in (ct_entry(call.app, v) for v in call.app.vmids()) if e]
+    node = call.params["node"]
+    return [e for e in (ct_entry(call.app, v) for v in call.app.vmids() if call.app.node_of(v) == node) if e]
 
 
 @route("GET /nodes/{node}/lxc/{vmid}/status/current")
 def lxc_status(call: Call):
     """GET status/current."""
     call.app.record(call.vmid)
-    return {**ct_entry(call.app, call.vmid), "ha": {"managed": 0}}
+    return {**ct_entry(call.app, call.vmid), "ha": call.app.ha.status_of(call.vmid)}
 
 
 @route("POST /nodes/{node}/lxc/{vmid}/status/start")
@@ -60,6 +61,8 @@ def lxc_start(call: Call):
     app, vmid = call.app, call.vmid
     if app.running(vmid):
         raise fail(f"CT {vmid} already running")
+    if app.ha.managed(vmid):
+        return ha_request(call, "started")
 
     def worker(task):
         app.record(vmid, in_task=True)
@@ -86,10 +89,30 @@ def kill_ct(app, vmid: int) -> None:
     app.started.pop(vmid, None)
 
 
+def ha_request(call: Call, state: str) -> str:
+    """An HA-managed CT's start or stop goes through the HA manager (pve-container's Status.pm): an hastart/hastop
+    task sets the resource's requested state, which the CRM then brings the CT to."""
+    from .api_ha import crm_act
+    from .ha import sid_of
+
+    app, vmid = call.app, call.vmid
+
+    def worker(task):
+        task.log(f"Requesting HA {'start' if state == 'started' else 'stop'} for CT {vmid}")
+        with app.ha.lock:
+            options = app.ha.resources()[sid_of(vmid)]
+            app.ha.save_resource(sid_of(vmid), {**options, "state": state})
+        crm_act(app, vmid, state)
+
+    return app.run_task(call, "hastart" if state == "started" else "hastop", vmid, worker)
+
+
 def _stopper(call: Call, type_: str, timeout: int):
     app, vmid = call.app, call.vmid
     if not app.running(vmid):
         raise fail(f"CT {vmid} not running")
+    if app.ha.managed(vmid):
+        return ha_request(call, "stopped")
 
     def worker(task):
         app.record(vmid, in_task=True)

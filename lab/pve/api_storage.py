@@ -33,7 +33,7 @@ def storage_read(call: Call):
 
 def _status(store: st.Storage) -> dict:
     return {"storage": store.storage, "type": store.type, "content": ",".join(sorted(store.content)),
-            "active": 1, "enabled": 1, "shared": 0, **store.status()}
+            "active": 1, "enabled": 1, "shared": int(store.shared), **store.status()}
 
 
 @route("GET /nodes/{node}/storage")

@@ -16,7 +16,9 @@ from . import (  # noqa: F401 - registers the routes
     api_cluster,
     api_create,
     api_firewall,
+    api_ha,
     api_lxc,
+    api_migrate,
     api_snapshot,
     api_storage,
     api_vzdump,
@@ -24,6 +26,7 @@ from . import (  # noqa: F401 - registers the routes
 )
 from .api_cluster import reported_version
 from .auth import TokenStore, check
+from .cluster import Cluster
 from .driver import HostDriver, driver_vmids
 from .errors import (
     ApiError,
@@ -31,12 +34,15 @@ from .errors import (
     fail,
     forbidden_text,
     missing_config,
+    no_quorum,
+    node_unreachable,
     not_implemented,
     param_error,
     unknown_node,
 )
 from .faults import FaultPlan, Rule
 from .firewall import FirewallStore, nft_enforce
+from .ha import HaStore
 from .jsonschema import answer_errors, validate_params
 from .routes import Call, WithTotal, find
 from .state import CTStore
@@ -57,11 +63,12 @@ class Reply:
 
 
 class Emulator:
-    """The PVE API of one node, backed by a host driver and a state directory."""
+    """The PVE API of one node (the local one) and, through it, of the cluster it belongs to."""
 
     def __init__(self, state_dir: str | os.PathLike, driver: HostDriver, node: str = "homelab",
                  version: str | None = None, verify_results: bool = False,
-                 backup_dir: str | os.PathLike | None = None, enforce_firewall: bool = False):
+                 backup_dir: str | os.PathLike | None = None, enforce_firewall: bool = False,
+                 nodes: int | None = None):
         self.node = node
         self.version = reported_version(version)
         # RESTHandler's result_verification, off in PVE's daemons: on, an answer that does not match the
@@ -70,9 +77,14 @@ class Emulator:
         self.driver = driver
         self.state_dir = Path(state_dir)
         self.store = CTStore(self.state_dir / "state")
+        # nodes=None: the cluster the state directory already holds (one node when it holds none)
+        self.cluster = Cluster(self.state_dir / "state", node, nodes)
+        self.ha = HaStore(self.state_dir / "state")
+        self._request = threading.local()
         # storage.cfg: `backup` lives beside the lab's state (LAB_DIR/backup), apart from the CTs' disks
         self.backup_dir = Path(backup_dir) if backup_dir else self.state_dir.parent / "backup"
-        self.storages = node_storages(self.state_dir.parent / "local", self.backup_dir)
+        self.storages = node_storages(self.state_dir.parent / "local", self.backup_dir,
+                                      self.state_dir.parent / "shared" if self.cluster.is_cluster else None)
         self.jobs_file = self.state_dir / "state" / "jobs.json"
         # The node's firewall; enforced (nftables, root) by the lab's server, kept as files only in unit tests.
         self.firewall = FirewallStore(self.state_dir / "state", enforce=nft_enforce if enforce_firewall else None)
@@ -106,8 +118,8 @@ class Emulator:
             self._task_fault.rule = None
 
     def _error(self, err: ApiError) -> Reply:
-        if err.status == 401:
-            return Reply(401, err.message, None)
+        if err.status in (401, 595):  # a 401, and a proxy's connection error (AnyEvent::HTTP's 595), have no body
+            return Reply(err.status, err.message, None)
         body: dict[str, Any] = {"data": None, "message": err.message + "\n"}
         if err.errors:
             body["errors"] = err.errors
@@ -134,13 +146,30 @@ class Emulator:
         perm = route.schema_check(merged)
         if perm is not None:
             check(principal, *perm)
-        if route.schema.get("proxyto") and merged.get(route.schema["proxyto"]) != self.node:
-            raise unknown_node(merged.get(route.schema["proxyto"], ""))
+        self.cluster.refresh()
+        proxyto = route.schema.get("proxyto")
+        if proxyto:
+            target = merged.get(proxyto, "")
+            if self.cluster.get(target) is None:
+                raise unknown_node(target)
+            if not self.cluster.online(target):
+                raise node_unreachable()
         typed = validate_params(route.parameters, merged)
         perm = route.handler_check(typed)
         if perm is not None:
             check(principal, *perm)
-        result = route.handler(Call(self, principal, typed))
+        node = merged.get(proxyto, self.node) if proxyto else self.node
+        self._request.node = node
+        try:
+            if "{vmid}" in route.pattern and "{node}" in route.pattern:
+                placed = self.node_of(typed["vmid"])
+                if placed is not None and placed != node:
+                    raise fail(missing_config(node, typed["vmid"]))  # its config is in the other node's directory
+            if method != "GET" and not self.cluster.quorate():
+                raise no_quorum()  # pmxcfs is read-only without quorum: every write dies in check_cfs_quorum
+            result = route.handler(Call(self, principal, typed))
+        finally:
+            self._request.node = None
         if self.verify_results:
             data = result.data if isinstance(result, WithTotal) else result
             wrong = answer_errors(route.schema.get("returns") or {}, data)
@@ -151,6 +180,27 @@ class Emulator:
         return Reply(200, "OK", {"data": result})
 
     # --- helpers for handlers -------------------------------------------------------------
+    def request_node(self) -> str:
+        """The node the current call (or task) runs on: the call's {node}, else the local node."""
+        return getattr(self._request, "node", None) or self.node
+
+    def node_of(self, vmid: int) -> str | None:
+        """The node a CT is placed on (None when there is no such CT)."""
+        rec = self.store.load(vmid)
+        if rec is None:
+            return None
+        return rec.get("node") or self.node
+
+    def place(self, vmid: int, node: str) -> None:
+        """Record that a CT now belongs to a node (its config moved to nodes/<node>/lxc/)."""
+        with self.store.lock(vmid):
+            rec = self.store.load(vmid)
+            if node == self.node:
+                rec.pop("node", None)  # the default node's records stay as a one-node lab writes them
+            else:
+                rec["node"] = node
+            self.store.save(vmid, rec)
+
     def running(self, vmid: int) -> bool:
         """Tell whether a CT runs (False when the driver does not know it)."""
         try:
@@ -200,7 +250,7 @@ class Emulator:
         if rec is None and vmid in self.vmids():
             rec = self.store.load(vmid)
         if rec is None:
-            raise (TaskFailure if in_task else fail)(missing_config(self.node, vmid))
+            raise (TaskFailure if in_task else fail)(missing_config(self.request_node(), vmid))
         return rec
 
     def run_task(self, call: Call, type_: str, vmid: int | str, worker: Callable[[Task], None],
@@ -209,8 +259,10 @@ class Emulator:
 
         fault: Rule | None = getattr(self._task_fault, "rule", None)
         self._task_fault.rule = None
+        node = self.request_node()
 
         def body(task: Task) -> None:
+            self._request.node = node
             if fault is not None:
                 self._faulted_task(task, fault)
             if not lock:
@@ -219,7 +271,7 @@ class Emulator:
             with self.store.lock(int(vmid)):
                 worker(task)
 
-        return self.tasks.start(type_, str(vmid), call.principal.authid, body)
+        return self.tasks.start(type_, str(vmid), call.principal.authid, body, node=node)
 
     def _faulted_task(self, task: Task, rule: Rule) -> None:
         """An injected task fault: hang until the rule goes, or end in error before doing any work."""

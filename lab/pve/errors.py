@@ -58,3 +58,14 @@ def unknown_node(node: str) -> ApiError:
 def missing_config(node: str, vmid: int) -> str:
     """Return the text of PVE's error for a CT without a config file."""
     return f"Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist"
+
+
+def no_quorum() -> ApiError:
+    """Return pve-cluster's check_cfs_quorum error: a write without a majority of nodes online."""
+    return fail("cluster not ready - no quorum?")
+
+
+def node_unreachable() -> ApiError:
+    """Return what pveproxy answers when the node a call is proxied to is down: AnyEvent::HTTP's 595 with the
+    connection's error as the reason, and no body."""
+    return ApiError(595, "No route to host")

@@ -122,6 +122,33 @@ def node(value: str) -> None:
     _need(_full(r"[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?", value), "value does not look like a valid node name")
 
 
+@register("pve-ha-resource-id")
+def ha_resource_id(value: str) -> None:
+    """An HA resource id (ct:100) (pve-ha-manager's Tools.pm)."""
+    _need(_full(r"[a-z]+:\S+", value), "value does not look like a valid ha resource id")
+
+
+@register("pve-ha-resource-or-vm-id")
+def ha_resource_or_vm_id(value: str) -> None:
+    """An HA resource id or a bare VM/CT id."""
+    _need(_full(r"[a-z]+:\S+|\d+", value), "value does not look like a valid ha resource id")
+
+
+@register("pve-ha-node")
+def ha_node(value: str) -> None:
+    """A node name with an optional priority (node:2)."""
+    _need(_full(r"[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?(:\d+)?", value), "value does not look like a valid ha node")
+
+
+@register("storage-pair")
+def storage_pair(value: str) -> None:
+    """One entry of a storage map: `1`, a storage id, or source:target (pve-common's parse_idmap)."""
+    if value == "1":
+        return
+    for part in value.split(":", 1):
+        _need(_full(r"[a-z][a-z0-9\-\_\.]*[a-z0-9]", part, re.IGNORECASE), f"invalid storage ID '{part}'")
+
+
 @register("mac-addr")
 def mac_addr(value: str) -> None:
     """A unicast MAC address."""

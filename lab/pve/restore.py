@@ -39,7 +39,7 @@ def check_restore(call: Call, store_record_exists: bool) -> tuple[st.Storage, Pa
         raise fail(f"storage '{target}' does not support CT rootdirs")
     if store_record_exists:
         if not p.get("force"):
-            raise fail(f"CT {vmid} already exists on node '{app.node}'")
+            raise fail(f"CT {vmid} already exists on node '{app.node_of(vmid) or app.node}'")
         if app.running(vmid):
             raise fail("can't overwrite running container")
         config = app.store.load(vmid)["config"]
@@ -104,7 +104,7 @@ def restore(call: Call):
         rec["config"]["lock"] = "create"
         app.store.save(vmid, rec)
     elif not app.store.create(vmid, {"lock": "create"}):
-        raise fail(f"CT {vmid} already exists on node '{app.node}'")
+        raise fail(f"CT {vmid} already exists on node '{app.node_of(vmid) or app.node}'")
     tmp = app.state_dir / "restore" / f"{vmid}.tmp"
 
     def worker(task):
@@ -129,6 +129,7 @@ def restore(call: Call):
             app.driver.restore_files(vmid, tmp)
             task.log("merging backed-up and given configuration..")
             app.store.save(vmid, {"config": config, "snapshots": {}})
+            app.place(vmid, app.request_node())  # restored on the node the call was made on
         except Exception as exc:  # noqa: BLE001 - any failure ends the restore as PVE words it
             if touched or not existed:
                 # never a half-restored CT: what was replaced is gone, as PVE's destroy_config_on_error

@@ -34,6 +34,7 @@ class Storage:
     path: Path
     content: tuple[str, ...]
     type: str = "dir"
+    shared: bool = False
     prune_backups: str | None = None
     extra: dict = field(default_factory=dict)
 
@@ -45,7 +46,7 @@ class Storage:
     def config(self) -> dict:
         """The entry GET /storage gives (content sorted, as PVE prints it)."""
         out = {"storage": self.storage, "type": self.type, "path": str(self.path),
-               "content": ",".join(sorted(self.content)), "shared": 0, **self.extra}
+               "content": ",".join(sorted(self.content)), "shared": int(self.shared), **self.extra}
         if self.prune_backups:
             out["prune-backups"] = self.prune_backups
         return out
@@ -58,12 +59,14 @@ class Storage:
                 "used_fraction": du.used / du.total if du.total else 0.0}
 
 
-def node_storages(local_dir: Path, backup_dir: Path) -> dict[str, Storage]:
-    """The node's storages: `local` (templates and the CTs' disks) and `backup` (vzdump's, off the CTs' disks)."""
-    return {s.storage: s for s in (
-        Storage("local", local_dir, ("vztmpl", "rootdir", "backup", "iso")),
-        Storage("backup", backup_dir, ("backup",)),
-    )}
+def node_storages(local_dir: Path, backup_dir: Path, shared_dir: Path | None = None) -> dict[str, Storage]:
+    """storage.cfg: `local` (each node's own: templates and the CTs' disks), `backup` (vzdump's, off the CTs'
+    disks) and, in a cluster, `shared` (one storage every node sees, `shared 1`: where HA-managed CTs live)."""
+    stores = [Storage("local", local_dir, ("vztmpl", "rootdir", "backup", "iso")),
+              Storage("backup", backup_dir, ("backup",))]
+    if shared_dir is not None:
+        stores.append(Storage("shared", shared_dir, ("rootdir", "images"), shared=True))
+    return {s.storage: s for s in stores}
 
 
 def storage_config(app, storeid: str, in_task: bool = False) -> Storage:

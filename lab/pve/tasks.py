@@ -80,10 +80,10 @@ class TaskRegistry:
         self._tasks: dict[str, Task] = {}
         self._lock = threading.Lock()
 
-    def start(self, type_: str, id_: str, user: str, worker: Callable[[Task], None]) -> str:
-        """Start a worker thread for a task and return its UPID at once."""
+    def start(self, type_: str, id_: str, user: str, worker: Callable[[Task], None], node: str | None = None) -> str:
+        """Start a worker thread for a task (on `node`, default this server's) and return its UPID at once."""
         with self._lock:
-            task = Task(self.node, next(self._pids), int(time.monotonic() * 100) & 0xFFFFFFFF,
+            task = Task(node or self.node, next(self._pids), int(time.monotonic() * 100) & 0xFFFFFFFF,
                         int(time.time()), type_, str(id_), user)
             self._tasks[task.upid] = task
         threading.Thread(target=self._run, args=(task, worker), name=task.upid, daemon=True).start()

@@ -1,7 +1,7 @@
 """The hosts' power state in the health suite: a stopped or missing host is reported as such, at once.
 
 Before any SSH or HTTP check, PVE is asked for every selected host's state (plugins/proxmox/power.py, one call
-per node). Nothing can answer on a host that is stopped or missing: its SSH check fails naming that state,
+for the cluster, each host on the node it runs on now). Nothing can answer on a host that is stopped or missing: its SSH check fails naming that state,
 its other host checks are not run, and every HTTP check that would go to it (its own services, a route through
 it when it is the proxy, a probe that watches every host) fails at once instead of waiting out its deadline.
 Without a Proxmox client (no token in the environment, API down) the checks go by SSH and HTTP alone, and the

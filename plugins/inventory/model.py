@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
-from plugins.inventory.backup_policy import BackupPolicy
+from plugins.inventory.backup_policy import BackupPolicy, StorageId
 from plugins.inventory.catalog import Catalog, repository_catalog
 from plugins.inventory.checks import FunctionalCheck, Service, derive_checks
+from plugins.inventory.cluster import HaPolicy, Node
 from plugins.inventory.declaration import MAX_DEADLINE, Declaration, SecretName
 from plugins.inventory.errors import problem_line
 from plugins.inventory.fields import (
@@ -70,6 +71,8 @@ class Proxmox(Strict):
         60, description="seconds one API call may take before the suite gives up on it")
     task_timeout: Annotated[float, Field(strict=True, gt=0, le=MAX_DEADLINE, allow_inf_nan=False)] = Field(
         300, description="seconds a task (snapshot, rollback, create) may run before the suite gives up on it")
+    shared_storages: list[StorageId] = Field(
+        [], description="storages every node of the cluster sees (PVE's `shared 1`): where HA-managed hosts live")
 
     @property
     def tls_verify(self) -> str | bool:
@@ -141,7 +144,10 @@ class Host(Strict):
     vmid: Annotated[int, Field(strict=True, ge=100, le=999_999_999)]
     hostname: Label
     ip: IPv4
-    node: Label | None = Field(None, description="default: proxmox.node")
+    node: Label | None = Field(None, description="the node it should run on (one of nodes:); default: proxmox.node")
+    storage: StorageId = Field("local", description="the storage of its root file system")
+    ha: HaPolicy | None = Field(None, description="managed by the HA manager (its storage must be shared); "
+                                "absent: not HA-managed")
     roles: list[RoleName] = Field([])
     protected: Flag = Field(False, description="the plan guard refuses to delete or replace it")
     rollback: Flag | None = Field(None, description="in the rollback set; default true, false for the runner")
@@ -218,6 +224,7 @@ class Inventory(Strict):
     backup: BackupPolicy | None = None
     firewall: Firewall | None = Field(None, description="who may reach what (plugins/inventory/firewall.py)")
     security: Security = Security()
+    nodes: list[Node] = Field([], description="the cluster's nodes; absent: PVE's standalone node, proxmox.node")
     hosts: Annotated[list[Host], Field(min_length=1)]
 
     _source: str = PrivateAttr("<inventory>")
@@ -255,6 +262,16 @@ class Inventory(Strict):
     def catalog(self) -> Catalog:
         """The service catalog this inventory was validated against."""
         return self._catalog or repository_catalog()
+
+    @property
+    def node_names(self) -> list[str]:
+        """The cluster's nodes (proxmox.node alone when the inventory declares none)."""
+        return [n.name for n in self.nodes] or [self.proxmox.node]
+
+    @property
+    def ha_hosts(self) -> list[Host]:
+        """Hosts the HA manager keeps running (and would restart during a rollback unless told not to)."""
+        return [h for h in self.hosts if h.ha is not None]
 
     @property
     def proxy_host(self) -> Host | None:

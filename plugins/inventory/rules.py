@@ -6,6 +6,7 @@ import ipaddress
 from typing import Any
 
 from plugins.inventory.backup_policy import backup_problems
+from plugins.inventory.cluster import cluster_problems
 from plugins.inventory.errors import Problem
 from plugins.inventory.firewall import firewall_problems
 from plugins.inventory.masking import shown
@@ -22,6 +23,7 @@ def check_rules(inv: Any, catalog: Any) -> list[Problem]:
         *_unique(inv, refs, "hostname"),
         *_runner(inv, refs),
         *_subnet(inv, refs),
+        *cluster_problems(inv),
         *stack_problems(inv, catalog, refs),
         *backup_problems(inv),
         *firewall_problems(inv, catalog),

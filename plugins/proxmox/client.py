@@ -1,5 +1,9 @@
 """The one Proxmox VE client: token auth, verified TLS, task waiting that checks exitstatus, snapshots.
 
+A call about one container goes to the node it runs on NOW, read from /cluster/resources, never only the node the
+inventory assumed: HA or a migration may have moved it (a node that does not have it answers "Configuration file
+'nodes/<node>/lxc/<vmid>.conf' does not exist").
+
 Nothing outside plugins/proxmox/ imports proxmoxer. Every API error leaves this package as a ProxmoxError
 whose message is a one-line diagnosis (plugins/proxmox/tasks.py); the token secret never appears in any text.
 """
@@ -123,6 +127,10 @@ class ProxmoxClient:
         """Names of the cluster's nodes."""
         return [n["node"] for n in self._call("list nodes", lambda api: api.nodes.get()) or []]
 
+    def cluster_status(self) -> list[dict]:
+        """/cluster/status: the cluster entry (quorate, nodes; none on a standalone node) and each node's (online)."""
+        return self._call("read the cluster's status", lambda api: api.cluster.status.get()) or []
+
     def require_node(self, node: str, *, source: str = "") -> None:
         """Raise ProxmoxError naming the wanted node and the existing ones if node is not there."""
         names = self.nodes()
@@ -135,61 +143,96 @@ class ProxmoxClient:
         rows = self._call(f"list containers on node {node}", lambda api: api.nodes(node).lxc.get()) or []
         return {int(row["vmid"]): row for row in rows}
 
-    def container_exists(self, node: str, vmid: int) -> bool:
-        """Tell whether CT vmid exists on the node."""
-        return int(vmid) in self.containers(node)
+    def guests(self) -> dict[int, dict]:
+        """Every guest of the cluster: {vmid: its /cluster/resources entry (node it runs on now, status, lock, name)}."""
+        rows = self._call("list the cluster's guests", lambda api: api.cluster.resources.get(type="vm")) or []
+        return {int(row["vmid"]): row for row in rows if row.get("vmid") is not None and row.get("node")}
 
-    def container_status(self, node: str, vmid: int) -> dict:
-        """The container's current status entry (status running/stopped, uptime, …)."""
+    def placement(self) -> dict[int, str]:
+        """{vmid: the node each guest runs on now}, from /cluster/resources (one call for the whole cluster)."""
+        return {vmid: str(row["node"]) for vmid, row in self.guests().items()}
+
+    def current_node(self, vmid: int, assumed: str) -> str:
+        """The node CT vmid runs on now (HA or a migration may have moved it off the inventory's node); the
+        assumed node when the cluster does not list it (its errors then name the node the inventory gave)."""
+        return self.placement().get(int(vmid), assumed)
+
+    def _node(self, vmid: int, node: str, resolve: bool) -> str:
+        return self.current_node(vmid, node) if resolve else node
+
+    def container_exists(self, node: str, vmid: int) -> bool:
+        """Tell whether CT vmid exists in the cluster (on the node, or wherever it runs now)."""
+        return int(vmid) in self.placement() or int(vmid) in self.containers(node)
+
+    def container_status(self, node: str, vmid: int, *, resolve: bool = True) -> dict:
+        """The container's current status entry (status running/stopped, uptime, …), asked of the node it runs on
+        now (resolve=False: node is already that, from placement())."""
+        node = self._node(vmid, node, resolve)
         return self._call(f"read status of CT {vmid} on node {node}",
                           lambda api: api.nodes(node).lxc(vmid).status.current.get())
 
-    def snapshots(self, node: str, vmid: int) -> list[dict]:
+    def snapshots(self, node: str, vmid: int, *, resolve: bool = True) -> list[dict]:
         """The container's snapshots ({name, snaptime, description, parent?}), without 'current'."""
+        node = self._node(vmid, node, resolve)
         rows = self._call(f"list snapshots of CT {vmid} on node {node}",
                           lambda api: api.nodes(node).lxc(vmid).snapshot.get()) or []
         return [row for row in rows if row.get("name") != "current"]
 
-    def has_snapshot(self, node: str, vmid: int, name: str) -> bool:
+    def has_snapshot(self, node: str, vmid: int, name: str, *, resolve: bool = True) -> bool:
         """Tell whether the container has a snapshot of that name."""
-        return any(row.get("name") == name for row in self.snapshots(node, vmid))
+        return any(row.get("name") == name for row in self.snapshots(node, vmid, resolve=resolve))
 
     def snapshot(self, node: str, vmid: int, name: str, description: str = "", *,
-                 timeout: float | None = None) -> TaskResult:
-        """Take snapshot name of CT vmid and wait for the task to succeed."""
+                 timeout: float | None = None, resolve: bool = True) -> TaskResult:
+        """Take snapshot name of CT vmid (on the node it runs on now) and wait for the task to succeed."""
         check_snapshot_name(name)
+        node = self._node(vmid, node, resolve)
         upid = self._call(f"snapshot CT {vmid} as '{name}' on node {node}",
                           lambda api: api.nodes(node).lxc(vmid).snapshot.post(snapname=name, description=description))
         return self.wait_task(node, upid, timeout)
 
     def rollback(self, node: str, vmid: int, name: str, start: bool = True, *,
-                 timeout: float | None = None, on_log: Callable[[str], None] | None = None) -> TaskResult:
-        """Roll CT vmid back to snapshot name (started afterwards when start) and wait for success; on_log gets
-        the task's log lines as they appear."""
+                 timeout: float | None = None, on_log: Callable[[str], None] | None = None,
+                 resolve: bool = True) -> TaskResult:
+        """Roll CT vmid back to snapshot name on the node it runs on now (started afterwards when start) and wait for
+        success; on_log gets the task's log lines as they appear."""
         check_snapshot_name(name)
+        node = self._node(vmid, node, resolve)
         upid = self._call(f"roll back CT {vmid} to '{name}' on node {node}",
                           lambda api: api.nodes(node).lxc(vmid).snapshot(name).rollback.post(start=_bool(start)))
         return self.wait_task(node, upid, timeout, on_log=on_log)
 
     def delete_snapshot(self, node: str, vmid: int, name: str, *, force: bool = False,
-                        timeout: float | None = None) -> TaskResult:
-        """Delete snapshot name of CT vmid and wait for success."""
+                        timeout: float | None = None, resolve: bool = True) -> TaskResult:
+        """Delete snapshot name of CT vmid (on the node it runs on now) and wait for success."""
         check_snapshot_name(name)
+        node = self._node(vmid, node, resolve)
         params = {"force": 1} if force else {}
         upid = self._call(f"delete snapshot '{name}' of CT {vmid} on node {node}",
                           lambda api: api.nodes(node).lxc(vmid).snapshot(name).delete(**params))
         return self.wait_task(node, upid, timeout)
 
-    def start(self, node: str, vmid: int, *, timeout: float | None = None) -> TaskResult:
-        """Start CT vmid and wait for success."""
+    def start(self, node: str, vmid: int, *, timeout: float | None = None, resolve: bool = True) -> TaskResult:
+        """Start CT vmid (on the node it is on now) and wait for success."""
+        node = self._node(vmid, node, resolve)
         upid = self._call(f"start CT {vmid} on node {node}",
                           lambda api: api.nodes(node).lxc(vmid).status.start.post())
         return self.wait_task(node, upid, timeout)
 
-    def stop(self, node: str, vmid: int, *, timeout: float | None = None) -> TaskResult:
-        """Stop CT vmid (hard stop) and wait for success."""
+    def stop(self, node: str, vmid: int, *, timeout: float | None = None, resolve: bool = True) -> TaskResult:
+        """Stop CT vmid (hard stop, on the node it runs on now) and wait for success."""
+        node = self._node(vmid, node, resolve)
         upid = self._call(f"stop CT {vmid} on node {node}",
                           lambda api: api.nodes(node).lxc(vmid).status.stop.post())
+        return self.wait_task(node, upid, timeout)
+
+    def migrate(self, node: str, vmid: int, target: str, *, restart: bool = False,
+                timeout: float | None = None) -> TaskResult:
+        """Move CT vmid from the node it runs on now to target (restart mode for a running CT) and wait."""
+        node = self.current_node(vmid, node)
+        params = {"target": target, "restart": 1} if restart else {"target": target}
+        upid = self._call(f"migrate CT {vmid} from node {node} to {target}",
+                          lambda api: api.nodes(node).lxc(vmid).migrate.post(**params))
         return self.wait_task(node, upid, timeout)
 
     def wait_task(self, node: str, upid: str, timeout: float | None = None, *,
@@ -212,9 +255,12 @@ class ProxmoxClient:
                       ) -> dict[int, TaskResult | Exception]:
         """Roll back several containers in parallel: {vmid: TaskResult or the exception it raised}; on_log gets
         (vmid, line) for each task's log lines as they appear."""
+        where = self.placement()  # one look at the cluster for all of them, not one per container
+
         def one(vmid: int, name: str) -> TaskResult:
             lines = (lambda line: on_log(vmid, line)) if on_log else None
-            return self.rollback(node, vmid, name, start, timeout=timeout, on_log=lines)
+            return self.rollback(where.get(vmid, node), vmid, name, start, timeout=timeout, on_log=lines,
+                                 resolve=False)
 
         return self._fan_out(targets, one)
 
@@ -222,9 +268,11 @@ class ProxmoxClient:
                               timeout: float | None = None) -> dict[int, list[str] | Exception]:
         """Delete each container's listed snapshots (one after the other), containers in parallel:
         {vmid: names deleted, or the exception that stopped that container's deletions}."""
+        where = self.placement()
+
         def delete(vmid: int, names: list[str]) -> list[str]:
             for name in names:
-                self.delete_snapshot(node, vmid, name, timeout=timeout)
+                self.delete_snapshot(where.get(vmid, node), vmid, name, timeout=timeout, resolve=False)
             return names
 
         return self._fan_out({v: names for v, names in targets.items() if names}, delete)
@@ -232,15 +280,18 @@ class ProxmoxClient:
     def start_many(self, node: str, vmids: Iterable[int], *,
                    timeout: float | None = None) -> dict[int, TaskResult | Exception]:
         """Start several containers in parallel: {vmid: TaskResult or the exception it raised}."""
-        return self._fan_out(dict.fromkeys(vmids), lambda vmid, _: self.start(node, vmid, timeout=timeout))
+        where = self.placement()
+        return self._fan_out(dict.fromkeys(vmids), lambda vmid, _: self.start(where.get(vmid, node), vmid,
+                                                                              timeout=timeout, resolve=False))
 
     def snapshot_many(self, node: str, targets: Mapping[int, str], description: str = "", *,
                       timeout: float | None = None) -> dict[int, TaskResult | Exception]:
         """Snapshot several containers in parallel: {vmid: TaskResult or the exception it raised}."""
         for name in targets.values():
             check_snapshot_name(name)
-        return self._fan_out(targets, lambda vmid, name: self.snapshot(node, vmid, name, description,
-                                                                       timeout=timeout))
+        where = self.placement()
+        return self._fan_out(targets, lambda vmid, name: self.snapshot(where.get(vmid, node), vmid, name, description,
+                                                                       timeout=timeout, resolve=False))
 
     def _fan_out(self, targets: Mapping[int, Any], work: Callable[[int, Any], Any]) -> dict:
         """{vmid: work's result or the exception it raised}: kept per container, one failure hides no other."""

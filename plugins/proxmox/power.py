@@ -1,6 +1,7 @@
 """What PVE says of each declared host before anything touches it: running, stopped, missing, or locked.
 
-Read once per run from the node's container list (one call per node): the deploy's preflight, its start stage
+Read once per run from the cluster's guest list (/cluster/resources, one call, each CT on the node it runs on now,
+wherever the inventory placed it: HA or a migration may have moved it): the deploy's preflight, its start stage
 and the health suite all take a host's state from here, so a stopped or missing host is named as such instead
 of being found out through SSH and HTTP timeouts.
 """
@@ -10,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-from plugins.proxmox.client import per_node
 
 if TYPE_CHECKING:
     from plugins.inventory import Host
@@ -57,14 +56,14 @@ class HostState:
 
 
 def host_states(proxmox: ProxmoxClient, hosts: Iterable[Host]) -> dict[int, HostState]:
-    """{vmid: HostState} of the hosts, from each node's container list (one API call per node)."""
+    """{vmid: HostState} of the hosts, from the cluster's guest list (one API call), each on its current node."""
+    guests = proxmox.guests()
     states = {}
-    for node, on_node in per_node(hosts).items():
-        listed = proxmox.containers(node)
-        for host in on_node:
-            row = listed.get(host.vmid)
-            status = MISSING if row is None else str(row.get("status") or "unknown")
-            lock = "" if row is None else str(row.get("lock") or "")
-            name = "" if row is None else str(row.get("name") or "")
-            states[host.vmid] = HostState(host.hostname, host.vmid, node, status, lock, name)
+    for host in hosts:
+        row = guests.get(host.vmid)
+        node = host.node if row is None else str(row["node"])
+        status = MISSING if row is None else str(row.get("status") or "unknown")
+        lock = "" if row is None else str(row.get("lock") or "")
+        name = "" if row is None else str(row.get("name") or "")
+        states[host.vmid] = HostState(host.hostname, host.vmid, node, status, lock, name)
     return states

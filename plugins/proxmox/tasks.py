@@ -124,6 +124,8 @@ def explain_resource_error(exc: ResourceException, *, action: str, url: str, tok
         text = f"{action}: permission denied on {url}: {pve}: token {token_id} lacks privilege"
     elif code == 501:
         text = f"{action}: {url} does not implement this call ({pve}); is it a Proxmox VE API?"
+    elif code == 595:  # pveproxy could not reach the node it proxies the call to
+        text = f"{action}: {url} cannot reach that node (595 {pve}): the node is down or cut off from the cluster"
     else:
         text = f"{action}: PVE answered {code}: {pve}"
     if errors:

@@ -38,6 +38,12 @@ def test_the_node_exists(proxmox, inventory):
     preflight.require_nodes(proxmox, inventory)
 
 
+def test_the_cluster_has_quorum(proxmox, deployment):
+    """A cluster without quorum refuses every write: nothing would deploy (nodes down are recorded either way)."""
+    problem = preflight.cluster_problem(deployment, proxmox)
+    assert not problem, problem
+
+
 def test_every_vmid_is_free_or_holds_its_own_host(proxmox, deployment):
     """A VMID that exists holds the host the inventory says; missing ones are listed for creation (#8)."""
     problem = preflight.vmid_problem(deployment, proxmox)

@@ -34,6 +34,10 @@ class FakeProxmox:
         self.listed.append(node)
         return {vmid: dict(row) for vmid, row in self.rows.items()}
 
+    def guests(self) -> dict[int, dict]:
+        self.listed.append("cluster")
+        return {vmid: {"node": "homelab", **row} for vmid, row in self.rows.items()}
+
     def start_many(self, node: str, vmids):
         out = {}
         for vmid in vmids:
@@ -58,11 +62,11 @@ def deployment(plan_only: bool = False) -> DeploySession:
     return DeploySession(run_id="unit", inventory=LAB, plan_only=plan_only, snapshot_name="deploy_unit")
 
 
-def test_one_list_call_per_node_gives_every_hosts_state():
-    """Each declared host is running, stopped or missing, with its lock; one call for the node."""
+def test_one_list_call_gives_every_hosts_state():
+    """Each declared host is running, stopped or missing, with its lock; one call for the whole cluster."""
     pve = FakeProxmox(lab_with(proxy={"status": "stopped"}, app_demo=None, utilities={"lock": "backup"}))
     states = read_states(pve, LAB.hosts)
-    assert pve.listed == ["homelab"]
+    assert pve.listed == ["cluster"]
     assert states[200].status == "stopped" and states[200].down and states[200].exists
     assert states[250].status == "missing" and states[250].down and not states[250].exists
     assert states[201].word == "locked" and not states[201].down
@@ -163,6 +167,8 @@ class TaskApi:
     def get(self, **_):
         if self.path[-1] == "log":
             return [{"n": 1, "t": "starting"}]
+        if self.path == ("cluster", "resources"):  # where each CT runs now: on the node the inventory gave
+            return [{"vmid": vmid, "node": "homelab"} for vmid in self.exitstatus]
         vmid = int(self.path[3].split(":")[6])
         return {"status": "stopped", "exitstatus": self.exitstatus[vmid]}
 

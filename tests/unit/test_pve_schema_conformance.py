@@ -103,6 +103,21 @@ EXAMPLES: dict[str, dict[str, str]] = {
     "POST /nodes/{node}/lxc/{vmid}/firewall/ipset/{name}": {"cidr": "198.18.0.10"},
     "DELETE /nodes/{node}/lxc/{vmid}/firewall/ipset/{name}": {"force": "1"},
     "DELETE /nodes/{node}/lxc/{vmid}/firewall/ipset/{name}/{cidr}": {},
+    # the cluster (three nodes): CT 900 HA-managed, rule r1 keeps it on this node
+    "GET /cluster/status": {},
+    "POST /nodes/{node}/lxc/{vmid}/migrate": {"target": "homelab-2", "restart": "1"},
+    "GET /cluster/ha/resources": {},
+    "POST /cluster/ha/resources": {"sid": "ct:901", "state": "stopped", "max_restart": "2"},
+    "GET /cluster/ha/resources/{sid}": {},
+    "PUT /cluster/ha/resources/{sid}": {"max_relocate": "2"},
+    "DELETE /cluster/ha/resources/{sid}": {},
+    "GET /cluster/ha/status/current": {},
+    "GET /cluster/ha/rules": {},
+    "POST /cluster/ha/rules": {"rule": "r2", "type": "node-affinity", "resources": "ct:900",
+                               "nodes": "homelab:2,homelab-2"},
+    "GET /cluster/ha/rules/{rule}": {},
+    "PUT /cluster/ha/rules/{rule}": {"type": "node-affinity", "strict": "1"},
+    "DELETE /cluster/ha/rules/{rule}": {},
 }
 FIREWALL_SETUP = [
     ("POST /cluster/firewall/groups", {"group": "g1"}),
@@ -114,14 +129,17 @@ FIREWALL_SETUP = [
     ("POST /nodes/{node}/lxc/{vmid}/firewall/ipset", {"name": "n1"}),
     ("POST /nodes/{node}/lxc/{vmid}/firewall/ipset/{name}", {"cidr": "198.18.0.9"}),
     ("POST /nodes/{node}/lxc/{vmid}/firewall/rules", {"type": "in", "action": "ACCEPT", "source": "+n1"}),
+    ("POST /cluster/ha/resources", {"sid": "ct:900"}),
+    ("POST /cluster/ha/rules", {"rule": "r1", "type": "node-affinity", "resources": "ct:900", "nodes": "homelab"}),
 ]
 
 
 class Lab:
-    """An emulator with CT 900 (running, snapshot s1, one backup, in job `nightly`) and CT 901, with the full token."""
+    """A three-node cluster with CT 900 (running, HA-managed, snapshot s1, one backup, in job `nightly`) and CT 901,
+    with the full token."""
 
     def __init__(self, tmp_path):
-        self.app = Emulator(tmp_path / "pve", MemHosts(), node=NODE, verify_results=True)
+        self.app = Emulator(tmp_path / "pve", MemHosts(), node=NODE, verify_results=True, nodes=3)
         self.auth = f"PVEAPIToken={FULL_TOKEN_ID}={load_tokens(self.app.state_dir)[FULL_TOKEN_ID]}"
         self.upid, self.volume = "", ""
         for vmid in (CT, SPARE):
@@ -138,10 +156,10 @@ class Lab:
 
     def path_values(self, params: dict[str, str]) -> dict[str, str]:
         """Values for a path's {placeholders}: this node, CT 900, snapshot s1, the last task, its backup, job nightly,
-        group g1, set n1."""
+        group g1, set n1, HA resource ct:900, HA rule r1."""
         return {"node": NODE, "vmid": str(CT), "snapname": "s1", "upid": self.upid, "storage": "backup",
                 "volume": f"backup:backup/{self.volume}", "id": "nightly", "group": "g1", "pos": "0",
-                "name": "n1", "cidr": "198.18.0.9", **params}
+                "name": "n1", "cidr": "198.18.0.9", "sid": "ct:900", "rule": "r1", **params}
 
     def call(self, name: str, params: dict[str, str]):
         """Call a method by its schema name; path placeholders filled from params or the defaults."""

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from plugins.proxmox.client import ProxmoxClient, per_node
+from plugins.proxmox.client import ProxmoxClient
 from plugins.report.redaction import REDACTOR
 from plugins.shared.this_machine import this_machine_reason
 from plugins.tools.terraform import missing_backend_flags
@@ -37,28 +37,46 @@ def require_nodes(proxmox: ProxmoxClient, inventory: Inventory) -> None:
         proxmox.require_node(node, source=inventory.where("hosts[].node"))
 
 
+def cluster_problem(deployment: DeploySession, proxmox: ProxmoxClient) -> str:
+    """'' when the cluster is quorate; else why nothing can be written. Nodes that are down are recorded with the
+    hosts they hold (HA-managed ones are the HA manager's to recover; the others are down with their node)."""
+    inventory = deployment.inventory
+    rows = proxmox.cluster_status()
+    offline = sorted(str(r.get("name")) for r in rows if r.get("type") == "node" and not r.get("online"))
+    if offline:
+        held = {node: [h.hostname + (" (HA)" if h.ha else "") for h in inventory.hosts if h.node == node]
+                for node in offline}
+        deployment.facts["nodes_down"] = "; ".join(f"{node}: {', '.join(held[node]) or 'no host'}" for node in offline)
+    cluster = next((r for r in rows if r.get("type") == "cluster"), None)
+    if cluster is None or cluster.get("quorate"):
+        return ""
+    nodes = int(cluster.get("nodes") or 0)
+    return (f"cluster '{cluster.get('name')}' has no quorum: {nodes - len(offline)} of {nodes} nodes online "
+            f"(down: {', '.join(offline) or 'none'}); Proxmox VE refuses every write (cluster not ready - no quorum?)")
+
+
 def vmid_problem(deployment: DeploySession, proxmox: ProxmoxClient) -> str:
     """What is wrong with the VMIDs that exist ('' if nothing); records those of the rollback set that do not (#8).
 
-    A VMID that exists must hold the host the inventory says, on its node; one that does not exist yet is
-    a first deploy, listed for creation.
+    A VMID that exists must hold the host the inventory says; one that does not exist yet is a first deploy,
+    listed for creation. The cluster's guest list is read once: a host running on another node than the
+    inventory's (HA or a migration moved it) is no problem, every call follows it there; the run records it.
     """
     inventory = deployment.inventory
-    existing = {}
-    for node in per_node(inventory.hosts):
-        existing.update({vmid: (node, row) for vmid, row in proxmox.containers(node).items()})
-    wrong = []
+    existing = proxmox.guests()
+    wrong, moved = [], []
     for host in inventory.hosts:
-        found = existing.get(host.vmid)
-        if found is None:
+        row = existing.get(host.vmid)
+        if row is None:
             if host in inventory.rollback_set and host.vmid not in deployment.first_deploy:
                 deployment.first_deploy.append(host.vmid)
             continue
-        node, row = found
-        if node != host.node:
-            wrong.append(f"CT {host.vmid} is on node '{node}', inventory says '{host.node}'")
+        if row.get("node") and row["node"] != host.node:
+            moved.append(f"{host.hostname} (CT {host.vmid}) runs on node '{row['node']}', inventory says '{host.node}'")
         if row.get("name") and row["name"] != host.hostname:
             wrong.append(f"CT {host.vmid} is '{row['name']}', inventory says '{host.hostname}'")
+    if moved:
+        deployment.facts["moved_hosts"] = "; ".join(moved)
     return "; ".join(wrong) + f" ({inventory.source}: hosts)" if wrong else ""
 
 
