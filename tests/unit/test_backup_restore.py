@@ -123,7 +123,7 @@ def test_a_corrupted_archive_is_found_before_the_running_ct_is_replaced(node):
     node.files(APP.vmid)["/srv/marker"] = "second"
     rc, said, steps = restore(node, "app-demo")
     assert rc == 1
-    assert said[-1].startswith(f"restore of app-demo FAILED after ") and f"the archive {volid} is damaged" in said[-1]
+    assert said[-1].startswith("restore of app-demo FAILED after ") and f"the archive {volid} is damaged" in said[-1]
     assert "app-demo (250) was not touched" in said[-1] and "\n" not in said[-1]
     assert node.status(APP.vmid) == "running" and node.files(APP.vmid)["/srv/marker"] == "second"
     assert set(node.client.containers("homelab")) == {APP.vmid, UTILITIES.vmid}
