@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from plugins.backup.restore_choice import RestoreChoice, RestoreRefused, choose
+from plugins.deploy.run_lock import LockHeld, RunLock, UnfinishedRun
 from plugins.health.registry import services_of
 from plugins.health.results import FAIL
 from plugins.health.waiting import wait_hosts_and_services
@@ -138,6 +139,21 @@ def restore_host(inventory: Inventory, client: ProxmoxClient, name: str, source:
     except RestoreRefused as refused:
         say(str(refused))
         return 2
+    host = choice.host
+    lock = RunLock(inventory.environment)  # a deploy and a restore of one environment never run together
+    try:
+        lock.acquire(f"restore-{host.hostname}", str(inventory.source))
+    except (LockHeld, UnfinishedRun) as held:
+        say(f"restore of {host.hostname} refused: {held}")
+        return 2
+    try:
+        return _restore(inventory, client, choice, steps, say, converge_host, check_host)
+    finally:
+        lock.release()
+
+
+def _restore(inventory: Inventory, client: ProxmoxClient, choice: RestoreChoice, steps: Steps,
+             say: Callable[[str], None], converge_host: Callable, check_host: Callable) -> int:
     host, volid = choice.host, choice.volid
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(choice.backup.get("ctime", 0))))
     steps.done("choose", f"{host.hostname} ({host.vmid}) from {volid}, {_size(int(choice.backup.get('size', 0)))}, "

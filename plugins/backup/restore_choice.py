@@ -15,6 +15,7 @@ from plugins.backup.job import NoBackupApi, check_storage
 from plugins.proxmox import backups as node_backups
 from plugins.proxmox.tasks import ProxmoxError
 from plugins.shared.this_machine import self_reason
+from plugins.tools.vault import VaultProblem, vault_files
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -104,7 +105,8 @@ def choose(client: ProxmoxClient, inventory: Inventory, name: str, source: str,
     host = restorable_host(inventory, name)
     try:
         restic_environment(inventory, *([env] if env is not None else []))
+        vault_files(inventory, *([env] if env is not None else []))  # the converge step needs the vault's password
         check_storage(client, inventory)
-    except (BackupProblem, NoBackupApi, ProxmoxError) as problem:
+    except (BackupProblem, VaultProblem, NoBackupApi, ProxmoxError) as problem:
         raise RestoreRefused(str(problem)) from None
     return RestoreChoice(host, choose_backup(client, inventory, host, source))

@@ -16,6 +16,7 @@ from pve_memdriver import MemHosts
 from lab.pve.app import Emulator
 from plugins.backup import cli
 from plugins.backup.restore import restore_host
+from plugins.deploy.run_lock import RunLock
 from plugins.inventory import load_inventory, validate_document
 
 pytestmark = pytest.mark.unit
@@ -58,6 +59,7 @@ class Node:
 
 @pytest.fixture
 def node(tmp_path, monkeypatch) -> Node:
+    monkeypatch.setenv("HOMELAB_SUITE_STATE_DIR", str(tmp_path / "state"))  # the deploy lock's directory
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     return Node(tmp_path)
@@ -192,6 +194,20 @@ def test_a_missing_restic_password_is_refused_without_a_secret(node, monkeypatch
     assert refused(node, "app-demo") == ("RESTIC_PASSWORD is unset or empty (inventories/lab.yml: "
                                          "backup.offsite.password: expected the environment variable to hold "
                                          "the password)")
+
+
+def test_a_restore_waits_for_no_deploy_it_refuses_while_one_runs(node):
+    """The environment's deploy lock held (a deploy running): refused in one line naming the holder; taken and
+    let go by a restore otherwise."""
+    lock = RunLock(LAB.environment)
+    lock.acquire("deploy-1234", "inventories/lab.yml")
+    try:
+        line = refused(node, "app-demo")
+    finally:
+        lock.release()
+    assert line.startswith("restore of app-demo refused: another deploy of 'lab' is running: ")
+    assert restore(node, "app-demo")[0] == 0
+    assert not lock.path.exists(), "the restore kept the lock"
 
 
 def test_a_host_without_a_backup_is_told_to_back_up_first(node):
