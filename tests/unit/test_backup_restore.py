@@ -235,3 +235,32 @@ def test_the_command_refuses_bad_input_in_one_line(tmp_path, capsys, monkeypatch
     assert cli.main(["restore", "--inventory", str(zero), "--host", "app-demo"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "backup.retention" in err and "keeps nothing" in err, err
+
+
+def test_the_converge_runs_the_deploys_playbook_on_the_host_alone(monkeypatch):
+    """site.yml with limit=<host>, the deploy's key and known_hosts; a failed task is one line naming it."""
+    from plugins.backup import restore as restore_module
+    from plugins.tools.playbooks import SITE_PLAYBOOK, TaskFailure
+
+    asked: dict = {}
+
+    class Result:
+        ok = False
+
+        def failures(self):
+            return [TaskFailure(host="app-demo", task="app_demo : Build the frontend", message="npm ci failed")]
+
+        def summary(self):
+            return "failed=1"
+
+    def fake_run(playbook, inventory, **options):
+        asked.update(playbook=playbook, **options)
+        return Result()
+
+    monkeypatch.setattr(restore_module, "run_playbook", fake_run)
+    with pytest.raises(restore_module.RestoreFailed) as failed:
+        restore_module.converge(LAB, APP)
+    assert asked["playbook"] == SITE_PLAYBOOK and asked["limit"] == "app-demo"
+    assert asked["private_key"] == LAB.runner.deploy_key
+    assert str(failed.value) == ("converging app-demo with ansible failed: task 'app_demo : Build the frontend': "
+                                 "npm ci failed")
