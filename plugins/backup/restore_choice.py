@@ -55,8 +55,8 @@ def restorable_host(inventory: Inventory, name: str) -> Host:
     host = inventory.host(name)
     reason = self_reason(inventory, host)
     if reason:
-        raise RestoreRefused(f"HOST={name}: refusing to restore {reason}: a restore stops it, and this run with it; "
-                             f"restore it from another machine ({RUNNER_DOC})")
+        raise RestoreRefused(f"HOST={name}: refused: {reason}, and a restore stops it with this run; restore it "
+                             f"from another machine ({RUNNER_DOC})")
     return host
 
 

@@ -154,8 +154,8 @@ def test_an_unknown_host_is_refused_naming_the_hosts(node):
 def test_the_runner_the_suite_runs_on_is_never_restored(node):
     """ci-runner is lab.yml's runner: refused with why and where the docs say how."""
     line = refused(node, "ci-runner")
-    assert line.startswith("HOST=ci-runner: refusing to restore ci-runner is the runner the suite runs on "
-                           "(inventories/lab.yml: runner.host)")
+    assert line.startswith("HOST=ci-runner: refused: ci-runner is the runner the suite runs on "
+                           "(inventories/lab.yml: runner.host), and a restore stops it with this run")
     assert "docs/how-to/restore.md#the-runner" in line
 
 
