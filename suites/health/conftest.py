@@ -89,6 +89,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if empty:
         config.hook.pytest_deselected(items=empty)
         items[:] = [item for item in items if item not in empty]
+    if get_inventory(config).backup is None:  # no policy, no backup watch: its tests are not collected, not skipped
+        watch = [item for item in items if item.path.name == "test_backups.py"]
+        if watch:
+            config.hook.pytest_deselected(items=watch)
+            items[:] = [item for item in items if item not in watch]
     position = {host.hostname: index for index, host in enumerate(get_inventory(config).hosts)}
     # A check no selected host owes (no functional probe on the hosts chosen) has an empty parameter set:
     # deselected, not reported as a skip named NOTSET.

@@ -94,3 +94,18 @@ def test_the_health_suite_watches_the_hosts_the_policy_backs_up(tmp_path):
     fresh = "test_newest_backup_is_younger_than_the_schedule_allows"
     assert tests == [f"{fresh}[{name}]" for name in ("proxy", "utilities", "monitoring", "app-demo")] + [
         "test_last_restic_check_of_the_offsite_copy_passed"], done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def test_an_inventory_without_a_backup_policy_has_no_backup_watch(tmp_path):
+    """No `backup:` section: the watch's tests are not collected (not skipped: a skip would read as a gap), the
+    other health tests are."""
+    document = copy.deepcopy(yaml.safe_load((ROOT / "inventories" / "lab.yml").read_text()))
+    del document["backup"]
+    variant = tmp_path / "lab-no-backup.yml"
+    variant.write_text(yaml.safe_dump(document, sort_keys=False))
+    done = subprocess.run([sys.executable, "-m", "pytest", "suites/health", "--collect-only", "-q",
+                           "-p", "no:cacheprovider", f"--inventory={variant}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    tests = [line for line in done.stdout.splitlines() if "::" in line]
+    assert done.returncode == 0 and tests, done.stdout[-2000:] + done.stderr[-2000:]
+    assert not [t for t in tests if "test_backups.py" in t], tests
