@@ -75,16 +75,18 @@ def _hours(seconds: float) -> str:
 
 
 def backup_freshness(inventory: Inventory, host: Host, backups: list[dict], now: float | None = None) -> Verdict:
-    """The host's newest backup among `backups` (the policy storage's content entries, every host's) against the
-    schedule's allowed age. No backup of any host yet: skipped (nothing has run); of this host only: failed."""
+    """The host's newest backup among `backups` (the policy storage's content entries, every CT's) against the
+    schedule's allowed age. No backup of any host the policy backs up yet: skipped (nothing has run); of this host
+    only: failed."""
     policy = inventory.backup
     now = time.time() if now is None else now
     allowed = max_backup_age(policy.schedule)
     rule = f"the policy allows {_hours(allowed)} (schedule '{policy.schedule}', {inventory.where('backup.schedule')})"
     own = sorted((row for row in backups if int(row.get("vmid", -1)) == host.vmid),
                  key=lambda row: row.get("ctime", 0), reverse=True)
+    watched = {h.vmid for h in inventory.hosts if h.hostname not in policy.exclude}
     if not own:
-        if not backups:
+        if not any(int(row.get("vmid", -1)) in watched for row in backups):  # another CT's backups judge nothing
             return Verdict(False, f"no backup on storage '{policy.storage}' of any host yet: run make backup, or wait "
                                   f"for the node's job ({policy.schedule})", skipped=True)
         return Verdict(False, f"{host.hostname} ({host.vmid}) has no backup on storage '{policy.storage}' while "

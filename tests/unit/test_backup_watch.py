@@ -63,6 +63,8 @@ def test_a_host_without_a_backup_fails_once_others_have_one_and_nothing_yet_is_a
         "app-demo (250) has no backup on storage 'backup' while other hosts have")
     nothing = watch.backup_freshness(LAB, APP, [], now=NOW)
     assert nothing.skipped and "run make backup" in nothing.message
+    stranger = {"volid": "backup:backup/vzdump-lxc-990-x.tar.zst", "vmid": 990, "ctime": NOW}
+    assert watch.backup_freshness(LAB, APP, [stranger], now=NOW).skipped, "a CT outside the inventory judged it"
 
 
 def test_the_last_restic_check_is_read_from_make_backups_record(tmp_path, monkeypatch):
