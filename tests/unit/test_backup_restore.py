@@ -104,6 +104,18 @@ def test_a_host_comes_back_from_its_newest_backup_then_is_converged_and_checked(
     assert steps.calls == ["converge app-demo", "health app-demo"]
 
 
+def test_a_lost_container_comes_back_from_its_backup(node):
+    """The CT gone (a lost disk): no stop, a restore without force, the CT running with the backed-up files."""
+    node.client.stop("homelab", APP.vmid)
+    node.client.wait_task("homelab", node.client._call("destroy", lambda api: api.nodes("homelab").lxc(APP.vmid).delete(
+        purge=1)))
+    assert APP.vmid not in node.client.containers("homelab")
+    rc, said, _ = restore(node, "app-demo")
+    assert rc == 0, said
+    assert [line.split()[0] for line in said[:-1]] == ["choose", "verify", "restore", "converge", "health"]
+    assert node.status(APP.vmid) == "running" and node.files(APP.vmid)["/srv/marker"] == "first"
+
+
 def test_a_restore_names_the_backup_to_restore(node):
     """FROM=<volid> restores that archive (an older one than the newest)."""
     older = node.backups(APP.vmid)[0]
