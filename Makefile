@@ -5,7 +5,7 @@ INVENTORY ?= inventories/lab.yml
 LABENV  := eval "$$($(PY) -m lab env)"
 ALLURE  := --alluredir reports/allure-results
 
-.PHONY: help install lab-up lab-down lab-status deploy plan health backup security test test-unit report lint
+.PHONY: help install lab-up lab-down lab-status deploy plan health backup restore security test test-unit report lint
 
 # A bare `make` lists the targets: the first target used to be `install`, which runs apt-get as root.
 .DEFAULT_GOAL := help
@@ -36,6 +36,11 @@ health:             ## read-only validation of every host and service
 
 backup:             ## back up every host now: vzdump, the dumps, the encrypted off-site copy (restic), prune, check
 	$(LABENV) && $(PY) -m plugins.backup --inventory $(INVENTORY)
+
+# HOST= the host to restore; FROM= a backup volid (make backup and the node's storage list them) or newest.
+restore:            ## restore one host (HOST=name [FROM=volid|newest]): archive verified, restored, converged, checked
+	@test -n "$(HOST)" || { echo "make restore: HOST is required (expected make restore HOST=<hostname> [FROM=<backup volid>|newest])" >&2; exit 2; }
+	$(LABENV) && $(PY) -m plugins.backup restore --inventory $(INVENTORY) --host $(HOST) --from $(or $(FROM),newest)
 
 security:           ## read-only audit of every host and route: ssh-audit, sslyze, lynis, unattended upgrades, Docker
 	$(LABENV) && $(PYTEST) suites/security --inventory $(INVENTORY) $(ALLURE)

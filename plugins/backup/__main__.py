@@ -1,4 +1,5 @@
-"""`python -m plugins.backup [--inventory PATH] [--hosts a,b] [--job]`: back up every host now (make backup)."""
+"""`python -m plugins.backup [--inventory PATH] [--hosts a,b] [--job]`: back up every host now (make backup);
+`python -m plugins.backup restore --host NAME [--from VOLID]`: restore one (make restore)."""
 
 from __future__ import annotations
 

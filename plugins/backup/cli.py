@@ -1,4 +1,5 @@
-"""The backup commands: back every host up now (`make backup`), or write the node's backup job (`--job`)."""
+"""The backup commands: back every host up now (`make backup`), write the node's backup job (`--job`), or restore
+one host (`restore --host NAME [--from VOLID]`: make restore)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,44 @@ from pathlib import Path
 
 from plugins.backup.credentials import BackupProblem
 from plugins.backup.job import NoBackupApi, apply_policy_job, check_storage
+from plugins.backup.restore import restore_host
+from plugins.backup.restore_choice import NEWEST, RestoreRefused, restorable_host
 from plugins.backup.run import run_backup
 from plugins.inventory import DEFAULT_INVENTORY, InventoryError, load_inventory
 from plugins.proxmox.client import ProxmoxClient, ProxmoxError
 
 
+def restore_main(argv: list[str]) -> int:
+    """`restore --host NAME [--from VOLID|newest]`: restore one host, converge and check it (make restore)."""
+    parser = argparse.ArgumentParser(prog="python -m plugins.backup restore",
+                                     description="restore one host from its newest (or the named) vzdump backup, "
+                                                 "then converge it with Ansible and run its health checks")
+    parser.add_argument("--inventory", default=DEFAULT_INVENTORY, help="the environment's inventory")
+    parser.add_argument("--host", required=True, help="the hostname to restore (make restore HOST=…)")
+    parser.add_argument("--from", dest="source", default=NEWEST,
+                        help=f"the backup's volid (<storage>:backup/vzdump-lxc-…) or {NEWEST} (make restore FROM=…)")
+    args = parser.parse_args(argv)
+    try:
+        inventory = load_inventory(Path(args.inventory))
+    except InventoryError as error:
+        print(error, file=sys.stderr)
+        return 2
+    try:
+        if inventory.backup is not None:
+            restorable_host(inventory, args.host)  # a wrong HOST= is said before the node is asked anything
+        client = ProxmoxClient.from_inventory(inventory)
+    except (RestoreRefused, ProxmoxError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    return restore_host(inventory, client, args.host, args.source, say=lambda line: print(line, flush=True))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run a backup (or write the job) for one inventory; one line per problem, never a traceback."""
+    """Run a backup (or write the job, or restore a host) for one inventory; one line per problem, never a
+    traceback."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["restore"]:
+        return restore_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m plugins.backup", description=__doc__.splitlines()[0])
     parser.add_argument("--inventory", default=DEFAULT_INVENTORY, help="the environment's inventory")
     parser.add_argument("--hosts", default="", help="comma-separated hostnames (default: every host the policy "

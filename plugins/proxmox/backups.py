@@ -112,3 +112,26 @@ def apply_job(client: ProxmoxClient, job: BackupJob) -> str:
         return "unchanged"
     client._call(f"update backup job {JOB_ID}", lambda api: api.cluster.backup(JOB_ID).put(**wanted))
     return "updated"
+
+
+def restore(client: ProxmoxClient, node: str, vmid: int, volid: str, *, force: bool, start: bool,
+            timeout: float | None = None, **options: str | int) -> TaskResult:
+    """Restore CT vmid from the backup volid (POST /nodes/{node}/lxc, restore=1; force=1 over an existing CT) and
+    wait until the vzrestore task succeeds; options are PVE's (unique, storage, hostname, onboot)."""
+    params = {"vmid": vmid, "ostemplate": volid, "restore": 1, **({"force": 1} if force else {}),
+              "start": _bool(start), **options}
+    upid = client._call(f"restore CT {vmid} on node {node} from {volid}",
+                        lambda api: api.nodes(node).lxc.post(**params))
+    return client.wait_task(node, upid, timeout)
+
+
+def destroy(client: ProxmoxClient, node: str, vmid: int, *, timeout: float | None = None) -> TaskResult:
+    """Destroy the stopped CT vmid with its volumes (DELETE /nodes/{node}/lxc/{vmid}, purge=1) and wait."""
+    upid = client._call(f"destroy CT {vmid} on node {node}",
+                        lambda api: api.nodes(node).lxc(vmid).delete(purge=1))
+    return client.wait_task(node, upid, timeout)
+
+
+def next_vmid(client: ProxmoxClient) -> int:
+    """A VMID free on the cluster (GET /cluster/nextid)."""
+    return int(client._call("ask the cluster for a free VMID", lambda api: api.cluster.nextid.get()))

@@ -63,7 +63,12 @@ def selected_hosts(config: pytest.Config) -> list:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize each test from its check's subjects: ids `app-demo`, `app-demo/web`, `app-demo/app-demo-health`."""
+    """Parametrize each test from its check's subjects: ids `app-demo`, `app-demo/web`, `app-demo/app-demo-health`;
+    `backed_up_host` (test_backups.py) with each selected host the inventory's backup policy backs up."""
+    if "backed_up_host" in metafunc.fixturenames:
+        policy = get_inventory(metafunc.config).backup
+        hosts = [h for h in selected_hosts(metafunc.config) if policy and h.hostname not in policy.exclude]
+        metafunc.parametrize("backed_up_host", hosts, ids=[h.hostname for h in hosts])
     marker = metafunc.definition.get_closest_marker("check")
     if marker is None:
         return
@@ -84,6 +89,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if empty:
         config.hook.pytest_deselected(items=empty)
         items[:] = [item for item in items if item not in empty]
+    if get_inventory(config).backup is None:  # no policy, no backup watch: its tests are not collected, not skipped
+        watch = [item for item in items if item.path.name == "test_backups.py"]
+        if watch:
+            config.hook.pytest_deselected(items=watch)
+            items[:] = [item for item in items if item not in watch]
     position = {host.hostname: index for index, host in enumerate(get_inventory(config).hosts)}
     # A check no selected host owes (no functional probe on the hosts chosen) has an empty parameter set:
     # deselected, not reported as a skip named NOTSET.
@@ -99,10 +109,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             hostname, column = need[0].hostname, REGISTRY[need[1]].column
             item.user_properties.append((CELL, (hostname, column)))
             order[item] = (position[hostname], COLUMNS.index(column))
+        elif "backed_up_host" in getattr(getattr(item, "callspec", None), "params", {}):
+            order[item] = (position[item.callspec.params["backed_up_host"].hostname], len(COLUMNS))
+        elif item.path.name == "test_backups.py":
+            order[item] = (len(position), 0)  # the repository's check: no host's, after every host
     # Host by host in inventory order (the order their checks are submitted), each host's tests in the
     # summary table's column order: a host's tests report as soon as its one remote command is back. File by
     # file, the first file would wait for the last host, and every other file's tests would queue behind it.
-    # Other tests go first, in their order.
+    # A host's backup watch follows its checks; the off-site repository's check comes last. Other tests go first,
+    # in their order.
     items.sort(key=lambda item: order.get(item, (-1, 0)))
 
 

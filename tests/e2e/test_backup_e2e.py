@@ -1,25 +1,28 @@
 """`make backup` on a deployed lab (issue 23): consistent dumps on the hosts, an encrypted restic copy in the lab's
-S3 store, pruned and checked; a dump restored from that copy is a usable database; the store down keeps the
-local backup and says the off-site copy failed.
-
-Until the lab's PVE emulator serves the backup API, `make backup` says vzdump was skipped and goes on: these tests
-prove the dumps and the off-site copy, which need no vzdump.
+S3 store, pruned and checked; a dump restored from that copy is a usable database; the health suite's backup watch
+finds every host fresh; the store down keeps the local backup and says the off-site copy failed; `make restore`
+brings app-demo back to its newest backup (the recovery point) and measures the recovery time.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from lab import orchestrate, scenarios
+from plugins.backup import watch
 from plugins.backup.credentials import restic_environment
 from plugins.backup.offsite import Repository
 from plugins.inventory import load_inventory
+from plugins.proxmox import backups as node_backups
+from plugins.proxmox.client import ProxmoxClient
 from plugins.ssh.known_hosts import known_hosts_file
 from plugins.stack.backup_dumps import dumps
 
@@ -136,6 +139,20 @@ def test_a_dump_from_the_offsite_copy_restores_into_a_scratch_database(backed_up
         app_sql(f"DROP DATABASE IF EXISTS {SCRATCH};")
 
 
+def test_the_health_watch_finds_every_host_fresh_and_would_name_a_stale_one(backed_up, state_dir):
+    """Right after make backup: each host's newest vzdump passes the schedule's age and the restic check passed; the
+    same backups judged 27 h later name the stale host."""
+    client = ProxmoxClient.from_inventory(INVENTORY, scenarios.suite_env())
+    listed = node_backups.backups(client, INVENTORY.proxmox.node, INVENTORY.backup.storage)
+    verdicts = {h.hostname: watch.backup_freshness(INVENTORY, h, listed) for h in INVENTORY.hosts}
+    assert all(v.passed for v in verdicts.values()), {name: v.message for name, v in verdicts.items()}
+    later = max(int(row["ctime"]) for row in listed) + 27 * watch.HOUR
+    stale = watch.backup_freshness(INVENTORY, APP, listed, now=later)
+    assert not stale.passed and stale.message.startswith(f"{APP.hostname} ({APP.vmid}) is stale: ")
+    check = watch.restic_check(INVENTORY, state_dir / "backups" / INVENTORY.environment / watch.STATUS_FILE)
+    assert check.passed, check.message
+
+
 def test_the_s3_store_down_keeps_the_local_backup_and_says_the_offsite_copy_failed(backed_up, tmp_path, state_dir):
     """The off-site endpoint answering nothing: the dumps are still taken and kept, the run says why it failed."""
     closed = scenarios.inventory_variant(tmp_path, "s3-down", lambda document: document["backup"]["offsite"].update(
@@ -152,3 +169,26 @@ def test_the_s3_store_down_keeps_the_local_backup_and_says_the_offsite_copy_fail
     assert after and after >= before, "the dump on the host should be there, retaken"
     secret = scenarios.suite_env()["RESTIC_PASSWORD"]
     assert secret not in output
+
+
+def test_make_restore_brings_the_host_back_to_its_newest_backup(backed_up, marker, state_dir, record_property):
+    """A row written after the backup, then `make restore HOST=app-demo`: the archive verified, the CT restored,
+    converged and healthy; the row from before the backup is there, the one after is not (the recovery point)."""
+    second = f"after-backup-{uuid.uuid4().hex[:8]}"
+    app_sql(f"INSERT INTO items (name) VALUES ('{second}');")  # nosec B608 # the test's own uuid, no input
+    env = {**scenarios.suite_env(), "HOMELAB_SUITE_STATE_DIR": str(state_dir)}
+    started = time.monotonic()
+    run = subprocess.run(["make", "--no-print-directory", "-s", "restore", f"HOST={APP.hostname}"],
+                         cwd=scenarios.ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
+    wall = time.monotonic() - started
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, f"make restore failed (rc {run.returncode}):\n{output}"
+    steps = [line.split()[0] for line in run.stdout.splitlines()[:-1]]
+    assert steps == ["choose", "verify", "stop", "restore", "converge", "health"], output
+    recovery = re.search(r"recovery time ([0-9.]+) s", run.stdout.splitlines()[-1])
+    assert recovery, output
+    record_property("recovery_time_s", recovery[1])
+    print(f"make restore HOST={APP.hostname}: recovery time {recovery[1]} s (command {wall:.1f} s)\n{run.stdout}")
+    query = f"SELECT name FROM items WHERE name IN ('{marker}', '{second}');"  # nosec B608 # own uuids
+    assert app_sql(query).split() == [marker], f"after the restore: {app_sql(query)!r}"
+    assert scenarios.suite_env()["RESTIC_PASSWORD"] not in output

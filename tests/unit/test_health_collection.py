@@ -50,8 +50,8 @@ def ids_of(node_ids: list[str]) -> list[str]:
 
 
 def host_of(test_id: str) -> str:
-    """`test_http[proxy/traefik-ping]` -> `proxy`."""
-    return test_id.split("[", 1)[1].rstrip("]").split("/", 1)[0]
+    """`test_http[proxy/traefik-ping]` -> `proxy`; '' for a test of no host (the restic repository's check)."""
+    return test_id.split("[", 1)[1].rstrip("]").split("/", 1)[0] if "[" in test_id else ""
 
 
 @pytest.fixture(scope="module")
@@ -61,21 +61,26 @@ def every_test() -> list[str]:
 
 
 def test_tests_run_host_by_host_in_inventory_order_and_table_column_order(every_test):
-    hosts = [host_of(t) for t in every_test]
+    hosts = [host_of(t) for t in every_test if "[" in t]
     runs = [h for i, h in enumerate(hosts) if i == 0 or hosts[i - 1] != h]
     assert runs == ["proxy", "utilities", "ci-runner", "monitoring", "app-demo"], runs  # each host once
     for host in runs:
-        columns = [COLUMN_OF[t.split("[")[0]] for t in every_test if host_of(t) == host]
+        columns = [COLUMN_OF[t.split("[")[0]] for t in every_test if "[" in t and host_of(t) == host
+                   and t.split("[")[0] in COLUMN_OF]
         assert columns == sorted(columns), (host, columns)
+        # the host's backup watch (suites/health/test_backups.py) follows its checks
+        assert [t for t in every_test if "[" in t and host_of(t) == host][-1].startswith(
+            "test_newest_backup_is_younger_than_the_schedule_allows["), host
+    assert every_test[-1] == "test_last_restic_check_of_the_offsite_copy_passed"
     assert every_test[:3] == ["test_ssh[proxy]", "test_sshd_refuses_passwords[proxy]", "test_keys[proxy]"]
 
 
 def test_hosts_and_roles_select_without_changing_the_ids(every_test):
     app_demo = ids_of(collect("--hosts=app-demo"))
-    assert app_demo and {host_of(t) for t in app_demo} == {"app-demo"}
-    assert app_demo == [t for t in every_test if host_of(t) == "app-demo"]
+    assert app_demo and {host_of(t) for t in app_demo} == {"app-demo", ""}
+    assert app_demo[:-1] == [t for t in every_test if "[" in t and host_of(t) == "app-demo"]
     assert "test_rsync[app-demo]" in app_demo
-    assert {host_of(t) for t in ids_of(collect("--roles=proxy,monitoring"))} == {"proxy", "monitoring"}
+    assert {host_of(t) for t in ids_of(collect("--roles=proxy,monitoring"))} == {"proxy", "monitoring", ""}
 
 
 def test_both_suites_collect_together_with_the_deploy_stages_first(every_test):

@@ -1,0 +1,57 @@
+"""proxmoxer's shape over the in-process emulator: a ProxmoxClient that calls lab/pve without HTTP (unit tests)."""
+
+from __future__ import annotations
+
+from proxmoxer.core import ResourceException
+
+from lab.pve.app import Emulator
+from lab.pve.auth import FULL_TOKEN_ID, load_tokens
+from plugins.proxmox.client import ProxmoxClient
+
+BASE = "/api2/json"
+
+
+class InProcessApi:
+    """`api.nodes(node).lxc(vmid).config.get()` and the like, answered by Emulator.handle as PVE's wire would."""
+
+    def __init__(self, app: Emulator, path: tuple = ()):
+        self._app, self._path = app, path
+
+    def __getattr__(self, name: str) -> InProcessApi:
+        return InProcessApi(self._app, (*self._path, name))
+
+    def __call__(self, *parts) -> InProcessApi:
+        return InProcessApi(self._app, (*self._path, *(str(p) for p in parts)))
+
+    def _send(self, method: str, params: dict):
+        auth = f"PVEAPIToken={FULL_TOKEN_ID}={load_tokens(self._app.state_dir)[FULL_TOKEN_ID]}"
+        path = BASE + "/" + "/".join(p.strip("/") for p in self._path)
+        reply = self._app.handle(method, path, {k: str(v) for k, v in params.items()}, auth)
+        if reply.status != 200:
+            body = reply.body or {}
+            raise ResourceException(reply.status, reply.reason, body.get("message", reply.reason),
+                                    errors=body.get("errors"))
+        return (reply.body or {}).get("data")
+
+    def get(self, **params):
+        """GET with query parameters."""
+        return self._send("GET", params)
+
+    def post(self, **params):
+        """POST with form parameters."""
+        return self._send("POST", params)
+
+    def put(self, **params):
+        """PUT with form parameters."""
+        return self._send("PUT", params)
+
+    def delete(self, **params):
+        """DELETE with query parameters."""
+        return self._send("DELETE", params)
+
+
+def in_process_client(app: Emulator) -> ProxmoxClient:
+    """A ProxmoxClient whose every call goes to the in-process emulator."""
+    return ProxmoxClient(lambda: InProcessApi(app), url="https://127.0.0.1:8006", token_id=FULL_TOKEN_ID,
+                         secret_env="PVE_TOKEN_SECRET",  # pragma: allowlist secret
+                         poll_interval=0.01, task_timeout=20)
