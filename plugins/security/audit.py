@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,6 +53,21 @@ class SecurityAudit:
                             known_hosts=known_hosts)
         self.findings: dict[Key, Finding] = {}
         self.controls: set[str] = set(CONTROLS)
+        self._background: Future | None = None
+
+    def start(self, controls: set[str] | None = None) -> None:
+        """Begin run(controls) in a thread of its own and return at once: the audit's tools work while the
+        session does something else (the exposure probes); wait() gives the findings."""
+        if self._background is None:
+            side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="security-audit")
+            self._background = side.submit(self.run, controls)
+            side.shutdown(wait=False)  # the one task still runs; nothing more is submitted
+
+    def wait(self) -> dict[Key, Finding]:
+        """The findings of the audit start() began (run here and now if none was started); its error if it raised."""
+        if self._background is None:
+            return self.run(self.controls)
+        return self._background.result()
 
     def run(self, controls: set[str] | None = None) -> dict[Key, Finding]:
         """Audit every host and route for these controls (default all): hosts over SSH in threads, routes with

@@ -7,6 +7,7 @@ behind. The tree is Debian's (`lynis` package on the runner: scripts/install.sh)
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import shlex
@@ -20,6 +21,7 @@ LYNIS_PROGRAM = Path("/usr/sbin/lynis")
 LYNIS_SHARE = Path("/usr/share/lynis")  # include/, db/ (plugins/ ship in /etc/lynis/plugins: not needed)
 LYNIS_PROFILE = Path("/etc/lynis/default.prf")
 LYNIS_PLUGINS = Path("/etc/lynis/plugins")  # lynis stops ("can't find plugin directory") without one
+HOMELAB_PROFILE = Path(__file__).with_name("lynis-homelab.prf")  # appended to Debian's profile: why, in the file
 REPORT_MARK = "@@report"
 
 # lynis refuses include files not owned by root or the caller: the tar carries uid 0, extracted as root.
@@ -45,6 +47,7 @@ class LynisReport:
     warnings: tuple[str, ...]
 
 
+@functools.cache  # one tree for every host of the audit, built and gzipped once
 def lynis_tree() -> bytes:
     """The lynis program, its include/ and db/ trees and its profile, as a gzipped tar owned by root."""
     buffer = io.BytesIO()
@@ -57,11 +60,19 @@ def lynis_tree() -> bytes:
 
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         tar.add(LYNIS_PROGRAM, arcname="lynis", filter=as_root)
-        tar.add(LYNIS_PROFILE, arcname="default.prf", filter=as_root)
+        profile = audit_profile()
+        info = as_root(tar.gettarinfo(LYNIS_PROFILE, arcname="default.prf"))
+        info.size = len(profile)
+        tar.addfile(info, io.BytesIO(profile))
         for part in ("include", "db"):
             tar.add(LYNIS_SHARE / part, arcname=part, filter=as_root)
         tar.add(LYNIS_PLUGINS, arcname="plugins", filter=as_root)
     return buffer.getvalue()
+
+
+def audit_profile() -> bytes:
+    """Debian's lynis profile with the homelab's settings after it (a later line wins)."""
+    return LYNIS_PROFILE.read_bytes().rstrip(b"\n") + b"\n\n" + HOMELAB_PROFILE.read_bytes()
 
 
 def remote_command() -> str:

@@ -2,7 +2,8 @@
 
 A test names its control with `@pytest.mark.control("<name>")` and takes `security_host` (a host of the
 inventory) or `security_route` (a route the proxy serves). The audit runs once, for the controls the collected
-tests need (`-k "not lynis"` leaves lynis out), every host concurrently; each test then states one finding.
+tests need (`-k "not lynis"` leaves lynis out), every host concurrently, in the background from the end of
+collection (beside the exposure probes); each test then states one finding.
 """
 
 from __future__ import annotations
@@ -65,17 +66,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.user_properties.append((CELL, cell[:2]))
 
 
-@pytest.fixture(scope="session")
-def security_audit(request: pytest.FixtureRequest) -> SecurityAudit:
-    """The session's audit, run once for the controls the collected tests assert."""
-    config = request.config
+def _begin_audit(session: pytest.Session) -> SecurityAudit | None:
+    """The session's audit, started once for the controls the collected tests assert (None: no such test)."""
+    config = session.config
     if AUDIT_KEY not in config.stash:
+        controls = {_control(item) for item in session.items if item.get_closest_marker("control")}
+        if not controls:
+            return None
         inventory = get_inventory(config)
         audit = SecurityAudit(inventory, inventory.hosts, known_hosts_file(inventory))
         config.stash[AUDIT_KEY] = audit
-        controls = {_control(item) for item in request.session.items if item.get_closest_marker("control")}
-        audit.run(controls)
+        audit.start(controls)
     return config.stash[AUDIT_KEY]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the audit as soon as the tests are known: its tools then run beside the exposure probes, which come
+    first (test_exposure.py), instead of after them."""
+    if not session.config.option.collectonly:
+        _begin_audit(session)
+
+
+@pytest.fixture(scope="session")
+def security_audit(request: pytest.FixtureRequest) -> SecurityAudit:
+    """The session's audit once its tools are done (begun when collection ended)."""
+    audit = _begin_audit(request.session)
+    if audit is None:
+        pytest.fail("security_audit: no collected test names a control (@pytest.mark.control)", pytrace=False)
+    audit.wait()
+    return audit
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

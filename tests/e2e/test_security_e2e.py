@@ -1,18 +1,26 @@
-"""`make security` on the deployed lab: it passes after a deploy; one control broken on one host fails exactly that
-host and control, named; the next deploy repairs it and the control passes again.
+"""`make security` on the deployed lab: four controls broken at once, each on its own host, fail exactly those four
+(host, control) cells, each named; one deploy repairs them all, and then the whole suite passes.
 
 The breaks are the ones an owner's hand or a bad change makes: password logins switched back on (app-demo), a
-broken cipher added to sshd (utilities), a certificate about to expire on the proxy. lynis is left out of the
-break runs (`-k "not lynis"`): no break touches it, and it is the suite's slowest control.
+broken cipher added to sshd (monitoring), a certificate about to expire on the proxy's routes, and a service port
+opened to the LAN in the inventory's firewall data, applied as the deploy's firewall stage applies it (utilities'
+Vaultwarden, 8080). Breaking them together on different hosts proves what one break at a time proved (each fails
+its own cell and no other) with one broken run and one repairing deploy instead of one of each per break.
+
+lynis is left out of the broken run (`-k "not lynis"`): no break touches it, and it is the suite's slowest control.
+The run after the repairing deploy is the whole suite, lynis included: it is the "passes after a deploy" proof.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -20,13 +28,17 @@ from cryptography.x509.oid import NameOID
 
 from lab import orchestrate, scenarios
 from plugins.inventory import load_inventory
+from plugins.proxmox.client import ProxmoxClient
+from plugins.proxmox.firewall import changes, converge, read_state
 from plugins.ssh.known_hosts import forget
 from plugins.stack import ansible_inventory
+from plugins.stack.firewall import MARK, desired_state
 
 pytestmark = pytest.mark.usefixtures("deployed", "fresh_host_keys")
 
 FAST = ("-k", "not lynis")
 INVENTORY = load_inventory(scenarios.LAB_INVENTORY)
+OPEN_VAULTWARDEN = {"host": "utilities", "zone": "lan", "ports": [8080], "comment": "e2e: Vaultwarden to the LAN"}
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +63,11 @@ def failed_cells(output: str) -> set[tuple[str, str]]:
     return cells
 
 
+def failed_exposures(output: str) -> set[str]:
+    """The (source-host) ids of the failed exposure tests (they are not cells of the table: pytest's -ra lines)."""
+    return set(re.findall(r"FAILED \S*test_exposure\.py::\S+\[([\w-]+)\]", output))
+
+
 def host_ip(name: str) -> str:
     """A lab host's address from the inventory."""
     return INVENTORY.host(name).ip
@@ -62,7 +79,7 @@ def root(name: str, command: str) -> None:
     assert done.returncode == 0, f"{name}: {command}: {done.stdout}{done.stderr}"
 
 
-def expiring_certificate(directory: Path, days: int) -> tuple[bytes, bytes]:
+def expiring_certificate(days: int) -> tuple[bytes, bytes]:
     """A *.<domain> certificate signed by the lab's CA (the one the inventory verifies with), valid `days` more."""
     ca_dir = Path(INVENTORY.stack.tls.ca_file).parent
     ca = x509.load_pem_x509_certificate((ca_dir / "ca.pem").read_bytes())
@@ -82,46 +99,103 @@ def expiring_certificate(directory: Path, days: int) -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-def put_expiring_certificate(tmp_path: Path) -> None:
+def apply_firewall(inventory_path: Path, *, dry_run: bool = False) -> list[str]:
+    """Apply an inventory's firewall as the deploy's firewall stage does (through PVE's API); give the changes (with
+    dry_run: what would change)."""
+    inventory = load_inventory(inventory_path)
+    client = ProxmoxClient.from_inventory(inventory, env=scenarios.suite_env())
+    cts = {h.vmid: h.node for h in inventory.hosts}
+    current, wanted = read_state(client.api_call, cts), desired_state(inventory)
+    if dry_run:
+        return changes(current, wanted, MARK)
+    return converge(client.api_call, current, wanted, MARK, cts)
+
+
+def allow_password_login(tmp_path: Path) -> Path | None:
+    """Switch sshd's password logins back on in the bootstrap's drop-in."""
+    root("app-demo", "sed -i 's/^PasswordAuthentication no/PasswordAuthentication yes/' "
+                     "/etc/ssh/sshd_config.d/00-bootstrap.conf && systemctl restart ssh")
+    return None
+
+
+def add_weak_cipher(tmp_path: Path) -> Path | None:
+    """Put 3DES-CBC first in the hardening's cipher list."""
+    root("monitoring", "sed -i 's/^Ciphers /Ciphers 3des-cbc,/' /etc/ssh/sshd_config.d/01-hardening.conf "
+                       "&& systemctl restart ssh")
+    return None
+
+
+def put_expiring_certificate(tmp_path: Path) -> Path | None:
     """Replace the proxy's certificate with one expiring in 10 days and restart Traefik on it."""
     proxy = INVENTORY.proxy_host.hostname
     config_dir = ansible_inventory(INVENTORY)["all"]["hosts"][proxy]["proxy_config_dir"]
-    cert, key = expiring_certificate(tmp_path, days=10)
+    cert, key = expiring_certificate(days=10)
     root(proxy, f"printf '%s' '{cert.decode()}' > {config_dir}/tls/cert.pem && "
                 f"printf '%s' '{key.decode()}' > {config_dir}/tls/key.pem && docker restart traefik >/dev/null")
+    return None
 
 
-BREAKS = {
-    "password-login": ("app-demo", "ssh-auth",
-                       lambda tmp: root("app-demo", "sed -i 's/^PasswordAuthentication no/PasswordAuthentication yes/' "
-                                        "/etc/ssh/sshd_config.d/00-bootstrap.conf && systemctl restart ssh"),
-                       "passwordauthentication is yes, expected no"),
-    "weak-cipher": ("utilities", "ssh-audit",
-                    lambda tmp: root("utilities", "sed -i 's/^Ciphers /Ciphers 3des-cbc,/' "
-                                     "/etc/ssh/sshd_config.d/01-hardening.conf && systemctl restart ssh"),
-                    "failing cipher 3des-cbc"),
-    "expiring-certificate": ("proxy", "tls", put_expiring_certificate, "within 30 days"),
-}
+def open_service_port_to_the_lan(tmp_path: Path) -> Path | None:
+    """Add a rule opening Vaultwarden's port to the LAN to a copy of the inventory and apply its firewall; give the
+    copy (the suite then judges against the data as changed)."""
+    document = yaml.safe_load(scenarios.LAB_INVENTORY.read_text())
+    document["firewall"]["rules"] = [OPEN_VAULTWARDEN]
+    opened = tmp_path / "lab-opened.yml"
+    opened.write_text(yaml.safe_dump(document, sort_keys=False))
+    changed = apply_firewall(opened)
+    assert changed == ["security group hl-201: 6 rule(s)"], changed
+    return opened
+
+
+@dataclass(frozen=True)
+class Break:
+    """One control broken on one host: the cell it must fail and words its message must hold."""
+
+    host: str
+    control: str
+    apply: Callable[[Path], Path | None]
+    words: str
+
+
+# The certificate first: Traefik's restart is then long over when the exposure probes ask the proxy's 80/443.
+BREAKS = (
+    Break("proxy", "tls", put_expiring_certificate, "within 30 days"),
+    Break("app-demo", "ssh-auth", allow_password_login, "passwordauthentication is yes, expected no"),
+    Break("monitoring", "ssh-audit", add_weak_cipher, "failing cipher 3des-cbc"),
+    Break("utilities", "exposure", open_service_port_to_the_lan, "service port 8080 answers from the LAN"),
+)
+TABLE_BREAKS = [b for b in BREAKS if b.control != "exposure"]  # exposure is per (source, host), not a table cell
+
+
+def test_four_broken_controls_fail_exactly_their_hosts_and_controls_until_a_deploy(tmp_path):
+    """Each break fails its own (host, control) and nothing else fails, each named; one deploy repairs them all and
+    leaves the firewall converged."""
+    assert apply_firewall(scenarios.LAB_INVENTORY, dry_run=True) == [], "the deploy left the firewall unconverged"
+    inventory = scenarios.LAB_INVENTORY
+    try:
+        for broken_control in BREAKS:
+            inventory = broken_control.apply(tmp_path) or inventory
+        broken = scenarios.run_suite("security", *FAST, inventory=inventory)
+    finally:
+        deploy = scenarios.run_suite("deploy")  # the breaks are repaired even when one failed to apply
+    assert broken.rc != 0, broken.tail(40)
+    assert failed_cells(broken.output) == {(b.host, b.control) for b in TABLE_BREAKS}, broken.tail(80)
+    exposed = failed_exposures(broken.output)
+    # From the LAN point, and from any container on the LAN but the proxy's: only the opened host fails.
+    assert "lan-utilities" in exposed and {case.split("-", 1)[1] for case in exposed} == {"utilities"}, \
+        broken.tail(80)
+    for b in TABLE_BREAKS:
+        assert re.search(rf"{re.escape(b.host)} [^\n]*: {re.escape(b.control)}: [^\n]*{re.escape(b.words)}",
+                         broken.output), f"{b.host} {b.control}: no message naming it\n{broken.tail(80)}"
+    assert f"exposure (lan): utilities: {BREAKS[-1].words}" in broken.output, broken.tail(80)
+    assert deploy.rc == 0, deploy.tail(60)
+    assert apply_firewall(scenarios.LAB_INVENTORY, dry_run=True) == [], "the repairing deploy left the firewall open"
 
 
 def test_security_passes_after_a_deploy():
-    """Every control of every host and route passes on the freshly deployed lab (lynis included)."""
+    """Every control of every host and route passes on the deployed lab, lynis included, the LAN point used."""
     run = scenarios.run_suite("security")
     assert run.rc == 0, run.tail(60)
     assert failed_cells(run.output) == set(), run.tail(40)
-
-
-@pytest.mark.parametrize("name", list(BREAKS))
-def test_one_broken_control_fails_exactly_its_host_and_control_until_a_deploy(name, tmp_path):
-    """The break fails one cell of the table, and the message names the host and the control; a deploy repairs it."""
-    host, control, apply, words = BREAKS[name]
-    apply(tmp_path)
-    broken = scenarios.run_suite("security", *FAST)
-    assert broken.rc != 0, broken.tail(40)
-    assert failed_cells(broken.output) == {(host, control)}, broken.tail(60)
-    assert re.search(rf"{re.escape(host)} [^\n]*: {re.escape(control)}: [^\n]*{re.escape(words)}", broken.output), \
-        broken.tail(60)
-    deploy = scenarios.run_suite("deploy")
-    assert deploy.rc == 0, deploy.tail(60)
-    repaired = scenarios.run_suite("security", *FAST)
-    assert repaired.rc == 0 and failed_cells(repaired.output) == set(), repaired.tail(60)
+    skipped_exposure = [line for line in run.output.splitlines() if line.startswith("SKIPPED") and "exposure" in line]
+    assert not skipped_exposure, "\n".join(skipped_exposure)  # the LAN point was made and probed from

@@ -191,6 +191,23 @@ def test_the_lynis_tree_is_owned_by_root_and_writable_by_no_one_else():
     assert all(m.uid == 0 and m.gid == 0 and not m.mode & 0o022 for m in members)
 
 
+def test_the_lynis_profile_is_debians_with_the_homelab_settings_last():
+    """lynis keeps a key's last value: the homelab's lines come after Debian's, and ignore what Debian ignores and
+    the package-owned CA store only."""
+    with tarfile.open(fileobj=BytesIO(lynis.lynis_tree()), mode="r:gz") as tar:
+        profile = tar.extractfile("default.prf").read().decode()
+    assert profile.startswith(lynis.LYNIS_PROFILE.read_text().rstrip("\n"))
+
+    def last(text: str, key: str) -> set[str]:
+        lines = [line for line in text.splitlines() if line.startswith(f"{key}=")]
+        return set(lines[-1].split("=", 1)[1].split(":")) - {""}
+
+    key = "ssl-certificate-paths-to-ignore"
+    debian = last(lynis.LYNIS_PROFILE.read_text(), key)
+    assert last(profile, key) == debian | {"/usr/share/ca-certificates"}
+    assert last(profile, "ssl-certificate-paths") == last(lynis.LYNIS_PROFILE.read_text(), "ssl-certificate-paths")
+
+
 @pytest.mark.parametrize(("suite", "weak"), [
     ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", False), ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", False),
     ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", True), ("TLS_RSA_WITH_AES_256_GCM_SHA384", True),
