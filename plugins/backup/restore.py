@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from plugins.backup.restore_choice import RestoreChoice, RestoreRefused, choose
+from plugins.backup.run import size_text
 from plugins.deploy.run_lock import LockHeld, RunLock, UnfinishedRun
 from plugins.health.registry import services_of
 from plugins.health.results import FAIL
@@ -39,15 +40,6 @@ SCRATCH_NAME = "restore-check"
 
 class RestoreFailed(RuntimeError):
     """A step of a started restore failed: one line saying which and why (and what state the host is in)."""
-
-
-def _size(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
 
 
 def _rootfs_storage(config: dict) -> str | None:
@@ -156,7 +148,7 @@ def _restore(inventory: Inventory, client: ProxmoxClient, choice: RestoreChoice,
              say: Callable[[str], None], converge_host: Callable, check_host: Callable) -> int:
     host, volid = choice.host, choice.volid
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(choice.backup.get("ctime", 0))))
-    steps.done("choose", f"{host.hostname} ({host.vmid}) from {volid}, {_size(int(choice.backup.get('size', 0)))}, "
+    steps.done("choose", f"{host.hostname} ({host.vmid}) from {volid}, {size_text(int(choice.backup.get('size', 0)))}, "
                          f"taken {when}")
     try:
         exists = client.container_exists(host.node, host.vmid)

@@ -53,17 +53,18 @@ class HostBackup:
         """`utilities  ok  vzdump 410.2 MiB 12.0 s · dumps 4, 3.1 MiB 1.4 s · off-site +1.0 MiB 2.1 s`."""
         parts = []
         if self.vzdump:
-            parts.append(f"vzdump {_size(self.vzdump[0])} {self.vzdump[1]:.1f} s")
+            parts.append(f"vzdump {size_text(self.vzdump[0])} {self.vzdump[1]:.1f} s")
         if self.dumps:
-            parts.append(f"dumps {self.dumps[0]}, {_size(self.dumps[1])} {self.dumps[2]:.1f} s")
+            parts.append(f"dumps {self.dumps[0]}, {size_text(self.dumps[1])} {self.dumps[2]:.1f} s")
         if self.offsite:
-            parts.append(f"off-site +{_size(self.offsite[0])} {self.offsite[1]:.1f} s")
+            parts.append(f"off-site +{size_text(self.offsite[0])} {self.offsite[1]:.1f} s")
         outcome = "ok" if self.ok else "FAILED"
         text = f"{self.host:<12} {outcome:<6} {' · '.join(parts) or 'nothing backed up'}"
         return "; ".join([text, *self.notes, *self.errors])
 
 
-def _size(count: int) -> str:
+def size_text(count: int) -> str:
+    """A byte count as a person reads it (B, KiB, MiB, GiB)."""
     size = float(count)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
