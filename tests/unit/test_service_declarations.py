@@ -190,6 +190,8 @@ MISTAKES = [
      "services/netbox.yml: ports[0].published: expected a number <= 65535, found 99999999999999"),
     ("restart-choice", "netbox", "image:", "restart: sometimes\nimage:",
      "services/netbox.yml: restart: expected one of: no, always, unless-stopped, on-failure, found 'sometimes'"),
+    ("stop-signal-choice", "netbox", "stop_signal: SIGINT", "stop_signal: SIGKILL",
+     "services/netbox.yml: stop_signal: expected one of: SIGTERM, SIGINT, SIGQUIT, found 'SIGKILL'"),
     ("image-unpinned", "vaultwarden", "vaultwarden/server:1.32.7", "vaultwarden/server:latest",
      "services/vaultwarden.yml: image: vaultwarden/server:latest is not pinned"),
     ("image-grammar", "vaultwarden", "vaultwarden/server:1.32.7", "Vaultwarden",
