@@ -247,7 +247,7 @@ MISTAKES = [
     ("generated-config-without-port", "promtail", "ports:\n  - {container: 9080, published: 9080}\n", "",
      "services/promtail.yml: ports: no port declared, yet its HTTP checks, probes or route use container port 9080"),
     ("yaml-error", "netbox", "depends_on: [netbox-db, netbox-redis]", "depends_on: [netbox-db, netbox-redis",
-     "services/netbox.yml: line 23, column 13: invalid YAML: a [ list opens here and is never closed"),
+     "services/netbox.yml: line 24, column 13: invalid YAML: a [ list opens here and is never closed"),
     ("yaml-11-boolean", "netbox", "DB_NAME: netbox", "DB_NAME: on",
      "services/netbox.yml: line 11, column 12: 'on' is read as a boolean by YAML 1.1"),
 ]
