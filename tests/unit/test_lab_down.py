@@ -37,6 +37,9 @@ def lab_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(orchestrate.procs, "stop", lambda run_dir, service: False)
     monkeypatch.setattr(orchestrate.net, "bridge_down", lambda: None)
     monkeypatch.setattr(orchestrate.net, "bridge_exists", lambda: False)
+    # the machine's real nftables table is the running lab's firewall: a unit test must never delete it
+    monkeypatch.setattr(orchestrate, "nft_remove", lambda: False)
+    monkeypatch.setattr(orchestrate, "nft_table_exists", lambda: False)
     paths.keys_dir.mkdir(parents=True)
     for name in ("deploy_ed25519", "deploy_ed25519.pub", "known_hosts_lab", "known_hosts_e2e", "s3.json"):
         (paths.keys_dir / name).write_text("x\n")
