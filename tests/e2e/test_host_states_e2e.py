@@ -1,8 +1,7 @@
 """The suite reads the hosts' state before touching them, on the real lab (after tests/e2e's deployed lab).
 
 A host stopped the hard way: `make health` says so at once and fails; `make plan` says a deploy would start it
-and starts nothing; `make deploy` starts it (then snapshots it) and passes. Every service stops promptly on
-SIGTERM (a host stopped or restarted gracefully waits for each `docker stop`). The Terraform state object deleted
+and starts nothing; `make deploy` starts it (then snapshots it) and passes. The Terraform state object deleted
 from the lab's S3 bucket: the plan guard refuses, naming the adoption command; after that command the plan is
 empty.
 """
@@ -10,7 +9,6 @@ empty.
 from __future__ import annotations
 
 import re
-import shlex
 import subprocess
 import sys
 
@@ -20,13 +18,10 @@ import yaml
 
 from lab import orchestrate, scenarios
 from lab.faults import LabFaults
-from plugins.inventory import load_inventory
 
 pytestmark = pytest.mark.usefixtures("deployed")
 
 SHORTEST_DEADLINE = 60  # the lab's SSH and HTTP deadlines: a stopped host used to cost at least this
-PROMPT_STOP = 2.0  # seconds: issue 25's bound for one service's `docker stop` (Docker kills at its 10 s timeout)
-DOCKER_STOP_TIMEOUT = 10  # Docker's default, said explicitly: a stop that reaches it was a SIGKILL
 
 
 def ct_status(vmid: int) -> str:
@@ -46,46 +41,6 @@ def test_health_with_a_stopped_host_fails_at_once_showing_it_stopped():
     assert re.search(r"^\s*proxy\s+running\s+pass", run.output, re.MULTILINE), run.tail(30)
     assert run.seconds < SHORTEST_DEADLINE / 2, f"make health took {run.seconds:.1f} s with one host stopped"
     print(f"make health with ci-runner stopped: {run.seconds:.1f} s, rc {run.rc}")
-
-
-def stop_one_by_one(ip: str, containers: list[str]) -> dict[str, float | str]:
-    """Stop a host's containers one at a time, dependents first; {container: seconds its `docker stop` took on the
-    host, or what went wrong}. One at a time: what is measured is each service's answer to SIGTERM, not the load
-    of several stopping at once."""
-    timed = " ".join(
-        f"s=$(date +%s%N); docker stop -t {DOCKER_STOP_TIMEOUT} {name} >/dev/null 2>&1; "
-        f"echo {name} $? $(( ($(date +%s%N) - s) / 1000000 ));" for name in map(shlex.quote, reversed(containers)))
-    done = scenarios.ssh_root(ip, timed, timeout=len(containers) * (DOCKER_STOP_TIMEOUT + 5) + 30)
-    found: dict[str, float | str] = {name: f"no answer ({done.stderr.strip()[:120]})" for name in containers}
-    for line in done.stdout.splitlines():
-        name, rc, millis = line.split()
-        found[name] = int(millis) / 1000 if rc == "0" else f"docker stop exited {rc}"
-    return found
-
-
-def test_every_service_stops_within_two_seconds_of_sigterm():
-    """Each container of the deployed lab, stopped alone: `docker stop` ends under 2 s, well before Docker's SIGKILL
-    at 10 s (a PID 1 that ignores SIGTERM needs `init: true` in its services/*.yml; a server that drains its
-    connections on SIGTERM, its image's quick-stop signal). They are started again at once; the next test's deploy
-    waits for every service to be healthy."""
-    hosts = [host for host in load_inventory(scenarios.LAB_INVENTORY).hosts if host.containers]
-    stops: dict[str, dict[str, float | str]] = {}
-    try:
-        for host in hosts:
-            stops[host.hostname] = stop_one_by_one(host.ip, host.containers)
-    finally:
-        started = {host.hostname: scenarios.ssh_root(
-            host.ip, "docker start " + " ".join(map(shlex.quote, host.containers)) + " >/dev/null", timeout=120)
-            for host in hosts}
-    for hostname, found in stops.items():
-        print(f"docker stop on {hostname}: " + ", ".join(
-            f"{name} {taken if isinstance(taken, str) else f'{taken:.2f} s'}" for name, taken in found.items()))
-    slow = [f"{hostname}/{name}: {taken if isinstance(taken, str) else f'{taken:.1f} s'}"
-            for hostname, found in stops.items() for name, taken in found.items()
-            if isinstance(taken, str) or taken >= PROMPT_STOP]
-    assert not slow, f"`docker stop` took {PROMPT_STOP:g} s or more (or failed): {'; '.join(slow)}"
-    not_started = [f"{name}: {run.stderr.strip()[:200]}" for name, run in started.items() if run.returncode]
-    assert not not_started, "docker start failed after the stops: " + "; ".join(not_started)
 
 
 def test_a_stopped_host_is_named_by_the_plan_and_started_by_the_deploy():
