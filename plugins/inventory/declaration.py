@@ -182,6 +182,9 @@ class Declaration(Strict):
     probes: list[FunctionalProbe] = []
     restart: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
     init: Flag = False
+    stop_signal: Literal["SIGTERM", "SIGINT", "SIGQUIT"] | None = Field(
+        None, description="the signal `docker stop` sends first (none: the image's own, SIGTERM unless it names "
+        "another): the one the server takes as a prompt stop, where SIGTERM would drain its connections first")
 
     @property
     def secrets(self) -> list[str]:

@@ -49,6 +49,7 @@ def container_vars(inv: Inventory, host: Host) -> list[dict]:
             "healthcheck": _healthcheck(decl),
             "restart_policy": decl.restart,
             "init": decl.init,
+            "stop_signal": decl.stop_signal,  # None: the image's own
         })
     return entries
 

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import jinja2
 import pytest
 import yaml
 
@@ -44,6 +45,25 @@ def test_ansible_runs_the_containers_the_health_suite_expects(inventory):
     for host in inventory.hosts:
         deployed = [entry["container"] for entry in hosts[host.hostname]["stack_services"]]
         assert deployed == host.containers == hosts[host.hostname]["containers"], host.hostname
+
+
+def test_ansible_stops_each_container_as_its_declaration_says(inventory):
+    """init and stop_signal reach the host vars from the declaration, and the stack role's docker_container gets
+    the declared signal, or no stop_signal at all (the image's own) when the declaration names none."""
+    catalog = load_catalog()
+    tasks = yaml.safe_load((ROOT / "ansible" / "roles" / "stack" / "tasks" / "main.yml").read_text())
+    [run] = [task["community.docker.docker_container"] for task in tasks if "community.docker.docker_container" in task]
+    hosts = ansible_inventory(inventory)["all"]["hosts"]
+    signals = {}
+    for host in inventory.hosts:
+        for entry in hosts[host.hostname]["stack_services"]:
+            declared = catalog[entry["name"]]
+            assert (entry["init"], entry["stop_signal"]) == (declared.init, declared.stop_signal), entry["name"]
+            given = jinja2.Template(run["stop_signal"]).render(item=entry, omit="OMITTED")
+            assert jinja2.Template(run["init"]).render(item=entry) == str(declared.init), entry["name"]
+            signals[entry["container"]] = given
+    assert signals["netbox"] == "SIGINT", "NetBox's lab image (gunicorn) stops promptly on SIGINT only"
+    assert {given for name, given in signals.items() if name != "netbox"} == {"OMITTED"}, signals
 
 
 def test_ansible_publishes_the_ports_the_direct_checks_use(inventory):

@@ -190,6 +190,8 @@ MISTAKES = [
      "services/netbox.yml: ports[0].published: expected a number <= 65535, found 99999999999999"),
     ("restart-choice", "netbox", "image:", "restart: sometimes\nimage:",
      "services/netbox.yml: restart: expected one of: no, always, unless-stopped, on-failure, found 'sometimes'"),
+    ("stop-signal-choice", "netbox", "stop_signal: SIGINT", "stop_signal: SIGKILL",
+     "services/netbox.yml: stop_signal: expected one of: SIGTERM, SIGINT, SIGQUIT, found 'SIGKILL'"),
     ("image-unpinned", "vaultwarden", "vaultwarden/server:1.32.7", "vaultwarden/server:latest",
      "services/vaultwarden.yml: image: vaultwarden/server:latest is not pinned"),
     ("image-grammar", "vaultwarden", "vaultwarden/server:1.32.7", "Vaultwarden",
@@ -245,7 +247,7 @@ MISTAKES = [
     ("generated-config-without-port", "promtail", "ports:\n  - {container: 9080, published: 9080}\n", "",
      "services/promtail.yml: ports: no port declared, yet its HTTP checks, probes or route use container port 9080"),
     ("yaml-error", "netbox", "depends_on: [netbox-db, netbox-redis]", "depends_on: [netbox-db, netbox-redis",
-     "services/netbox.yml: line 23, column 13: invalid YAML: a [ list opens here and is never closed"),
+     "services/netbox.yml: line 24, column 13: invalid YAML: a [ list opens here and is never closed"),
     ("yaml-11-boolean", "netbox", "DB_NAME: netbox", "DB_NAME: on",
      "services/netbox.yml: line 11, column 12: 'on' is read as a boolean by YAML 1.1"),
 ]
