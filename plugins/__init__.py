@@ -5,7 +5,8 @@ hosts run, rendered from the inventory: configuration files, host vars, the Ansi
 pipeline, its stages, the end of a run), health (the check registry and what answers it), proxmox, ssh, tools
 (terraform, playbooks, the code scans), report (redaction, Allure, tables), github (the API, the plan comment),
 backup (make backup: the hosts' dumps, restic off-site, the node's vzdump and job; make restore; the health
-suite's backup watch), security (the read-only audit of suites/security and the firewall's exposure), shared (backoff, fan-out, this machine, the secret-name rule).
+suite's backup watch), security (the read-only audit of suites/security and the firewall's exposure), shared
+(backoff, fan-out, this machine, the secret-name rule).
 docs/reference/internals.md has every module. Nothing here imports lab/; no import circle; inventory imports
 only itself and shared, stack reads inventory (tests/unit/test_layout.py).
 """
