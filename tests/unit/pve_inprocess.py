@@ -11,6 +11,24 @@ from plugins.proxmox.client import ProxmoxClient
 BASE = "/api2/json"
 
 
+class EmulatorCalls:
+    """Calls the emulator in-process as PVE's wire would, with a token's Authorization header (the full one by default)."""
+
+    def __init__(self, app: Emulator, token_id: str = FULL_TOKEN_ID):
+        self.app = app
+        self.auth = f"PVEAPIToken={token_id}={load_tokens(app.state_dir)[token_id]}"
+
+    def __call__(self, method, path, **params):
+        """The reply to one call (any status)."""
+        return self.app.handle(method, BASE + path, {k: str(v) for k, v in params.items()}, self.auth)
+
+    def ok(self, method, path, **params):
+        """The data of a call that must answer 200."""
+        reply = self(method, path, **params)
+        assert reply.status == 200, (reply.status, reply.reason, reply.body)
+        return reply.body["data"]
+
+
 class InProcessApi:
     """`api.nodes(node).lxc(vmid).config.get()` and the like, answered by Emulator.handle as PVE's wire would."""
 

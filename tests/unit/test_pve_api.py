@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from pve_inprocess import EmulatorCalls
 from pve_memdriver import MemHosts
 
 from lab.pve.app import Emulator
-from lab.pve.auth import FULL_TOKEN_ID, READONLY_TOKEN_ID, load_tokens
+from lab.pve.auth import FULL_TOKEN_ID, READONLY_TOKEN_ID
 
 pytestmark = pytest.mark.unit
 BASE = "/api2/json"
@@ -16,20 +17,8 @@ NET = "name=eth0,bridge=labbr0,ip=198.18.0.50/24,gw=198.18.0.1,hwaddr=BC:24:11:0
 TEMPLATE = "local:vztmpl/debian-12-lab_amd64.tar.zst"
 
 
-class Client:
+class Client(EmulatorCalls):
     """Calls the emulator in-process with a token's Authorization header."""
-
-    def __init__(self, app: Emulator, token_id: str):
-        self.app = app
-        self.auth = f"PVEAPIToken={token_id}={load_tokens(app.state_dir)[token_id]}"
-
-    def __call__(self, method, path, **params):
-        return self.app.handle(method, BASE + path, {k: str(v) for k, v in params.items()}, self.auth)
-
-    def ok(self, method, path, **params):
-        reply = self(method, path, **params)
-        assert reply.status == 200, (reply.status, reply.reason, reply.body)
-        return reply.body["data"]
 
     def task(self, method, path, **params):
         upid = self.ok(method, path, **params)

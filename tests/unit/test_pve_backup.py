@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from pve_inprocess import EmulatorCalls
 from pve_memdriver import MemHosts
 
 from lab import config
@@ -23,28 +24,18 @@ from lab.pve.auth import FULL_TOKEN_ID, load_tokens
 from lab.pve.storage import Storage, prune_mark_backup_group
 
 pytestmark = pytest.mark.unit
-BASE = "/api2/json"
 NODE = "/nodes/homelab"
 TEMPLATE = "local:vztmpl/debian-12-lab_amd64.tar.zst"
 NET = "name=eth0,bridge=labbr0,ip=198.18.0.50/24,gw=198.18.0.1"
 ARCHIVE = re.compile(r"^vzdump-lxc-900-\d{4}_\d{2}_\d{2}-\d{2}_\d{2}_\d{2}\.tar\.zst$")
 
 
-class Node:
+class Node(EmulatorCalls):
     """The emulator, called with the full token; tasks waited for."""
 
     def __init__(self, tmp_path):
-        self.app = Emulator(tmp_path / "pve", MemHosts(), node="homelab", verify_results=True,
-                            backup_dir=tmp_path / "backup")
-        self.auth = f"PVEAPIToken={FULL_TOKEN_ID}={load_tokens(self.app.state_dir)[FULL_TOKEN_ID]}"
-
-    def __call__(self, method, path, **params):
-        return self.app.handle(method, BASE + path, {k: str(v) for k, v in params.items()}, self.auth)
-
-    def ok(self, method, path, **params):
-        reply = self(method, path, **params)
-        assert reply.status == 200, (reply.status, reply.reason, reply.body)
-        return reply.body["data"]
+        super().__init__(Emulator(tmp_path / "pve", MemHosts(), node="homelab", verify_results=True,
+                                  backup_dir=tmp_path / "backup"))
 
     def task(self, method, path, **params):
         task = self.app.tasks.wait(self.ok(method, path, **params), 20)

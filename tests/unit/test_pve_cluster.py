@@ -6,33 +6,20 @@ Expected texts are PVE's (pve-cluster, pve-http-server, pve-container, pve-ha-ma
 from __future__ import annotations
 
 import pytest
+from pve_inprocess import EmulatorCalls
 from pve_memdriver import MemHosts
 
 from lab.__main__ import main as lab_main
 from lab.pve.app import Emulator
-from lab.pve.auth import FULL_TOKEN_ID, load_tokens
 from lab.pve.cluster import ClusterError
 
 pytestmark = pytest.mark.unit
-BASE = "/api2/json"
 TEMPLATE = "local:vztmpl/debian-12-lab_amd64.tar.zst"
 NET = "name=eth0,bridge=labbr0,ip=198.18.0.{}/24,gw=198.18.0.1"
 
 
-class Api:
+class Api(EmulatorCalls):
     """Calls the emulator in-process with the full token."""
-
-    def __init__(self, app: Emulator):
-        self.app = app
-        self.auth = f"PVEAPIToken={FULL_TOKEN_ID}={load_tokens(app.state_dir)[FULL_TOKEN_ID]}"
-
-    def __call__(self, method, path, **params):
-        return self.app.handle(method, BASE + path, {k: str(v) for k, v in params.items()}, self.auth)
-
-    def ok(self, method, path, **params):
-        reply = self(method, path, **params)
-        assert reply.status == 200, (reply.status, reply.reason, reply.body)
-        return reply.body["data"]
 
     def task(self, method, path, **params):
         """Run a task to its end: (UPID, task)."""
