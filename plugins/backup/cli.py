@@ -12,8 +12,17 @@ from plugins.backup.job import NoBackupApi, apply_policy_job, check_storage
 from plugins.backup.restore import restore_host
 from plugins.backup.restore_choice import NEWEST, RestoreRefused, restorable_host
 from plugins.backup.run import run_backup
-from plugins.inventory import DEFAULT_INVENTORY, InventoryError, load_inventory
+from plugins.inventory import DEFAULT_INVENTORY, Inventory, InventoryError, load_inventory
 from plugins.proxmox.client import ProxmoxClient, ProxmoxError
+
+
+def _inventory(path: str) -> Inventory | None:
+    """The inventory loaded, or None once its one-line error is said."""
+    try:
+        return load_inventory(Path(path))
+    except InventoryError as error:
+        print(error, file=sys.stderr)
+        return None
 
 
 def restore_main(argv: list[str]) -> int:
@@ -26,10 +35,8 @@ def restore_main(argv: list[str]) -> int:
     parser.add_argument("--from", dest="source", default=NEWEST,
                         help=f"the backup's volid (<storage>:backup/vzdump-lxc-…) or {NEWEST} (make restore FROM=…)")
     args = parser.parse_args(argv)
-    try:
-        inventory = load_inventory(Path(args.inventory))
-    except InventoryError as error:
-        print(error, file=sys.stderr)
+    inventory = _inventory(args.inventory)
+    if inventory is None:
         return 2
     try:
         if inventory.backup is not None:
@@ -53,10 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                                                     "backs up)")
     parser.add_argument("--job", action="store_true", help="only create or update the node's scheduled backup job")
     args = parser.parse_args(argv)
-    try:
-        inventory = load_inventory(Path(args.inventory))
-    except InventoryError as error:
-        print(error, file=sys.stderr)
+    inventory = _inventory(args.inventory)
+    if inventory is None:
         return 2
     if inventory.backup is None:
         print(f"{inventory.where('backup')}: no backup policy (expected a backup: section: storage, schedule, "

@@ -33,23 +33,23 @@ def test_anything_else_after_a_plain_deploy_takes_the_lab_back(run, plain):
     assert not ledger.plain
 
 
-def test_a_started_deploy_takes_the_lab_back(monkeypatch, tmp_path):
-    """A deploy started in the background ends as its caller lets it: the next module deploys."""
+@pytest.fixture
+def handed_on(monkeypatch):
+    """A fresh ledger after a plain deploy that passed; starting a suite launches nothing."""
     monkeypatch.setattr(scenarios, "LEDGER", scenarios.DeployLedger())
     scenarios.LEDGER.record(PASSED, plain=True)
     monkeypatch.setattr(scenarios.subprocess, "Popen", lambda *a, **k: None)
     monkeypatch.setattr(scenarios, "suite_command", lambda *a, **k: ["true"])
     monkeypatch.setattr(scenarios, "suite_env", dict)
+
+
+def test_a_started_deploy_takes_the_lab_back(handed_on, tmp_path):
+    """A deploy started in the background ends as its caller lets it: the next module deploys."""
     scenarios.start_suite("deploy", inventory=scenarios.LAB_INVENTORY, output=tmp_path / "out")
     assert not scenarios.LEDGER.plain
 
 
-def test_plan_only_runs_leave_the_ledger(monkeypatch, tmp_path):
+def test_plan_only_runs_leave_the_ledger(handed_on, tmp_path):
     """A plan changes nothing: the lab stays handed on."""
-    monkeypatch.setattr(scenarios, "LEDGER", scenarios.DeployLedger())
-    scenarios.LEDGER.record(PASSED, plain=True)
-    monkeypatch.setattr(scenarios.subprocess, "Popen", lambda *a, **k: None)
-    monkeypatch.setattr(scenarios, "suite_command", lambda *a, **k: ["true"])
-    monkeypatch.setattr(scenarios, "suite_env", dict)
     scenarios.start_suite("deploy", "--plan-only", output=tmp_path / "out")
     assert scenarios.LEDGER.plain
