@@ -93,13 +93,15 @@ def wait_services(services: Sequence[tuple[Host, Service]],
 def wait_hosts_and_services(inventory: Inventory, hosts: Sequence[Host], services: Sequence[tuple[Host, Service]],
                             wanted_of: Callable[[Host], list] = host_wanted,
                             deadline_of: Callable[[Service], float] | None = None,
+                            host_deadline: float = HOST_DEADLINE,
                             observe_hosts: Callable[[dict[tuple[str, str, Any], CheckResult]], None] | None = None,
                             observe_services: Callable[[Host, Service, HttpResult], None] | None = None,
                             ) -> tuple[dict[tuple[str, str, Any], CheckResult], dict[tuple[str, str], HttpResult]]:
-    """Wait for the hosts' checks and the services' answers at the same time (services warm up meanwhile); the
-    observers see each round of host checks and each service's answer as they come."""
+    """Wait for the hosts' checks (until host_deadline) and the services' answers at the same time (services warm up
+    meanwhile); the observers see each round of host checks and each service's answer as they come."""
     host_results, web = fan_out(lambda wait: wait(),
-                                [lambda: wait_hosts_healthy(inventory, hosts, wanted_of=wanted_of, observe=observe_hosts),
+                                [lambda: wait_hosts_healthy(inventory, hosts, deadline=host_deadline, wanted_of=wanted_of,
+                                                            observe=observe_hosts),
                                  lambda: wait_services(services, deadline_of, observe_services)],
                                 workers=2, name="health")
     return host_results, web

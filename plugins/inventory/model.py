@@ -134,8 +134,9 @@ class Deploy(Strict):
 
     snapshot_retention: Annotated[int, Field(strict=True, ge=1, le=MAX_RETENTION)] = 3
     max_health_wait: Annotated[float, Field(strict=True, gt=0, le=MAX_DEADLINE, allow_inf_nan=False)] | None = Field(
-        None, description="seconds: a cap on every service's deadline in the deploy's health checks (a test's "
-        "short wait); the rollback still waits each service's declared deadline, so a slow starter comes back")
+        None, description="seconds: a cap on every service's deadline and the hosts' wait in the deploy's health "
+        "checks (a test's short wait); the rollback still waits each service's declared deadline, so a slow starter "
+        "comes back")
 
 
 class Host(Strict):

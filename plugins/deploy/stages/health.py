@@ -1,7 +1,8 @@
 """Health: the deployed hosts and services pass the same checks as suites/health, with wait-and-retry.
 
 Hosts get until their deadline to boot and start their containers; each service until its own deadline,
-warm-up codes (502/503) counting only as "not yet". The runner skips its self-checks.
+warm-up codes (502/503) counting only as "not yet"; deploy.max_health_wait caps both. The runner skips its
+self-checks.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from plugins.deploy.stages.outcome import HostOutcome
 from plugins.health.results import FAIL, SKIP, CheckResult
-from plugins.health.waiting import wait_hosts_and_services
+from plugins.health.waiting import HOST_DEADLINE, wait_hosts_and_services
 from plugins.health.web import HttpResult
 from plugins.report import allure_output
 
@@ -23,8 +24,10 @@ def wait_until_healthy(deployment: DeploySession) -> tuple[dict[tuple[str, str, 
                                                            dict[tuple[str, str], HttpResult]]:
     """Every host's checks and every service's answer, waited for at the same time; recorded on the session."""
     inventory = deployment.inventory
+    cap = inventory.deploy.max_health_wait
     with allure_output.step(f"check {len(inventory.hosts)} host(s), wait for {len(inventory.endpoints)} service(s)"):
-        hosts, services = wait_hosts_and_services(inventory, inventory.hosts, inventory.endpoints)
+        hosts, services = wait_hosts_and_services(inventory, inventory.hosts, inventory.endpoints,
+                                                  host_deadline=min(HOST_DEADLINE, cap) if cap else HOST_DEADLINE)
     deployment.health.extend(hosts.values())
     deployment.health.extend(services.values())
     allure_output.attach_text("http answers", "\n".join(map(describe_answer, services.values())))
