@@ -1,5 +1,8 @@
 """pytest suites/deploy end to end on the lab: first deploy, no-change redeploy, rollback, guard, preflight.
 
+A failed deploy's data coming back (a destructive migration, NetBox's and Zabbix's rows) is
+tests/e2e/test_rollback_with_data_e2e.py's.
+
 Every run is the Makefile's own command (`make -n deploy|plan|health`), options included: what a user
 types. The tests run in file order and share the lab: the first deploys from nothing, the next ones
 start from what it built.
@@ -11,7 +14,6 @@ import json
 from pathlib import Path
 
 import pytest
-import requests
 
 from lab import scenarios
 from lab.hosts import LabHosts
@@ -121,30 +123,6 @@ def test_a_deploy_that_breaks_a_service_is_rolled_back(first_deploy, proxmox, tm
     assert run.result["snapshot_name"] not in snapshots_everywhere(proxmox).get(RUNNER.vmid, [])
     runner_after = scenarios.ssh_root(RUNNER.ip, "cat /root/e2e-marker && ps -o lstart= -p 1").stdout
     assert runner_after == runner_before and marker in runner_after, "the runner was rolled back or restarted"
-
-
-def test_a_destructive_migration_is_rolled_back_with_the_data(first_deploy, tmp_path):
-    """Rows written, then a deploy whose migration drops items.note: /api/health fails (500), the rollback
-    brings the column and the rows back, and the app answers 200 again."""
-    service = next(s for s in APP.endpoints if s.name == "app-demo-backend")
-    api = service.url.removesuffix("/api/health")
-    name = f"e2e-{tmp_path.name}"
-    written = requests.post(f"{api}/api/items", json={"name": name, "note": "before the bad migration"}, timeout=10)
-    assert written.status_code == 201, written.text
-    source = scenarios.destructive_migration_copy(tmp_path)
-    inventory = scenarios.short_deadlines_variant(tmp_path)
-
-    run = scenarios.run_suite("deploy", "--ansible-var", f"app_demo_src={source}/", inventory=inventory)
-
-    assert run.rc != 0, f"a deploy whose migration broke the app exited 0:\n{run.tail()}"
-    failures = run.output.partition("end of the deploy run")[0]
-    assert f"{service.name} {service.url}: got 500" in failures, run.tail(80)
-    rollback = run.result["rollback"]
-    assert rollback and rollback["ok"], f"rollback did not succeed: {rollback}\n{run.tail()}"
-    health = requests.get(service.url, timeout=10)
-    assert health.status_code == 200, f"{service.url} answers {health.status_code} after the rollback"
-    rows = [r for r in requests.get(f"{api}/api/items", timeout=10).json() if r["name"] == name]
-    assert [r.get("note") for r in rows] == ["before the bad migration"], f"after the rollback: {rows}"
 
 
 def test_the_guard_refuses_to_replace_a_protected_container(first_deploy, proxmox, tmp_path):

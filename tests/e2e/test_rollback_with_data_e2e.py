@@ -1,11 +1,10 @@
-"""NetBox's and Zabbix's databases roll back with their hosts (issue 13 item 4), end to end on a deployed lab.
+"""Databases roll back with their hosts, end to end on a deployed lab: NetBox's and Zabbix's (issue 13 item 4) and
+the demo app's, whose failed deploy is a destructive migration.
 
 Rows written before a deploy survive it; rows NetBox and Zabbix write while a deploy runs (after the deploy's
 snapshots of their hosts, before its rollback) are gone once the failed deploy is rolled back, and both APIs
-answer again. One failed deploy for both: it fails on purpose the way tests/e2e/test_deploy_e2e.py makes it
-fail (a broken app copy, short health deadlines). The module's name sorts after test_deploy_e2e.py, so that
-in a whole session its first deploy finds the lab that module leaves deployed, instead of a first deploy of
-its own.
+answer again. One failed deploy for all three: the app's next migration drops a column its code still reads
+(/api/health answers 500, short health deadlines); the rollback brings the column and the app's rows back.
 """
 
 from __future__ import annotations
@@ -24,6 +23,9 @@ from plugins.proxmox.client import ProxmoxClient
 
 INVENTORY = load_inventory(scenarios.LAB_INVENTORY)
 MONITORING, UTILITIES = INVENTORY.host("monitoring"), INVENTORY.host("utilities")
+APP = INVENTORY.host("app-demo")
+APP_HEALTH = next(s for s in APP.endpoints if s.name == "app-demo-backend")
+APP_API = APP_HEALTH.url.removesuffix("/api/health")
 ZABBIX_API = next(p.url for p in MONITORING.probes if p.kind == "zabbix_api" and not p.connect_to)
 NETBOX_API = next(p.url for p in UTILITIES.probes if p.kind == "netbox_status" and not p.connect_to).removesuffix("status/")
 # The schema's own first user (data.sql): the lab's Zabbix is a fresh install.
@@ -85,12 +87,22 @@ def _write_once_back(write: Callable[[str], None], name: str, written: list[str]
             time.sleep(1)
 
 
-def test_a_failed_deploy_brings_netbox_and_zabbix_databases_back_to_their_snapshots(deployed, tmp_path):
-    """Rows written before the deploy are kept; rows written after its snapshots are gone after the rollback."""
+def app_items(name: str) -> list[dict]:
+    """The demo app's items of that name, through its API."""
+    answer = requests.get(f"{APP_API}/api/items", timeout=10)
+    answer.raise_for_status()
+    return [row for row in answer.json() if row["name"] == name]
+
+
+def test_a_failed_deploy_brings_the_databases_back_to_their_snapshots(deployed, tmp_path):
+    """Rows written before the deploy are kept; rows written after its snapshots are gone after the rollback; the
+    column the failed migration dropped is back with its values."""
     run_id = uuid.uuid4().hex[:8]  # rows of earlier runs stay: names unique to this one
     kept, lost = f"e2e-kept-{run_id}", f"e2e-lost-{run_id}"
     zabbix_write(kept)
     netbox_write(kept)
+    written = requests.post(f"{APP_API}/api/items", json={"name": kept, "note": "before the bad migration"}, timeout=10)
+    assert written.status_code == 201, written.text
     proxmox = ProxmoxClient.from_inventory(INVENTORY, env=scenarios.suite_env())
     writes = {MONITORING.hostname: (MONITORING, zabbix_write, []), UTILITIES.hostname: (UTILITIES, netbox_write, [])}
     before = {name: {s["name"] for s in proxmox.snapshots(host.node, host.vmid)} for name, (host, _, _) in writes.items()}
@@ -108,7 +120,7 @@ def test_a_failed_deploy_brings_netbox_and_zabbix_databases_back_to_their_snapsh
     writers = [threading.Thread(target=write_after_the_snapshot, args=(name,), daemon=True) for name in writes]
     for writer in writers:
         writer.start()
-    source = scenarios.broken_app_copy(tmp_path)
+    source = scenarios.destructive_migration_copy(tmp_path)
     inventory = scenarios.short_deadlines_variant(tmp_path)
     run = scenarios.run_suite("deploy", "--ansible-var", f"app_demo_src={source}/", inventory=inventory)
     for writer in writers:
@@ -116,11 +128,16 @@ def test_a_failed_deploy_brings_netbox_and_zabbix_databases_back_to_their_snapsh
 
     for name, (_, _, written) in writes.items():
         assert written == [lost], f"{name}: {lost} was not written during the deploy (after its snapshot):\n{run.tail()}"
-    assert run.rc != 0, f"a deploy whose health failed exited 0:\n{run.tail()}"
+    assert run.rc != 0, f"a deploy whose migration broke the app exited 0:\n{run.tail()}"
+    failures = run.output.partition("end of the deploy run")[0]
+    assert f"{APP_HEALTH.name} {APP_HEALTH.url}: got 500" in failures, run.tail(80)
     rollback = run.result["rollback"]
     assert rollback and rollback["ok"], f"rollback did not succeed: {rollback}\n{run.tail()}"
-    assert {MONITORING.hostname, UTILITIES.hostname} <= set(rollback["rolled_back"]), rollback
+    assert {MONITORING.hostname, UTILITIES.hostname, APP.hostname} <= set(rollback["rolled_back"]), rollback
     for service, rows in (("Zabbix host groups", zabbix_groups()), ("NetBox tags", netbox_tags())):
         assert kept in rows, f"{service}: {kept}, written before the deploy, is gone after its rollback"
         assert lost not in rows, f"{service}: {lost}, written after the deploy's snapshot, survived the rollback"
     assert zabbix("apiinfo.version", {}).startswith("7.0."), "Zabbix's API version after the rollback"
+    health = requests.get(APP_HEALTH.url, timeout=10)
+    assert health.status_code == 200, f"{APP_HEALTH.url} answers {health.status_code} after the rollback"
+    assert [row.get("note") for row in app_items(kept)] == ["before the bad migration"], app_items(kept)
