@@ -49,7 +49,8 @@ class DeployRun:
 
 @dataclass
 class DeployLedger:
-    """What this process last did that may change the lab: the last deploy run (plan-only runs change nothing),
+    """What this process last did that may change the lab: the last deploy run (plan-only runs and deploys refused
+    before any changing stage change nothing),
     and whether it was the Makefile's plain deploy of the lab inventory that passed (the lab is then deployed)."""
 
     last: DeployRun | None = None
@@ -134,9 +135,22 @@ def run_suite(suite: str, *args: str, inventory: Path = LAB_INVENTORY, alluredir
     if result is not None and (result == before or "stages" not in result):
         result = None  # the run wrote no result of its own
     run = DeployRun(proc.returncode, seconds, proc.stdout + proc.stderr, result)
-    if suite == "deploy" and "--plan-only" not in args:
+    if suite == "deploy" and "--plan-only" not in args and not refused_before_any_change(result):
         LEDGER.record(run, plain=inventory == LAB_INVENTORY and set(args) <= PLAIN_DEPLOY_OPTIONS)
     return run
+
+
+CHANGING_STAGES = ("start", "snapshot", "terraform", "firewall", "ansible")
+
+
+def refused_before_any_change(result: dict | None) -> bool:
+    """Whether a deploy's result shows it stopped before any stage that changes the lab ran (a guard's or the
+    preflight's refusal): the lab is as the run before left it. No result: unknown, so False."""
+    if not result or "stages" not in result:
+        return False
+    stages = result["stages"]
+    return all(stages.get(name, {}).get("outcome") == "skipped" for name in CHANGING_STAGES) and \
+        not result.get("snapshots") and not result.get("applied")
 
 
 def _read_json(path: Path) -> dict | None:

@@ -1,5 +1,6 @@
 """The ledger the end-to-end modules share a deployed lab by (lab/scenarios.py): only a plain deploy that passed
-hands the lab on; any other deploy, a started one whose end is the caller's, an emptied lab or a power cut do not."""
+hands the lab on; any other deploy, a started one whose end is the caller's, an emptied lab or a power cut do not;
+a deploy refused before any changing stage leaves it as it was."""
 
 from __future__ import annotations
 
@@ -53,3 +54,38 @@ def test_plan_only_runs_leave_the_ledger(handed_on, tmp_path):
     """A plan changes nothing: the lab stays handed on."""
     scenarios.start_suite("deploy", "--plan-only", output=tmp_path / "out")
     assert scenarios.LEDGER.plain
+
+
+def _stages(**outcomes: str) -> dict:
+    names = ("preflight", "plan", *scenarios.CHANGING_STAGES, "health", "notify")
+    return {name: {"outcome": outcomes.get(name, "skipped"), "seconds": 0.0, "summary": ""} for name in names}
+
+
+REFUSED = {"run_id": "r", "stages": _stages(preflight="passed", plan="failed"), "snapshots": {}, "applied": False}
+
+
+@pytest.mark.parametrize("result, refused", [
+    (REFUSED, True),  # the guard refused the plan: no changing stage ran
+    ({**REFUSED, "stages": _stages(preflight="failed")}, True),  # the preflight refused
+    ({**REFUSED, "stages": _stages(preflight="passed", plan="passed", start="passed")}, False),  # a host started
+    ({**REFUSED, "snapshots": {"250": "deploy_x"}}, False),  # a snapshot taken
+    ({**REFUSED, "applied": True}, False),
+    (None, False),  # no result: unknown
+    ({"run_id": "r"}, False),  # no stages: unknown
+])
+def test_a_deploy_refused_before_any_changing_stage_is_told_apart(result, refused):
+    """Only a result whose changing stages were all skipped, with no snapshot and nothing applied, is a refusal."""
+    assert scenarios.refused_before_any_change(result) is refused
+
+
+def test_a_refused_deploy_leaves_the_lab_handed_on(handed_on, monkeypatch):
+    """A deploy the guard refused changed nothing: the next module reuses the lab; a failed one takes it back."""
+    snapshotted = {**REFUSED, "stages": _stages(plan="passed", start="passed", snapshot="passed"),
+                   "snapshots": {"250": "deploy_y"}}
+    latest = iter([None, REFUSED, None, snapshotted])  # latest.json before and after each run
+    monkeypatch.setattr(scenarios, "_read_json", lambda path: next(latest))
+    monkeypatch.setattr(scenarios.subprocess, "run", lambda *a, **k: scenarios.subprocess.CompletedProcess(a, 1, "", ""))
+    scenarios.run_suite("deploy")
+    assert scenarios.LEDGER.plain, "a refusal took the lab back"
+    scenarios.run_suite("deploy")
+    assert not scenarios.LEDGER.plain, "a deploy that snapshotted left the lab handed on"
