@@ -65,7 +65,8 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def cmd_node(args: argparse.Namespace) -> int:
-    """Take an emulated node down or bring it back (API only: its containers keep running on this machine)."""
+    """Take an emulated node down (a power loss: the emulator's HA manager stops its containers, then fences it and
+    recovers its HA containers elsewhere) or bring it back (it boots its onboot containers)."""
     try:
         orchestrate.set_node_online(args.name, args.action == "up")
     except pve_cluster.ClusterError as exc:
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     reset = sub.add_parser("reset", help="down + up")
     add_nodes_option(reset)
     reset.set_defaults(func=cmd_reset)
-    node = sub.add_parser("node", help="take an emulated cluster node down or bring it back (API only)")
+    node = sub.add_parser("node", help="take an emulated cluster node down (power loss, HA fencing) or bring it back")
     node.add_argument("action", choices=("down", "up"))
     node.add_argument("name")
     node.set_defaults(func=cmd_node)
