@@ -12,7 +12,7 @@ import shlex
 import sys
 import time
 
-from lab import orchestrate
+from lab import config, orchestrate
 from lab.pve import cluster as pve_cluster
 
 
@@ -72,7 +72,11 @@ def cmd_node(args: argparse.Namespace) -> int:
     except pve_cluster.ClusterError as exc:
         print(f"lab node {args.action}: {exc}", file=sys.stderr)
         return 2
-    print(f"node {args.name}: {'online' if args.action == 'up' else 'offline'}")
+    if args.action == "up":
+        print(f"node {args.name}: online (it boots its onboot containers)")
+    else:
+        print(f"node {args.name}: offline (its containers stop; its HA containers on shared storage are recovered on "
+              f"another node {config.HA_FENCE_DELAY:g} s after)")
     return 0
 
 
