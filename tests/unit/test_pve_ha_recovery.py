@@ -172,3 +172,18 @@ def test_an_ignored_ha_ct_is_left_alone(spread):
     api.app.driver.kill(900)
     api.app.crm.round()
     assert not api.app.running(900)
+
+
+def test_the_servers_loop_plays_rounds_on_its_own(spread):
+    """HaManager.run: rounds every period in a thread (the lab's server), until stop()."""
+    api = spread
+    api.app.driver.kill(900)
+    thread = api.app.crm.run(0.02)
+    try:
+        deadline = time.monotonic() + 5
+        while not api.app.running(900) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        api.app.crm.stop()
+        thread.join(2)
+    assert api.app.running(900) and not thread.is_alive()
