@@ -132,6 +132,10 @@ class ProxmoxClient:
         """/cluster/status: the cluster entry (quorate, nodes; none on a standalone node) and each node's (online)."""
         return self._call("read the cluster's status", lambda api: api.cluster.status.get()) or []
 
+    def offline_nodes(self) -> list[str]:
+        """The cluster's nodes that are not online (/cluster/status), sorted; none on a standalone node."""
+        return sorted(str(r.get("name")) for r in self.cluster_status() if r.get("type") == "node" and not r.get("online"))
+
     def require_node(self, node: str, *, source: str = "") -> None:
         """Raise ProxmoxError naming the wanted node and the existing ones if node is not there."""
         names = self.nodes()

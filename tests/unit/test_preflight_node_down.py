@@ -94,3 +94,31 @@ def test_the_policy_is_checked_at_load(tmp_path):
         load_inventory(path)
     text = str(caught.value)
     assert "\n" not in text and "deploy.node_down" in text and "refuse" in text and "proceed" in text, text
+
+
+def test_the_health_states_name_a_host_lost_with_its_node(app):
+    """What the health suite reads (one guest list, one cluster status): a host on a down node says so, in its line
+    and in the node column; a host HA recovered elsewhere runs, its inventory node beside its new one."""
+    from plugins.health.run import HealthRun
+    from plugins.proxmox.power import host_states
+
+    calls = EmulatorCalls(app)
+    for vmid, extra in ((201, {"rootfs": "shared:8"}), (250, {})):
+        upid = calls.ok("POST", "/nodes/homelab-2/lxc", vmid=vmid, ostemplate=TEMPLATE, start=1,
+                        net0=f"name=eth0,bridge=labbr0,ip=198.18.0.{vmid}/24,gw=198.18.0.1", **extra)
+        assert app.tasks.wait(upid, 10).exitstatus == "OK"
+    calls.ok("POST", "/cluster/ha/resources", sid="ct:201")
+    app.cluster.set_online("homelab-2", False)
+    app.crm.round()
+    inventory = session().inventory
+    hosts = [inventory.host("utilities"), inventory.host("app-demo")]
+    client = in_process_client(app)
+    states = host_states(client, hosts, client.offline_nodes())
+    assert states[250].line() == "app-demo (CT 250) is stopped: its node 'homelab-2' is down"
+    assert states[201].status == "running" and not states[201].node_down
+    run = HealthRun(inventory, hosts, "/nonexistent/known_hosts", {s.hostname: s for s in states.values()})
+    try:
+        assert run.node_word(hosts[1]) == "homelab-2 DOWN"
+        assert run.node_word(hosts[0]) == f"{app.node_of(201)} (inventory: homelab-2)"
+    finally:
+        run.close()
