@@ -12,7 +12,7 @@ import shlex
 import sys
 import time
 
-from lab import orchestrate
+from lab import config, orchestrate
 from lab.pve import cluster as pve_cluster
 
 
@@ -65,13 +65,18 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def cmd_node(args: argparse.Namespace) -> int:
-    """Take an emulated node down or bring it back (API only: its containers keep running on this machine)."""
+    """Take an emulated node down (a power loss: the emulator's HA manager stops its containers, then fences it and
+    recovers its HA containers elsewhere) or bring it back (it boots its onboot containers)."""
     try:
         orchestrate.set_node_online(args.name, args.action == "up")
     except pve_cluster.ClusterError as exc:
         print(f"lab node {args.action}: {exc}", file=sys.stderr)
         return 2
-    print(f"node {args.name}: {'online' if args.action == 'up' else 'offline'}")
+    if args.action == "up":
+        print(f"node {args.name}: online (it boots its onboot containers)")
+    else:
+        print(f"node {args.name}: offline (its containers stop; its HA containers on shared storage are recovered on "
+              f"another node {config.HA_FENCE_DELAY:g} s after)")
     return 0
 
 
@@ -114,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     reset = sub.add_parser("reset", help="down + up")
     add_nodes_option(reset)
     reset.set_defaults(func=cmd_reset)
-    node = sub.add_parser("node", help="take an emulated cluster node down or bring it back (API only)")
+    node = sub.add_parser("node", help="take an emulated cluster node down (power loss, HA fencing) or bring it back")
     node.add_argument("action", choices=("down", "up"))
     node.add_argument("name")
     node.set_defaults(func=cmd_node)

@@ -30,6 +30,11 @@ CT_PREFIX = "ct"
 SUITE = "bookworm"
 OSTEMPLATE = "local:vztmpl/debian-12-lab_amd64.tar.zst"
 NODE = "homelab"
+# The emulated HA manager: seconds from a node going down to its fencing and the recovery of its HA containers
+# (PVE's own is 60 s plus the wait for the node's agent lock; the lab's tests cannot wait that long), and the
+# period of its rounds (PVE's CRM and LRM: 10 s).
+HA_FENCE_DELAY = 5.0
+HA_ROUND = 1.0
 
 # Inside the base rootfs (paths relative to the container's /).
 DEBS_DIR_IN_CT = "/opt/lab/debs"

@@ -40,7 +40,8 @@ NPM_MIRROR = NpmMirror.lab(PATHS)
 IMAGE_CACHE = PATHS.cache_dir / "images"
 
 PVE = procs.Service("pve", "lab.pve", ("serve", "--node", config.NODE, "--port", str(PVE_PORT),
-                                        "--state-dir", str(PATHS.pve_dir)))
+                                        "--state-dir", str(PATHS.pve_dir),
+                                        "--fence-delay", str(config.HA_FENCE_DELAY), "--ha-round", str(config.HA_ROUND)))
 STATE_STORE = s3.StateStore(PATHS.lab_dir / "s3", PATHS.run_dir, PATHS.log_dir, PATHS.keys_dir, port=S3_PORT)
 S3 = STATE_STORE.service()
 STS = procs.Service("sts", "lab.sts", ("--port", str(REJECT_PORT)))
@@ -87,7 +88,8 @@ def cluster_nodes(nodes: int | None = None) -> list[pve_cluster.ClusterNode]:
 
 
 def set_node_online(name: str, online: bool) -> None:
-    """Take an emulated node down or bring it back (its API calls then fail as a down node's do)."""
+    """Take an emulated node down or bring it back (its API calls fail as a down node's do; the emulator's HA manager
+    stops its containers and, after the fence delay, recovers its HA ones)."""
     pve_cluster.Cluster(PATHS.pve_dir / "state", config.NODE).set_online(name, online)
 
 
@@ -106,7 +108,7 @@ def up(progress: Progress = _quiet, nodes: int | None = None) -> dict:
     members = cluster_nodes(nodes)
     if len(members) > 1:
         progress(f"cluster of {len(members)} emulated nodes: {', '.join(n.name for n in members)} "
-                 "(API only: every container still runs on this machine)")
+                 "(every container runs on this machine)")
     booting = procs.running_pid(PATHS.run_dir, PVE) is None
     procs.start(PATHS.run_dir, PATHS.log_dir, PVE)
     moved = s3.migrate_from_moto(STATE_STORE)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .app import Emulator
 from .ca import ensure_ca
+from .crm import FENCE_DELAY, ROUND
 from .server import PveServer
 
 DEFAULT_LAB_DIR = "/var/lib/homelab-lab"
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--driver", default="lab.hosts:LabHosts", help="module:Class of the host driver")
     serve.add_argument("--auth-delay", type=float, default=float(os.environ.get("PVE_AUTH_DELAY", "0.05")),
                        help="seconds before answering a 401 (PVE uses 3)")
+    serve.add_argument("--fence-delay", type=float, default=FENCE_DELAY,
+                       help="seconds from a node going down to its fencing and HA recovery (PVE: 60 + the agent lock)")
+    serve.add_argument("--ha-round", type=float, default=ROUND, help="seconds between the HA manager's rounds")
     args = ap.parse_args(argv)
 
     state_dir = Path(args.state_dir or Path(os.environ.get("LAB_DIR", DEFAULT_LAB_DIR)) / "pve")
@@ -49,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     ca_file, cert, key = ensure_ca(state_dir)
     try:
         app = Emulator(state_dir, load_driver(args.driver), node=args.node, version=args.pve_version,
-                       verify_results=args.verify_results, nodes=args.nodes,
+                       verify_results=args.verify_results, nodes=args.nodes, fence_delay=args.fence_delay,
                        # the real containers' traffic is filtered; another driver has no veths to filter
                        enforce_firewall=args.driver == "lab.hosts:LabHosts")
     except ValueError as exc:  # a bad version or cluster size (ClusterError is one)
@@ -63,9 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     print(f"pve: serving https://{args.host}:{server.server_address[1]}/api2/json node={args.node} "
           f"ca={ca_file} tokens={state_dir / 'tokens.json'} pid={os.getpid()}", file=sys.stderr, flush=True)
+    app.crm.run(args.ha_round)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
+        app.crm.stop()
         server.server_close()
         print("pve: stopped", file=sys.stderr, flush=True)
     return 0

@@ -8,7 +8,7 @@ import time
 from .api_lxc import start_ct, stop_ct
 from .errors import fail
 from .formats import split_list
-from .ha import RESOURCE_DEFAULTS, requested_state
+from .ha import RESOURCE_DEFAULTS, requested_state, sid_of
 from .routes import Call, route
 
 RESOURCE_KEYS = ("state", "max_restart", "max_relocate", "failback", "comment")
@@ -30,8 +30,15 @@ def parse_sid(app, sid: str) -> tuple[str, int]:
 
 
 def crm_act(app, vmid: int, state: str) -> None:
-    """What the CRM does for a requested state (at once here, on its next round in PVE)."""
+    """What the CRM does for a requested state (at once here, on its next round in PVE); a service in `error`
+    stays there until it is disabled (Manager.pm's next_state_error)."""
     state = requested_state(state)
+    with app.crm.lock:
+        svc = app.crm.services.get(sid_of(vmid))
+        if svc is not None and svc["state"] == "error":
+            if state == "disabled":
+                app.crm.round()
+            return
     if state == "started" and not app.running(vmid):
         start_ct(app, vmid)
     elif state in ("stopped", "disabled") and app.running(vmid):
@@ -136,6 +143,8 @@ def status_current(call: Call):
         for node in app.cluster.nodes:
             active = any(app.node_of(int(sid.split(":")[1])) == node.name for sid in resources)
             state = ("active" if active else "idle") if node.online else "old timestamp - dead?"
+            if app.crm.node_state(node.name) == "fence":
+                state = "fence"
             wd = "watchdog active" if node.online and active else "watchdog standby"
             out.append({"id": f"lrm:{node.name}", "type": "lrm", "node": node.name, "timestamp": now,
                         "status": f"{node.name} ({state}, {wd}, {time.ctime(now)})"})
@@ -144,7 +153,13 @@ def status_current(call: Call):
         vmid = int(sid.split(":")[1])
         node = app.node_of(vmid) or app.node
         request = options.get("state", "started")
-        crm = "ignored" if request == "ignored" else "started" if app.running(vmid) else "stopped"
+        svc = app.crm.services.get(sid)
+        if request == "ignored":
+            crm = "ignored"
+        elif svc is not None and svc["state"] not in ("started", "stopped"):
+            crm = svc["state"]  # fence, recovery, error, request_stop: the manager's own state
+        else:
+            crm = "started" if app.running(vmid) else "stopped"
         entry = {"id": f"service:{sid}", "type": "service", "sid": sid, "node": node, "crm_state": crm,
                  "state": crm, "request_state": request, "status": f"{sid} ({node}, {crm})"}
         entry.update({k: options[k] for k in ("max_restart", "max_relocate", "failback", "comment") if k in options})

@@ -92,19 +92,29 @@ def kill_ct(app, vmid: int) -> None:
 def ha_request(call: Call, state: str) -> str:
     """An HA-managed CT's start or stop goes through the HA manager (pve-container's Status.pm): an hastart/hastop
     task sets the resource's requested state, which the CRM then brings the CT to."""
-    from .api_ha import crm_act
-    from .ha import sid_of
-
     app, vmid = call.app, call.vmid
 
     def worker(task):
         task.log(f"Requesting HA {'start' if state == 'started' else 'stop'} for CT {vmid}")
-        with app.ha.lock:
-            options = app.ha.resources()[sid_of(vmid)]
-            app.ha.save_resource(sid_of(vmid), {**options, "state": state})
-        crm_act(app, vmid, state)
+        request_ha_state(app, vmid, state)
 
     return app.run_task(call, "hastart" if state == "started" else "hastop", vmid, worker)
+
+
+def request_ha_state(app, vmid: int, state: str) -> None:
+    """Set an HA resource's requested state and let the CRM act on it."""
+    from .api_ha import crm_act
+    from .ha import sid_of
+
+    with app.ha.lock:
+        options = app.ha.resources()[sid_of(vmid)]
+        app.ha.save_resource(sid_of(vmid), {**options, "state": state})
+    crm_act(app, vmid, state)
+
+
+def request_ha_start(app, vmid: int) -> None:
+    """What vm_start does for an HA-managed CT: request `started` of the HA manager."""
+    request_ha_state(app, vmid, "started")
 
 
 def _stopper(call: Call, type_: str, timeout: int):

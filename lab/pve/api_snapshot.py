@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .api_lxc import kill_ct, start_ct
+from .api_lxc import kill_ct, request_ha_start, start_ct
 from .errors import TaskFailure, fail
 from .routes import Call, route
 from .state import digest
@@ -105,15 +105,23 @@ def snapshot_rollback(call: Call):
 
     def worker(task):
         _snapshot(app, vmid, name)
-        if app.running(vmid):
-            # pve-container's __snapshot_rollback_vm_stop calls vm_stop($vmid, 1): the state is thrown away
-            # anyway, and a clean shutdown would wait out every service that ignores SIGTERM
-            task.log(f"stopping CT {vmid} before rollback")
-            kill_ct(app, vmid)
-        task.log(f"rollback to snapshot '{name}'")
-        app.driver.rollback(vmid, name, start=False)
-        app.store.restore_snapshot(vmid, name)
-        if start:
+        set_lock(app, vmid, "rollback")  # AbstractConfig's snapshot_rollback prepares under lock `rollback`
+        try:
+            if app.running(vmid):
+                # pve-container's __snapshot_rollback_vm_stop calls vm_stop($vmid, 1): the state is thrown away
+                # anyway, and a clean shutdown would wait out every service that ignores SIGTERM
+                task.log(f"stopping CT {vmid} before rollback")
+                kill_ct(app, vmid)
+            task.log(f"rollback to snapshot '{name}'")
+            app.driver.rollback(vmid, name, start=False)
+            app.store.restore_snapshot(vmid, name)
+        finally:
+            remove_lock(app, vmid)
+        if start and app.ha.managed(vmid):
+            # the rollback's start is vm_start, which hands an HA-managed CT to the HA manager (an HA request)
+            task.log(f"Requesting HA start for CT {vmid}")
+            request_ha_start(app, vmid)
+        elif start:
             task.log(f"starting CT {vmid}")
             start_ct(app, vmid)
 

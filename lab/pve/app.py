@@ -27,6 +27,7 @@ from . import (  # noqa: F401 - registers the routes
 from .api_cluster import reported_version
 from .auth import TokenStore, check
 from .cluster import Cluster
+from .crm import FENCE_DELAY, HaManager
 from .driver import HostDriver, driver_vmids
 from .errors import (
     ApiError,
@@ -68,7 +69,7 @@ class Emulator:
     def __init__(self, state_dir: str | os.PathLike, driver: HostDriver, node: str = "homelab",
                  version: str | None = None, verify_results: bool = False,
                  backup_dir: str | os.PathLike | None = None, enforce_firewall: bool = False,
-                 nodes: int | None = None):
+                 nodes: int | None = None, fence_delay: float = FENCE_DELAY):
         self.node = node
         self.version = reported_version(version)
         # RESTHandler's result_verification, off in PVE's daemons: on, an answer that does not match the
@@ -80,6 +81,7 @@ class Emulator:
         # nodes=None: the cluster the state directory already holds (one node when it holds none)
         self.cluster = Cluster(self.state_dir / "state", node, nodes)
         self.ha = HaStore(self.state_dir / "state")
+        self.crm = HaManager(self, fence_delay)  # its rounds run only when the server (or a test) plays them
         self._request = threading.local()
         # storage.cfg: `backup` lives beside the lab's state (LAB_DIR/backup), apart from the CTs' disks
         self.backup_dir = Path(backup_dir) if backup_dir else self.state_dir.parent / "backup"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,6 +33,7 @@ class ClusterNode:
     nodeid: int
     ip: str
     online: bool = True
+    since: float = 0.0  # when it last went down or came back (the HA manager's fence delay counts from it)
 
 
 def node_names(default: str, count: int) -> list[str]:
@@ -106,7 +108,8 @@ class Cluster:
                 raise ClusterError(f"node {name!r}: not in the cluster; nodes: {', '.join(self.names())}")
             if name == self.local and not online:
                 raise ClusterError(f"node {name!r} serves the lab's API: it cannot go down in the emulator")
-            node.online = online
+            if node.online != online:
+                node.online, node.since = online, time.time()
             self._write()
 
     def refresh(self) -> None:

@@ -33,7 +33,7 @@ def read_states(inventory: Inventory, hosts: Sequence[Host], env: Mapping[str, s
     try:
         client = ProxmoxClient.from_inventory(inventory, **({} if env is None else {"env": env}),
                                               http_timeout=STATE_TIMEOUT)
-        states = host_states(client, hosts)
+        states = host_states(client, hosts, client.offline_nodes())
     except ProxmoxError as error:
         return {}, f"hosts' states not read from Proxmox VE ({error}): the checks go by SSH and HTTP alone"
     return {state.hostname: state for state in states.values()}, ""

@@ -112,6 +112,16 @@ class HealthRun:
         state = self.states.get(host.hostname)
         return None if state is None else state.word
 
+    def node_word(self, host: Host) -> str | None:
+        """The node the host runs on now, as PVE lists it (`homelab-2 DOWN` when that node is offline,
+        `homelab-3 (inventory: homelab-2)` when HA or a migration moved it off its inventory node), None when not
+        read."""
+        state = self.states.get(host.hostname)
+        if state is None:
+            return None
+        word = state.node + (" DOWN" if state.node_down else "")
+        return word if state.node == host.node else f"{word} (inventory: {host.node})"
+
     def close(self) -> None:
         """Stop the workers, then close every SSH master opened for the session."""
         if self._executor is not None:

@@ -20,6 +20,7 @@ from plugins.report.tables import render
 
 CELL = "health_cell"
 STATE = "health_state"  # (host, what PVE says of it): the table's state column
+NODE = "health_node"  # (host, the node it runs on now): the table's node column
 
 
 class HealthTable:
@@ -30,6 +31,7 @@ class HealthTable:
         self.config = config
         self.cells: dict[tuple[str, str], dict[str, str]] = {}
         self.states: dict[str, str] = {}
+        self.nodes: dict[str, str] = {}
         self.started = time.time()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -39,6 +41,9 @@ class HealthTable:
         if properties.get(STATE):
             host, word = properties[STATE]
             self.states[host] = word
+        if properties.get(NODE):
+            host, node = properties[NODE]
+            self.nodes[host] = node
         if cell and (report.when == "call" or report.skipped or report.failed):
             outcome = "skip" if report.skipped else "pass" if report.passed else "fail"
             self.cells.setdefault(tuple(cell), {})[report.nodeid] = outcome
@@ -47,7 +52,7 @@ class HealthTable:
         """Print the host × check table after the run."""
         if not self.cells:
             return
-        columns, rows = table_rows(self.cells, self.states)
+        columns, rows = table_rows(self.cells, self.states, self.nodes)
         terminalreporter.write_sep("=", "health summary (host × check)")
         terminalreporter.write_line(render(columns, rows))
         terminalreporter.write_line("pass* = passed, some items skipped; FAIL n/m = n of m containers/packages failed")
@@ -56,7 +61,7 @@ class HealthTable:
         """Attach the table to the Allure results when allure-pytest writes some (controller only under xdist)."""
         directory = allure_output.alluredir(self.config)
         if directory and self.cells and not hasattr(self.config, "workerinput"):
-            columns, rows = table_rows(self.cells, self.states)
+            columns, rows = table_rows(self.cells, self.states, self.nodes)
             write_allure_summary(directory, columns, rows, self.started)
 
 
@@ -72,19 +77,26 @@ def cell_text(outcomes: list[str]) -> str:
     return "skip"
 
 
-def table_rows(cells: dict, states: dict[str, str] | None = None) -> tuple[list[str], list[list[str]]]:
+def table_rows(cells: dict, states: dict[str, str] | None = None,
+               nodes: dict[str, str] | None = None) -> tuple[list[str], list[list[str]]]:
     """Give (columns, rows): one row per host in first-seen order, one column per check that ran; with the hosts'
-    states from PVE, a `state` column after the host (in capitals when the host is not running)."""
+    states from PVE, a `state` column after the host (in capitals when the host is not running), and with their
+    nodes a `node` column before it (the node each runs on now; one node is still shown)."""
     hosts = list(dict.fromkeys(host for host, _ in cells))
     used = [c for c in COLUMNS if any(column == c for _, column in cells)]
     used += sorted({column for _, column in cells} - set(used))
     rows = [[host] + [cell_text(list(cells.get((host, c), {}).values())) for c in used] for host in hosts]
-    if not states:
-        return ["host", *used], rows
-    for row in rows:
-        word = states.get(row[0], "-")
-        row.insert(1, word if word in ("running", "-") else word.upper())
-    return ["host", "state", *used], rows
+    lead = ["host"]
+    if nodes:
+        for row in rows:
+            row.insert(1, nodes.get(row[0], "-"))
+        lead.append("node")
+    if states:
+        for row in rows:
+            word = states.get(row[0], "-")
+            row.insert(len(lead), word if word in ("running", "-") else word.upper())
+        lead.append("state")
+    return [*lead, *used], rows
 
 
 def write_allure_summary(directory: Path, columns: list[str], rows: list[list[str]], started: float,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
@@ -133,6 +133,9 @@ class Deploy(Strict):
     """Deploy stage settings."""
 
     snapshot_retention: Annotated[int, Field(strict=True, ge=1, le=MAX_RETENTION)] = 3
+    node_down: Literal["refuse", "proceed"] = Field(
+        "refuse", description="a cluster node down at preflight (the cluster still quorate): refuse the run, or "
+        "proceed on the nodes that are up (the down node's hosts are named; HA ones are the HA manager's to recover)")
     max_health_wait: Annotated[float, Field(strict=True, gt=0, le=MAX_DEADLINE, allow_inf_nan=False)] | None = Field(
         None, description="seconds: a cap on every service's deadline and the hosts' wait in the deploy's health "
         "checks (a test's short wait); the rollback still waits each service's declared deadline, so a slow starter "

@@ -21,6 +21,7 @@ import requests
 from proxmoxer import ProxmoxAPI
 from proxmoxer.core import ResourceException
 
+from plugins.proxmox import ha
 from plugins.proxmox.snapshots import check_snapshot_name
 from plugins.proxmox.tasks import (
     ProxmoxError,
@@ -131,6 +132,10 @@ class ProxmoxClient:
         """/cluster/status: the cluster entry (quorate, nodes; none on a standalone node) and each node's (online)."""
         return self._call("read the cluster's status", lambda api: api.cluster.status.get()) or []
 
+    def offline_nodes(self) -> list[str]:
+        """The cluster's nodes that are not online (/cluster/status), sorted; none on a standalone node."""
+        return sorted(str(r.get("name")) for r in self.cluster_status() if r.get("type") == "node" and not r.get("online"))
+
     def require_node(self, node: str, *, source: str = "") -> None:
         """Raise ProxmoxError naming the wanted node and the existing ones if node is not there."""
         names = self.nodes()
@@ -191,16 +196,32 @@ class ProxmoxClient:
                           lambda api: api.nodes(node).lxc(vmid).snapshot.post(snapname=name, description=description))
         return self.wait_task(node, upid, timeout)
 
+    def ha_states(self) -> dict[int, str]:
+        """{vmid: requested state} of every HA-managed container (/cluster/ha/resources; none outside HA)."""
+        return ha.states(self._call("list the HA resources", lambda api: api.cluster.ha.resources.get()) or [])
+
+    def set_ha_state(self, vmid: int, state: str) -> None:
+        """Set the requested state of CT vmid's HA resource (started, stopped, disabled, ignored)."""
+        self._call(f"set the HA state of CT {vmid} to '{state}'",
+                   lambda api: api.cluster.ha.resources(ha.sid(vmid)).put(state=state))
+
     def rollback(self, node: str, vmid: int, name: str, start: bool = True, *,
                  timeout: float | None = None, on_log: Callable[[str], None] | None = None,
-                 resolve: bool = True) -> TaskResult:
+                 resolve: bool = True, ha_state: str | None = None) -> TaskResult:
         """Roll CT vmid back to snapshot name on the node it runs on now (started afterwards when start) and wait for
-        success; on_log gets the task's log lines as they appear."""
+        success; on_log gets the task's log lines as they appear. An HA-managed CT is `ignored` by the HA manager
+        for the rollback, then back (plugins/proxmox/ha.py); resolve=False: ha_state is its state already read."""
         check_snapshot_name(name)
         node = self._node(vmid, node, resolve)
-        upid = self._call(f"roll back CT {vmid} to '{name}' on node {node}",
-                          lambda api: api.nodes(node).lxc(vmid).snapshot(name).rollback.post(start=_bool(start)))
-        return self.wait_task(node, upid, timeout, on_log=on_log)
+        if resolve:
+            ha_state = self.ha_states().get(int(vmid))
+
+        def roll() -> TaskResult:
+            upid = self._call(f"roll back CT {vmid} to '{name}' on node {node}",
+                              lambda api: api.nodes(node).lxc(vmid).snapshot(name).rollback.post(start=_bool(start)))
+            return self.wait_task(node, upid, timeout, on_log=on_log)
+
+        return ha.hands_off(self.set_ha_state, vmid, ha_state, roll, on_log)
 
     def delete_snapshot(self, node: str, vmid: int, name: str, *, force: bool = False,
                         timeout: float | None = None, resolve: bool = True) -> TaskResult:
@@ -256,11 +277,12 @@ class ProxmoxClient:
         """Roll back several containers in parallel: {vmid: TaskResult or the exception it raised}; on_log gets
         (vmid, line) for each task's log lines as they appear."""
         where = self.placement()  # one look at the cluster for all of them, not one per container
+        managed = self.ha_states()
 
         def one(vmid: int, name: str) -> TaskResult:
             lines = (lambda line: on_log(vmid, line)) if on_log else None
             return self.rollback(where.get(vmid, node), vmid, name, start, timeout=timeout, on_log=lines,
-                                 resolve=False)
+                                 resolve=False, ha_state=managed.get(int(vmid)))
 
         return self._fan_out(targets, one)
 

@@ -29,6 +29,7 @@ class HostState:
     status: str
     lock: str = ""  # PVE's config lock (backup, snapshot, rollback, migrate, create, …): no task may run on it
     name: str = ""  # the CT's hostname as PVE lists it
+    node_down: bool = False  # the node it is on is offline (/cluster/status): down with it, or awaiting HA recovery
 
     @property
     def exists(self) -> bool:
@@ -52,11 +53,15 @@ class HostState:
             return f"{who} is locked ({self.lock}) on node '{self.node}', status {self.status}"
         if self.status == MISSING:
             return f"{who} is missing: node '{self.node}' has no CT {self.vmid}"
+        if self.node_down:
+            return f"{who} is {self.status}: its node '{self.node}' is down"
         return f"{who} is {self.status}"
 
 
-def host_states(proxmox: ProxmoxClient, hosts: Iterable[Host]) -> dict[int, HostState]:
-    """{vmid: HostState} of the hosts, from the cluster's guest list (one API call), each on its current node."""
+def host_states(proxmox: ProxmoxClient, hosts: Iterable[Host], offline: Iterable[str] = ()) -> dict[int, HostState]:
+    """{vmid: HostState} of the hosts, from the cluster's guest list (one API call), each on its current node;
+    offline: the nodes known to be down (their hosts are marked node_down)."""
+    offline = set(offline)
     guests = proxmox.guests()
     states = {}
     for host in hosts:
@@ -65,5 +70,5 @@ def host_states(proxmox: ProxmoxClient, hosts: Iterable[Host]) -> dict[int, Host
         status = MISSING if row is None else str(row.get("status") or "unknown")
         lock = "" if row is None else str(row.get("lock") or "")
         name = "" if row is None else str(row.get("name") or "")
-        states[host.vmid] = HostState(host.hostname, host.vmid, node, status, lock, name)
+        states[host.vmid] = HostState(host.hostname, host.vmid, node, status, lock, name, node in offline)
     return states

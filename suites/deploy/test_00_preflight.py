@@ -44,6 +44,13 @@ def test_the_cluster_has_quorum(proxmox, deployment):
     assert not problem, problem
 
 
+def test_a_node_down_is_what_the_inventory_allows(proxmox, deployment):
+    """A node down on a quorate cluster: named with the hosts it takes down, then refused or gone on with as the
+    inventory's deploy.node_down says (refuse by default)."""
+    problem = preflight.node_down_problem(deployment, proxmox)
+    assert not problem, problem
+
+
 def test_every_vmid_is_free_or_holds_its_own_host(proxmox, deployment):
     """A VMID that exists holds the host the inventory says; missing ones are listed for creation (#8)."""
     problem = preflight.vmid_problem(deployment, proxmox)

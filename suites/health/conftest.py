@@ -18,7 +18,7 @@ from plugins.health.power import read_states
 from plugins.health.registry import COLUMNS, REGISTRY, check_named
 from plugins.health.results import SKIP
 from plugins.health.run import HealthRun, need_of
-from plugins.health.table import CELL, STATE
+from plugins.health.table import CELL, NODE, STATE
 from plugins.inventory import get_inventory
 from plugins.ssh.known_hosts import known_hosts_file
 
@@ -197,6 +197,9 @@ def verdict(request: pytest.FixtureRequest, health_run: HealthRun) -> Verdict:
     word = health_run.state_word(host)
     if word is not None:  # the summary table's state column (a property travels with the report, also from xdist)
         request.node.user_properties.append((STATE, (host.hostname, word)))
+    node = health_run.node_word(host)
+    if node is not None:  # the table's node column: where the host runs now (HA may have recovered it elsewhere)
+        request.node.user_properties.append((NODE, (host.hostname, node)))
     reason = REGISTRY[name].applies(host)
     if reason:
         pytest.skip(reason)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,17 +50,16 @@ def _port() -> int:
             return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def pve_lab(lab_hosts, tmp_path_factory) -> Iterator[PveLab]:
-    """Start the emulator in a subprocess against a temp state dir; stop it by PID."""
+@contextmanager
+def serve_emulator(state: Path, *extra: str) -> Iterator[PveLab]:
+    """`python -m lab.pve serve` (real LabHosts) on a state dir, with extra options; stopped by PID at the end."""
     from lab.pve.auth import load_tokens
 
-    state = tmp_path_factory.mktemp("pve-state")
     log = state / "pve.log"
     port = _port()
     with open(log, "w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "lab.pve", "serve", "--node", NODE, "--port", str(port),
-                                 "--state-dir", str(state)], cwd=ROOT, stdout=fh, stderr=fh,
+                                 "--state-dir", str(state), *extra], cwd=ROOT, stdout=fh, stderr=fh,
                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
     ca_file = state / "ca.pem"
     deadline = time.monotonic() + 30
@@ -82,6 +82,13 @@ def pve_lab(lab_hosts, tmp_path_factory) -> Iterator[PveLab]:
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def pve_lab(lab_hosts, tmp_path_factory) -> Iterator[PveLab]:
+    """Start the emulator in a subprocess against a temp state dir; stop it by PID."""
+    with serve_emulator(tmp_path_factory.mktemp("pve-state")) as lab:
+        yield lab
 
 
 @pytest.fixture

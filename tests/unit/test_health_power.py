@@ -95,6 +95,34 @@ def test_the_table_has_a_state_column_in_capitals_for_a_host_not_running():
     assert table_rows(cells) == (["host", "ssh"], [["proxy", "FAIL"], ["utilities", "pass"]])
 
 
+def test_the_table_has_a_node_column_where_each_host_runs_now():
+    """host | node | state | ssh …: each host's current node; one node is still shown; a host HA moved says so."""
+    cells = {("proxy", "ssh"): {"a": "pass"}, ("monitoring", "ssh"): {"b": "pass"}}
+    columns, rows = table_rows(cells, {"proxy": "running", "monitoring": "running"},
+                               {"proxy": "homelab", "monitoring": "homelab (inventory: homelab-2)"})
+    assert columns == ["host", "node", "state", "ssh"]
+    assert rows == [["proxy", "homelab", "running", "pass"],
+                    ["monitoring", "homelab (inventory: homelab-2)", "running", "pass"]]
+
+
+def test_the_run_names_each_hosts_node_and_a_move_off_its_inventory_node():
+    """node_word: the node from PVE's list; when HA recovered the host elsewhere, the inventory's node beside it."""
+    states = all_running()
+    moved = HOSTS["monitoring"]
+    states["monitoring"] = HostState("monitoring", moved.vmid, "homelab-3", "running", "", "monitoring")
+    run = HealthRun(LAB, list(LAB.hosts), "/nonexistent/known_hosts", states)
+    try:
+        assert run.node_word(HOSTS["proxy"]) == "homelab"
+        assert run.node_word(moved) == f"homelab-3 (inventory: {moved.node})"
+    finally:
+        run.close()
+    unread = HealthRun(LAB, list(LAB.hosts), "/nonexistent/known_hosts", {})
+    try:
+        assert unread.node_word(HOSTS["proxy"]) is None
+    finally:
+        unread.close()
+
+
 def test_without_a_token_the_states_are_not_read_and_the_run_says_why():
     """No Proxmox client: one line, and the checks go by SSH and HTTP alone."""
     states, why = read_states(LAB, list(LAB.hosts), env={})

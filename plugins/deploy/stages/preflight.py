@@ -37,22 +37,63 @@ def require_nodes(proxmox: ProxmoxClient, inventory: Inventory) -> None:
         proxmox.require_node(node, source=inventory.where("hosts[].node"))
 
 
+def offline_nodes(rows: list[dict]) -> list[str]:
+    """The nodes /cluster/status says are not online, sorted."""
+    return sorted(str(r.get("name")) for r in rows if r.get("type") == "node" and not r.get("online"))
+
+
+def hosts_on(inventory: Inventory, proxmox: ProxmoxClient, nodes: list[str]) -> dict[str, list]:
+    """{node: the inventory's hosts whose container is on it NOW} (an HA host already recovered elsewhere is not;
+    a host PVE does not list counts on its inventory node)."""
+    where = proxmox.placement()
+    return {node: [h for h in inventory.hosts if where.get(h.vmid, h.node) == node] for node in nodes}
+
+
 def cluster_problem(deployment: DeploySession, proxmox: ProxmoxClient) -> str:
     """'' when the cluster is quorate; else why nothing can be written. Nodes that are down are recorded with the
-    hosts they hold (HA-managed ones are the HA manager's to recover; the others are down with their node)."""
+    hosts on them now (HA-managed ones are the HA manager's to recover; the others are down with their node)."""
     inventory = deployment.inventory
     rows = proxmox.cluster_status()
-    offline = sorted(str(r.get("name")) for r in rows if r.get("type") == "node" and not r.get("online"))
+    offline = offline_nodes(rows)
     if offline:
-        held = {node: [h.hostname + (" (HA)" if h.ha else "") for h in inventory.hosts if h.node == node]
-                for node in offline}
-        deployment.facts["nodes_down"] = "; ".join(f"{node}: {', '.join(held[node]) or 'no host'}" for node in offline)
+        held = hosts_on(inventory, proxmox, offline)
+        deployment.facts["nodes_down"] = "; ".join(
+            f"{node}: {', '.join(h.hostname + (' (HA)' if h.ha else '') for h in held[node]) or 'no host'}"
+            for node in offline)
     cluster = next((r for r in rows if r.get("type") == "cluster"), None)
     if cluster is None or cluster.get("quorate"):
         return ""
     nodes = int(cluster.get("nodes") or 0)
     return (f"cluster '{cluster.get('name')}' has no quorum: {nodes - len(offline)} of {nodes} nodes online "
             f"(down: {', '.join(offline) or 'none'}); Proxmox VE refuses every write (cluster not ready - no quorum?)")
+
+
+def node_down_problem(deployment: DeploySession, proxmox: ProxmoxClient) -> str:
+    """'' when every node is up, or some are down on a quorate cluster and the inventory's deploy.node_down is
+    proceed (then recorded as `node_down_policy`); else one line: which node is down, which hosts that takes with
+    it, and that the policy refuses. Without quorum cluster_problem() refuses already: '' here."""
+    inventory = deployment.inventory
+    rows = proxmox.cluster_status()
+    offline = offline_nodes(rows)
+    cluster = next((r for r in rows if r.get("type") == "cluster"), None)
+    if not offline or cluster is None or not cluster.get("quorate"):
+        return ""
+    held = hosts_on(inventory, proxmox, offline)
+    parts = []
+    for node in offline:
+        hosts = held[node]
+        ha = [h.hostname for h in hosts if h.ha and h.ha.state != "ignored"]
+        lost = [h.hostname for h in hosts if h.hostname not in ha]
+        what = ([f"{', '.join(lost)} down with it"] if lost else []) + (
+            [f"{', '.join(ha)} to be recovered on another node by the HA manager"] if ha else [])
+        parts.append(f"node {node} is down ({'; '.join(what) or 'no host on it'})")
+    online = int(cluster.get("nodes") or 0) - len(offline)
+    said = f"{'; '.join(parts)}; the cluster is quorate ({online} of {cluster.get('nodes')} nodes online)"
+    if inventory.deploy.node_down == "proceed":
+        deployment.facts["node_down_policy"] = f"proceed: {said}"
+        return ""
+    return (f"{said}; {inventory.where('deploy.node_down')} is refuse: nothing deployed (proceed deploys on the nodes "
+            "that are up)")
 
 
 def vmid_problem(deployment: DeploySession, proxmox: ProxmoxClient) -> str:

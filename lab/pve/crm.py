@@ -1,0 +1,229 @@
+"""The HA manager's rounds (pve-ha-manager's CRM and each node's LRM, played in one pass) and a node's power.
+
+One round, as PVE's Manager.pm / NodeStatus.pm / LRM.pm order it:
+- a node that is down loses power: its running containers stop at once (the lab's nodes share one machine,
+  so the emulator stops them for it); its node state goes `online` -> `unknown`;
+- after the fence delay since it went down, the node is fenced (`fence`, then `fencing: acknowledged`, back to
+  `unknown`) and each HA service on it goes `fence` -> `recovery` -> `started` on the online node with the
+  fewest HA services (Usage/Basic.pm's count, ties by name), its config stolen to that node;
+- a node that comes back goes `online` again and boots: its non-HA containers with `onboot: 1` start;
+- each LRM brings its HA services to their requested state: a `started` CT that does not run is started
+  (a locked config makes the start fail; after max_restart + max_relocate failed tries the service is in
+  `error`, where only `disabled` gets it out), a `stopped`/`disabled` one that runs is stopped; `ignored` ones
+  are left alone.
+The manager's state (nodes' and services' states, failure counts) lives in memory, as the CRM master's
+manager_status does; node downtime comes from cluster.json, so a restarted emulator fences on time.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from .api_lxc import kill_ct, start_ct, stop_ct
+from .ha import requested_state
+
+# NodeStatus.pm's $fence_delay; PVE then waits for the node's agent lock too (up to 120 s). The lab sets less.
+FENCE_DELAY = 60.0
+# the CRM's and LRM's loop period (pve-ha-crm / pve-ha-lrm work every 10 s)
+ROUND = 10.0
+
+
+def _vmid(sid: str) -> int:
+    return int(sid.split(":")[1])
+
+
+class HaManager:
+    """The CRM master and the LRMs of the emulated cluster."""
+
+    def __init__(self, app, fence_delay: float = FENCE_DELAY, clock: Callable[[], float] = time.time):
+        self.app = app
+        self.fence_delay = fence_delay
+        self.clock = clock
+        self.nodes: dict[str, str] = {}
+        self.services: dict[str, dict] = {}
+        self.log: list[str] = []
+        self.lock = threading.RLock()
+        self._stop = threading.Event()
+
+    def _say(self, line: str) -> None:
+        self.log.append(line)
+        print(f"pve-ha: {line}", file=sys.stderr, flush=True)
+
+    def node_state(self, name: str) -> str:
+        """The node's state in the manager (online, unknown, fence)."""
+        return self.nodes.get(name, "online")
+
+    def service(self, sid: str) -> dict:
+        """The manager's record of a service: state, node, failed tries."""
+        return self.services.setdefault(sid, {"state": "started", "failed": 0})
+
+    def _set_node(self, name: str, state: str) -> None:
+        old = self.node_state(name)
+        if old != state:
+            self._say(f"node '{name}': state changed from '{old}' => '{state}'")
+            self.nodes[name] = state
+
+    def _set_service(self, sid: str, state: str, node: str | None = None) -> None:
+        svc = self.service(sid)
+        if svc["state"] != state:
+            extra = f"  (node = {node})" if node else ""
+            self._say(f"service '{sid}': state changed from '{svc['state']}' to '{state}'{extra}")
+            svc["state"] = state
+
+    # --- one round ----------------------------------------------------------------------
+    def round(self) -> None:
+        """One CRM + LRM round over the whole cluster."""
+        with self.lock:
+            app = self.app
+            app.cluster.refresh()
+            resources = {sid: o for sid, o in app.ha.resources().items() if o.get("state") != "ignored"}
+            for sid in list(self.services):
+                if sid not in resources:
+                    del self.services[sid]  # `ignored` or removed: out of the manager status (Manager.pm)
+            for node in app.cluster.nodes:
+                if node.online:
+                    self._node_up(node.name)
+                else:
+                    self._node_down(node, resources)
+            for sid, options in sorted(resources.items()):
+                self._lrm(sid, requested_state(options.get("state", "started")), options)
+
+    def _node_down(self, node, resources: dict) -> None:
+        power_off(self.app, node.name)
+        if self.node_state(node.name) == "online":
+            self._set_node(node.name, "unknown")
+        on_it = [sid for sid in sorted(resources) if self.app.node_of(_vmid(sid)) == node.name]
+        if not on_it or self.clock() - node.since < self.fence_delay:
+            return
+        self._set_node(node.name, "fence")
+        for sid in on_it:
+            self._set_service(sid, "fence")
+        self._say(f"fencing: acknowledged - got agent lock for node '{node.name}'")
+        self._set_node(node.name, "unknown")
+        for sid in on_it:
+            self._set_service(sid, "recovery")
+            self._recover(sid, node.name, resources)
+
+    def _recover(self, sid: str, fenced: str, resources: dict) -> None:
+        app, vmid = self.app, _vmid(sid)
+        target = recovery_node(app, resources)
+        if target is None:
+            self._say(f"recovering service '{sid}' from fenced node '{fenced}' failed, no recovery node found")
+            return
+        volume = str((app.store.load(vmid) or {}).get("config", {}).get("rootfs", "")).split(",")[0]
+        store = app.storages.get(volume.split(":")[0])
+        if store is None or not store.shared:
+            # its volume stayed on the fenced node's disk: the start on another node cannot find it
+            self._say(f"service '{sid}' got unrecoverable error: volume '{volume}' is not on shared storage")
+            self._set_service(sid, "error")
+            return
+        self._say(f"recover service '{sid}' from fenced node '{fenced}' to node '{target}'")
+        app.place(vmid, target)
+        state = requested_state(resources[sid].get("state", "started"))
+        self._set_service(sid, "started" if state == "started" else "request_stop", node=target)
+
+    def _node_up(self, name: str) -> None:
+        if self.node_state(name) == "online":
+            return
+        self._set_node(name, "online")
+        boot_node(self.app, name)
+
+    def _lrm(self, sid: str, request: str, options: dict) -> None:
+        app, vmid = self.app, _vmid(sid)
+        svc = self.service(sid)
+        node = app.node_of(vmid)
+        if node is None or not app.cluster.online(node):
+            return
+        if svc["state"] == "error":
+            if request == "disabled":
+                self._set_service(sid, "stopped")  # Manager.pm: an admin disables a service to clear its error
+            return
+        if request == "started":
+            if svc["state"] in ("stopped", "request_stop"):
+                self._set_service(sid, "started", node=node)
+            if app.running(vmid):
+                svc["failed"] = 0
+                return
+            self._start(sid, vmid, options)
+        elif app.running(vmid):
+            self._say(f"stopping service {sid}")
+            stop_ct(app, vmid, 10)
+            self._say(f"service status {sid} stopped")
+            self._set_service(sid, "stopped")
+        else:
+            self._set_service(sid, "stopped")
+
+    def _start(self, sid: str, vmid: int, options: dict) -> None:
+        app, svc = self.app, self.service(sid)
+        self._say(f"starting service {sid}")
+        lock = (app.store.load(vmid) or {}).get("config", {}).get("lock")
+        if lock:
+            svc["failed"] += 1
+            self._say(f"unable to start service {sid}: CT is locked ({lock})")
+            tries = int(options.get("max_restart", 1)) + int(options.get("max_relocate", 1))
+            if svc["failed"] > tries:
+                self._say(f"recovery policy for service {sid} failed, entering error state")
+                self._set_service(sid, "error")
+            return
+        start_ct(app, vmid)
+        svc["failed"] = 0
+        self._say(f"service status {sid} started")
+
+    # --- the loop -----------------------------------------------------------------------
+    def run(self, period: float = ROUND) -> threading.Thread:
+        """Play a round every `period` seconds in a daemon thread (the lab's server), until stop()."""
+
+        def loop() -> None:
+            while not self._stop.wait(period):
+                try:
+                    self.round()
+                except Exception as exc:  # noqa: BLE001 - one failed round must not end the manager
+                    print(f"pve-ha: round failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+        thread = threading.Thread(target=loop, name="pve-ha", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        """End the loop started by run()."""
+        self._stop.set()
+
+
+def recovery_node(app, resources: dict) -> str | None:
+    """The online node with the fewest HA services (Usage/Basic.pm), ties by name (Manager.pm's sort)."""
+    online = [n.name for n in app.cluster.nodes if n.online]
+    if not online:
+        return None
+    count = dict.fromkeys(online, 0)
+    for sid in resources:
+        node = app.node_of(_vmid(sid))
+        if node in count:
+            count[node] += 1
+    return min(online, key=lambda name: (count[name], name))
+
+
+def power_off(app, node: str) -> list[int]:
+    """A node that lost power: its running containers stop at once. The vmids it stopped."""
+    stopped = []
+    for vmid in app.store.vmids():
+        if app.node_of(vmid) == node and app.running(vmid):
+            kill_ct(app, vmid)
+            stopped.append(vmid)
+    return stopped
+
+
+def boot_node(app, node: str) -> list[int]:
+    """A node that comes back boots: its non-HA containers with `onboot: 1` start (pve-guests' startall);
+    its HA ones are the LRM's. The vmids it started."""
+    started = []
+    for vmid in app.store.vmids():
+        rec = app.store.load(vmid)
+        if rec is None or app.node_of(vmid) != node or app.ha.managed(vmid):
+            continue
+        if int(rec["config"].get("onboot") or 0) and not app.running(vmid):
+            start_ct(app, vmid)
+            started.append(vmid)
+    return started
