@@ -2,12 +2,11 @@
 HA container on shared storage really runs again on another node after the fence delay, the other stays down
 until the node comes back and boots it (onboot).
 
-Opt-in (HOMELAB_CLUSTER_E2E=1): it adds lab time CI does not have (docs/reference/figures.md gives its time).
+A few seconds of lab time (docs/reference/figures.md): it runs with the other lab tests, in CI too.
 """
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -16,9 +15,7 @@ from proxmoxer.tools import Tasks
 from lab.pve.cluster import Cluster
 
 pytest_plugins = ["pve_fixtures"]
-pytestmark = [pytest.mark.lab, pytest.mark.e2e,
-              pytest.mark.skipif(os.environ.get("HOMELAB_CLUSTER_E2E") != "1",
-                                 reason="opt-in: HOMELAB_CLUSTER_E2E=1 (a 3-node lab run CI has no time for)")]
+pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 
 TEMPLATE = "local:vztmpl/debian-12-lab_amd64.tar.zst"
 HA_CT, PLAIN_CT = 970, 971
