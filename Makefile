@@ -48,8 +48,9 @@ restore-db:         ## restore one database (HOST=name DATABASE=name) from the o
 	$(LABENV) && $(PY) -m plugins.backup restore-db --inventory $(INVENTORY) --host $(HOST) --database $(DATABASE)
 
 # DR_HOSTS= the hosts to drill (default: every host with data but the runner); each one is destroyed and restored.
+# DR_DATABASE= host/database restored alone from the off-site copy (default: the drilled hosts' first; none: no such test).
 dr-drill:           ## the restore drill: markers, backup, the host destroyed, restored, converged, checked (DR_HOSTS=a,b)
-	$(LABENV) && $(PYTEST) suites/dr --inventory $(INVENTORY) $(if $(DR_HOSTS),--dr-hosts $(DR_HOSTS)) $(ALLURE)
+	$(LABENV) && $(PYTEST) suites/dr --inventory $(INVENTORY) $(if $(DR_HOSTS),--dr-hosts $(DR_HOSTS)) $(if $(DR_DATABASE),--dr-database $(DR_DATABASE)) $(ALLURE)
 
 security:           ## read-only audit of every host and route: ssh-audit, sslyze, lynis, unattended upgrades, Docker
 	$(LABENV) && $(PYTEST) suites/security --inventory $(INVENTORY) $(ALLURE)

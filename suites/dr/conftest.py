@@ -67,6 +67,12 @@ def _database(config: pytest.Config) -> list[tuple[str, str]]:
     return []
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Check the options before collection: a wrong host or database is one usage line, not a collection error."""
+    _drilled(config)
+    _database(config)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize `drilled_host` (by hostname) and `drilled_database` (host/database) from the options."""
     if "drilled_host" in metafunc.fixturenames:
