@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 import uuid
@@ -30,9 +31,10 @@ INVENTORY = load_inventory(scenarios.LAB_INVENTORY)
 APP = INVENTORY.host("app-demo")
 APP_DB = next(d for d in dumps(INVENTORY, APP) if d["kind"] == "postgres")
 DUMPED = [h for h in INVENTORY.hosts if dumps(INVENTORY, h)]
-# The hosts the e2e drill destroys and restores: NetBox's (a NetBox object and the MariaDB and PostgreSQL rows)
-# and the demo app's (its database row; make dr-drill drills monitoring too)
-DRILLED = ["utilities", APP.hostname]
+# The host the e2e drill destroys and restores: the demo app's (its database's row), in the time the former
+# make restore test took. utilities (NetBox's object, its MariaDB and PostgreSQL rows) and monitoring are drilled by
+# make dr-drill itself: the three together take several times longer (docs/reference/figures.md).
+DRILLED = [APP.hostname]
 
 
 def backup(*args: str, state_dir: Path) -> subprocess.CompletedProcess:
@@ -168,6 +170,7 @@ def test_make_dr_drill_brings_the_lost_hosts_back_to_their_recovery_point(backed
     run = subprocess.run([*command, "-s", "-p", "no:cacheprovider"], cwd=scenarios.ROOT, env=env,
                          capture_output=True, text=True, timeout=1800, check=False)
     output = run.stdout + run.stderr
+    print(f"{shlex.join(command)}\n{run.stdout}")  # the drill's own lines: each step, recovery time and point
     assert run.returncode == 0, f"make dr-drill failed (rc {run.returncode}):\n{output[-6000:]}"
     assert f"{len(DRILLED) + 1} passed" in output, output[-3000:]
     summaries = re.findall(r"^(\S+): recovery time ([0-9.]+) s \(lost → healthy\), recovery point (.+?); markers "
