@@ -10,6 +10,7 @@ hosts; `none` leaves that test out). This suite changes the homelab: it destroys
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,7 @@ from plugins.ssh.pool import SshPool, SshTarget
 from plugins.stack.backup_dumps import MARIADB, POSTGRES, dumps
 
 NONE = "none"
+HERE = Path(__file__).resolve().parent
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -81,6 +83,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "drilled_database" in metafunc.fixturenames:
         chosen = _database(metafunc.config)
         metafunc.parametrize("drilled_database", chosen, ids=[f"{h}/{d}" for h, d in chosen])
+
+
+def named_on_the_command_line(config: pytest.Config) -> bool:
+    """Whether the run names this suite (or one of its files) itself, not only a directory above it."""
+    for arg in config.args:
+        path = (Path(config.invocation_params.dir) / arg.split("::")[0]).resolve()
+        if path == HERE or HERE in path.parents:
+            return True
+    return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The drill destroys hosts: it runs only when named (`pytest suites/dr`, make dr-drill), never as a side effect
+    of `pytest suites`."""
+    if named_on_the_command_line(config):
+        return
+    drill = [item for item in items if HERE in Path(str(item.path)).parents]
+    if drill:
+        config.hook.pytest_deselected(items=drill)
+        items[:] = [item for item in items if item not in drill]
 
 
 @pytest.fixture(scope="session")

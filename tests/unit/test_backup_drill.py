@@ -267,3 +267,13 @@ def test_restore_db_loads_postgres_in_one_transaction():
     entry = next(e for e in dumps(LAB, APP) if e["kind"] == "postgres")
     command = restore_db.load_command(entry)
     assert "pg_restore --single-transaction --clean --if-exists" in command and entry["container"] in command
+
+
+def test_the_drill_runs_only_when_named():
+    """`pytest suites` leaves the destructive drill out; `pytest suites/dr` collects it."""
+    def collected(path: str) -> str:
+        return subprocess.run([sys.executable, "-m", "pytest", path, "--inventory", str(LAB_PATH), "--collect-only",
+                               "-q"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False).stdout
+    assert "suites/dr/" not in collected("suites")
+    assert "suites/dr/test_drill.py::test_the_lost_host_comes_back_to_its_recovery_point[app-demo]" in collected(
+        "suites/dr")
