@@ -5,7 +5,7 @@ INVENTORY ?= inventories/lab.yml
 LABENV  := eval "$$($(PY) -m lab env)"
 ALLURE  := --alluredir reports/allure-results
 
-.PHONY: help install lab-up lab-down lab-status deploy plan health backup restore security test test-unit report lint
+.PHONY: help install lab-up lab-down lab-status deploy plan health backup restore restore-db dr-drill security test test-unit report lint
 
 # A bare `make` lists the targets: the first target used to be `install`, which runs apt-get as root.
 .DEFAULT_GOAL := help
@@ -41,6 +41,16 @@ backup:             ## back up every host now: vzdump, the dumps, the encrypted 
 restore:            ## restore one host (HOST=name [FROM=volid|newest]): archive verified, restored, converged, checked
 	@test -n "$(HOST)" || { echo "make restore: HOST is required (expected make restore HOST=<hostname> [FROM=<backup volid>|newest])" >&2; exit 2; }
 	$(LABENV) && $(PY) -m plugins.backup restore --inventory $(INVENTORY) --host $(HOST) --from $(or $(FROM),newest)
+
+# HOST= the host, DATABASE= its database (or its container); restored from the newest off-site snapshot.
+restore-db:         ## restore one database (HOST=name DATABASE=name) from the off-site copy into its running service
+	@test -n "$(HOST)" -a -n "$(DATABASE)" || { echo "make restore-db: HOST and DATABASE are required (expected make restore-db HOST=<hostname> DATABASE=<database>)" >&2; exit 2; }
+	$(LABENV) && $(PY) -m plugins.backup restore-db --inventory $(INVENTORY) --host $(HOST) --database $(DATABASE)
+
+# DR_HOSTS= the hosts to drill (default: every host with data but the runner); each one is destroyed and restored.
+# DR_DATABASE= host/database restored alone from the off-site copy (default: the drilled hosts' first; none: no such test).
+dr-drill:           ## the restore drill: markers, backup, the host destroyed, restored, converged, checked (DR_HOSTS=a,b)
+	$(LABENV) && $(PYTEST) suites/dr --inventory $(INVENTORY) $(if $(DR_HOSTS),--dr-hosts $(DR_HOSTS)) $(if $(DR_DATABASE),--dr-database $(DR_DATABASE)) $(ALLURE)
 
 security:           ## read-only audit of every host and route: ssh-audit, sslyze, lynis, unattended upgrades, Docker
 	$(LABENV) && $(PYTEST) suites/security --inventory $(INVENTORY) $(ALLURE)

@@ -1,5 +1,6 @@
-"""The backup commands: back every host up now (`make backup`), write the node's backup job (`--job`), or restore
-one host (`restore --host NAME [--from VOLID]`: make restore)."""
+"""The backup commands: back every host up now (`make backup`), write the node's backup job (`--job`), restore
+one host (`restore --host NAME [--from VOLID]`: make restore), or one database from the off-site copy
+(`restore-db --host NAME --database NAME`: make restore-db)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from plugins.backup.credentials import BackupProblem
 from plugins.backup.job import NoBackupApi, apply_policy_job, check_storage
 from plugins.backup.restore import restore_host
 from plugins.backup.restore_choice import NEWEST, RestoreRefused, restorable_host
+from plugins.backup.restore_db import restore_database
 from plugins.backup.run import run_backup
 from plugins.inventory import DEFAULT_INVENTORY, Inventory, InventoryError, load_inventory
 from plugins.proxmox.client import ProxmoxClient, ProxmoxError
@@ -48,12 +50,30 @@ def restore_main(argv: list[str]) -> int:
     return restore_host(inventory, client, args.host, args.source, say=lambda line: print(line, flush=True))
 
 
+def restore_db_main(argv: list[str]) -> int:
+    """`restore-db --host NAME --database NAME`: one database from the off-site copy into its running service."""
+    parser = argparse.ArgumentParser(prog="python -m plugins.backup restore-db",
+                                     description="restore one database from the host's newest off-site (restic) "
+                                                 "snapshot into its running container, then check the host")
+    parser.add_argument("--inventory", default=DEFAULT_INVENTORY, help="the environment's inventory")
+    parser.add_argument("--host", required=True, help="the host whose database it is (make restore-db HOST=…)")
+    parser.add_argument("--database", required=True, help="the database's name, or its container's "
+                                                          "(make restore-db DATABASE=…)")
+    args = parser.parse_args(argv)
+    inventory = _inventory(args.inventory)
+    if inventory is None:
+        return 2
+    return restore_database(inventory, args.host, args.database, say=lambda line: print(line, flush=True))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a backup (or write the job, or restore a host) for one inventory; one line per problem, never a
     traceback."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["restore"]:
         return restore_main(argv[1:])
+    if argv[:1] == ["restore-db"]:
+        return restore_db_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m plugins.backup", description=__doc__.splitlines()[0])
     parser.add_argument("--inventory", default=DEFAULT_INVENTORY, help="the environment's inventory")
     parser.add_argument("--hosts", default="", help="comma-separated hostnames (default: every host the policy "

@@ -118,7 +118,9 @@ class Repository:
         args = ["snapshots", "--json", *(["--host", host] if host else [])]
         return json.loads(self._checked(*args, what="snapshots").stdout or "[]")
 
-    def restore(self, snapshot: str, target: Path, host: str | None = None) -> None:
-        """Restore a snapshot ('latest' with host: that host's newest) into target."""
-        args = ["restore", snapshot, "--target", str(target), *(["--host", host] if host else [])]
+    def restore(self, snapshot: str, target: Path, host: str | None = None, include: str | None = None) -> None:
+        """Restore a snapshot ('latest' with host: that host's newest) into target (only the files matching the
+        include pattern, when given)."""
+        args = ["restore", snapshot, "--target", str(target), *(["--host", host] if host else []),
+                *(["--include", include] if include else [])]
         self._checked(*args, what=f"restore of {snapshot}")

@@ -125,10 +125,13 @@ def restore(client: ProxmoxClient, node: str, vmid: int, volid: str, *, force: b
     return client.wait_task(node, upid, timeout)
 
 
-def destroy(client: ProxmoxClient, node: str, vmid: int, *, timeout: float | None = None) -> TaskResult:
-    """Destroy the stopped CT vmid with its volumes (DELETE /nodes/{node}/lxc/{vmid}, purge=1) and wait."""
+def destroy(client: ProxmoxClient, node: str, vmid: int, *, timeout: float | None = None,
+            unreferenced_disks: bool = False) -> TaskResult:
+    """Destroy the stopped CT vmid with its volumes (DELETE /nodes/{node}/lxc/{vmid}, purge=1; with
+    unreferenced_disks, also every disk of the VMID no config names) and wait."""
+    extra = {"destroy-unreferenced-disks": 1} if unreferenced_disks else {}
     upid = client._call(f"destroy CT {vmid} on node {node}",
-                        lambda api: api.nodes(node).lxc(vmid).delete(purge=1))
+                        lambda api: api.nodes(node).lxc(vmid).delete(purge=1, **extra))
     return client.wait_task(node, upid, timeout)
 
 
