@@ -42,7 +42,7 @@ restore:            ## restore one host (HOST=name [FROM=volid|newest]): archive
 	@test -n "$(HOST)" || { echo "make restore: HOST is required (expected make restore HOST=<hostname> [FROM=<backup volid>|newest])" >&2; exit 2; }
 	$(LABENV) && $(PY) -m plugins.backup restore --inventory $(INVENTORY) --host $(HOST) --from $(or $(FROM),newest)
 
-security:           ## read-only audit of every host and route: ssh-audit, sslyze, lynis, unattended upgrades, Docker
+security:           ## read-only audit of every host and route: ssh-audit, sslyze, lynis, OpenSCAP, unattended upgrades, Docker
 	$(LABENV) && $(PYTEST) suites/security --inventory $(INVENTORY) $(ALLURE)
 
 # The unit tests first, on every core (pytest-xdist): a broken unit fails in a minute, not after the lab's part.
