@@ -14,8 +14,6 @@ import pytest
 
 from plugins.security import openscap
 
-pytestmark = pytest.mark.unit
-
 # Shaped as `oscap xccdf eval` 1.3.7 prints each rule (tab-separated), then the run script's report mark.
 LISTING = """\
 --- Starting Evaluation ---
