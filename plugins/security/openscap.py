@@ -30,6 +30,13 @@ from plugins.security.findings import Finding, finding
 
 OSCAP_PROGRAM = Path("/usr/bin/oscap")
 DATASTREAM = Path("/usr/share/xml/scap/ssg/content/ssg-debian11-ds.xml")  # ssg-debian (scripts/install.sh)
+# oscap's own data: the XSL that renders the HTML report, its CPE dictionary, and the XML schemas it validates the
+# homelab's CPE files with. Of OVAL's schemas (nearly all the package's size, one set per OVAL version) only the
+# version the homelab's OVAL file declares: the datastream is Debian's, sent unmodified, so the run skips
+# validating it (--skip-validation), which is what would need the others.
+OSCAP_SHARE = Path("/usr/share/openscap")
+OSCAP_DATA = {"xsl": "OSCAP_XSLT_PATH", "cpe": "OSCAP_CPE_PATH", "schemas": "OSCAP_SCHEMA_PATH"}
+OVAL_SCHEMAS = "schemas/oval/5.11.2"  # debian12-cpe-oval.xml's schema_version
 # ANSSI's levels: minimal, intermediary (average), reinforced (restrictive), high. Intermediary is what ANSSI asks
 # of most systems; reinforced and high add multi-user and hostile-environment measures (separate partitions, a
 # mandatory access control, kernel settings) an unprivileged container cannot hold: docs/concepts/security.md.
@@ -49,7 +56,8 @@ d=$(mktemp -d /tmp/openscap-audit.XXXXXX)
 trap 'rm -rf "$d"' EXIT
 tar -xf - -C "$d" --no-same-owner
 cd "$d"
-LD_LIBRARY_PATH="$d/lib" ./oscap xccdf eval --profile {PROFILE} --cpe {CPE_FILES[0].name} \\
+LD_LIBRARY_PATH="$d/lib" {" ".join(f'{env}="$d/{name}"' for name, env in OSCAP_DATA.items())} \\
+  ./oscap xccdf eval --skip-validation --profile {PROFILE} --cpe {CPE_FILES[0].name} \\
   --report "$d/report.html" {DATASTREAM.name} 2>&1 || true
 echo {REPORT_MARK}
 cat "$d/report.html" 2>/dev/null || true
@@ -91,7 +99,17 @@ def oscap_tree() -> bytes:
             tar.add(library.resolve(), arcname=f"lib/{library.name}")
         for part in (DATASTREAM, *CPE_FILES):
             tar.add(part, arcname=part.name)
+        for name in OSCAP_DATA:
+            tar.add(OSCAP_SHARE / name, arcname=name, filter=_without_other_oval_schemas)
     return buffer.getvalue()
+
+
+def _without_other_oval_schemas(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    """Keep every member but OVAL's schemas of other versions than the one the homelab's OVAL file declares."""
+    parts = info.name.split("/")
+    if parts[:2] == ["schemas", "oval"] and len(parts) > 2 and "/".join(parts[:3]) != OVAL_SCHEMAS:
+        return None
+    return info
 
 
 def remote_command() -> str:

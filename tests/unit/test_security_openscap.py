@@ -127,6 +127,8 @@ def test_the_tree_holds_oscap_its_libraries_and_the_content_but_not_the_c_librar
     assert {"oscap", "lib/libopenscap.so.25", openscap.DATASTREAM.name,
             *(p.name for p in openscap.CPE_FILES)} <= names
     assert not [n for n in names if Path(n).name.startswith(("libc.so", "ld-linux"))]
+    assert {"xsl", "cpe", "schemas/cpe/2.3/cpe-dictionary_2.3.xsd", "schemas/common/xml.xsd"} <= names
+    assert {n.split("/")[2] for n in names if n.startswith("schemas/oval/")} == {"5.11.2"}
 
 
 @pytest.mark.skipif(not (openscap.OSCAP_PROGRAM.exists() and Path("/etc/debian_version").read_text().startswith("12.")),
