@@ -179,6 +179,10 @@ def judge_openscap(host: str, output: str, accepted: dict[str, str], where: str)
     counted = {state: sum(r.result == state for r in results) for state in ("pass", "notapplicable")}
     summary = (f"ANSSI BP-028 intermediary: {counted['pass']} pass, {len(failed) - len(refused)} failed and "
                f"accepted, {counted['notapplicable']} not applicable, of {len(results)} rules")
+    # An exception the host does not need is shown (it may be lifted), never a failure: the list is every host's.
+    unneeded = sorted(r.rule for r in results if r.rule in accepted and r.result not in FAILING)
+    if unneeded:
+        summary += f"; accepted but not failing here: {', '.join(unneeded)}"
     problems = [f"{r.rule} {r.result} ({r.title}; not in plugins/security/openscap-accepted.yml)" for r in refused]
     if problems:
         problems.append(summary)

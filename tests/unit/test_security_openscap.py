@@ -67,6 +67,13 @@ def test_failed_rules_all_accepted_pass_with_the_counts_and_the_html_report():
     assert "the report" in found.html and "@@report" not in found.output
 
 
+def test_an_accepted_rule_that_does_not_fail_here_is_named_not_failed():
+    """The list is every host's: an exception one host does not need is shown, so that it can be lifted."""
+    accepted = {**ACCEPTED, "file_permissions_etc_shadow": "a reason long enough"}
+    found = openscap.judge_openscap("proxy", LISTING, accepted, "proxy")
+    assert found.passed and found.message.endswith("; accepted but not failing here: file_permissions_etc_shadow")
+
+
 @pytest.mark.parametrize("missing", ["partition_for_tmp", "file_permissions_systemmap"])
 def test_a_failed_or_errored_rule_not_accepted_fails_naming_it(missing):
     """fail and error both count: a rule oscap could not evaluate is not a pass."""
