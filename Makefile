@@ -52,7 +52,7 @@ restore-db:         ## restore one database (HOST=name DATABASE=name) from the o
 dr-drill:           ## the restore drill: markers, backup, the host destroyed, restored, converged, checked (DR_HOSTS=a,b)
 	$(LABENV) && $(PYTEST) suites/dr --inventory $(INVENTORY) $(if $(DR_HOSTS),--dr-hosts $(DR_HOSTS)) $(if $(DR_DATABASE),--dr-database $(DR_DATABASE)) $(ALLURE)
 
-security:           ## read-only audit of every host and route: ssh-audit, sslyze, lynis, unattended upgrades, Docker
+security:           ## read-only audit of every host and route: ssh-audit, sslyze, lynis, OpenSCAP, unattended upgrades, Docker
 	$(LABENV) && $(PYTEST) suites/security --inventory $(INVENTORY) $(ALLURE)
 
 # The unit tests first, on every core (pytest-xdist): a broken unit fails in a minute, not after the lab's part.

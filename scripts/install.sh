@@ -7,10 +7,12 @@ cd "$(dirname "$0")/.."
 # docker-registry: the lab's OCI registry; buildah + skopeo build and push its images without a daemon.
 # prometheus: its promtool checks the generated Prometheus configuration and the alert rules (unit tests).
 # lynis: the security suite runs this machine's lynis on each host over SSH (nothing installed there).
+# openscap-scanner + ssg-debian: likewise its oscap, libraries and ANSSI content (plugins/security/openscap.py).
 # postgresql-15: the demo app's unit tests start a throwaway server on 127.0.0.1 (never the package's own).
 # restic: the backups' encrypted off-site copy (make backup runs it on this machine).
 APT_PACKAGES=(lxc uidmap bridge-utils debootstrap openssh-server openssh-client rsync iptables iproute2 python3-venv
-              docker-registry buildah skopeo chromium postgresql-15 prometheus restic lynis)
+              docker-registry buildah skopeo chromium postgresql-15 prometheus restic lynis
+              openscap-scanner ssg-debian)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "scripts/install.sh needs root (apt-get, LXC): run it with sudo" >&2

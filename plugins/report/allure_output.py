@@ -61,6 +61,12 @@ def attach_text(name: str, text: Any) -> None:
         allure.attach(redact(text), name=redact(name), attachment_type=allure.attachment_type.TEXT)
 
 
+def attach_html(name: str, html: str) -> None:
+    """Attach a redacted HTML page (a tool's own report) to the current Allure test (no-op without allure)."""
+    if allure is not None and _in_a_test():
+        allure.attach(redact(html), name=redact(name), attachment_type=allure.attachment_type.HTML)
+
+
 def attach_json(name: str, obj: Any) -> None:
     """Attach a redacted JSON document to the current Allure test or step (no-op without allure, or outside a test)."""
     if allure is None or not _in_a_test():

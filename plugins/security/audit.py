@@ -6,6 +6,7 @@ sslyze's own scanner for the routes beside them. Gives {(host, control, subject)
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from plugins.health.results import where
-from plugins.security import host_facts, lynis, ssh_audit, tls
+from plugins.security import host_facts, lynis, openscap, ssh_audit, tls
 from plugins.security.findings import CONTROLS, Finding, finding
 from plugins.shared.fanout import fan_out
 from plugins.ssh.pool import SshPool, SshTarget
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 HOST_WORKERS = 16
 FACTS_TIMEOUT = 60
 LYNIS_TIMEOUT = 600  # lynis reads the whole filesystem: minutes on a loaded machine
+OSCAP_TIMEOUT = 600
+SCANNERS = ("lynis", "openscap")  # the long runs on the host, started first and side by side
 Key = tuple[str, str, str | None]
 
 
@@ -45,9 +48,12 @@ def socket_declared(host: Host) -> list[str]:
 class SecurityAudit:
     """The audit of the selected hosts: run() once, then each test reads its finding."""
 
-    def __init__(self, inventory: Inventory, hosts: Sequence[Host], known_hosts: str | Path):
-        """Prepare a pool of SSH masters to the hosts as the deploy user (nothing is opened yet)."""
+    def __init__(self, inventory: Inventory, hosts: Sequence[Host], known_hosts: str | Path,
+                 openscap_accepted: dict[str, str] | None = None):
+        """Prepare a pool of SSH masters to the hosts as the deploy user (nothing is opened yet); openscap_accepted:
+        the OpenSCAP rules accepted to fail, with their reasons (plugins/security/openscap-accepted.yml)."""
         self.inventory, self.hosts = inventory, list(hosts)
+        self.openscap_accepted = dict(openscap_accepted or {})
         runner = inventory.runner
         self.pool = SshPool([SshTarget(h.hostname, h.ip, runner.deploy_user, runner.deploy_key) for h in hosts],
                             known_hosts=known_hosts)
@@ -75,6 +81,12 @@ class SecurityAudit:
         self.controls = set(controls or CONTROLS)
         wanted_routes = self.controls & {"tls", "headers"} and self.inventory.proxy_host in self.hosts
         routes = routes_of(self.inventory) if wanted_routes else []
+        # The trees are built once here, not by every host's thread at once; a tree that cannot be built (the tool
+        # missing on this machine) fails again in each host's thread, as that host's finding.
+        for control, build in (("lynis", lynis.lynis_tree), ("openscap", openscap.oscap_tree)):
+            if control in self.controls:
+                with contextlib.suppress(OSError, subprocess.CalledProcessError):
+                    build()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sslyze") as side:
             tls_future = side.submit(self._routes, routes)
             outcomes = fan_out(self._host, self.hosts, workers=HOST_WORKERS, name="security", keep_errors=True)
@@ -96,13 +108,24 @@ class SecurityAudit:
         self.pool.close_all()
 
     def _host(self, host: Host) -> list[Finding]:
-        """Every SSH-side control of one host: ssh-audit, sshd's settings, keys, upgrades, Docker, lynis."""
+        """Every SSH-side control of one host: ssh-audit, sshd's settings, keys, upgrades, Docker, lynis, OpenSCAP."""
         name, place = host.hostname, where(host)
-        findings = [self._ssh_audit(host)] if "ssh-audit" in self.controls else []
         state = self.pool.open(name)
         if not state.is_open:
             why = [f"ssh as {state.target.user} failed: {state.error}"]
+            findings = [self._ssh_audit(host)] if "ssh-audit" in self.controls else []
             return findings + [finding(name, c, why, "", where=place) for c in self._over_ssh()]
+        scanners = {"lynis": self._lynis, "openscap": self._openscap}
+        wanted = [c for c in SCANNERS if c in self.controls]
+        # lynis and OpenSCAP are the long runs: they start first, side by side, and the rest is read meanwhile.
+        with ThreadPoolExecutor(max_workers=len(wanted) or 1, thread_name_prefix=f"scan-{name}") as scans:
+            scanned = {control: scans.submit(scanners[control], host) for control in wanted}
+            findings = [self._ssh_audit(host)] if "ssh-audit" in self.controls else []
+            return findings + self._facts(host, scanned)
+
+    def _facts(self, host: Host, scanned: dict[str, Future]) -> list[Finding]:
+        """The controls judged from the facts command's sections, and the scanners' findings (in table order)."""
+        name, place = host.hostname, where(host)
         facts_run = self.pool.run(name, host_facts.FACTS_COMMAND, timeout=FACTS_TIMEOUT)
         facts = host_facts.sections(facts_run.stdout)
         settings = host_facts.sshd_settings(facts.get("sshd", ""))
@@ -114,9 +137,8 @@ class SecurityAudit:
                                                   place),
             "upgrades": lambda: host_facts.judge_upgrades(name, facts.get("upgrades", ""), place),
             "docker": lambda: host_facts.judge_docker(name, facts, socket_declared(host), place),
-            "lynis": lambda: self._lynis(host),
         }
-        return findings + [judged[control]() for control in self._over_ssh()]
+        return [scanned[control].result() if control in scanned else judged[control]() for control in self._over_ssh()]
 
     def _over_ssh(self) -> list[str]:
         """The wanted controls answered over the host's SSH master, in table order."""
@@ -134,15 +156,28 @@ class SecurityAudit:
                               "no algorithm marked failing", audit_output, where=place)
         return audited
 
+    def _remote(self, host: Host, control: str, command: str, tree: bytes, timeout: int) -> str | Finding:
+        """Run a tool's command on the host with its tree on stdin; its output, or a failed finding on timeout."""
+        try:
+            done = subprocess.run(self.pool.ssh_args(host.hostname, "-T") + [command],
+                                  input=tree, capture_output=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            return finding(host.hostname, control, [f"{control} did not end within {timeout} s"], "", where=where(host))
+        return (done.stdout + done.stderr).decode(errors="replace")
+
     def _lynis(self, host: Host) -> Finding:
         """Run lynis on the host from this machine's tree; judge its index against the inventory's floor."""
-        try:
-            done = subprocess.run(self.pool.ssh_args(host.hostname, "-T") + [lynis.remote_command()],
-                                  input=lynis.lynis_tree(), capture_output=True, timeout=LYNIS_TIMEOUT, check=False)
-        except subprocess.TimeoutExpired:
-            return finding(host.hostname, "lynis", [f"lynis did not end within {LYNIS_TIMEOUT} s"], "", where=where(host))
-        output = (done.stdout + done.stderr).decode(errors="replace")
+        output = self._remote(host, "lynis", lynis.remote_command(), lynis.lynis_tree(), LYNIS_TIMEOUT)
+        if isinstance(output, Finding):
+            return output
         return lynis.judge_lynis(host.hostname, output, self.inventory.security.lynis_floor, where(host))
+
+    def _openscap(self, host: Host) -> Finding:
+        """Run OpenSCAP's ANSSI profile on the host from this machine's tree; judge it against the accepted rules."""
+        output = self._remote(host, "openscap", openscap.remote_command(), openscap.oscap_tree(), OSCAP_TIMEOUT)
+        if isinstance(output, Finding):
+            return output
+        return openscap.judge_openscap(host.hostname, output, self.openscap_accepted, where(host))
 
     def _routes(self, routes: list[tls.Route]) -> list[Finding]:
         """The tls and headers findings of every route (on the proxy's row)."""

@@ -19,6 +19,7 @@ class Finding:
     message: str
     output: str = ""  # the tool's full output, attached to the report
     subject: str | None = None
+    html: str = ""  # a report the tool renders itself (OpenSCAP's), attached beside the output
 
     def assert_passed(self) -> None:
         """Fail the test with the finding's diagnosis (no traceback: the message is the diagnosis)."""
@@ -29,11 +30,11 @@ class Finding:
 
 
 def finding(host: str, control: str, problems: list[str], ok: str, output: str = "",
-            subject: str | None = None, where: str | None = None) -> Finding:
+            subject: str | None = None, where: str | None = None, html: str = "") -> Finding:
     """A finding that passes when problems is empty: its message is `ok`, else every problem, one per clause."""
     if control not in CONTROLS:
         raise ValueError(f"unknown security control {control!r}; controls: {', '.join(CONTROLS)}")
     prefix = f"{where or host}: {control}"
     if problems:
-        return Finding(host, control, False, f"{prefix}: " + "; ".join(problems), output, subject)
-    return Finding(host, control, True, f"{prefix}: {ok}", output, subject)
+        return Finding(host, control, False, f"{prefix}: " + "; ".join(problems), output, subject, html)
+    return Finding(host, control, True, f"{prefix}: {ok}", output, subject, html)

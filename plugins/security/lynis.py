@@ -22,6 +22,7 @@ LYNIS_SHARE = Path("/usr/share/lynis")  # include/, db/ (plugins/ ship in /etc/l
 LYNIS_PROFILE = Path("/etc/lynis/default.prf")
 LYNIS_PLUGINS = Path("/etc/lynis/plugins")  # lynis stops ("can't find plugin directory") without one
 HOMELAB_PROFILE = Path(__file__).with_name("lynis-homelab.prf")  # appended to Debian's profile: why, in the file
+HOMELAB_PLUGIN = Path(__file__).with_name("lynis-plugin_brief_phase1")  # lynis's log off: why, in the file
 REPORT_MARK = "@@report"
 
 # lynis refuses include files not owned by root or the caller: the tar carries uid 0, extracted as root.
@@ -67,6 +68,7 @@ def lynis_tree() -> bytes:
         for part in ("include", "db"):
             tar.add(LYNIS_SHARE / part, arcname=part, filter=as_root)
         tar.add(LYNIS_PLUGINS, arcname="plugins", filter=as_root)
+        tar.add(HOMELAB_PLUGIN, arcname="plugins/plugin_brief_phase1", filter=as_root)
     return buffer.getvalue()
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from plugins.inventory import get_inventory
 from plugins.report import allure_output
+from plugins.security import openscap
 from plugins.security.audit import SecurityAudit, routes_of
 from plugins.security.findings import CONTROLS
 from plugins.security.table import CELL, SecurityTable
@@ -74,7 +75,12 @@ def _begin_audit(session: pytest.Session) -> SecurityAudit | None:
         if not controls:
             return None
         inventory = get_inventory(config)
-        audit = SecurityAudit(inventory, inventory.hosts, known_hosts_file(inventory))
+        try:  # a malformed exception list is bad input: one line, before any host is touched
+            accepted = openscap.load_accepted() if "openscap" in controls else {}
+            accepted.update(inventory.security.openscap_accepted)  # the site's own, beside every container's
+        except openscap.AcceptedError as error:
+            raise pytest.UsageError(str(error)) from None
+        audit = SecurityAudit(inventory, inventory.hosts, known_hosts_file(inventory), accepted)
         config.stash[AUDIT_KEY] = audit
         audit.start(controls)
     return config.stash[AUDIT_KEY]
@@ -113,6 +119,8 @@ def finding(request: pytest.FixtureRequest, security_audit: SecurityAudit):
         pytest.fail(f"{host}: {control}: the audit gave no finding", pytrace=False)
     if found.output:
         allure_output.attach_text(f"{control} output ({host}{'/' + subject if subject else ''})", found.output)
+    if found.html:
+        allure_output.attach_html(f"{control} report ({host})", found.html)
     accepted = security_audit.inventory.security.accepted_for(host, control)
     if accepted is not None and not found.passed:
         pytest.skip(f"accepted (inventory: security.accepted): {accepted.reason} | {found.message}")

@@ -1,10 +1,10 @@
-"""`make security` on the deployed lab: four controls broken at once, each on its own host, fail exactly those four
+"""`make security` on the deployed lab: five controls broken at once, each on its own host, fail exactly those five
 (host, control) cells, each named; one deploy repairs them all, and then the whole suite passes.
 
 The breaks are the ones an owner's hand or a bad change makes: password logins switched back on (app-demo), a
-broken cipher added to sshd (monitoring), a certificate about to expire on the proxy's routes, and a service port
-opened to the LAN in the inventory's firewall data, applied as the deploy's firewall stage applies it (utilities'
-Vaultwarden, 8080). Breaking them together on different hosts proves what one break at a time proved (each fails
+broken cipher added to sshd (monitoring), a certificate about to expire on the proxy's routes, /etc/shadow made
+readable by everyone (ci-runner: OpenSCAP's ANSSI profile), and a service port opened to the LAN in the inventory's
+firewall data, applied as the deploy's firewall stage applies it (utilities' Vaultwarden, 8080). Breaking them together on different hosts proves what one break at a time proved (each fails
 its own cell and no other) with one broken run and one repairing deploy instead of one of each per break.
 
 lynis is left out of the broken run (`-k "not lynis"`): no break touches it, and it is the suite's slowest control.
@@ -135,6 +135,12 @@ def put_expiring_certificate(tmp_path: Path) -> Path | None:
     return None
 
 
+def expose_shadow(tmp_path: Path) -> Path | None:
+    """Make /etc/shadow readable by everyone, as a careless chmod would (the hardening role keeps it 0640)."""
+    root("ci-runner", "chmod 0644 /etc/shadow")
+    return None
+
+
 def open_service_port_to_the_lan(tmp_path: Path) -> Path | None:
     """Add a rule opening Vaultwarden's port to the LAN to a copy of the inventory and apply its firewall; give the
     copy (the suite then judges against the data as changed)."""
@@ -162,12 +168,13 @@ BREAKS = (
     Break("proxy", "tls", put_expiring_certificate, "within 30 days"),
     Break("app-demo", "ssh-auth", allow_password_login, "passwordauthentication is yes, expected no"),
     Break("monitoring", "ssh-audit", add_weak_cipher, "failing cipher 3des-cbc"),
+    Break("ci-runner", "openscap", expose_shadow, "file_permissions_etc_shadow fail"),
     Break("utilities", "exposure", open_service_port_to_the_lan, "service port 8080 answers from the LAN"),
 )
 TABLE_BREAKS = [b for b in BREAKS if b.control != "exposure"]  # exposure is per (source, host), not a table cell
 
 
-def test_four_broken_controls_fail_exactly_their_hosts_and_controls_until_a_deploy(tmp_path):
+def test_five_broken_controls_fail_exactly_their_hosts_and_controls_until_a_deploy(tmp_path):
     """Each break fails its own (host, control) and nothing else fails, each named; one deploy repairs them all and
     leaves the firewall converged."""
     assert apply_firewall(scenarios.LAB_INVENTORY, dry_run=True) == [], "the deploy left the firewall unconverged"

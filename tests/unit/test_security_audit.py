@@ -208,6 +208,19 @@ def test_the_lynis_profile_is_debians_with_the_homelab_settings_last():
     assert last(profile, "ssl-certificate-paths") == last(lynis.LYNIS_PROFILE.read_text(), "ssl-certificate-paths")
 
 
+def test_the_brief_plugin_runs_before_debians_and_only_turns_the_log_off():
+    """lynis runs phase-1 plugins in name order before the tests: the homelab's must come first (Debian's plugin logs
+    a line per binary), be enabled by the profile, and set nothing but LOGTEXT (no test, no score)."""
+    with tarfile.open(fileobj=BytesIO(lynis.lynis_tree()), mode="r:gz") as tar:
+        names = sorted(n for n in tar.getnames() if n.startswith("plugins/plugin_") and n.endswith("_phase1"))
+        plugin = tar.extractfile("plugins/plugin_brief_phase1").read().decode()
+        profile = tar.extractfile("default.prf").read().decode()
+    assert names[0] == "plugins/plugin_brief_phase1" and "plugins/plugin_debian_phase1" in names
+    assert "# PLUGIN_NAME=brief" in plugin and "plugin=brief" in profile.splitlines()
+    code = [line for line in plugin.splitlines() if line.strip() and not line.startswith("#")]
+    assert code == ["LOGTEXT=0"]
+
+
 @pytest.mark.parametrize(("suite", "weak"), [
     ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", False), ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", False),
     ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", True), ("TLS_RSA_WITH_AES_256_GCM_SHA384", True),

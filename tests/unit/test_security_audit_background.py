@@ -4,11 +4,13 @@ of its own, start() returns at once, and wait() gives its findings or its error.
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
 import pytest
 
 from plugins.inventory import load_inventory
 from plugins.security.audit import SecurityAudit
+from plugins.security.findings import finding
 
 LAB = "inventories/lab.yml"
 
@@ -56,3 +58,29 @@ def test_wait_without_start_runs_the_audit_in_place(audit, monkeypatch):
     monkeypatch.setattr(audit, "run", lambda controls=None: threads.append(threading.current_thread()) or {})
     assert audit.wait() == {}
     assert threads == [threading.current_thread()]
+
+
+def test_lynis_and_openscap_run_side_by_side_while_the_facts_are_read(audit, monkeypatch):
+    """On one host the two long scans start first and at once (each waits for the other here), the facts command is
+    read meanwhile, and the findings come back in table order with the scans' own."""
+    both = threading.Barrier(3, timeout=10)  # lynis, openscap and the facts read: all three at once
+    host = audit.hosts[0]
+
+    def scan(control):
+        def run(scanned_host):
+            both.wait()
+            return finding(scanned_host.hostname, control, [], f"{control} ran")
+        return run
+
+    def facts(name, command, timeout):
+        both.wait()
+        return SimpleNamespace(stdout="@@upgrades\npackage install ok installed\n", returncode=0)
+
+    monkeypatch.setattr(audit.pool, "open", lambda name: SimpleNamespace(is_open=True))
+    monkeypatch.setattr(audit.pool, "run", facts)
+    monkeypatch.setattr(audit, "_lynis", scan("lynis"))
+    monkeypatch.setattr(audit, "_openscap", scan("openscap"))
+    audit.controls = {"lynis", "openscap", "upgrades"}
+    found = audit._host(host)
+    assert [f.control for f in found] == ["lynis", "openscap", "upgrades"]
+    assert found[0].passed and found[1].message.endswith("openscap ran")
