@@ -4,10 +4,16 @@ Warm path (the usual `lab up`): hash each recipe, find its cache entry, ask the 
 tag's manifest digest (one HEAD each) — nothing else. A registry that lost an image (fresh
 storage) is refilled from the cache with skopeo; only a recipe whose hash has no cache entry is
 built.
+
+Cold path: the builds and pushes are jobs on a few threads (lab/images/schedule.py; how many: lab/config.py
+image_builds): a recipe's build waits for its parent's, its push for its own build, and the job heading the
+heaviest chain starts first, so NetBox's base and then NetBox build while the other images fill the
+other core.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import threading
@@ -24,6 +30,7 @@ from lab.registry import MANIFEST_TYPES, Registry
 PYTHON_APP_STEPS = 10
 # A push job's weight beside a build's (a few tags copied from the cache).
 PUBLISH_WEIGHT = 0.5
+_CERT_LOCK = threading.Lock()
 
 
 @dataclass
@@ -57,10 +64,13 @@ def registry_digest(registry: Registry, repository: str, tag: str) -> str | None
 def _cert_dir(registry: Registry) -> Path:
     """A directory with the lab CA as ca.crt (what skopeo's --dest-cert-dir reads)."""
     certs = registry.state_dir / "skopeo-certs"
-    certs.mkdir(parents=True, exist_ok=True)
     ca = registry.ca_file.read_bytes()
-    if not (certs / "ca.crt").exists() or (certs / "ca.crt").read_bytes() != ca:
-        (certs / "ca.crt").write_bytes(ca)
+    with _CERT_LOCK:  # pushes run on several threads: one writes, and skopeo never reads a half-written file
+        certs.mkdir(parents=True, exist_ok=True)
+        if not (certs / "ca.crt").exists() or (certs / "ca.crt").read_bytes() != ca:
+            tmp = certs / f".ca.crt.tmp-{os.getpid()}"
+            tmp.write_bytes(ca)
+            os.replace(tmp, certs / "ca.crt")
     return certs
 
 
