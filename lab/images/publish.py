@@ -5,9 +5,9 @@ tag's manifest digest (one HEAD each) — nothing else. A registry that lost an 
 storage) is refilled from the cache with skopeo; only a recipe whose hash has no cache entry is
 built.
 
-Cold path: the builds and pushes are jobs on a few threads (lab/images/schedule.py; how many: lab/config.py
-image_builds): a recipe's build waits for its parent's, its push for its own build, and the job heading the
-heaviest chain starts first, so NetBox's base and then NetBox build while the other images fill the
+Cold path: the downloads, builds and pushes are jobs on a few threads (lab/images/schedule.py; how many:
+lab/config.py image_builds): a recipe's build waits for its parent's build and its own downloads, its push for
+its build, and the job heading the heaviest chain starts first, so NetBox's base and then NetBox build while the other images fill the
 other core.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab import config
-from lab.images import build, schedule
+from lab.images import build, inputs, schedule
 from lab.images import recipe as recipes_mod
 from lab.registry import MANIFEST_TYPES, Registry
 
@@ -30,6 +30,8 @@ from lab.registry import MANIFEST_TYPES, Registry
 PYTHON_APP_STEPS = 10
 # A push job's weight beside a build's (a few tags copied from the cache).
 PUBLISH_WEIGHT = 0.5
+# A fetch of a recipe's wheels or .debs beside a build (downloads: the network's time more than the cores').
+INPUTS_WEIGHT = 1.0
 _CERT_LOCK = threading.Lock()
 
 
@@ -128,16 +130,25 @@ def ensure(registry: Registry, cache: Path, progress=lambda _: None,
     metas = {name: build.cached_meta(cache, recipe, hashes[name]) for name, recipe in recipes.items()}
     to_build = [name for name in recipes if metas[name] is None]
     weights = build_weights(recipes, to_build, cache)
-    # a child waits for its parent's build only when the parent is built too (else its entry is cached)
-    jobs = [schedule.Job(("build", name), (("build", recipes[name].parent),) if recipes[name].parent in to_build
-                         else (), weights[name]) for name in to_build]
+    # a recipe's downloads need no parent: they run while the parent builds (NetBox's beside the trixie base)
+    fetching = [name for name in to_build if inputs.has_inputs(recipes[name])]
+
+    def build_needs(name: str) -> tuple:
+        # a child waits for its parent's build only when the parent is built too (else its entry is cached)
+        parent = (("build", recipes[name].parent),) if recipes[name].parent in to_build else ()
+        return parent + ((("inputs", name),) if name in fetching else ())
+
+    jobs = [schedule.Job(("inputs", name), (), INPUTS_WEIGHT) for name in fetching]
+    jobs += [schedule.Job(("build", name), build_needs(name), weights[name]) for name in to_build]
     jobs += [schedule.Job(("publish", name), (("build", name),) if name in to_build else (), PUBLISH_WEIGHT)
              for name in recipes]
 
     def work(key) -> None:
         kind, name = key
         recipe = recipes[name]
-        if kind == "build":
+        if kind == "inputs":
+            inputs.fetch(recipe, cache, say)
+        elif kind == "build":
             metas[name] = _build(recipe, hashes, recipes, cache, outcomes[name], say)
         else:
             _publish(registry, cache, recipe, metas[name], outcomes[name], say)

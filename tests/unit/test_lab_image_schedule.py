@@ -149,20 +149,31 @@ def stack(monkeypatch, tmp_path):
     def fake_push(registry, entry, repository, tag):
         registry.tags[(repository, tag)] = json.loads((entry / build.META).read_text())["manifest_digest"]
 
+    def fake_fetch(recipe, cache, progress):
+        with lock:
+            log.append(f"fetch {recipe.name}")
+        time.sleep(0.03)
+        with lock:
+            log.append(f"fetched {recipe.name}")
+
     monkeypatch.setattr(build, "build", fake_build)
+    monkeypatch.setattr(publish.inputs, "fetch", fake_fetch)
     monkeypatch.setattr(publish, "push", fake_push)
     monkeypatch.setattr(publish, "registry_digest", lambda registry, repository, tag: registry.tags.get((repository, tag)))
     return recipes.load_all(root), reg, log, fail, tmp_path / "cache"
 
 
 def test_a_cold_ensure_starts_the_python_apps_chain_first_and_builds_two_at_once(stack):
-    """Cold cache: the Python app's base, then the app itself go first; the rest fills the other worker."""
+    """Cold cache: the Python app's base and its downloads, then the app itself go first; the rest fills the other worker."""
     loaded, reg, log, _, cache = stack
     lines: list[str] = []
     out = publish.ensure(reg, cache, lines.append, recipes=loaded, workers=2)
     assert [o.recipe for o in out] == list(loaded), "outcomes come back in recipe order"
     assert all(o.built_seconds and o.pushed_tags == ["1"] for o in out)
-    assert log[0] == "start trixie" and log.index("start netbox") <= 2, log
+    # the app's downloads and its base start together; the app builds as soon as both have ended
+    assert set(log[:2]) == {"fetch netbox", "start trixie"}, log
+    assert log.index("fetched netbox") < log.index("start netbox") < min(log.index(f"start {name}") for name in
+                                                                         ("grafana", "loki", "postgres")), log
     building = [line for line in lines if line.endswith(")") and ": building (recipe " in line]
     assert len(building) == len(loaded) and all(line.startswith("image ") for line in building)
     assert all("\n" not in line for line in lines)
