@@ -1,8 +1,9 @@
 """Benchmark of the lab's image builds: cold build per image, refill of a fresh registry, warm check.
 
-Run as root: `.venv/bin/python bench/images.py [--runs N] [--lab]`. The cold builds go into a
-temporary cache and a temporary registry on 127.0.0.1 (stopped by PID, both removed after), so
-the lab's own cache stays warm and the lab is not needed. `--lab` also times the warm image step
+Run as root: `.venv/bin/python bench/images.py [--runs N] [--workers N] [--lab]`. The cold builds go into
+a temporary cache and a temporary registry on 127.0.0.1 on a free port (stopped by PID, both removed after,
+also on a failure or SIGTERM), so the lab's own cache stays warm and the lab is not needed. `--workers`:
+how many builds run at once (default: what `lab up` uses, lab/config.py image_builds). `--lab` also times the warm image step
 of `lab up` against the lab's registry (run it under the lab lock, with the lab up).
 Target: warm image work of `lab up` ≤ 2 s.
 """
@@ -10,7 +11,9 @@ Target: warm image work of `lab up` ≤ 2 s.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import signal
 import socket
 import statistics
 import sys
@@ -20,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lab import orchestrate
+from lab import config, orchestrate
 from lab.images import publish
 from lab.images import recipe as image_recipes
 from lab.registry import Registry
@@ -38,10 +41,11 @@ def temp_registry(root: Path) -> Registry:
     return Registry("127.0.0.1", free_port(), root / "storage", root / "conf", root / "ca")
 
 
-def timed_ensure(registry: Registry, cache: Path, progress=lambda _: None) -> tuple[float, list[publish.Outcome]]:
+def timed_ensure(registry: Registry, cache: Path, progress=lambda _: None,
+                 workers: int | None = None) -> tuple[float, list[publish.Outcome]]:
     """Seconds one ensure() takes, and what it did."""
     t0 = time.monotonic()
-    out = publish.ensure(registry, cache, progress)
+    out = publish.ensure(registry, cache, progress, workers=workers)
     return time.monotonic() - t0, out
 
 
@@ -51,7 +55,15 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="warm checks to take the median of")
     parser.add_argument("--lab", action="store_true", help="also time the warm check against the lab's registry")
     parser.add_argument("--quiet", action="store_true", help="no build progress lines")
+    parser.add_argument("--workers", type=int, default=None, help="builds at once (default: lab up's)")
     args = parser.parse_args()
+    workers = config.image_builds() if args.workers is None else args.workers
+    if workers < 1:
+        parser.error(f"--workers {workers}: expected 1 or more")
+
+    def stop(signum, _frame):  # SIGTERM unwinds like Ctrl-C: the registry is stopped and the temp dirs go
+        raise SystemExit(f"bench/images.py: stopped by signal {signum}")
+    signal.signal(signal.SIGTERM, stop)
     work = Path(tempfile.mkdtemp(prefix="bench-images-", dir="/var/tmp"))  # nosec B108 # mkdtemp: a new 0700 dir
     started = time.monotonic()
 
@@ -65,11 +77,18 @@ def main() -> int:
         first = temp_registry(work / "reg1")
         registries.append(first)
         first.start(work / "run1", work / "log1")
-        total, cold = timed_ensure(first, cache, progress)
+        load_before = os.getloadavg()
+        print(f"cold build of every recipe, {workers} at once; load average {load_before[0]:.1f} "
+              f"{load_before[1]:.1f} {load_before[2]:.1f} on {os.cpu_count()} cores", flush=True)
+        total, cold = timed_ensure(first, cache, progress, workers)
+        load_after = os.getloadavg()
         print(f"{'image':<34} {'cold build':>10} {'compressed':>11}  version")
         for o in cold:
             print(f"{o.references[0]:<34} {o.built_seconds:>8.1f} s {o.compressed_bytes / 2**20:>7.0f} MiB  {o.version}")
-        print(f"{'all images, cold (build + push)':<34} {total:>8.1f} s")
+        print(f"{'all images, cold (build + push)':<34} {total:>8.1f} s  ({workers} at once)")
+        print(f"{'the builds own times, summed':<34} {sum(o.built_seconds for o in cold):>8.1f} s")
+        print(f"{'load average after the cold build':<34} {load_after[0]:>8.1f}   (1, 5, 15 min: "
+              f"{load_after[0]:.1f} {load_after[1]:.1f} {load_after[2]:.1f}; before: {load_before[0]:.1f})")
         print(f"{'image cache on disk':<34} {publish.cache_bytes(cache) / 2**20:>8.0f} MiB")
         print(f"{'registry storage':<34} {publish.cache_bytes(first.storage) / 2**20:>8.0f} MiB")
         second = temp_registry(work / "reg2")

@@ -1,7 +1,8 @@
 """Constants and paths of the embedded lab (see docs/reference/internals.md, "Lab constants").
 
 Env LAB_DIR overrides the lab's root, env LAB_CACHE the cache root (the base rootfs is kept there
-across `lab down`). Everything else derives from those two.
+across `lab down`), env LAB_IMAGE_BUILDS how many image builds run at once. Every path derives from
+the first two.
 """
 
 from __future__ import annotations
@@ -40,6 +41,21 @@ HA_ROUND = 1.0
 DEBS_DIR_IN_CT = "/opt/lab/debs"
 IMAGE_TAR_IN_CT = "/opt/lab/images/labbase.tar"
 IMAGE_TAG = "labbase:latest"
+
+
+IMAGE_BUILDS_ENV = "LAB_IMAGE_BUILDS"
+
+
+def image_builds() -> int:
+    """How many image builds run at once: env LAB_IMAGE_BUILDS, else one per core up to two."""
+    text = os.environ.get(IMAGE_BUILDS_ENV, "").strip()
+    if not text:
+        # the heaviest builds are CPU-bound (compiling, NetBox's migrations): more builds than cores only queue
+        return max(1, min(2, os.cpu_count() or 1))
+    if not text.isdigit() or int(text) < 1:
+        raise RuntimeError(f"env {IMAGE_BUILDS_ENV}={text!r}: expected how many image builds run at once, "
+                           "a whole number of 1 or more")
+    return int(text)
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,7 @@ def set_node_online(name: str, online: bool) -> None:
 
 def up(progress: Progress = _quiet, nodes: int | None = None) -> dict:
     """Bring every piece of the lab up (idempotent) and return the status; nodes: the emulated cluster's size."""
+    builds = config.image_builds()  # a bad setting stops here, before anything is made
     progress(f"bridge {config.BRIDGE} {config.BRIDGE_ADDRESS}/{config.PREFIX}")
     net.bridge_up()
     progress(f"deploy key {ensure_deploy_key()}")
@@ -120,7 +121,7 @@ def up(progress: Progress = _quiet, nodes: int | None = None) -> dict:
     STATE_STORE.start()
     progress(f"registry {REGISTRY.url} (every host's Docker Hub mirror)")
     REGISTRY.start(PATHS.run_dir, PATHS.log_dir)
-    ensure_images(progress)
+    ensure_images(progress, builds)
     NPM_MIRROR.seed(seed_lockfiles(), PATHS.run_dir, PATHS.log_dir, progress)
     NPM_MIRROR.start(PATHS.run_dir, PATHS.log_dir)
     progress(f"npm mirror {NPM_MIRROR.url} ({len(NPM_MIRROR.packages())} packages, no uplink)")
@@ -146,8 +147,8 @@ def _boot(status_now: dict, progress: Progress) -> None:
              f"in {time.monotonic() - started:.1f} s")
 
 
-def ensure_images(progress: Progress = _quiet) -> list[images.Outcome]:
-    """Every image recipe in the registry: checked (warm), pushed from the cache, or built (cold)."""
+def ensure_images(progress: Progress = _quiet, builds: int | None = None) -> list[images.Outcome]:
+    """Every image recipe in the registry: checked (warm), pushed from the cache, or built (cold; `builds` at once)."""
     started = time.monotonic()
     recipes = image_recipes.load_all()
     unused = stack_files.images_no_lab_host_runs()
@@ -156,7 +157,8 @@ def ensure_images(progress: Progress = _quiet) -> list[images.Outcome]:
     needed = {name: r for name, r in recipes.items() if name not in skipped}
     if skipped:
         progress(f"images: not built (no lab host runs them): {', '.join(skipped)}")
-    done = images.ensure(REGISTRY, IMAGE_CACHE, progress=lambda line: progress(f"images: {line}"), recipes=needed)
+    done = images.ensure(REGISTRY, IMAGE_CACHE, progress=lambda line: progress(f"images: {line}"), recipes=needed,
+                         workers=builds)
     built = [o.recipe for o in done if o.built_seconds]
     pushed = sum(len(o.pushed_tags) for o in done)
     if any(o.replaced_tags for o in done):

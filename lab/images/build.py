@@ -3,8 +3,8 @@
 dockerd must never run on the machine: it sets FORWARD DROP and bridge-nf-call-iptables=1, which
 silently cut host-to-host traffic on the lab bridge.
 
-buildah keeps its own vfs storage under LAB_CACHE/images/.buildah (emptied after each build: vfs
-stores every layer whole). The result is written in skopeo's `dir:` layout — manifest, config
+buildah keeps its own vfs storage per recipe under LAB_CACHE/images/.buildah/<recipe> (emptied after
+each build: vfs stores every layer whole), so builds running at once share no storage, lock or container. The result is written in skopeo's `dir:` layout — manifest, config
 and gzip'd layers as the registry will serve them — so pushing it again later gives the same
 digests, and a child recipe starts `FROM` its parent's cached layers (shared in the registry).
 """
@@ -51,6 +51,18 @@ def cached_meta(cache: Path, recipe: Recipe, digest: str) -> dict | None:
     if meta.get("hash") != digest or not (entry / IMAGE_DIR / "manifest.json").is_file():
         return None
     return meta
+
+
+def older_metas(cache: Path, recipe: Recipe) -> list[dict]:
+    """The metadata of every complete cache entry of this recipe, whatever its hash (a rebuild's history)."""
+    found = []
+    for entry in cache.glob(f"{recipe.name}-*"):
+        if re.fullmatch(r"[0-9a-f]{16}", entry.name[len(recipe.name) + 1:]):
+            try:
+                found.append(json.loads((entry / META).read_text()))
+            except (OSError, ValueError):
+                continue
+    return found
 
 
 class Buildah:
@@ -180,7 +192,7 @@ def build(recipe: Recipe, digest: str, parent_entry: Path | None, cache: Path, p
     """Build the recipe into its cache entry (atomic: a temp dir renamed at the end); return its metadata."""
     started = time.monotonic()
     staged = inputs.fetch(recipe, cache, progress)
-    buildah = Buildah(cache / ".buildah")
+    buildah = Buildah(cache / ".buildah" / recipe.name)
     buildah.recipe_file = f"lab/images/recipes/{recipe.name}/recipe.toml"
     buildah.reset()
     entry = entry_dir(cache, recipe, digest)

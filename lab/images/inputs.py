@@ -65,10 +65,15 @@ def _unpack_wheel(wheel: Path, dest: Path) -> None:
                 os.chmod(path, mode)
 
 
+def has_inputs(recipe: Recipe) -> bool:
+    """Whether the recipe fetches anything on the machine."""
+    return bool(recipe.wheels or recipe.debs or recipe.pip or recipe.pip_sdists)
+
+
 def fetch(recipe: Recipe, cache: Path, progress) -> Path:
     """Fetch and unpack the recipe's wheels and .debs once; return the dir holding wheel/ and deb/."""
     root = cache / "inputs" / f"{recipe.name}-{pins_hash(recipe)}"
-    if (root / DONE).exists() or not (recipe.wheels or recipe.debs or recipe.pip or recipe.pip_sdists):
+    if (root / DONE).exists() or not has_inputs(recipe):
         return root
     tmp = root.with_name(root.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)

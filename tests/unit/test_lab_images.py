@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -175,8 +176,11 @@ def fake(monkeypatch, tmp_path):
         registry.tags[(repository, tag)] = meta["manifest_digest"]
         calls["push"].append(f"{repository}:{tag}")
 
+    heads = threading.Lock()  # ensure() asks from its worker threads
+
     def fake_digest(registry, repository, tag):
-        registry.heads += 1
+        with heads:
+            registry.heads += 1
         return registry.tags.get((repository, tag))
 
     monkeypatch.setattr(build, "build", fake_build)
@@ -189,7 +193,8 @@ def test_cold_builds_each_recipe_once_parents_first_then_pushes(fake):
     """An empty cache and registry: every recipe is built once and every tag pushed."""
     root, reg, calls, cache = fake
     out = publish.ensure(reg, cache, recipes=recipes.load_all(root))
-    assert calls["build"] == ["base", "child", "solo"]
+    assert sorted(calls["build"]) == ["base", "child", "solo"]
+    assert calls["build"].index("base") < calls["build"].index("child")
     assert sorted(calls["push"]) == ["library/base:1", "library/child:1", "library/solo:1"]
     assert all(o.built_seconds for o in out)
 
