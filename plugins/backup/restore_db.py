@@ -21,8 +21,7 @@ from plugins.backup.credentials import BackupProblem, restic_environment
 from plugins.backup.restore import RestoreFailed, Steps, check_health
 from plugins.backup.restore_choice import RestoreRefused
 from plugins.backup.run import repository, size_text
-from plugins.ssh.known_hosts import known_hosts_file
-from plugins.ssh.pool import SshPool, SshTarget
+from plugins.health.waiting import ssh_pool
 from plugins.stack.backup_dumps import MARIADB, POSTGRES, dumps
 
 if TYPE_CHECKING:
@@ -84,9 +83,7 @@ def load_command(entry: dict) -> str:
 
 def load_dump(inventory: Inventory, host: Host, entry: dict, dump: Path) -> None:
     """Stream the dump over SSH into the running database container; RestoreFailed with the client's last line."""
-    runner = inventory.runner
-    with SshPool([SshTarget(host.hostname, host.ip, runner.deploy_user, runner.deploy_key)],
-                 known_hosts=known_hosts_file(inventory)) as pool, dump.open("rb") as stream:
+    with ssh_pool(inventory, [host]) as pool, dump.open("rb") as stream:
         pool.open(host.hostname)
         try:
             done = subprocess.run([*pool.ssh_args(host.hostname), load_command(entry)], stdin=stream,

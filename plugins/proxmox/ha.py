@@ -43,12 +43,9 @@ def hands_off(set_state: Callable[[int, str], Any], vmid: int, prior: str | None
     set_state(vmid, HANDS_OFF)
     say(f"HA resource {sid(vmid)} set to '{HANDS_OFF}' for the rollback (was '{prior}')")
     try:
-        result = work()
-    except BaseException:
+        return work()
+    finally:
         _put_back(set_state, vmid, prior, say)
-        raise
-    _put_back(set_state, vmid, prior, say)
-    return result
 
 
 def _put_back(set_state: Callable[[int, str], Any], vmid: int, prior: str, say: Callable[[str], None]) -> None:
