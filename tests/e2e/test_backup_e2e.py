@@ -13,6 +13,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -77,8 +78,11 @@ def marker(deployed) -> str:
 
 @pytest.fixture(scope="module")
 def backed_up(marker, state_dir) -> subprocess.CompletedProcess:
-    """One `make backup` of the whole lab."""
-    return backup("--inventory", str(scenarios.LAB_INVENTORY), state_dir=state_dir)
+    """One `make backup` of the whole lab (its wall time printed: docs/reference/figures.md)."""
+    started = time.monotonic()
+    run = backup("--inventory", str(scenarios.LAB_INVENTORY), state_dir=state_dir)
+    print(f"make backup of the whole lab: {time.monotonic() - started:.1f} s wall, rc {run.returncode}")
+    return run
 
 
 @pytest.fixture(scope="module")
