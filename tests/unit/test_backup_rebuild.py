@@ -6,7 +6,6 @@ backups lost, the hosts rebuilt from the repository alone. Ansible's converge an
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 from test_backup_restore import APP, LAB, SECRETS, UTILITIES, Node
