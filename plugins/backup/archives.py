@@ -29,24 +29,21 @@ MOUNT_DOC = "docs/concepts/backups.md#the-vzdump-archives-off-site"
 _BASE = re.compile(r"^(vzdump-lxc-(\d+)-\d{4}_\d{2}_\d{2}-\d{2}_\d{2}_\d{2})\.(tar(\.\w+)?)$")
 
 
-def dump_dir(client: ProxmoxClient, inventory: Inventory, *, write: bool = False) -> Path:
-    """The backup storage's dump/ directory, as this machine sees it; BackupProblem in one line when PVE names no
-    directory for it or this machine cannot read (write) it."""
+def dump_dir(client: ProxmoxClient, inventory: Inventory) -> Path:
+    """The backup storage's dump/ directory, where this machine writes fetched archives; BackupProblem in one line
+    when PVE names no directory for it or this machine cannot write there."""
     storage = inventory.backup.storage
     path = node_backups.storage_path(client, storage)
     where = inventory.where("backup.storage")
     if not path:
         raise BackupProblem(f"storage '{storage}' has no directory in PVE's storage.cfg ({where}: expected a `dir` "
-                            "storage, whose archives this machine can read)")
+                            "storage, whose archives this machine can read and write)")
     directory = Path(path) / "dump"
-    if write:
-        usable = os.access(directory if directory.is_dir() else path, os.W_OK | os.X_OK)
-    else:
-        usable = Path(path).is_dir() and os.access(path, os.R_OK | os.X_OK)
-    if not usable:
+    # a storage before its first backup has no dump/ yet (PVE makes it then): the nearest existing parent decides
+    existing = next(p for p in (directory, *directory.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
         raise BackupProblem(f"storage '{storage}' keeps its backups in {directory} on the node, which this machine "
-                            f"cannot {'write' if write else 'read'} ({where}: expected that directory here at the same "
-                            f"path, {MOUNT_DOC})")
+                            f"cannot write ({where}: expected that directory here at the same path, {MOUNT_DOC})")
     return directory
 
 

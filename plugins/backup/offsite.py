@@ -83,6 +83,15 @@ class Repository:
             reason = (error.strerror or str(error)).lower()
             raise BackupProblem(f"the S3 store {parts.scheme}://{parts.netloc} does not answer ({reason})") from None
 
+    def exists(self) -> bool:
+        """Whether the repository exists (restic cat config); BackupProblem when restic cannot tell."""
+        done = self._restic("cat", "config", what="open")
+        if done.returncode == 0:
+            return True
+        if _NO_REPOSITORY not in done.stderr:
+            raise BackupProblem(f"restic cannot open {self.repository}: {_last_line(done.stderr)}")
+        return False
+
     def ensure(self) -> bool:
         """Make the repository unless it exists (restic init); True when it was made now."""
         done = self._restic("cat", "config", what="open")

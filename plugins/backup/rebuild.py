@@ -80,9 +80,12 @@ def plan(inventory: Inventory, client: ProxmoxClient, names: list[str] | None,
                 raise RestoreRefused(f"{host.hostname}: CT {host.vmid} exists on node {host.node}: restore-node "
                                      f"rebuilds lost hosts only (expected it gone; make restore HOST={host.hostname} "
                                      "replaces one in place)")
-        directory = archives.dump_dir(client, inventory, write=True)
+        directory = archives.dump_dir(client, inventory)
         repo = repository(inventory, environment)
         repo.reachable()
+        if not repo.exists():
+            raise RestoreRefused(f"no restic repository at {repo.repository} ({inventory.where('backup.offsite')}: "
+                                 "expected the one make backup makes)")
         snapshots = []
         for host in hosts:
             found = [s for s in repo.archives(host.hostname) if archives.archive_name(s, host)]

@@ -167,7 +167,6 @@ def run_backup(inventory: Inventory, client: ProxmoxClient, *, hosts: list[str] 
         node_has_backups = vzdump
         if vzdump:
             check_storage(client, inventory)
-            archives.dump_dir(client, inventory)  # the archives go off-site from this machine: readable here
     except NoBackupApi as reason:
         node_has_backups = False
         say(f"vzdump skipped: {reason}; the dumps and the off-site copy go on")

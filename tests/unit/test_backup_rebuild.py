@@ -108,6 +108,17 @@ def test_bad_input_is_one_line_before_any_change(node, repo, monkeypatch):
     assert not node.client.container_exists("homelab", APP.vmid)
 
 
+def test_a_repository_that_does_not_exist_is_one_line(node, tmp_path, monkeypatch):
+    """No repository where the policy points (make backup never ran): one line naming it, nothing made there."""
+    missing = Repository(str(tmp_path / "none"), "http://127.0.0.1:9000", SECRETS, cache_dir=tmp_path / "cache")
+    monkeypatch.setattr(Repository, "reachable", lambda self: None)
+    monkeypatch.setattr(rebuild, "repository", lambda inventory, environment: missing)
+    lose(node, APP)
+    assert refused(node, ["app-demo"]).startswith(f"no restic repository at {tmp_path / 'none'} (inventories/lab.yml: "
+                                                  "backup.offsite: expected the one make backup makes)")
+    assert not (tmp_path / "none").exists()
+
+
 def test_the_command_says_a_wrong_host_in_one_line(capsys):
     """`restore-node --hosts nope`: exit 2, one line on stderr, before the node is asked anything."""
     assert cli.main(["restore-node", "--inventory", str(LAB.source), "--hosts", "nope"]) == 2
