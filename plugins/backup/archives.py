@@ -65,7 +65,7 @@ def copy_archive(client: ProxmoxClient, repo: Repository, inventory: Inventory, 
     if not path.is_file() or not os.access(path, os.R_OK):
         raise BackupProblem(f"{host.hostname}: the archive {volid} is {path} on the node, which this machine cannot "
                             f"read (expected the backup storage's directory here at the same path, {MOUNT_DOC})")
-    return repo.backup(path.parent, host.hostname, *archive_files(path), tags=(ARCHIVE_TAG,))
+    return repo.backup(path.parent, host.hostname, *archive_files(path), tags=(ARCHIVE_TAG,), compress=False)
 
 
 def archive_name(snapshot: dict, host: Host) -> str:

@@ -102,11 +102,14 @@ class Repository:
         self._checked("init", what="init")
         return True
 
-    def backup(self, directory: Path, host: str, *files: Path, tags: tuple[str, ...] = ()) -> Snapshot:
-        """Back the directory (or those of its files named) up as host's snapshot; what it added and holds."""
+    def backup(self, directory: Path, host: str, *files: Path, tags: tuple[str, ...] = (),
+               compress: bool = True) -> Snapshot:
+        """Back the directory (or those of its files named) up as host's snapshot; what it added and holds.
+        compress=False for data compressed already (a .tar.zst): restic's zstd would spend CPU for nothing."""
         paths = [str(path) for path in files] or [str(directory)]
         tagged = [part for tag in (TAG, *tags) for part in ("--tag", tag)]
-        done = self._checked("backup", "--json", "--host", host, *tagged, *paths, what=f"backup of {host}")
+        done = self._checked("backup", "--json", "--host", host, *tagged, *([] if compress else ["--compression",
+                             "off"]), *paths, what=f"backup of {host}")
         for line in reversed(done.stdout.splitlines()):
             try:
                 message = json.loads(line)
