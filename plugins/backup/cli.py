@@ -11,7 +11,7 @@ from pathlib import Path
 
 from plugins.backup.credentials import BackupProblem
 from plugins.backup.job import NoBackupApi, apply_policy_job, check_storage
-from plugins.backup.rebuild import rebuild_node
+from plugins.backup.rebuild import rebuild_node, rebuilt_hosts
 from plugins.backup.restore import restore_host
 from plugins.backup.restore_choice import NEWEST, RestoreRefused, restorable_host
 from plugins.backup.restore_db import restore_database
@@ -84,11 +84,10 @@ def restore_node_main(argv: list[str]) -> int:
     names = [name.strip() for name in args.hosts.split(",") if name.strip()]
     try:
         if inventory.backup is not None:
-            for name in names:
-                restorable_host(inventory, name)  # a wrong HOSTS= is said before the node is asked anything
+            rebuilt_hosts(inventory, names)  # a wrong HOSTS= is said before the node is asked anything
         client = ProxmoxClient.from_inventory(inventory)
     except (RestoreRefused, ProxmoxError) as error:
-        print(str(error).replace("HOST=", "HOSTS="), file=sys.stderr)
+        print(error, file=sys.stderr)
         return 2
     return rebuild_node(inventory, client, names or None, say=lambda line: print(line, flush=True))
 

@@ -56,7 +56,10 @@ def rebuilt_hosts(inventory: Inventory, names: list[str] | None = None) -> list[
                 and not self_reason(inventory, h)]
     hosts = []
     for name in names:
-        host = restorable_host(inventory, name)
+        try:
+            host = restorable_host(inventory, name)
+        except RestoreRefused as refused:  # make restore's words, for this command's variable
+            raise RestoreRefused(str(refused).replace(f"HOST={name}:", f"HOSTS={name}:", 1)) from None
         if name in inventory.backup.exclude:
             raise RestoreRefused(f"HOSTS={name}: the backup policy leaves it out ({inventory.where('backup.exclude')}"
                                  "): there is no archive to rebuild it from")

@@ -99,7 +99,7 @@ def refused(node: Node, names, **kwargs) -> str:
 def test_bad_input_is_one_line_before_any_change(node, repo, monkeypatch):
     """The runner, an unknown host, a CT still there, no archive off-site, a missing restic secret: one line each."""
     assert "is the runner the suite runs on" in refused(node, ["ci-runner"])
-    assert refused(node, ["nope"]).startswith("HOST=nope: no such host in inventories/lab.yml")
+    assert refused(node, ["nope"]).startswith("HOSTS=nope: no such host in inventories/lab.yml")
     assert "CT 250 exists on node homelab: restore-node rebuilds lost hosts only" in refused(node, ["app-demo"])
     lose(node, APP)
     assert refused(node, ["app-demo"]).startswith("app-demo: no vzdump archive of it off-site in ")
