@@ -1,7 +1,7 @@
 """`make backup`: back every host up now, as the inventory's policy says, and say so in a line per host.
 
 Everything that can be checked is checked before anything is written: the policy (the inventory's loader), the
-restic secrets, the node and its backup storage (its directory readable here). Then per host: vzdump on the
+restic secrets, the node and its backup storage. Then per host: vzdump on the
 node's storage, the application dumps on the host (pulled to the runner); then the off-site copy with restic of
 every host's dumps and newest vzdump archive (so that the off-site copy alone rebuilds a host), pruned by the
 retention and verified. An off-site failure (the S3 store down) keeps every local backup and says so.
