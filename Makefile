@@ -5,7 +5,7 @@ INVENTORY ?= inventories/lab.yml
 LABENV  := eval "$$($(PY) -m lab env)"
 ALLURE  := --alluredir reports/allure-results
 
-.PHONY: help install lab-up lab-down lab-status deploy plan health backup restore restore-db dr-drill security test test-unit report lint
+.PHONY: help install lab-up lab-down lab-status deploy plan health backup restore restore-db restore-node dr-drill security test test-unit report lint
 
 # A bare `make` lists the targets: the first target used to be `install`, which runs apt-get as root.
 .DEFAULT_GOAL := help
@@ -41,6 +41,10 @@ backup:             ## back up every host now: vzdump, the dumps, the encrypted 
 restore:            ## restore one host (HOST=name [FROM=volid|newest]): archive verified, restored, converged, checked
 	@test -n "$(HOST)" || { echo "make restore: HOST is required (expected make restore HOST=<hostname> [FROM=<backup volid>|newest])" >&2; exit 2; }
 	$(LABENV) && $(PY) -m plugins.backup restore --inventory $(INVENTORY) --host $(HOST) --from $(or $(FROM),newest)
+
+# HOSTS= the lost hosts to rebuild (default: every host the policy backs up but the runner); their CTs must be gone.
+restore-node:       ## rebuild lost hosts from the off-site copy alone (HOSTS=a,b): archive fetched, restored, converged, checked
+	$(LABENV) && $(PY) -m plugins.backup restore-node --inventory $(INVENTORY) $(if $(HOSTS),--hosts $(HOSTS))
 
 # HOST= the host, DATABASE= its database (or its container); restored from the newest off-site snapshot.
 restore-db:         ## restore one database (HOST=name DATABASE=name) from the off-site copy into its running service

@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+from . import fwfile
 from . import storage as st
 from .api_lxc import start_ct, stop_ct
 from .api_snapshot import remove_lock, set_lock
@@ -251,14 +252,15 @@ class Job:
                                   "vzdump parameters. Either increase the limit or delete old backups.")
 
     def _assemble(self, vmid: int, config: dict, tmpdir: Path) -> None:
-        """VZDump/LXC.pm assemble: ./etc/vzdump/pct.conf (without lock, snapshots, parent) and an empty pct.fw."""
+        """VZDump/LXC.pm assemble: ./etc/vzdump/pct.conf (without lock, snapshots, parent) and ./etc/vzdump/pct.fw,
+        the CT's firewall file (empty when it has none)."""
         saved = {k: v for k, v in config.items() if k not in ("lock", "parent", "digest", "pending")}
         conf = tmpdir / "etc" / "vzdump" / "pct.conf"
         try:
             shutil.rmtree(tmpdir, ignore_errors=True)
             conf.parent.mkdir(parents=True)
             conf.write_text(render_conf(saved))
-            conf.with_name("pct.fw").write_text("")
+            conf.with_name("pct.fw").write_text(fwfile.render(self.app.firewall.ct(vmid)))
         except OSError as exc:
             raise TaskFailure(f"unable to open file '{conf}' - {os.strerror(exc.errno or 0)}") from None
 

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from . import fwfile
 from . import storage as st
 from .api_lxc import start_ct
 from .errors import TaskFailure, fail
@@ -129,6 +130,10 @@ def restore(call: Call):
             app.driver.restore_files(vmid, tmp)
             task.log("merging backed-up and given configuration..")
             app.store.save(vmid, {"config": config, "snapshots": {}})
+            fw_file = tmp / "etc" / "vzdump" / "pct.fw"
+            if fw_file.is_file():  # LXC/Create.pm restore_configuration: the archive's pct.fw becomes <vmid>.fw
+                restored_fw = fwfile.parse(fw_file.read_text())
+                app.firewall.change_ct(vmid, lambda ct: ct.update(restored_fw))
             app.place(vmid, app.request_node())  # restored on the node the call was made on
         except Exception as exc:  # noqa: BLE001 - any failure ends the restore as PVE words it
             if touched or not existed:

@@ -1,5 +1,6 @@
 """The backup commands: back every host up now (`make backup`), write the node's backup job (`--job`), restore
-one host (`restore --host NAME [--from VOLID]`: make restore), or one database from the off-site copy
+one host (`restore --host NAME [--from VOLID]`: make restore), the lost hosts from the off-site copy alone
+(`restore-node [--hosts a,b]`: make restore-node), or one database from the off-site copy
 (`restore-db --host NAME --database NAME`: make restore-db)."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from plugins.backup.credentials import BackupProblem
 from plugins.backup.job import NoBackupApi, apply_policy_job, check_storage
+from plugins.backup.rebuild import rebuild_node, rebuilt_hosts
 from plugins.backup.restore import restore_host
 from plugins.backup.restore_choice import NEWEST, RestoreRefused, restorable_host
 from plugins.backup.restore_db import restore_database
@@ -66,6 +68,30 @@ def restore_db_main(argv: list[str]) -> int:
     return restore_database(inventory, args.host, args.database, say=lambda line: print(line, flush=True))
 
 
+def restore_node_main(argv: list[str]) -> int:
+    """`restore-node [--hosts a,b]`: rebuild the lost hosts from the off-site copy alone (make restore-node)."""
+    parser = argparse.ArgumentParser(prog="python -m plugins.backup restore-node",
+                                     description="rebuild lost hosts (their CT and local backups gone) from their "
+                                                 "newest vzdump archive in the off-site (restic) copy, then converge "
+                                                 "them with Ansible and run their health checks")
+    parser.add_argument("--inventory", default=DEFAULT_INVENTORY, help="the environment's inventory")
+    parser.add_argument("--hosts", default="", help="comma-separated hostnames (make restore-node HOSTS=…; default: "
+                                                    "every host the policy backs up but the runner)")
+    args = parser.parse_args(argv)
+    inventory = _inventory(args.inventory)
+    if inventory is None:
+        return 2
+    names = [name.strip() for name in args.hosts.split(",") if name.strip()]
+    try:
+        if inventory.backup is not None:
+            rebuilt_hosts(inventory, names)  # a wrong HOSTS= is said before the node is asked anything
+        client = ProxmoxClient.from_inventory(inventory)
+    except (RestoreRefused, ProxmoxError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    return rebuild_node(inventory, client, names or None, say=lambda line: print(line, flush=True))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a backup (or write the job, or restore a host) for one inventory; one line per problem, never a
     traceback."""
@@ -74,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         return restore_main(argv[1:])
     if argv[:1] == ["restore-db"]:
         return restore_db_main(argv[1:])
+    if argv[:1] == ["restore-node"]:
+        return restore_node_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m plugins.backup", description=__doc__.splitlines()[0])
     parser.add_argument("--inventory", default=DEFAULT_INVENTORY, help="the environment's inventory")
     parser.add_argument("--hosts", default="", help="comma-separated hostnames (default: every host the policy "

@@ -19,6 +19,7 @@ from plugins.backup.credentials import BackupProblem
 
 RESTIC = "restic"
 TAG = "homelab-suite"
+ARCHIVE_TAG = "vzdump"  # a host's vzdump archive (with its .log and .notes), apart from its dumps
 # restic retries a store that does not answer for minutes; a copy that takes longer than this is a failure
 RESTIC_TIMEOUT = 1800.0
 PROBE_TIMEOUT = 5.0
@@ -82,6 +83,15 @@ class Repository:
             reason = (error.strerror or str(error)).lower()
             raise BackupProblem(f"the S3 store {parts.scheme}://{parts.netloc} does not answer ({reason})") from None
 
+    def exists(self) -> bool:
+        """Whether the repository exists (restic cat config); BackupProblem when restic cannot tell."""
+        done = self._restic("cat", "config", what="open")
+        if done.returncode == 0:
+            return True
+        if _NO_REPOSITORY not in done.stderr:
+            raise BackupProblem(f"restic cannot open {self.repository}: {_last_line(done.stderr)}")
+        return False
+
     def ensure(self) -> bool:
         """Make the repository unless it exists (restic init); True when it was made now."""
         done = self._restic("cat", "config", what="open")
@@ -92,9 +102,14 @@ class Repository:
         self._checked("init", what="init")
         return True
 
-    def backup(self, directory: Path, host: str) -> Snapshot:
-        """Back the directory up as host's snapshot; what it added and holds."""
-        done = self._checked("backup", "--json", "--host", host, "--tag", TAG, str(directory), what=f"backup of {host}")
+    def backup(self, directory: Path, host: str, *files: Path, tags: tuple[str, ...] = (),
+               compress: bool = True) -> Snapshot:
+        """Back the directory (or those of its files named) up as host's snapshot; what it added and holds.
+        compress=False for data compressed already (a .tar.zst): restic's zstd would spend CPU for nothing."""
+        paths = [str(path) for path in files] or [str(directory)]
+        tagged = [part for tag in (TAG, *tags) for part in ("--tag", tag)]
+        done = self._checked("backup", "--json", "--host", host, *tagged, *([] if compress else ["--compression",
+                             "off"]), *paths, what=f"backup of {host}")
         for line in reversed(done.stdout.splitlines()):
             try:
                 message = json.loads(line)
@@ -106,8 +121,9 @@ class Repository:
         raise BackupProblem(f"restic backup of {host} in {self.repository} gave no summary")
 
     def forget(self, keep_flags: list[str]) -> None:
-        """Forget the snapshots the retention does not keep, per host, and prune their data."""
-        self._checked("forget", "--prune", "--tag", TAG, "--group-by", "host", *keep_flags, what="forget --prune")
+        """Forget the snapshots the retention does not keep, per host and kind (dumps, archives), and prune their
+        data."""
+        self._checked("forget", "--prune", "--tag", TAG, "--group-by", "host,tags", *keep_flags, what="forget --prune")
 
     def check(self) -> None:
         """Verify the repository's structure (restic check); BackupProblem with restic's last line otherwise."""
@@ -117,6 +133,16 @@ class Repository:
         """The repository's snapshots (restic's JSON), of one host or all."""
         args = ["snapshots", "--json", *(["--host", host] if host else [])]
         return json.loads(self._checked(*args, what="snapshots").stdout or "[]")
+
+    def archives(self, host: str) -> list[dict]:
+        """The host's snapshots of vzdump archives, oldest first."""
+        return sorted((s for s in self.snapshots(host) if ARCHIVE_TAG in (s.get("tags") or [])),
+                      key=lambda s: s.get("time", ""))
+
+    def dumps(self, host: str) -> list[dict]:
+        """The host's snapshots of dumps, oldest first."""
+        return sorted((s for s in self.snapshots(host) if ARCHIVE_TAG not in (s.get("tags") or [])),
+                      key=lambda s: s.get("time", ""))
 
     def restore(self, snapshot: str, target: Path, host: str | None = None, include: str | None = None) -> None:
         """Restore a snapshot ('latest' with host: that host's newest) into target (only the files matching the

@@ -56,7 +56,7 @@ def database_choice(inventory: Inventory, name: str, database: str) -> tuple[Hos
 def fetch_dump(repo: Repository, host: Host, entry: dict, into: Path) -> tuple[Path, dict]:
     """The dump file from the host's newest off-site snapshot, restored under `into`; (its path, the snapshot).
     BackupProblem when there is no snapshot or it does not hold the dump."""
-    snapshots = sorted(repo.snapshots(host.hostname), key=lambda s: s.get("time", ""))
+    snapshots = repo.dumps(host.hostname)
     if not snapshots:
         raise BackupProblem(f"no off-site snapshot of {host.hostname} in {repo.repository}: run make backup first")
     newest = snapshots[-1]

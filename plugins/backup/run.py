@@ -1,9 +1,10 @@
 """`make backup`: back every host up now, as the inventory's policy says, and say so in a line per host.
 
 Everything that can be checked is checked before anything is written: the policy (the inventory's loader), the
-restic secrets, the node and its backup storage. Then per host: vzdump on the node's storage, the application
-dumps on the host (pulled to the runner); then the off-site copy of every host's dumps with restic, pruned by
-the retention and verified. An off-site failure (the S3 store down) keeps every local backup and says so.
+restic secrets, the node and its backup storage. Then per host: vzdump on the
+node's storage, the application dumps on the host (pulled to the runner); then the off-site copy with restic of
+every host's dumps and newest vzdump archive (so that the off-site copy alone rebuilds a host), pruned by the
+retention and verified. An off-site failure (the S3 store down) keeps every local backup and says so.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from plugins.backup import archives
 from plugins.backup import dumps as host_dumps
 from plugins.backup.credentials import BackupProblem, restic_environment
 from plugins.backup.job import NoBackupApi, check_storage
-from plugins.backup.offsite import Repository
+from plugins.backup.offsite import Repository, Snapshot
 from plugins.deploy.run_lock import state_dir
 from plugins.proxmox import backups as node_backups
 from plugins.proxmox.tasks import ProxmoxError
@@ -112,18 +114,27 @@ def repository(inventory: Inventory, environment: dict[str, str]) -> Repository:
                       cache_dir=state_dir() / "backups" / "restic-cache")
 
 
-def copy_offsite(repo: Repository, inventory: Inventory, rows: dict[str, HostBackup]) -> str:
-    """Copy every host's pulled dumps to the repository, forget and prune by the retention, check it; the
-    outcome of the check ('passed'); BackupProblem when the store or restic fails."""
+def _added(row: HostBackup, snapshot: Snapshot | None, started: float) -> None:
+    if snapshot is not None:
+        before = row.offsite or (0, 0.0)
+        row.offsite = (before[0] + snapshot.bytes_added, before[1] + time.monotonic() - started)
+
+
+def copy_offsite(repo: Repository, inventory: Inventory, rows: dict[str, HostBackup],
+                 client: ProxmoxClient | None = None) -> str:
+    """Copy every host's pulled dumps and (with a client) its newest vzdump archive to the repository, forget and
+    prune by the retention, check it; the outcome of the check ('passed'); BackupProblem when the store or restic
+    fails."""
     repo.reachable()
     repo.ensure()
     for name, row in rows.items():
         directory = staging_dir(inventory) / name
-        if row.dumps is None or not directory.is_dir():
-            continue
-        started = time.monotonic()
-        snapshot = repo.backup(directory, name)
-        row.offsite = (snapshot.bytes_added, time.monotonic() - started)
+        if row.dumps is not None and directory.is_dir():
+            started = time.monotonic()
+            _added(row, repo.backup(directory, name), started)
+        if client is not None and row.vzdump is not None:
+            started = time.monotonic()
+            _added(row, archives.copy_archive(client, repo, inventory, inventory.host(name)), started)
     repo.forget(inventory.backup.retention.forget_flags())
     repo.check()
     return "passed"
@@ -181,8 +192,8 @@ def run_backup(inventory: Inventory, client: ProxmoxClient, *, hosts: list[str] 
     check: dict = {}
     offsite_error = ""
     try:
-        check = {"at": int(time.time()), "ok": copy_offsite(repository(inventory, environment), inventory, rows)
-                 == "passed"}
+        check = {"at": int(time.time()), "ok": copy_offsite(repository(inventory, environment), inventory, rows,
+                                                               client if node_has_backups else None) == "passed"}
     except BackupProblem as problem:
         offsite_error = str(problem)
         if "check" in offsite_error:

@@ -138,3 +138,24 @@ def destroy(client: ProxmoxClient, node: str, vmid: int, *, timeout: float | Non
 def next_vmid(client: ProxmoxClient) -> int:
     """A VMID free on the cluster (GET /cluster/nextid)."""
     return int(client._call("ask the cluster for a free VMID", lambda api: api.cluster.nextid.get()))
+
+
+def storage_path(client: ProxmoxClient, storage: str) -> str:
+    """The directory of a `dir` storage as storage.cfg names it (GET /storage/{storage}: `path`), or ''."""
+    entry = client._call(f"read storage {storage}", lambda api: api.storage(storage).get()) or {}
+    return str(entry.get("path") or "")
+
+
+def volume_path(client: ProxmoxClient, node: str, storage: str, volid: str) -> str:
+    """The file of a backup volume on the node (GET /nodes/{node}/storage/{storage}/content/{volume}: `path`)."""
+    entry = client._call(f"read backup {volid}",
+                         lambda api: api.nodes(node).storage(storage).content(volid).get()) or {}
+    return str(entry.get("path") or "")
+
+
+def remove_backup(client: ProxmoxClient, node: str, storage: str, volid: str) -> None:
+    """Delete a backup volume (DELETE …/content/{volume}: PVE's imgdel task, waited for)."""
+    upid = client._call(f"remove backup {volid}",
+                        lambda api: api.nodes(node).storage(storage).content(volid).delete())
+    if upid:
+        client.wait_task(node, upid)

@@ -2,7 +2,8 @@
 S3 store, pruned and checked; the health suite's backup watch finds every host fresh; the store down keeps the local
 backup and says the off-site copy failed; `make dr-drill`'s command destroys and restores the drilled hosts (the
 markers prove the recovery point, the recovery time is measured, make restore's code does it) and restores the demo
-app's database alone from the off-site copy.
+app's database alone from the off-site copy; `make restore-node` rebuilds two lost hosts, their local archives gone
+too, from the off-site copy alone.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from lab import orchestrate, scenarios
-from plugins.backup import watch
+from plugins.backup import drill, watch
 from plugins.backup.credentials import restic_environment
 from plugins.backup.offsite import Repository
 from plugins.inventory import load_inventory
@@ -76,8 +78,11 @@ def marker(deployed) -> str:
 
 @pytest.fixture(scope="module")
 def backed_up(marker, state_dir) -> subprocess.CompletedProcess:
-    """One `make backup` of the whole lab."""
-    return backup("--inventory", str(scenarios.LAB_INVENTORY), state_dir=state_dir)
+    """One `make backup` of the whole lab (its wall time printed: docs/reference/figures.md)."""
+    started = time.monotonic()
+    run = backup("--inventory", str(scenarios.LAB_INVENTORY), state_dir=state_dir)
+    print(f"make backup of the whole lab: {time.monotonic() - started:.1f} s wall, rc {run.returncode}")
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +96,7 @@ def repository(tmp_path_factory) -> Repository:
 def test_make_backup_says_a_line_per_host_and_checks_the_offsite_copy(backed_up):
     """Every host the policy backs up has its line; the dumping hosts are ok with their dumps; restic check passed."""
     output = backed_up.stdout + backed_up.stderr
+    print(backed_up.stdout)  # a line per host: vzdump's size and time, the off-site bytes (docs/reference/figures.md)
     assert backed_up.returncode == 0, f"make backup failed (rc {backed_up.returncode}):\n{output}"
     lines = {line.split()[0]: line for line in backed_up.stdout.splitlines() if line and not line.startswith(
         ("vzdump skipped", "off-site"))}
@@ -185,3 +191,32 @@ def test_make_dr_drill_brings_the_lost_hosts_back_to_their_recovery_point(backed
                      run.stdout, re.MULTILINE), output[-3000:]
     assert scenarios.suite_env()["RESTIC_PASSWORD"] not in output
     assert scenarios.suite_env()["NETBOX_API_TOKEN"] not in output
+
+
+def test_make_restore_node_rebuilds_lost_hosts_from_the_offsite_copy_alone(backed_up, marker, state_dir, record_property):
+    """proxy and app-demo lost with their local backups (CT, snapshots and vzdump archives gone): `make
+    restore-node`'s command fetches each one's archive from restic, restores it through PVE, converges and checks
+    them; the row written before the backup is back. The runner is refused first, nothing changed."""
+    client = ProxmoxClient.from_inventory(INVENTORY, scenarios.suite_env())
+    inventory = str(scenarios.LAB_INVENTORY)
+    refused = backup("restore-node", "--inventory", inventory, "--hosts", "ci-runner", state_dir=state_dir)
+    assert refused.returncode == 2 and "runner the suite runs on" in refused.stderr, refused.stdout + refused.stderr
+    rebuilt = [INVENTORY.host("proxy"), APP]
+    storage = INVENTORY.backup.storage
+    for host in rebuilt:
+        drill.lose_host(client, host)
+        for row in node_backups.backups(client, host.node, storage, host.vmid):
+            node_backups.remove_backup(client, host.node, storage, row["volid"])
+        assert not node_backups.backups(client, host.node, storage, host.vmid)
+    run = backup("restore-node", "--inventory", inventory, "--hosts", ",".join(h.hostname for h in rebuilt),
+                 state_dir=state_dir)
+    output = run.stdout + run.stderr
+    print(run.stdout)  # each step's line and time: the figures of docs/reference/figures.md
+    assert run.returncode == 0, f"make restore-node failed (rc {run.returncode}):\n{output[-4000:]}"
+    steps = [line.split()[0] for line in run.stdout.splitlines()]
+    assert steps == ["choose", "fetch", "restore", "fetch", "restore", "converge", "health", "health", "job",
+                     "proxy,"], output
+    assert all(node_backups.backups(client, h.node, storage, h.vmid) for h in rebuilt), "archives not fetched"
+    assert app_sql(f"SELECT count(*) FROM items WHERE name = '{marker}';") == "1"  # nosec B608 # the test's own uuid
+    record_property("recovery_time_s", re.search(r"recovery time ([0-9.]+) s", run.stdout)[1])
+    assert scenarios.suite_env()["RESTIC_PASSWORD"] not in output

@@ -236,6 +236,9 @@ class FakeRepository:
         return [{"id": "b" * 64, "short_id": "bbbbbbbb", "time": "2026-12-07T02:10:00.1+00:00"},
                 {"id": "a" * 64, "short_id": "aaaaaaaa", "time": "2026-12-07T01:10:00.1+00:00"}]
 
+    def dumps(self, host=None):
+        return sorted(self.snapshots(host), key=lambda snapshot: snapshot["time"])
+
     def restore(self, snapshot, target, host=None, include=None):
         self.restored.append((snapshot, include))
         path = target / "state" / "backups" / "lab" / "app-demo" / include

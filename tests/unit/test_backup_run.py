@@ -164,7 +164,8 @@ def test_the_s3_store_down_keeps_the_local_backups_and_says_the_offsite_copy_fai
     once with what is kept, exit 1, and no secret anywhere in what is said."""
     answers = {**STORAGES, ("POST", "nodes/homelab/vzdump"): UPID,
                ("GET", "nodes/homelab/storage/backup/content"): [{"volid": "backup:backup/x", "size": 2048,
-                                                                  "ctime": 1}]}
+                                                                  "ctime": 1}],
+               ("GET", "storage/backup"): {"storage": "backup", "type": "dir", "path": str(in_state_dir)}}
 
     def dumped(pool, inventory, host, row):
         row.dumps = (1, 4096, 0.1)
@@ -190,7 +191,7 @@ def test_an_api_without_backups_skips_vzdump_and_says_so(in_state_dir, monkeypat
     line, the rest goes on."""
     answers = {("GET", "nodes/homelab/storage"): ResourceException(501, "Not Implemented",
                                                                     "Method 'GET /nodes/homelab/storage' not implemented")}
-    monkeypatch.setattr(run, "copy_offsite", lambda repo, inventory, rows: "passed")
+    monkeypatch.setattr(run, "copy_offsite", lambda repo, inventory, rows, client=None: "passed")
     said: list[str] = []
     assert run.run_backup(LAB, client(answers, []), hosts=["proxy"], say=said.append) == 0
     assert said[0].startswith("vzdump skipped: https://127.0.0.1:8006 does not serve PVE's backup API")

@@ -338,3 +338,42 @@ def test_a_full_backup_storage_fails_the_backup_as_enospc_and_keeps_the_old_arch
     assert status == "job errors"
     assert any(re.fullmatch(r"ERROR: Backup of VM 900 failed - .*No space left on device", x) for x in lines), lines
     assert node.backups() == [kept] and str(paths.backup_dir / "dump") not in Path("/proc/mounts").read_text()
+
+
+def test_the_archive_holds_the_cts_firewall_and_a_restore_puts_it_back(node):
+    """./etc/vzdump/pct.fw is the CT's <vmid>.fw as pve-firewall writes it (VZDump/LXC.pm copies the file); a restore
+    over the CT brings the backed-up rules, options and IP sets back (LXC/Create.pm restore_configuration)."""
+    fw = f"{NODE}/lxc/900/firewall"
+    node.ok("PUT", f"{fw}/options", enable=1, policy_in="DROP")
+    node.ok("POST", f"{fw}/ipset", name="admins", comment="who may ssh")
+    node.ok("POST", f"{fw}/ipset/admins", cidr="198.18.0.1")
+    node.ok("POST", f"{fw}/ipset/admins", cidr="198.18.0.9", nomatch=1)
+    node.ok("POST", f"{fw}/rules", type="in", action="ACCEPT", source="+admins", proto="tcp", dport="22",
+            enable=1, comment="ssh from admins")
+    node.ok("POST", f"{fw}/rules", type="in", action="DROP", proto="tcp", dport="8080", enable=0, pos=1)
+    assert backup(node)[0] == "OK"
+    volid = node.backups()[0]["volid"]
+    archive = node.app.storages["backup"].dump_dir / volid.removeprefix("backup:backup/")
+    text = subprocess.run(["tar", "-xOf", str(archive), "--zstd", "./etc/vzdump/pct.fw"], capture_output=True,
+                          text=True, check=True).stdout
+    assert text == ("[OPTIONS]\n\nenable: 1\npolicy_in: DROP\n\n"
+                    "[IPSET admins] # who may ssh\n\n198.18.0.1\n!198.18.0.9\n\n"
+                    "[RULES]\n\nIN ACCEPT -source +admins -p tcp -dport 22 # ssh from admins\n"
+                    "|IN DROP -p tcp -dport 8080\n\n")
+    before = {part: node.ok("GET", f"{fw}/{part}") for part in ("options", "rules", "ipset", "ipset/admins")}
+    node.ok("DELETE", f"{fw}/rules/0")
+    node.ok("PUT", f"{fw}/options", enable=0)
+    assert node.task("POST", f"{NODE}/lxc/900/status/stop")[0] == "OK"
+    status, lines = node.task("POST", f"{NODE}/lxc", vmid=900, ostemplate=volid, restore=1, force=1)
+    assert status == "OK", lines
+    assert {part: node.ok("GET", f"{fw}/{part}") for part in before} == before
+
+
+def test_a_ct_without_firewall_rules_archives_an_empty_pct_fw(node):
+    """No <vmid>.fw: vzdump writes an empty pct.fw, and its restore leaves the CT without rules."""
+    assert backup(node)[0] == "OK"
+    volid = node.backups()[0]["volid"]
+    archive = node.app.storages["backup"].dump_dir / volid.removeprefix("backup:backup/")
+    text = subprocess.run(["tar", "-xOf", str(archive), "--zstd", "./etc/vzdump/pct.fw"], capture_output=True,
+                          text=True, check=True).stdout
+    assert text == ""

@@ -1,0 +1,99 @@
+"""Benchmark backup and recovery from the off-site copy (issue 23): `make backup` of the whole stack (wall time,
+bytes of the newest archives on the node, bytes the restic repository grew by and holds), then, per host, the
+recovery time of `make restore-node HOSTS=<host>` after the host is lost with its local archives.
+
+Run as root with the lab up:  sudo .venv/bin/python bench/backup.py [--hosts proxy,app-demo] [--deploy]
+--deploy runs `make deploy` first (the lab must be deployed). The hosts benched are destroyed and rebuilt; the
+runner (ci-runner) is refused by restore-node, as on a homelab.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lab import scenarios
+from plugins.backup import drill
+from plugins.backup.credentials import restic_environment
+from plugins.backup.offsite import Repository
+from plugins.backup.run import size_text
+from plugins.inventory import load_inventory
+from plugins.proxmox import backups as node_backups
+from plugins.proxmox.client import ProxmoxClient
+
+INVENTORY = load_inventory(scenarios.LAB_INVENTORY)
+
+
+def backup_command(*args: str, state_dir: Path) -> tuple[subprocess.CompletedProcess, float]:
+    """`python -m plugins.backup …` as make runs it; the run and its wall time."""
+    env = {**scenarios.suite_env(), "HOMELAB_SUITE_STATE_DIR": str(state_dir)}
+    started = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "plugins.backup", *args, "--inventory", str(scenarios.LAB_INVENTORY)],
+                         cwd=scenarios.ROOT, env=env, capture_output=True, text=True, timeout=3600, check=False)
+    return run, time.monotonic() - started
+
+
+def repository_bytes(state_dir: Path) -> int:
+    """What the restic repository stores (restic stats --mode raw-data: deduplicated, encrypted)."""
+    offsite = INVENTORY.backup.offsite
+    repo = Repository(offsite.repository, offsite.endpoint, restic_environment(INVENTORY, scenarios.suite_env()),
+                      cache_dir=state_dir / "restic-cache")
+    done = repo._checked("stats", "--json", "--mode", "raw-data", what="stats")
+    return int(json.loads(done.stdout).get("total_size", 0))
+
+
+def node_bytes(client: ProxmoxClient) -> int:
+    """The newest archive of each host on the backup storage, summed (what one run leaves on the node)."""
+    total = 0
+    for host in INVENTORY.hosts:
+        newest = node_backups.backups(client, host.node, INVENTORY.backup.storage, host.vmid)
+        total += int(newest[0]["size"]) if newest else 0
+    return total
+
+
+def main(argv: list[str]) -> int:
+    """make backup of the stack, then each host lost and rebuilt from the off-site copy; print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", default="proxy,app-demo", help="the hosts to lose and rebuild, one at a time")
+    parser.add_argument("--deploy", action="store_true", help="make deploy first")
+    args = parser.parse_args(argv)
+    if args.deploy and scenarios.run_suite("deploy").rc != 0:
+        sys.exit("make deploy failed: the lab must be deployed for this benchmark")
+    client = ProxmoxClient.from_inventory(INVENTORY, scenarios.suite_env())
+    with tempfile.TemporaryDirectory(prefix="bench-backup-") as scratch:
+        state_dir = Path(scratch)
+        before = repository_bytes(state_dir)
+        run, seconds = backup_command(state_dir=state_dir)
+        if run.returncode != 0:
+            sys.exit(f"make backup failed (rc {run.returncode}):\n{run.stdout}{run.stderr}")
+        print(run.stdout, end="")
+        after = repository_bytes(state_dir)
+        print(f"make backup, whole stack: {seconds:.1f} s wall; on the node {size_text(node_bytes(client))} (each "
+              f"host's newest archive); off-site +{size_text(after - before)}, the repository "
+              f"{size_text(after)}", flush=True)
+        for name in [n.strip() for n in args.hosts.split(",") if n.strip()]:
+            host = INVENTORY.host(name)
+            drill.lose_host(client, host)
+            for row in node_backups.backups(client, host.node, INVENTORY.backup.storage, host.vmid):
+                node_backups.remove_backup(client, host.node, INVENTORY.backup.storage, row["volid"])
+            run, seconds = backup_command("restore-node", "--hosts", name, state_dir=state_dir)
+            if run.returncode != 0:
+                sys.exit(f"make restore-node HOSTS={name} failed (rc {run.returncode}):\n{run.stdout}{run.stderr}")
+            print(run.stdout, end="")
+            steps = dict(re.findall(r"^(fetch|restore|converge|health)\s.*\(([0-9.]+) s\)$", run.stdout, re.MULTILINE))
+            found = re.search(r"recovery time ([0-9.]+) s", run.stdout)
+            print(f"{name}: recovery from the off-site copy {found[1] if found else '?'} s ({seconds:.1f} s wall; "
+                  + ", ".join(f"{step} {value} s" for step, value in steps.items()) + ")", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
