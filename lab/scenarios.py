@@ -230,10 +230,12 @@ def empty_lab(inventory: Path = LAB_INVENTORY) -> None:
     LEDGER.record(None, plain=False)
     document = yaml.safe_load(inventory.read_text())
     api = _Api(orchestrate.status())
-    existing = {row["vmid"] for row in api.call("GET", f"/nodes/{api.node}/lxc")}
+    # Each CT on the node it is on now (a cluster's inventory spreads them, HA or a migration moves them).
+    existing = {int(row["vmid"]): row["node"] for row in api.call("GET", "/cluster/resources", type="vm")}
     for host in document["hosts"]:
-        if host["vmid"] in existing:
-            api.wait(api.call("DELETE", f"/nodes/{api.node}/lxc/{host['vmid']}", force=1, purge=1))
+        node = existing.get(host["vmid"])
+        if node is not None:
+            api.wait(api.call("DELETE", f"/nodes/{node}/lxc/{host['vmid']}", force=1, purge=1), node=node)
     backend = document["state_backend"]
     key, secret = orchestrate.STATE_STORE.credentials()
     s3 = boto3.client("s3", endpoint_url=backend["endpoint"], region_name=backend["region"],
@@ -283,11 +285,11 @@ class _Api:
             raise RuntimeError(f"{method} {path}: {response.status_code} {response.reason}")
         return response.json()["data"]
 
-    def wait(self, upid: str, timeout: float = 120) -> None:
-        """Wait for a task; raise unless it ended OK."""
+    def wait(self, upid: str, timeout: float = 120, node: str | None = None) -> None:
+        """Wait for a task (on node, the lab's own by default); raise unless it ended OK."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            status = self.call("GET", f"/nodes/{self.node}/tasks/{upid}/status")
+            status = self.call("GET", f"/nodes/{node or self.node}/tasks/{upid}/status")
             if status["status"] == "stopped":
                 if status.get("exitstatus") != "OK":
                     raise RuntimeError(f"task {upid}: {status.get('exitstatus')}")
