@@ -216,6 +216,32 @@ def inventory_variant(directory: Path, name: str, change) -> Path:
     return path
 
 
+CLUSTER_INVENTORY = ROOT / "inventories" / "lab-cluster.yml"
+# The cluster's hosts with fewer services each (the cluster's behaviour under test, not the stack's): the app for a
+# failed deploy, Traefik for the routes, one service per HA host besides the exporters and the log shipper.
+CLUSTER_LIGHT_SERVICES = {
+    "proxy": ["traefik", "node-exporter", "promtail"],
+    "utilities": ["vaultwarden", "node-exporter", "promtail"],
+    "ci-runner": ["node-exporter", "promtail"],
+    "monitoring": ["prometheus", "grafana", "loki", "node-exporter", "promtail"],
+    "app-demo": ["app-demo-postgres", "app-demo-backend", "app-demo-frontend", "node-exporter", "promtail"],
+}
+
+
+def cluster_light_variant(directory: Path, name: str, node: str | None = None, **deploy: object) -> Path:
+    """inventories/lab-cluster.yml with CLUSTER_LIGHT_SERVICES only, deploy settings changed, and (node given)
+    every host on that one node, written to directory/name.yml."""
+    document = yaml.safe_load(CLUSTER_INVENTORY.read_text())
+    for host in document["hosts"]:
+        host["services"] = CLUSTER_LIGHT_SERVICES[host["hostname"]]
+        if node is not None:
+            host["node"] = node
+    document["deploy"].update(deploy)
+    path = directory / f"{name}.yml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
 SHORT_HEALTH_WAIT = 20  # seconds: the deploy's health checks in a scenario that fails on purpose
 
 

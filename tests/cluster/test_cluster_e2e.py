@@ -17,36 +17,14 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from lab_driving import running_lab, wait_for
 
 from lab import config, orchestrate, scenarios
 from plugins.inventory import load_inventory
 from plugins.proxmox.client import ProxmoxClient
 
-CLUSTER_INVENTORY = scenarios.ROOT / "inventories" / "lab-cluster.yml"
 NODES = ("homelab", "homelab-2", "homelab-3")
-# What each host keeps (the rest of its services left out): the app for the failed deploy, Traefik for routes,
-# one service per HA host besides the exporters.
-KEPT = {
-    "proxy": ["traefik", "node-exporter", "promtail"],
-    "utilities": ["vaultwarden", "node-exporter", "promtail"],
-    "ci-runner": ["node-exporter", "promtail"],
-    "monitoring": ["prometheus", "grafana", "loki", "node-exporter", "promtail"],
-    "app-demo": ["app-demo-postgres", "app-demo-backend", "app-demo-frontend", "node-exporter", "promtail"],
-}
 RECOVERY_START = 90  # seconds a recovered CT may take to run again after the fence delay (its boot)
-
-
-def cluster_variant(directory: Path, name: str, **deploy: object) -> Path:
-    """lab-cluster.yml with the services of KEPT only (and deploy settings changed), written to directory."""
-    document = yaml.safe_load(CLUSTER_INVENTORY.read_text())
-    for host in document["hosts"]:
-        host["services"] = KEPT[host["hostname"]]
-    document["deploy"].update(deploy)
-    path = directory / f"{name}.yml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +32,9 @@ def variants(tmp_path_factory) -> dict[str, Path]:
     """The module's inventories: the cluster's, one with short deadlines (a failure on purpose), one refusing."""
     directory = tmp_path_factory.mktemp("cluster-inventories")
     return {
-        "cluster": cluster_variant(directory, "lab-cluster"),
-        "short": cluster_variant(directory, "lab-cluster-short", max_health_wait=scenarios.SHORT_HEALTH_WAIT),
-        "refuse": cluster_variant(directory, "lab-cluster-refuse", node_down="refuse"),
+        "cluster": scenarios.cluster_light_variant(directory, "lab-cluster"),
+        "short": scenarios.cluster_light_variant(directory, "lab-cluster-short", max_health_wait=scenarios.SHORT_HEALTH_WAIT),
+        "refuse": scenarios.cluster_light_variant(directory, "lab-cluster-refuse", node_down="refuse"),
     }
 
 
