@@ -216,6 +216,32 @@ def inventory_variant(directory: Path, name: str, change) -> Path:
     return path
 
 
+CLUSTER_INVENTORY = ROOT / "inventories" / "lab-cluster.yml"
+# The cluster's hosts with fewer services each (the cluster's behaviour under test, not the stack's): the app for a
+# failed deploy, Traefik for the routes, one service per HA host besides the exporters and the log shipper.
+CLUSTER_LIGHT_SERVICES = {
+    "proxy": ["traefik", "node-exporter", "promtail"],
+    "utilities": ["vaultwarden", "node-exporter", "promtail"],
+    "ci-runner": ["node-exporter", "promtail"],
+    "monitoring": ["prometheus", "grafana", "loki", "node-exporter", "promtail"],
+    "app-demo": ["app-demo-postgres", "app-demo-backend", "app-demo-frontend", "node-exporter", "promtail"],
+}
+
+
+def cluster_light_variant(directory: Path, name: str, node: str | None = None, **deploy: object) -> Path:
+    """inventories/lab-cluster.yml with CLUSTER_LIGHT_SERVICES only, deploy settings changed, and (node given)
+    every host on that one node, written to directory/name.yml."""
+    document = yaml.safe_load(CLUSTER_INVENTORY.read_text())
+    for host in document["hosts"]:
+        host["services"] = CLUSTER_LIGHT_SERVICES[host["hostname"]]
+        if node is not None:
+            host["node"] = node
+    document["deploy"].update(deploy)
+    path = directory / f"{name}.yml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
 SHORT_HEALTH_WAIT = 20  # seconds: the deploy's health checks in a scenario that fails on purpose
 
 
@@ -230,10 +256,12 @@ def empty_lab(inventory: Path = LAB_INVENTORY) -> None:
     LEDGER.record(None, plain=False)
     document = yaml.safe_load(inventory.read_text())
     api = _Api(orchestrate.status())
-    existing = {row["vmid"] for row in api.call("GET", f"/nodes/{api.node}/lxc")}
+    # Each CT on the node it is on now (a cluster's inventory spreads them, HA or a migration moves them).
+    existing = {int(row["vmid"]): row["node"] for row in api.call("GET", "/cluster/resources", type="vm")}
     for host in document["hosts"]:
-        if host["vmid"] in existing:
-            api.wait(api.call("DELETE", f"/nodes/{api.node}/lxc/{host['vmid']}", force=1, purge=1))
+        node = existing.get(host["vmid"])
+        if node is not None:
+            api.wait(api.call("DELETE", f"/nodes/{node}/lxc/{host['vmid']}", force=1, purge=1), node=node)
     backend = document["state_backend"]
     key, secret = orchestrate.STATE_STORE.credentials()
     s3 = boto3.client("s3", endpoint_url=backend["endpoint"], region_name=backend["region"],
@@ -283,11 +311,11 @@ class _Api:
             raise RuntimeError(f"{method} {path}: {response.status_code} {response.reason}")
         return response.json()["data"]
 
-    def wait(self, upid: str, timeout: float = 120) -> None:
-        """Wait for a task; raise unless it ended OK."""
+    def wait(self, upid: str, timeout: float = 120, node: str | None = None) -> None:
+        """Wait for a task (on node, the lab's own by default); raise unless it ended OK."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            status = self.call("GET", f"/nodes/{self.node}/tasks/{upid}/status")
+            status = self.call("GET", f"/nodes/{node or self.node}/tasks/{upid}/status")
             if status["status"] == "stopped":
                 if status.get("exitstatus") != "OK":
                     raise RuntimeError(f"task {upid}: {status.get('exitstatus')}")

@@ -163,7 +163,9 @@ class Emulator:
         node = merged.get(proxyto, self.node) if proxyto else self.node
         self._request.node = node
         try:
-            if "{vmid}" in route.pattern and "{node}" in route.pattern:
+            # Only a call proxied to the node reads the CT's config there; the others (a CT's firewall rules,
+            # ipsets, aliases) are answered from the cluster file system by whichever node gets them.
+            if proxyto and "{vmid}" in route.pattern and "{node}" in route.pattern:
                 placed = self.node_of(typed["vmid"])
                 if placed is not None and placed != node:
                     raise fail(missing_config(node, typed["vmid"]))  # its config is in the other node's directory

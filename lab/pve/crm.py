@@ -11,16 +11,21 @@ One round, as PVE's Manager.pm / NodeStatus.pm / LRM.pm order it:
   (a locked config makes the start fail; after max_restart + max_relocate failed tries the service is in
   `error`, where only `disabled` gets it out), a `stopped`/`disabled` one that runs is stopped; `ignored` ones
   are left alone.
-The manager's state (nodes' and services' states, failure counts) lives in memory, as the CRM master's
-manager_status does; node downtime comes from cluster.json, so a restarted emulator fences on time.
+The manager's state (nodes' and services' states, failure counts) is kept in STATE_DIR/state/manager_status.json
+after each round, as the CRM master writes /etc/pve/ha/manager_status: a restarted emulator goes on from it (a
+service in `error` stays there, a fenced node stays fenced); node downtime comes from cluster.json, so a restarted
+emulator fences on time.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from .api_lxc import kill_ct, start_ct, stop_ct
 from .ha import requested_state
@@ -29,6 +34,7 @@ from .ha import requested_state
 FENCE_DELAY = 60.0
 # the CRM's and LRM's loop period (pve-ha-crm / pve-ha-lrm work every 10 s)
 ROUND = 10.0
+STATUS_FILE = "manager_status.json"  # beside ha.json: PVE's /etc/pve/ha/manager_status
 
 
 def _vmid(sid: str) -> int:
@@ -47,6 +53,37 @@ class HaManager:
         self.log: list[str] = []
         self.lock = threading.RLock()
         self._stop = threading.Event()
+        self.status_path = Path(app.ha.path).parent / STATUS_FILE
+        self._saved = ""
+        self._load()
+
+    def _load(self) -> None:
+        """The manager status a previous emulator left (none: a fresh cluster, every node online)."""
+        try:
+            text = self.status_path.read_text()
+            status = json.loads(text)
+            nodes, services = dict(status["node_status"]), dict(status["service_status"])
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            # a torn or foreign file: start as a new master would, and say so
+            self._say(f"ignoring {self.status_path}: {type(exc).__name__}: {exc}")
+            return
+        self.nodes = {str(k): str(v) for k, v in nodes.items()}
+        self.services = {str(k): {"state": str(v.get("state", "started")), "failed": int(v.get("failed", 0))}
+                         for k, v in services.items()}
+        self._saved = text
+
+    def _save(self) -> None:
+        """Write the manager status when it changed (atomically: a crash leaves the old or the new one)."""
+        text = json.dumps({"node_status": self.nodes, "service_status": self.services}, indent=1, sort_keys=True)
+        if text == self._saved:
+            return
+        self.status_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.status_path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, self.status_path)
+        self._saved = text
 
     def _say(self, line: str) -> None:
         self.log.append(line)
@@ -75,21 +112,27 @@ class HaManager:
 
     # --- one round ----------------------------------------------------------------------
     def round(self) -> None:
-        """One CRM + LRM round over the whole cluster."""
+        """One CRM + LRM round over the whole cluster; the manager status saved after it (also after a failure)."""
         with self.lock:
-            app = self.app
-            app.cluster.refresh()
-            resources = {sid: o for sid, o in app.ha.resources().items() if o.get("state") != "ignored"}
-            for sid in list(self.services):
-                if sid not in resources:
-                    del self.services[sid]  # `ignored` or removed: out of the manager status (Manager.pm)
-            for node in app.cluster.nodes:
-                if node.online:
-                    self._node_up(node.name)
-                else:
-                    self._node_down(node, resources)
-            for sid, options in sorted(resources.items()):
-                self._lrm(sid, requested_state(options.get("state", "started")), options)
+            try:
+                self._round()
+            finally:
+                self._save()
+
+    def _round(self) -> None:
+        app = self.app
+        app.cluster.refresh()
+        resources = {sid: o for sid, o in app.ha.resources().items() if o.get("state") != "ignored"}
+        for sid in list(self.services):
+            if sid not in resources:
+                del self.services[sid]  # `ignored` or removed: out of the manager status (Manager.pm)
+        for node in app.cluster.nodes:
+            if node.online:
+                self._node_up(node.name)
+            else:
+                self._node_down(node, resources)
+        for sid, options in sorted(resources.items()):
+            self._lrm(sid, requested_state(options.get("state", "started")), options)
 
     def _node_down(self, node, resources: dict) -> None:
         power_off(self.app, node.name)

@@ -226,6 +226,10 @@ class FakeProxmox:
     def containers(self, node):
         return {int(row["vmid"]): row for row in self.api_call("list", "GET", f"nodes/{node}/lxc")}
 
+    def placement(self):
+        rows = self.api_call("list", "GET", "cluster/resources", type="vm")
+        return {int(row["vmid"]): row["node"] for row in rows}
+
 
 def test_the_stage_plans_applies_and_the_rollback_restores_what_it_recorded(pve, lab):
     """A plan lists and changes nothing; a deploy records, applies, converges; the rollback restores the record."""
@@ -251,3 +255,32 @@ def test_a_zone_that_changes_network_is_converged_entry_by_entry(pve, lab):
     moved = validate_document(SOURCE, document)
     assert converge(pve, read_state(pve, nodes), desired_state(moved), MARK, nodes) == ["IP set lan: 198.18.0.0/16"]
     assert read_state(pve, nodes)["cluster"]["ipsets"]["lan"]["entries"] == ["198.18.0.0/16"]
+
+
+def test_the_stage_follows_each_ct_to_the_node_it_runs_on_now(tmp_path):
+    """lab-cluster.yml on a 3-node emulator, app-demo migrated off its inventory node: the stage records, applies
+    and restores each CT's firewall where it runs now (its options are proxied to that node; PVE answers a CT's
+    rules from the cluster file system on any node)."""
+    from plugins.deploy.stages import firewall as stage
+
+    cluster = load_inventory("inventories/lab-cluster.yml")
+    app = Emulator(tmp_path / "pve", MemHosts(), node="homelab", verify_results=True, nodes=3)
+    app.firewall.enforce = lambda ruleset: None
+    api = Api(app)
+    for host in cluster.hosts:
+        rootfs = {"rootfs": f"{host.storage}:8"} if host.storage != "local" else {}
+        upid = api("create", "POST", f"nodes/{host.node}/lxc", vmid=host.vmid, ostemplate=TEMPLATE,
+                   hostname=host.hostname, net0=f"name=eth0,bridge=labbr0,ip={host.ip}/24,gw=198.18.0.1", **rootfs)
+        app.tasks.wait(upid, 10)
+    app_demo = cluster.host("app-demo")
+    app.tasks.wait(api("migrate", "POST", f"nodes/{app_demo.node}/lxc/{app_demo.vmid}/migrate", target="homelab-3"),
+                   10)
+    deploy = FakeSession(cluster)
+    stage.record_previous(deploy, FakeProxmox(api))
+    assert deploy.firewall_before["nodes"] == {**{h.vmid: h.node for h in cluster.hosts}, app_demo.vmid: "homelab-3"}
+    assert stage.apply(deploy, FakeProxmox(api)) and stage.drift(deploy, FakeProxmox(api)) == []
+    assert api("read", "GET", f"nodes/homelab/lxc/{app_demo.vmid}/firewall/rules") == \
+        api("read", "GET", f"nodes/homelab-3/lxc/{app_demo.vmid}/firewall/rules")
+    reply = app.handle("GET", f"{BASE}/nodes/homelab/lxc/{app_demo.vmid}/firewall/options", {}, api.auth)
+    assert reply.status == 500 and "nodes/homelab/lxc/250.conf' does not exist" in reply.reason
+    assert stage.restore(deploy, FakeProxmox(api))

@@ -187,3 +187,42 @@ def test_the_servers_loop_plays_rounds_on_its_own(spread):
         api.app.crm.stop()
         thread.join(2)
     assert api.app.running(900) and not thread.is_alive()
+
+
+def restarted(api) -> Api:
+    """A new emulator on the same state directory and containers (the lab's server restarted)."""
+    app = Emulator(api.app.state_dir, api.app.driver, node="homelab", verify_results=True, fence_delay=DELAY)
+    app.crm.clock = api.app.crm.clock
+    return Api(app)
+
+
+def test_the_manager_status_survives_a_restart_of_the_emulator(api):
+    """A service in `error` and a node's state are written after each round (manager_status.json, PVE's
+    /etc/pve/ha/manager_status): a restarted emulator keeps the error, so its node coming back does not start
+    the CT behind the admin's back; `disabled` still clears it."""
+    api.create("homelab-2", 900)
+    api.ha(900)
+    api.app.cluster.set_online("homelab-2", False)
+    api.app.crm.round()
+    later(api, DELAY)
+    assert api.service(900)["state"] == "error"
+
+    again = restarted(api)
+    assert again.service(900)["state"] == "error"
+    assert again.app.crm.node_state("homelab-2") == "unknown"
+    again.app.cluster.set_online("homelab-2", True)
+    later(again, 1)
+    assert "node 'homelab-2': state changed from 'unknown' => 'online'" in again.app.crm.log
+    assert again.service(900)["state"] == "error" and not again.app.running(900)
+    again.ok("PUT", "/cluster/ha/resources/ct:900", state="disabled")
+    later(again, 1)
+    assert again.service(900)["state"] == "stopped"
+    assert restarted(again).service(900)["state"] == "stopped"
+
+
+def test_a_torn_manager_status_is_ignored_with_a_line(api):
+    """A manager_status.json that does not parse: the restarted manager starts fresh and says which file it ignored."""
+    api.app.crm.status_path.write_text('{"node_status": {"homelab-2": ')
+    again = restarted(api)
+    assert again.app.crm.nodes == {} and again.app.crm.services == {}
+    assert any(line.startswith(f"ignoring {again.app.crm.status_path}: JSONDecodeError") for line in again.app.crm.log)

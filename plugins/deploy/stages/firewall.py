@@ -19,10 +19,10 @@ if TYPE_CHECKING:
 
 
 def managed_cts(deployment: DeploySession, proxmox: ProxmoxClient) -> dict[int, str]:
-    """{vmid: node} of the inventory's containers that exist (a plan before a first deploy has none yet)."""
-    nodes = {host.node for host in deployment.inventory.hosts}
-    existing = {vmid for node in nodes for vmid in proxmox.containers(node)}
-    return {h.vmid: h.node for h in deployment.inventory.hosts if h.vmid in existing}
+    """{vmid: the node it runs on now} of the inventory's containers that exist (a plan before a first deploy has
+    none yet; HA or a migration may have moved one off its inventory node: /cluster/resources, one call)."""
+    where = proxmox.placement()
+    return {h.vmid: where[h.vmid] for h in deployment.inventory.hosts if h.vmid in where}
 
 
 def record_previous(deployment: DeploySession, proxmox: ProxmoxClient) -> None:
