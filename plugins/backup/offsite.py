@@ -94,11 +94,8 @@ class Repository:
 
     def ensure(self) -> bool:
         """Make the repository unless it exists (restic init); True when it was made now."""
-        done = self._restic("cat", "config", what="open")
-        if done.returncode == 0:
+        if self.exists():
             return False
-        if _NO_REPOSITORY not in done.stderr:
-            raise BackupProblem(f"restic cannot open {self.repository}: {_last_line(done.stderr)}")
         self._checked("init", what="init")
         return True
 
