@@ -1,0 +1,168 @@
+"""The deploy's ha stage on a 3-node in-process emulator (lab-cluster.yml): the inventory's `ha:` hosts become
+`ct:<vmid>` HA resources, a second run changes nothing, a changed `ha:` is updated, a host that drops it is
+removed (never another vmid's resource), a plan writes nothing, a token without Sys.Console fails in one line,
+and the rollback restores the resources the run found."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from pve_inprocess import in_process_client
+from pve_memdriver import MemHosts
+
+from lab.pve.app import Emulator
+from lab.pve.auth import READONLY_TOKEN_ID
+from plugins.deploy.finish.rollback import describe
+from plugins.deploy.session import DeploySession
+from plugins.deploy.stages import ha as stage
+from plugins.inventory.loader import validate_document
+from plugins.proxmox.ha_resources import read_state
+from plugins.proxmox.tasks import ProxmoxError
+
+pytestmark = pytest.mark.unit
+SOURCE = "inventories/lab-cluster.yml"
+TEMPLATE = "local:vztmpl/debian-12-lab_amd64.tar.zst"
+OWNERS_CT = 990  # a container the inventory does not name: its HA resource is the owner's
+
+
+def cluster_inventory(**ha_of: dict | None):
+    """lab-cluster.yml, each named host's `ha:` replaced (None: dropped)."""
+    with open(SOURCE, encoding="utf-8") as fh:
+        document = yaml.safe_load(fh)
+    for host in document["hosts"]:
+        if host["hostname"] in ha_of:
+            if ha_of[host["hostname"]] is None:
+                host.pop("ha", None)
+            else:
+                host["ha"] = ha_of[host["hostname"]]
+    return validate_document(SOURCE, document)
+
+
+class Counted:
+    """A ProxmoxClient whose writes (every method but GET) are counted."""
+
+    def __init__(self, client):
+        self.client, self.writes = client, 0
+
+    def api_call(self, what, method, path, /, **params):
+        """The client's call, counted when it writes."""
+        self.writes += method != "GET"
+        return self.client.api_call(what, method, path, **params)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A 3-node emulator holding lab-cluster.yml's containers on their nodes, plus an owner's HA-managed CT."""
+    inventory = cluster_inventory()
+    app = Emulator(tmp_path / "pve", MemHosts(), node="homelab", nodes=3)
+    app.firewall.enforce = lambda ruleset: None
+    proxmox = Counted(in_process_client(app))
+    hosts = [(h.vmid, h.node, h.hostname, h.ip, h.storage) for h in inventory.hosts]
+    for vmid, node, hostname, ip, storage in [*hosts, (OWNERS_CT, "homelab-3", "owners", "198.18.0.99", "shared")]:
+        rootfs = {"rootfs": f"{storage}:8"} if storage != "local" else {}
+        upid = proxmox.api_call("create", "POST", f"nodes/{node}/lxc", vmid=vmid, ostemplate=TEMPLATE, start=1,
+                                hostname=hostname, net0=f"name=eth0,bridge=labbr0,ip={ip}/24,gw=198.18.0.1", **rootfs)
+        assert app.tasks.wait(upid, 10).exitstatus == "OK"
+    proxmox.api_call("owner's", "POST", "cluster/ha/resources", sid=f"ct:{OWNERS_CT}", state="stopped", max_restart=3)
+    proxmox.writes = 0
+    return app, proxmox, inventory
+
+
+def resources(proxmox) -> dict[int, dict]:
+    """Every CT's HA resource PVE holds, the owner's included."""
+    return read_state(proxmox.api_call, range(100, 1000))
+
+
+def deploy(inventory, plan_only: bool = False) -> DeploySession:
+    return DeploySession(run_id="unit", inventory=inventory, plan_only=plan_only)
+
+
+def test_a_deploy_registers_each_ha_host_then_a_second_run_changes_nothing(cluster):
+    _app, proxmox, inventory = cluster
+    run = deploy(inventory)
+    stage.record_previous(run, proxmox)
+    lines = stage.apply(run, proxmox)
+    ha_hosts = {h.vmid: h for h in inventory.ha_hosts}
+    assert len(ha_hosts) == 2 and lines == [f"create ct:{vmid}: state=started, max_restart=1, max_relocate=1"
+                                            for vmid in sorted(ha_hosts)]
+    assert run.stage("ha").summary == "2 HA resource(s) changed"
+    assert run.stage("ha").details == [f"  ha        {line}" for line in lines]
+    held = resources(proxmox)
+    assert {v: held[v] for v in ha_hosts} == {v: {"state": "started", "max_restart": 1, "max_relocate": 1}
+                                              for v in ha_hosts}
+    assert held[OWNERS_CT] == {"state": "stopped", "max_restart": 3, "max_relocate": 1}
+    managed_by_crm = {s["sid"] for s in proxmox.api_call("status", "GET", "cluster/ha/status/current")
+                      if s.get("type") == "service"}
+    assert {f"ct:{v}" for v in ha_hosts} <= managed_by_crm
+    assert stage.drift(run, proxmox) == []
+
+    writes = proxmox.writes
+    again = deploy(inventory)
+    stage.record_previous(again, proxmox)
+    assert stage.apply(again, proxmox) == [] and proxmox.writes == writes
+    assert again.stage("ha").summary == "the HA manager already holds the inventory's 2 ha: host(s)"
+
+
+def test_a_changed_ha_is_updated_and_a_dropped_one_removed_never_another_vmids(cluster):
+    app, proxmox, inventory = cluster
+    stage.apply(deploy(inventory), proxmox)
+    changed = cluster_inventory(utilities={"state": "stopped", "max_restart": 2}, monitoring=None)
+    utilities, monitoring = changed.host("utilities").vmid, changed.host("monitoring").vmid
+    run = deploy(changed)
+    assert stage.apply(run, proxmox) == [
+        f"update ct:{utilities}: state=stopped, max_restart=2",
+        f"remove ct:{monitoring} (the container stays as it is, outside HA)",
+    ]
+    held = resources(proxmox)
+    assert held[utilities] == {"state": "stopped", "max_restart": 2, "max_relocate": 1}
+    assert monitoring not in held and app.running(monitoring)  # out of HA, still running
+    assert held[OWNERS_CT] == {"state": "stopped", "max_restart": 3, "max_relocate": 1}
+    assert stage.drift(run, proxmox) == []
+
+
+def test_a_plan_lists_the_changes_and_writes_nothing(cluster):
+    _app, proxmox, inventory = cluster
+    planned = deploy(inventory, plan_only=True)
+    stage.record_previous(planned, proxmox)
+    lines = stage.apply(planned, proxmox)
+    assert len(lines) == 2 and all(line.startswith("create ct:") for line in lines)
+    assert planned.stage("ha").summary == "2 HA resource(s) would change"
+    assert proxmox.writes == 0 and set(resources(proxmox)) == {OWNERS_CT}
+
+
+def test_a_token_without_sys_console_fails_in_one_line(cluster):
+    app, _, inventory = cluster
+    readonly = in_process_client(app, token_id=READONLY_TOKEN_ID)
+    run = deploy(inventory)
+    stage.record_previous(run, readonly)  # reading needs Sys.Audit only
+    with pytest.raises(ProxmoxError) as caught:
+        stage.apply(run, readonly)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("create HA resource ct:")
+    assert "permission denied" in message and f"token {READONLY_TOKEN_ID} lacks privilege" in message
+    assert "Sys.Console" in message
+
+
+def test_the_rollback_restores_the_ha_resources_the_run_found(cluster):
+    """The run found utilities HA-managed with other options and monitoring not at all: the restore puts both back
+    (the owner's resource untouched), and the rollback's lines say so."""
+    _app, proxmox, inventory = cluster
+    utilities, monitoring = inventory.host("utilities").vmid, inventory.host("monitoring").vmid
+    proxmox.api_call("found", "POST", "cluster/ha/resources", sid=f"ct:{utilities}", state="started", max_relocate=0)
+    before = resources(proxmox)
+    run = deploy(inventory)
+    stage.record_previous(run, proxmox)
+    assert stage.apply(run, proxmox) == [f"update ct:{utilities}: max_relocate=1",
+                                         f"create ct:{monitoring}: state=started, max_restart=1, max_relocate=1"]
+    undone = stage.restore(run, proxmox)
+    assert undone == [f"update ct:{utilities}: max_relocate=0",
+                      f"remove ct:{monitoring} (the container stays as it is, outside HA)"]
+    assert resources(proxmox) == before
+    outcome = {"ok": True, "seconds": 1.0, "rolled_back": {}, "ha": undone, "task_errors": {}, "unhealthy": {},
+               "excluded": []}
+    assert f"  HA resources restored: update ct:{utilities}: max_relocate=0" in describe(outcome)
+
+
+def test_a_rollback_before_the_stage_ran_leaves_ha_alone(cluster):
+    _app, proxmox, inventory = cluster
+    assert stage.restore(deploy(inventory), proxmox) == [] and proxmox.writes == 0
