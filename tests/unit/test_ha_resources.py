@@ -166,3 +166,19 @@ def test_the_rollback_restores_the_ha_resources_the_run_found(cluster):
 def test_a_rollback_before_the_stage_ran_leaves_ha_alone(cluster):
     _app, proxmox, inventory = cluster
     assert stage.restore(deploy(inventory), proxmox) == [] and proxmox.writes == 0
+
+
+def test_destroying_an_ha_managed_ct_needs_purge_which_drops_its_resource(cluster):
+    """pve-container's destroy_vm, as the emulator answers it: a host that leaves the inventory is destroyed by
+    Terraform (pve_lxc.py: purge=1), and its HA resource goes with it; without purge PVE refuses."""
+    app, proxmox, _ = cluster
+    client = proxmox.client
+    for purge in ({}, {"purge": 0}):
+        with pytest.raises(ProxmoxError, match=f"unable to remove CT {OWNERS_CT} - used in HA resources and purge "
+                                               "parameter not set"):
+            client.api_call("destroy", "DELETE", f"nodes/homelab-3/lxc/{OWNERS_CT}", force=1, **purge)
+    upid = client.api_call("destroy", "DELETE", f"nodes/homelab-3/lxc/{OWNERS_CT}", force=1, purge=1)
+    task = client.wait_task("homelab-3", upid, 10)
+    assert OWNERS_CT not in resources(proxmox) and app.store.load(OWNERS_CT) is None
+    log = "\n".join(row["t"] for row in client.api_call("log", "GET", f"nodes/homelab-3/tasks/{upid}/log"))
+    assert f"NOTE: removed CT {OWNERS_CT} from HA resource configuration." in log, (task, log)
