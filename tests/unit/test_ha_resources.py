@@ -182,3 +182,61 @@ def test_destroying_an_ha_managed_ct_needs_purge_which_drops_its_resource(cluste
     assert OWNERS_CT not in resources(proxmox) and app.store.load(OWNERS_CT) is None
     log = "\n".join(row["t"] for row in client.api_call("log", "GET", f"nodes/homelab-3/tasks/{upid}/log"))
     assert f"NOTE: removed CT {OWNERS_CT} from HA resource configuration." in log, (task, log)
+
+
+class RollbackOrder(Counted):
+    """The emulator's client whose rollback tasks are recorded (they succeed) after the writes made before them."""
+
+    def __init__(self, client, fail_writes: bool = False):
+        super().__init__(client)
+        self.steps: list[str] = []
+        self.fail_writes = fail_writes
+
+    def api_call(self, what, method, path, /, **params):
+        """The client's call; a write recorded, or refused as a token without Sys.Console is."""
+        if method != "GET":
+            self.steps.append(what)
+            if self.fail_writes:
+                raise ProxmoxError(f"{what}: permission denied (unit)")
+        return super().api_call(what, method, path, **params)
+
+    def rollback_many(self, node, targets, start=True, *, timeout=None, on_log=None):
+        """Record the containers' rollback; every task succeeds."""
+        self.steps.append(f"rollback {sorted(targets)} on {node}")
+        return {vmid: f"UPID:{node}:{vmid}" for vmid in targets}
+
+
+@pytest.fixture
+def no_wait(monkeypatch):
+    """The rollback's SSH reads and health wait answered at once (the HA part is what is tested)."""
+    from plugins.deploy.finish import rollback
+
+    monkeypatch.setattr(rollback, "wait_healthy", lambda hosts, inventory, judgements, timeline=None:
+                        {h.hostname: "" for h in hosts})
+    monkeypatch.setattr(rollback, "read_records", lambda inventory, hosts, on_answer=None:
+                        {h.hostname: None for h in hosts})
+    return rollback
+
+
+@pytest.mark.parametrize("fail_writes", [False, True])
+def test_a_failed_deploys_rollback_restores_ha_before_the_containers(cluster, no_wait, fail_writes):
+    """The resources the run created are removed before any container goes back (its HA hands-off then acts on
+    what the run found); a restore that fails leaves the rollback INCOMPLETE, naming it, the containers still
+    rolled back."""
+    _app, proxmox, inventory = cluster
+    run = deploy(inventory)
+    stage.record_previous(run, proxmox)
+    stage.apply(run, proxmox)
+    app_demo = inventory.host("app-demo")
+    run.snapshots[app_demo.vmid] = "deploy_unit"
+    client = RollbackOrder(proxmox.client, fail_writes)
+    outcome = no_wait.roll_back(run, client)
+    removed = [f"remove HA resource ct:{h.vmid}" for h in inventory.ha_hosts]
+    if not fail_writes:
+        assert client.steps == [*removed, f"rollback [{app_demo.vmid}] on {app_demo.node}"]
+        assert outcome["ok"] and len(outcome["ha"]) == 2 and set(resources(proxmox)) == {OWNERS_CT}
+    else:
+        assert client.steps == [removed[0], f"rollback [{app_demo.vmid}] on {app_demo.node}"]
+        assert not outcome["ok"] and outcome["rolled_back"] == {"app-demo": "deploy_unit"}
+        assert (f"  FAILED to restore the HA resources recorded before the run: ProxmoxError: {removed[0]}: "
+                "permission denied (unit)") in describe(outcome)
