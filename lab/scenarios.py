@@ -140,7 +140,7 @@ def run_suite(suite: str, *args: str, inventory: Path = LAB_INVENTORY, alluredir
     return run
 
 
-CHANGING_STAGES = ("start", "snapshot", "terraform", "firewall", "ansible")
+CHANGING_STAGES = ("start", "snapshot", "terraform", "firewall", "ha", "ansible")
 
 
 def refused_before_any_change(result: dict | None) -> bool:

@@ -119,11 +119,17 @@ def resource_delete(call: Call):
     with app.ha.lock:
         if sid not in app.ha.resources():
             raise fail(f"cannot delete service '{sid}', not HA managed!")
-        app.ha.save_resource(sid, None)
-        if call.params.get("purge", 1):
-            for rule, options in app.ha.rules().items():
-                left = [r for r in split_list(options.get("resources", "")) if r != sid]
-                app.ha.save_rule(rule, {**options, "resources": ",".join(left)} if left else None)
+        remove_resource(app, sid, purge=bool(call.params.get("purge", 1)))
+
+
+def remove_resource(app, sid: str, purge: bool = True) -> None:
+    """PVE::HA::Config::delete_service_from_config: the resource gone, and with purge from every rule (the caller
+    holds app.ha.lock)."""
+    app.ha.save_resource(sid, None)
+    if purge:
+        for rule, options in app.ha.rules().items():
+            left = [r for r in split_list(options.get("resources", "")) if r != sid]
+            app.ha.save_rule(rule, {**options, "resources": ",".join(left)} if left else None)
 
 
 @route("GET /cluster/ha/status/current")

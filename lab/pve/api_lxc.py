@@ -211,7 +211,11 @@ def config_put(call: Call):
 
 @route("DELETE /nodes/{node}/lxc/{vmid}")
 def lxc_destroy(call: Call):
-    """DELETE a CT (vzdestroy); a running CT without force is refused before the task."""
+    """DELETE a CT (vzdestroy); a running CT without force is refused before the task, an HA-managed one without
+    purge too (pve-container's destroy_vm); purge drops its HA resource."""
+    from .api_ha import remove_resource
+    from .ha import sid_of
+
     app, vmid = call.app, call.vmid
     conf = app.record(vmid)["config"]
     if conf.get("protection"):
@@ -219,6 +223,10 @@ def lxc_destroy(call: Call):
     running_msg = f"unable to destroy CT {vmid} - container is running"
     if not call.params.get("force") and app.running(vmid):
         raise fail(running_msg)
+    purge = bool(call.params.get("purge"))
+    ha_managed = sid_of(vmid) in app.ha.resources()  # PVE's service_is_configured: `ignored` counts
+    if ha_managed and not purge:
+        raise fail(f"unable to remove CT {vmid} - used in HA resources and purge parameter not set.")
 
     def worker(task):
         app.record(vmid, in_task=True)
@@ -231,5 +239,10 @@ def lxc_destroy(call: Call):
             app.driver.destroy(vmid)
         app.store.delete(vmid)
         task.log(f"destroyed CT {vmid}")
+        if purge and ha_managed:
+            task.log(f"purging CT {vmid} from related configurations..")
+            with app.ha.lock:
+                remove_resource(app, sid_of(vmid))
+            task.log(f"NOTE: removed CT {vmid} from HA resource configuration.")
 
     return app.run_task(call, "vzdestroy", vmid, worker)

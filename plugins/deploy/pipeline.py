@@ -37,6 +37,8 @@ PIPELINE: tuple[Stage, ...] = (
     Stage("terraform", plan_only=False),
     # the containers exist: PVE's firewall is made to hold the inventory's (a plan lists what would change)
     Stage("firewall"),
+    # the inventory's ha: hosts registered with PVE's HA manager (a plan lists what would change)
+    Stage("ha"),
     # one run serves every host's test, and each host's outcome is reported
     Stage("ansible", sequential=False),
     Stage("health", plan_only=False, sequential=False),

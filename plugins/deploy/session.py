@@ -75,6 +75,8 @@ class DeploySession:
     outputs: dict = field(default_factory=dict)
     # PVE's firewall before this run (plugins/deploy/stages/firewall.py): not in a snapshot, the rollback restores it
     firewall_before: dict | None = None
+    # PVE's HA resources of the inventory's containers before this run (plugins/deploy/stages/ha.py): the same
+    ha_before: dict[int, dict] | None = None
     ansible: dict[str, Any] = field(default_factory=dict)  # playbook -> result
     health: list[Any] = field(default_factory=list)
     stages: dict[str, StageRecord] = field(default_factory=dict)

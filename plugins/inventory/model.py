@@ -348,6 +348,7 @@ class Inventory(Strict):
             "vmid": host.vmid,
             "hostname": host.hostname,
             "node": host.node,
+            "storage": host.storage,
             "ip": host.ip,
             "prefix_length": self.proxmox.prefix_length,
             "memory": host.memory,

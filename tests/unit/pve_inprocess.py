@@ -32,17 +32,17 @@ class EmulatorCalls:
 class InProcessApi:
     """`api.nodes(node).lxc(vmid).config.get()` and the like, answered by Emulator.handle as PVE's wire would."""
 
-    def __init__(self, app: Emulator, path: tuple = ()):
-        self._app, self._path = app, path
+    def __init__(self, app: Emulator, path: tuple = (), token_id: str = FULL_TOKEN_ID):
+        self._app, self._path, self._token_id = app, path, token_id
 
     def __getattr__(self, name: str) -> InProcessApi:
-        return InProcessApi(self._app, (*self._path, name))
+        return InProcessApi(self._app, (*self._path, name), self._token_id)
 
     def __call__(self, *parts) -> InProcessApi:
-        return InProcessApi(self._app, (*self._path, *(str(p) for p in parts)))
+        return InProcessApi(self._app, (*self._path, *(str(p) for p in parts)), self._token_id)
 
     def _send(self, method: str, params: dict):
-        auth = f"PVEAPIToken={FULL_TOKEN_ID}={load_tokens(self._app.state_dir)[FULL_TOKEN_ID]}"
+        auth = f"PVEAPIToken={self._token_id}={load_tokens(self._app.state_dir)[self._token_id]}"
         path = BASE + "/" + "/".join(p.strip("/") for p in self._path)
         reply = self._app.handle(method, path, {k: str(v) for k, v in params.items()}, auth)
         if reply.status != 200:
@@ -68,8 +68,8 @@ class InProcessApi:
         return self._send("DELETE", params)
 
 
-def in_process_client(app: Emulator) -> ProxmoxClient:
-    """A ProxmoxClient whose every call goes to the in-process emulator."""
-    return ProxmoxClient(lambda: InProcessApi(app), url="https://127.0.0.1:8006", token_id=FULL_TOKEN_ID,
+def in_process_client(app: Emulator, token_id: str = FULL_TOKEN_ID) -> ProxmoxClient:
+    """A ProxmoxClient whose every call goes to the in-process emulator (with the full token unless told)."""
+    return ProxmoxClient(lambda: InProcessApi(app, token_id=token_id), url="https://127.0.0.1:8006", token_id=token_id,
                          secret_env="PVE_TOKEN_SECRET",  # pragma: allowlist secret
                          poll_interval=0.01, task_timeout=20)

@@ -149,7 +149,8 @@ def test_terraform_vars(lab, tmp_path):
     }
     assert list(tfvars["containers"]) == ["proxy", "utilities", "monitoring", "app-demo"]
     assert tfvars["runner"] == {
-        "vmid": 210, "hostname": "ci-runner", "node": "homelab", "ip": "198.18.0.210", "prefix_length": 24,
+        "vmid": 210, "hostname": "ci-runner", "node": "homelab", "storage": "local", "ip": "198.18.0.210",
+        "prefix_length": 24,
         "memory": 1024, "cores": 1, "tags": ["github_runner"], "protected": True,
     }
     assert tfvars["containers"]["app-demo"]["vmid"] == 250

@@ -44,6 +44,9 @@ def test_the_lab_cluster_spreads_the_homelab_over_three_nodes():
         ("utilities", "shared", "started"), ("monitoring", "shared", "started")]
     assert inv.proxmox.shared_storages == ["shared"]
     assert inv.terraform_vars()["containers"]["monitoring"]["node"] == "homelab-3"
+    # Terraform creates each container on its storage: an HA host's rootfs on the shared one
+    assert {name: c["storage"] for name, c in inv.terraform_vars()["containers"].items()} == {
+        "proxy": "local", "utilities": "shared", "monitoring": "shared", "app-demo": "local"}
 
 
 def test_the_lab_inventory_stays_one_node():

@@ -96,8 +96,8 @@ def _run(suite: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, list[str
 def test_the_stages_run_in_the_pipelines_order_whatever_their_files_are_called(pipeline):
     """Files named in reverse: the stages still run preflight → … → notify."""
     _write(pipeline, preflight=("checks",), plan=("plans",), start=("starts",), snapshot=("snapshots",),
-           terraform=("applies",), firewall=("filters",), ansible=("configures",), health=("answers",),
-           notify=("reports",))
+           terraform=("applies",), firewall=("filters",), ha=("registers",), ansible=("configures",),
+           health=("answers",), notify=("reports",))
     run, ran = _run(pipeline)
     assert run.ret == pytest.ExitCode.OK, run.stdout.str()
     assert [entry.split(".")[0] for entry in ran] == [stage.name for stage in PIPELINE]

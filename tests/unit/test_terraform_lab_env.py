@@ -172,6 +172,24 @@ def test_ip_change_of_a_protected_container_is_refused_and_runner_removal_errors
         runner.apply(orphaned)
 
 
+def test_a_host_on_shared_storage_is_created_there_and_local_plans_as_before(lab, pve):
+    """The inventory's storage: `shared` is the rootfs the create posts; `local` (or none, a state from before the
+    field) is neither posted nor in the input, so an old state plans no change; moving a protected host to another
+    storage is a replacement the guard refuses."""
+    runner, plan = lab
+    runner.apply(plan(_tfvars([APP], RUNNER)))  # tfvars as written before `storage` existed
+    assert "rootfs" not in pve.cts[250]
+    assert plan(_tfvars([{**APP, "storage": "local"}], {**RUNNER, "storage": "local"})).is_empty
+    utilities = {**_host(201, "utilities", "198.18.0.201", False), "storage": "shared"}
+    runner.apply(plan(_tfvars([{**APP, "storage": "local"}, utilities], RUNNER)))
+    assert pve.cts[201]["rootfs"] == "shared:8"
+    assert plan(_tfvars([{**APP, "storage": "local"}, utilities], RUNNER)).is_empty
+    moved = plan(_tfvars([{**APP, "storage": "shared"}, utilities], RUNNER))
+    assert check_plan(moved, {"app-demo", "ci-runner"}) == [
+        "plan would replace protected container app-demo (250): storage changed; refusing to apply"
+    ]
+
+
 def test_destroy_stops_then_deletes_and_create_adopts_an_existing_ct(lab, pve):
     """Dropping proxy stops and deletes CT 200; an existing CT with the same hostname is adopted."""
     runner, plan = lab

@@ -19,6 +19,7 @@ from plugins.deploy.pipeline import PIPELINE, STAGES
 from plugins.deploy.release import read_records
 from plugins.deploy.session import DeploySession
 from plugins.deploy.stages import firewall as firewall_stage
+from plugins.deploy.stages import ha as ha_stage
 from plugins.health.results import FAIL, PASS
 from plugins.health.waiting import HOST_DEADLINE, wait_hosts_and_services
 from plugins.proxmox.client import ProxmoxClient, per_node
@@ -48,7 +49,10 @@ def roll_back(deploy: DeploySession, client: Any) -> dict:
     targets, excluded = rollback_targets(deploy)
     started = time.monotonic()
     timeline = tl.Timeline()
-    firewall, firewall_error = _restore_firewall(deploy, client)
+    firewall, firewall_error = _restore(firewall_stage, deploy, client)
+    # before the containers' rollback: its HA hands-off (plugins/proxmox/ha.py) then acts on the resources as the
+    # run found them, and a resource this run created for a new ha: host is gone before anything restarts
+    ha_changes, ha_error = _restore(ha_stage, deploy, client)
     tasks: dict[int, Any] = {}
     for node, hosts in per_node(inventory.host(vmid) for vmid in targets).items():
         group = {h.vmid: targets[h.vmid] for h in hosts}
@@ -83,15 +87,18 @@ def roll_back(deploy: DeploySession, client: Any) -> dict:
         "seconds": round(time.monotonic() - started, 1),
         "firewall": firewall,
         "firewall_error": firewall_error,
-        "ok": not task_errors and not unhealthy and not firewall_error,
+        "ha": ha_changes,
+        "ha_error": ha_error,
+        "ok": not task_errors and not unhealthy and not firewall_error and not ha_error,
         "timeline": timeline.as_dict(),
     }
 
 
-def _restore_firewall(deploy: DeploySession, client: Any) -> tuple[list[str], str]:
-    """Put PVE's firewall back as the run found it (a CT's .fw is not in its snapshot): (changes, error or '')."""
+def _restore(stage: Any, deploy: DeploySession, client: Any) -> tuple[list[str], str]:
+    """Put back what a stage recorded before the run and a snapshot does not hold (PVE's firewall, its HA
+    resources): (changes, error or '')."""
     try:
-        return firewall_stage.restore(deploy, client), ""
+        return stage.restore(deploy, client), ""
     except Exception as exc:  # noqa: BLE001 - the containers' rollback goes on; the outcome says what failed
         return [], f"{type(exc).__name__}: {exc}"
 
@@ -180,6 +187,9 @@ def describe(outcome: dict) -> list[str]:
     lines += [f"  firewall restored: {change}" for change in outcome.get("firewall") or []]
     if outcome.get("firewall_error"):
         lines.append(f"  FAILED to restore the firewall recorded before the run: {outcome['firewall_error']}")
+    lines += [f"  HA resources restored: {change}" for change in outcome.get("ha") or []]
+    if outcome.get("ha_error"):
+        lines.append(f"  FAILED to restore the HA resources recorded before the run: {outcome['ha_error']}")
     lines += [f"  FAILED to roll back {h}: {e}" for h, e in outcome["task_errors"].items()]
     lines += [f"  still unhealthy {h}: {m}" for h, m in outcome["unhealthy"].items()]
     lines += [f"  {x}" for x in outcome["excluded"]]

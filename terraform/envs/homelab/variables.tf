@@ -37,6 +37,7 @@ variable "containers" {
     vmid          = number
     hostname      = string
     node          = optional(string)
+    storage       = optional(string)
     ip            = string
     prefix_length = number
     memory        = number
@@ -52,6 +53,7 @@ variable "runner" {
     vmid          = number
     hostname      = string
     node          = optional(string)
+    storage       = optional(string)
     ip            = string
     prefix_length = number
     memory        = number

@@ -12,20 +12,27 @@ locals {
     gateway         = var.gateway
     ssh_public_keys = var.ssh_public_keys
   }
+  # A container's rootfs storage rides in its input and triggers only when it is not PVE's `local`: a state
+  # written before the inventory said where (every container on `local`) then plans no change.
+  runner_storage = var.runner == null ? {} : { for k, v in { storage = var.runner.storage } : k => v if coalesce(v, "local") != "local" }
+  storage = {
+    for name, c in var.containers : name => { for k, v in { storage = c.storage } : k => v if coalesce(v, "local") != "local" }
+  }
 }
 
 resource "terraform_data" "container" {
   for_each = var.containers
 
-  input = merge(local.common, each.value, { node = coalesce(each.value.node, var.node) })
+  input = merge(local.common, { for k, v in each.value : k => v if k != "storage" }, local.storage[each.key],
+  { node = coalesce(each.value.node, var.node) })
 
   # What PVE cannot change in place on a container: a new value means a new container.
-  triggers_replace = {
+  triggers_replace = merge({
     node     = coalesce(each.value.node, var.node)
     vmid     = each.value.vmid
     hostname = each.value.hostname
     ip       = each.value.ip
-  }
+  }, local.storage[each.key])
 
   provisioner "local-exec" {
     interpreter = ["python3", "${path.module}/pve_lxc.py"]
@@ -46,14 +53,15 @@ resource "terraform_data" "container" {
 resource "terraform_data" "ci_runner" {
   count = var.runner == null ? 0 : 1
 
-  input = merge(local.common, var.runner, { node = coalesce(var.runner.node, var.node) })
+  input = merge(local.common, { for k, v in var.runner : k => v if k != "storage" }, local.runner_storage,
+  { node = coalesce(var.runner.node, var.node) })
 
-  triggers_replace = {
+  triggers_replace = merge({
     node     = coalesce(var.runner.node, var.node)
     vmid     = var.runner.vmid
     hostname = var.runner.hostname
     ip       = var.runner.ip
-  }
+  }, local.runner_storage)
 
   provisioner "local-exec" {
     interpreter = ["python3", "${path.module}/pve_lxc.py"]

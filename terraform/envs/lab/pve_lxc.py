@@ -110,6 +110,8 @@ def create(api: Api, spec: dict) -> str:
         cores=spec["cores"],
         tags=";".join(sorted(spec.get("tags") or [])),
         start=1,
+        # the inventory's storage (an HA host's is shared, so another node can start it); none: PVE's `local`
+        **({"rootfs": f"{spec['storage']}:8"} if spec.get("storage") else {}),
         # as terraform/modules/lxc_container sets for the homelab: the node's boot starts it again
         onboot=1,
         **{"ssh-public-keys": spec["ssh_public_keys"]},

@@ -29,6 +29,7 @@ variable "container" {
     vmid          = number
     hostname      = string
     node          = optional(string)
+    storage       = optional(string)
     ip            = string
     prefix_length = number
     memory        = number
