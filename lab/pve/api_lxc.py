@@ -237,6 +237,7 @@ def lxc_destroy(call: Call):
             stop_ct(app, vmid, 1)
         if app.driver.exists(vmid):
             app.driver.destroy(vmid)
+        app.firewall.remove_ct(vmid)  # pve-container's destroy_vm: remove_vmfw_conf, purge or not
         app.store.delete(vmid)
         task.log(f"destroyed CT {vmid}")
         if purge and ha_managed:

@@ -92,6 +92,14 @@ class FirewallStore:
             self.apply()
             return out
 
+    def remove_ct(self, vmid: int) -> None:
+        """Drop <vmid>.fw and enforce what is left (pve-firewall's remove_vmfw_conf, on a CT's destroy)."""
+        with self.lock:
+            path = self._path(str(int(vmid)))
+            if path.exists():
+                path.unlink()
+                self.apply()
+
     def apply(self) -> str:
         """Compile every file into the nftables table and hand it to the enforcer; give the text."""
         with self.lock:

@@ -284,3 +284,18 @@ def test_the_stage_follows_each_ct_to_the_node_it_runs_on_now(tmp_path):
     reply = app.handle("GET", f"{BASE}/nodes/homelab/lxc/{app_demo.vmid}/firewall/options", {}, api.auth)
     assert reply.status == 500 and "nodes/homelab/lxc/250.conf' does not exist" in reply.reason
     assert stage.restore(deploy, FakeProxmox(api))
+
+
+def test_destroying_a_ct_drops_its_firewall_file_and_its_rules(pve, lab):
+    """pve-container's destroy_vm calls remove_vmfw_conf: a CT created again under the VMID starts with no rules."""
+    nodes = {h.vmid: "homelab" for h in lab.hosts}
+    converge(pve, read_state(pve, nodes), desired_state(lab), MARK, nodes)
+    host = lab.hosts[0]
+    assert pve("rules", "GET", f"nodes/homelab/lxc/{host.vmid}/firewall/rules")
+    pve.app.tasks.wait(pve("destroy", "DELETE", f"nodes/homelab/lxc/{host.vmid}", force=1), 10)
+    assert f"chain ct{host.vmid}_in" not in pve.loaded[-1]
+    upid = pve("create", "POST", "nodes/homelab/lxc", vmid=host.vmid, ostemplate=TEMPLATE, hostname=host.hostname,
+               net0=f"name=eth0,bridge=labbr0,ip={host.ip}/24,gw=198.18.0.1")
+    pve.app.tasks.wait(upid, 10)
+    assert pve("rules", "GET", f"nodes/homelab/lxc/{host.vmid}/firewall/rules") == []
+    assert pve("options", "GET", f"nodes/homelab/lxc/{host.vmid}/firewall/options").get("enable") in (None, 0)
