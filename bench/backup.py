@@ -2,9 +2,11 @@
 bytes of the newest archives on the node, bytes the restic repository grew by and holds), then, per host, the
 recovery time of `make restore-node HOSTS=<host>` after the host is lost with its local archives.
 
-Run as root with the lab up:  sudo .venv/bin/python bench/backup.py [--hosts proxy,app-demo] [--deploy]
+Run as root with the lab up:  sudo .venv/bin/python bench/backup.py [--hosts proxy,app-demo] [--whole] [--deploy]
 --deploy runs `make deploy` first (the lab must be deployed). The hosts benched are destroyed and rebuilt; the
-runner (ci-runner) is refused by restore-node, as on a homelab.
+runner (ci-runner) is refused by restore-node, as on a homelab. --whole then loses every host restore-node rebuilds
+by default (the node lost: all of them at once, with their local archives) and times `make restore-node` of them
+all, then `make health` of the whole homelab.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lab import scenarios
-from plugins.backup import drill
+from plugins.backup import drill, rebuild
 from plugins.backup.credentials import restic_environment
 from plugins.backup.offsite import Repository
 from plugins.backup.run import size_text
@@ -63,6 +65,8 @@ def main(argv: list[str]) -> int:
     """make backup of the stack, then each host lost and rebuilt from the off-site copy; print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", default="proxy,app-demo", help="the hosts to lose and rebuild, one at a time")
+    parser.add_argument("--whole", action="store_true",
+                        help="then lose every host but the runner at once and rebuild them all (the node lost)")
     parser.add_argument("--deploy", action="store_true", help="make deploy first")
     args = parser.parse_args(argv)
     if args.deploy and scenarios.run_suite("deploy").rc != 0:
@@ -80,19 +84,32 @@ def main(argv: list[str]) -> int:
               f"host's newest archive); off-site +{size_text(after - before)}, the repository "
               f"{size_text(after)}", flush=True)
         for name in [n.strip() for n in args.hosts.split(",") if n.strip()]:
-            host = INVENTORY.host(name)
-            drill.lose_host(client, host)
-            for row in node_backups.backups(client, host.node, INVENTORY.backup.storage, host.vmid):
-                node_backups.remove_backup(client, host.node, INVENTORY.backup.storage, row["volid"])
-            run, seconds = backup_command("restore-node", "--hosts", name, state_dir=state_dir)
-            if run.returncode != 0:
-                sys.exit(f"make restore-node HOSTS={name} failed (rc {run.returncode}):\n{run.stdout}{run.stderr}")
-            print(run.stdout, end="")
-            steps = dict(re.findall(r"^(fetch|restore|converge|health)\s.*\(([0-9.]+) s\)$", run.stdout, re.MULTILINE))
-            found = re.search(r"recovery time ([0-9.]+) s", run.stdout)
-            print(f"{name}: recovery from the off-site copy {found[1] if found else '?'} s ({seconds:.1f} s wall; "
-                  + ", ".join(f"{step} {value} s" for step, value in steps.items()) + ")", flush=True)
+            rebuild_lost(client, [INVENTORY.host(name)], state_dir, name)
+        if args.whole:
+            whole = rebuild.rebuilt_hosts(INVENTORY)
+            rebuild_lost(client, whole, state_dir, f"the whole homelab ({', '.join(h.hostname for h in whole)})")
+            health = scenarios.run_suite("health")
+            print(f"make health after the whole rebuild: rc {health.rc} in {health.seconds:.1f} s", flush=True)
+            if health.rc != 0:
+                sys.exit(health.output[-3000:])
     return 0
+
+
+def rebuild_lost(client: ProxmoxClient, hosts: list, state_dir: Path, label: str) -> None:
+    """Lose the hosts with their local archives, `make restore-node` them in one run; print the recovery figures."""
+    for host in hosts:
+        drill.lose_host(client, host)
+        for row in node_backups.backups(client, host.node, INVENTORY.backup.storage, host.vmid):
+            node_backups.remove_backup(client, host.node, INVENTORY.backup.storage, row["volid"])
+    names = ",".join(h.hostname for h in hosts)
+    run, seconds = backup_command("restore-node", "--hosts", names, state_dir=state_dir)
+    if run.returncode != 0:
+        sys.exit(f"make restore-node HOSTS={names} failed (rc {run.returncode}):\n{run.stdout}{run.stderr}")
+    print(run.stdout, end="")
+    steps = dict(re.findall(r"^(fetch|restore|converge|health)\s.*\(([0-9.]+) s\)$", run.stdout, re.MULTILINE))
+    found = re.search(r"recovery time ([0-9.]+) s", run.stdout)
+    print(f"{label}: recovery from the off-site copy {found[1] if found else '?'} s ({seconds:.1f} s wall; "
+          + ", ".join(f"{step} {value} s" for step, value in steps.items()) + ")", flush=True)
 
 
 if __name__ == "__main__":
