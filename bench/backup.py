@@ -44,10 +44,12 @@ def backup_command(*args: str, state_dir: Path) -> tuple[subprocess.CompletedPro
 
 
 def repository_bytes(state_dir: Path) -> int:
-    """What the restic repository stores (restic stats --mode raw-data: deduplicated, encrypted)."""
+    """What the restic repository stores (restic stats --mode raw-data: deduplicated, encrypted); 0 before it exists."""
     offsite = INVENTORY.backup.offsite
     repo = Repository(offsite.repository, offsite.endpoint, restic_environment(INVENTORY, scenarios.suite_env()),
                       cache_dir=state_dir / "restic-cache")
+    if not repo.exists():  # a lab never backed up: make backup creates the repository
+        return 0
     done = repo._checked("stats", "--json", "--mode", "raw-data", what="stats")
     return int(json.loads(done.stdout).get("total_size", 0))
 
