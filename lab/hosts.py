@@ -29,6 +29,7 @@ ALLOWED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("198.18.0.0
 RSYNC = ("rsync", "-aHAX", "--numeric-ids")
 META = "lab.json"
 SNAP_META = "snapshot.json"
+TRASH_PREFIX = ".del-"  # a deleted snapshot's dir while its files are removed
 FREEZE_TIMEOUT, FREEZE_ATTEMPTS = 20, 2  # a freeze takes 0.1-1.2 s here; a stalled one is retried, not waited on
 
 
@@ -434,7 +435,7 @@ class LabHosts:
         found = []
         for d in root.iterdir():
             meta = d / SNAP_META
-            if d.is_dir() and meta.exists():
+            if d.is_dir() and not d.name.startswith(".") and meta.exists():  # .tmp-/.del-: being made or removed
                 found.append((json.loads(meta.read_text()).get("created", 0), d.name))
         return [n for _, n in sorted(found)]
 
@@ -551,14 +552,20 @@ class LabHosts:
                 self._start(vmid)
 
     def delete_snapshot(self, vmid: int, name: str) -> None:
-        """Delete one snapshot (later snapshots keep their hard-linked files)."""
+        """Delete one snapshot: gone at once, its files removed in the background (later snapshots keep their
+        hard-linked files).
+
+        A copy-on-write storage destroys a snapshot without walking its files (ZFS frees the blocks after
+        `zfs destroy` returns: async_destroy); removing a hard-linked copy is one unlink per file, so it runs
+        after the delete returns, in a thread the process waits for before it exits."""
         with self._lock(str(vmid)):
             snap = self._snap_root(vmid) / name
             if not (snap / SNAP_META).exists():
                 raise SnapshotNotFound(f"snapshot {name!r} of {vmid} does not exist")
-            trash = snap.with_name(f".del-{name}-{os.getpid()}-{threading.get_ident()}")
+            trash = snap.with_name(f"{TRASH_PREFIX}{name}-{os.getpid()}-{threading.get_ident()}")
             snap.rename(trash)
-            shutil.rmtree(trash)
+        threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True},
+                         name=f"remove {trash.name}").start()
 
     # ----- backups (vzdump archives) --------------------------------------------------------
     def archive(self, vmid: int, snapshot: str | None, extra: Path, target: Path,
