@@ -120,6 +120,21 @@ def _run(cmd: list[str] | tuple[str, ...], what: str, timeout: float = 120) -> s
     return res.stdout
 
 
+def _remover_alive(trash_name: str) -> bool:
+    """Tell whether the process that named this trash dir (.del-<name>-<pid>-<thread>) still runs."""
+    try:
+        pid = int(trash_name.rsplit("-", 2)[-2])
+    except (ValueError, IndexError):
+        return False
+    return pid == os.getpid() or Path(f"/proc/{pid}").exists()
+
+
+def _remove_trees(trees: list[Path]) -> None:
+    """Remove each tree (a deleted snapshot's files; another remover may be at it too)."""
+    for tree in trees:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
 class LabHosts:
     """Real LXC hosts on the lab bridge (lxcpath = LAB_DIR/lxc)."""
 
@@ -570,8 +585,9 @@ class LabHosts:
             trash = snap.with_name(f"{TRASH_PREFIX}{name}-{os.getpid()}-{threading.get_ident()}")
             snap.rename(trash)
             self._drop_unlisted_layers(vmid, trash / LAYER_STORE)
-        threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True},
-                         name=f"remove {trash.name}").start()
+            # a process killed while removing (a power cut of the lab) left its trash: removed with this one
+            orphans = [d for d in self._snap_root(vmid).glob(f"{TRASH_PREFIX}*") if not _remover_alive(d.name)]
+        threading.Thread(target=_remove_trees, args=([trash, *orphans],), name=f"remove {trash.name}").start()
 
     def layer_store(self, vmid: int) -> Path:
         """The host's image layers that its snapshots list ({store}/overlay2/<cache-id>, hard links)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import threading
 
 import pytest
@@ -49,6 +50,22 @@ def test_a_deleted_snapshot_is_unlisted_at_once_and_its_files_removed_after(tmp_
     for thread in [t for t in threading.enumerate() if t.name.startswith(f"remove {TRASH_PREFIX}")]:
         thread.join(10)
     assert sorted(d.name for d in root.iterdir()) == ["deploy_2"] and len(removing) == 1
+
+
+def test_the_trash_a_killed_remover_left_goes_with_the_next_delete(tmp_path):
+    """A process killed mid-removal (a power cut) leaves .del-<name>-<pid>-<thread>: the next delete removes it,
+    never the trash of a remover still running."""
+    lab = LabHosts(config.LabPaths(lab_dir=tmp_path / "lab", cache_dir=tmp_path / "cache"))
+    snapshot_dir(lab, 901, "deploy_1", 1.0)
+    root = lab.paths.snapshots_root / "901"
+    dead = subprocess.run(["true"], check=True) and subprocess.Popen(["true"])
+    dead.wait()
+    (root / f"{TRASH_PREFIX}deploy_0-{dead.pid}-1" / "delta").mkdir(parents=True)
+    (root / f"{TRASH_PREFIX}deploy_9-1-1").mkdir()  # PID 1 runs
+    lab.delete_snapshot(901, "deploy_1")
+    for thread in [t for t in threading.enumerate() if t.name.startswith(f"remove {TRASH_PREFIX}")]:
+        thread.join(10)
+    assert sorted(d.name for d in root.iterdir()) == [f"{TRASH_PREFIX}deploy_9-1-1"]
 
 
 def add_layer(docker, cache_id: str, text: str) -> None:
@@ -98,7 +115,9 @@ def test_layers_are_linked_once_and_a_rollback_brings_back_a_removed_one(stopped
     drop_layer(docker, b)
     add_layer(docker, c, "layer c")
     (docker / "volumes" / "db" / "rows").write_text("1\n2\n")
-    (lab.delta_dir(vmid) / "etc" / "motd").write_text("release 2\n")
+    # a size of its own: rsync's quick check (size, mtime in whole seconds) would take a same-size file written in
+    # the same second as the snapshot's for unchanged
+    (lab.delta_dir(vmid) / "etc" / "motd").write_text("release 2, longer\n")
     lab.snapshot(vmid, "deploy_2")
     assert sorted(d.name for d in store.iterdir()) == [a, b, c]
     assert (store / a / "diff" / "file").stat().st_ino == inode, "a layer the store had was linked again"
@@ -116,7 +135,7 @@ def test_layers_are_linked_once_and_a_rollback_brings_back_a_removed_one(stopped
     assert (docker / "overlay2" / b / "diff" / "file").read_text() == "layer b", "the live layer lost its files"
     lab.rollback(vmid, "deploy_2", start=False)
     assert sorted(d.name for d in (docker / "overlay2").iterdir()) == [a, c]
-    assert (lab.delta_dir(vmid) / "etc" / "motd").read_text() == "release 2\n"
+    assert (lab.delta_dir(vmid) / "etc" / "motd").read_text() == "release 2, longer\n"
 
 
 def test_an_archive_of_a_snapshot_gets_its_layers_and_a_lost_layer_is_named(stopped_host):
