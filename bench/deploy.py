@@ -1,7 +1,8 @@
 """Benchmark the deploy on the lab: first deploy, no-change redeploy, failure → rolled back → healthy.
 
 Run as root with the lab up:  sudo .venv/bin/python bench/deploy.py [--runs 3] [--rollback-only]
-(`--rollback-only`: only the rollback figure, with each rollback's timeline: a deploy, then --runs failed deploys.)
+(`--rollback-only`: only the rollback figure, with each rollback's timeline: a deploy, then --runs failed deploys.
+`--stages`: each deploy's stage times from its result.json: a deploy, --runs no-change deploys, --runs failed ones.)
 Each cycle EMPTIES the lab's deployed containers (the inventory's VMIDs), deploys, deploys again; the
 first deploy varies by ±15 % here, so the figures are medians of the cycles.
 Targets with the whole stack (issue 13; issue 12's 4 min and 30 s were for its part of it): first deploy
@@ -97,6 +98,37 @@ def rollback_figure(runs: int) -> int:
     return 0 if ok else 1
 
 
+def stage_line(run: scenarios.DeployRun) -> str:
+    """One run's stages as `name=seconds` (failed or skipped ones marked), from its result.json."""
+    stages = (run.result or {}).get("stages") or {}
+    return " ".join(f"{name}={stage['seconds']:g}" + ("" if stage["outcome"] == "passed" else f"({stage['outcome']})")
+                    for name, stage in stages.items())
+
+
+def stage_figures(runs: int) -> int:
+    """A deploy (the first when the lab is empty), RUNS no-change deploys, RUNS failed deploys (a broken app change,
+    short deadlines): each one's wall time and stage times, and each rollback's time."""
+    deployed = scenarios.run_suite("deploy")
+    print(f"deploy:            {deployed.seconds:6.1f} s rc={deployed.rc}  {stage_line(deployed)}", flush=True)
+    if deployed.rc:
+        print(deployed.tail(), file=sys.stderr)
+        return 1
+    for run in range(1, runs + 1):
+        again = scenarios.run_suite("deploy")
+        print(f"no-change {run}:       {again.seconds:6.1f} s rc={again.rc}  {stage_line(again)}", flush=True)
+    ok = True
+    for run in range(1, runs + 1):
+        work = Path(tempfile.mkdtemp(prefix="bench-stages-"))
+        try:
+            broken, rollback = failed_deploy(work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        ok = ok and bool(rollback.get("ok"))
+        print(f"failed {run}:          {broken.seconds:6.1f} s rc={broken.rc}  {stage_line(broken)}  rollback="
+              f"{rollback.get('seconds', float('nan')):g} ok={rollback.get('ok')}", flush=True)
+    return 0 if ok else 1
+
+
 def main(argv: list[str]) -> int:
     """Run the scenarios (first deploy and redeploy --runs times, then the failure once); print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -104,9 +136,14 @@ def main(argv: list[str]) -> int:
                         help="empty lab -> first deploy -> redeploy cycles; medians are reported (default 3)")
     parser.add_argument("--rollback-only", action="store_true",
                         help="only the rollback figure: deploy once (if needed), then --runs failed deploys")
+    parser.add_argument("--stages", action="store_true",
+                        help="each deploy's stage times: deploy once (if needed), then --runs no-change and --runs "
+                             "failed deploys")
     args = parser.parse_args(argv)
     if args.rollback_only:
         return rollback_figure(args.runs)
+    if args.stages:
+        return stage_figures(args.runs)
     work = Path(tempfile.mkdtemp(prefix="bench-deploy-"))
     try:
         firsts, agains = [], []

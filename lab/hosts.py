@@ -3,7 +3,9 @@
 A host is container `ct<vmid>` in LXC_PATH: an overlay clone of the stopped container `base`
 (whose rootfs is the cached base rootfs), plus a per-host docker dir LAB_DIR/docker/<vmid>
 bind-mounted at /var/lib/docker. A snapshot holds both pieces:
-LAB_DIR/snapshots/<vmid>/<name>/{delta,docker}. Operations on one vmid are serialised by a file
+LAB_DIR/snapshots/<vmid>/<name>/{delta,docker}, the docker dir without its image layers, which are
+immutable: each is hard-linked once into the host's layer store LAB_DIR/snapshots/<vmid>/.layers/
+and shared by every snapshot that lists it. Operations on one vmid are serialised by a file
 lock (threads and processes); different vmids run in parallel.
 """
 
@@ -29,6 +31,8 @@ ALLOWED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("198.18.0.0
 RSYNC = ("rsync", "-aHAX", "--numeric-ids")
 META = "lab.json"
 SNAP_META = "snapshot.json"
+TRASH_PREFIX = ".del-"  # a deleted snapshot's dir while its files are removed
+LAYER_STORE = ".layers"  # a host's image layers, linked once, shared by its snapshots (dot: never a snapshot name)
 FREEZE_TIMEOUT, FREEZE_ATTEMPTS = 20, 2  # a freeze takes 0.1-1.2 s here; a stalled one is retried, not waited on
 
 
@@ -114,6 +118,21 @@ def _run(cmd: list[str] | tuple[str, ...], what: str, timeout: float = 120) -> s
         out = (res.stderr.strip() or res.stdout.strip())[-2000:]
         raise HostError(f"{what}: `{' '.join(cmd)}` exited {res.returncode}: {out}")
     return res.stdout
+
+
+def _remover_alive(trash_name: str) -> bool:
+    """Tell whether the process that named this trash dir (.del-<name>-<pid>-<thread>) still runs."""
+    try:
+        pid = int(trash_name.rsplit("-", 2)[-2])
+    except (ValueError, IndexError):
+        return False
+    return pid == os.getpid() or Path(f"/proc/{pid}").exists()
+
+
+def _remove_trees(trees: list[Path]) -> None:
+    """Remove each tree (a deleted snapshot's files; another remover may be at it too)."""
+    for tree in trees:
+        shutil.rmtree(tree, ignore_errors=True)
 
 
 class LabHosts:
@@ -434,7 +453,7 @@ class LabHosts:
         found = []
         for d in root.iterdir():
             meta = d / SNAP_META
-            if d.is_dir() and meta.exists():
+            if d.is_dir() and not d.name.startswith(".") and meta.exists():  # .tmp-/.del-: being made or removed
                 found.append((json.loads(meta.read_text()).get("created", 0), d.name))
         return [n for _, n in sorted(found)]
 
@@ -487,8 +506,9 @@ class LabHosts:
     def snapshot(self, vmid: int, name: str) -> None:
         """Take a whole snapshot (overlay delta + docker dir); a running host is frozen, not stopped.
 
-        Image layers are hard-linked, not copied (lab/docker_layers.py); the rest is copied, hard-linked
-        to the previous snapshot where unchanged."""
+        Image layers are not copied (lab/docker_layers.py): the snapshot lists them, and a layer not yet in the
+        host's layer store is hard-linked into it once; the rest is copied, hard-linked to the previous
+        snapshot where unchanged."""
         self._check_snapname(name)
         with self._lock(str(vmid)):
             self._require(vmid)
@@ -509,11 +529,8 @@ class LabHosts:
                         if previous:
                             cmd.append(f"--link-dest={self._snap_root(vmid) / previous[-1] / part}")
                         _run([*cmd, f"{src}/", f"{tmp / part}/"], f"snapshot {vmid} {part}", 600)
-                    try:
-                        docker_layers.link_layers(docker, tmp / "docker", layers)
-                    except (OSError, subprocess.TimeoutExpired) as exc:
-                        raise HostError(f"snapshot {vmid}: {exc}") from exc
-                (tmp / SNAP_META).write_text(json.dumps({"name": name, "created": time.time()}))
+                    self._store_layers(vmid, docker, layers)
+                (tmp / SNAP_META).write_text(json.dumps({"name": name, "created": time.time(), "layers": layers}))
                 tmp.rename(dest)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -530,14 +547,18 @@ class LabHosts:
             # The snapshot's image layers are immutable: a live layer of the same id is the same
             # files; only layers removed since the snapshot come back (linked). Newer layers are
             # not excluded, so --delete removes them.
-            layers = docker_layers.image_layer_dirs(snap / "docker")
+            layers, source = self._snapshot_layers(vmid, snap)
             for part, dst, skip in (("delta", self.delta_dir(vmid), []),
                                     ("docker", docker, docker_layers.rsync_excludes(layers))):
                 _run([*RSYNC, "--delete", *skip, f"{snap / part}/", f"{dst}/"],
                      f"rollback {vmid} {part}", 600)
             gone = [name for name in layers if not (docker / "overlay2" / name).is_dir()]
+            missing = [name for name in gone if not (source / "overlay2" / name).is_dir()]
+            if missing:
+                raise HostError(f"rollback {vmid}: image layer(s) {', '.join(missing)} of snapshot {name!r} "
+                                f"missing from {source}")
             try:
-                docker_layers.link_layers(snap / "docker", docker, gone)
+                docker_layers.link_layers(source, docker, gone)
             except (OSError, subprocess.TimeoutExpired) as exc:
                 raise HostError(f"rollback {vmid}: {exc}") from exc
             work = self.ct_dir(vmid) / "overlay" / "work" / "work"
@@ -551,14 +572,76 @@ class LabHosts:
                 self._start(vmid)
 
     def delete_snapshot(self, vmid: int, name: str) -> None:
-        """Delete one snapshot (later snapshots keep their hard-linked files)."""
+        """Delete one snapshot: gone at once, its files removed in the background (later snapshots keep their
+        hard-linked files).
+
+        A copy-on-write storage destroys a snapshot without walking its files (ZFS frees the blocks after
+        `zfs destroy` returns: async_destroy); removing a hard-linked copy is one unlink per file, so it runs
+        after the delete returns, in a thread the process waits for before it exits."""
         with self._lock(str(vmid)):
             snap = self._snap_root(vmid) / name
             if not (snap / SNAP_META).exists():
                 raise SnapshotNotFound(f"snapshot {name!r} of {vmid} does not exist")
-            trash = snap.with_name(f".del-{name}-{os.getpid()}-{threading.get_ident()}")
+            trash = snap.with_name(f"{TRASH_PREFIX}{name}-{os.getpid()}-{threading.get_ident()}")
             snap.rename(trash)
-            shutil.rmtree(trash)
+            self._drop_unlisted_layers(vmid, trash / LAYER_STORE)
+            # a process killed while removing (a power cut of the lab) left its trash: removed with this one
+            orphans = [d for d in self._snap_root(vmid).glob(f"{TRASH_PREFIX}*") if not _remover_alive(d.name)]
+        threading.Thread(target=_remove_trees, args=([trash, *orphans],), name=f"remove {trash.name}").start()
+
+    def layer_store(self, vmid: int) -> Path:
+        """The host's image layers that its snapshots list ({store}/overlay2/<cache-id>, hard links)."""
+        return self._snap_root(vmid) / LAYER_STORE
+
+    def _store_layers(self, vmid: int, docker: Path, layers: list[str]) -> None:
+        """Link the image layers the store lacks into it; a layer appears whole or not at all."""
+        store = self.layer_store(vmid) / "overlay2"
+        new = [layer for layer in layers if not (store / layer).is_dir()]
+        if not new:
+            return
+        tmp = self.layer_store(vmid) / f".tmp-{os.getpid()}-{threading.get_ident()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            docker_layers.link_layers(docker, tmp, new)
+            store.mkdir(parents=True, exist_ok=True)
+            for layer in new:
+                (tmp / "overlay2" / layer).rename(store / layer)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise HostError(f"snapshot {vmid}: {exc}") from exc
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _snapshot_layers(self, vmid: int, snap: Path) -> tuple[list[str], Path]:
+        """A snapshot's image layers and the docker dir that holds them (the store; its own copy when it was
+        taken before the store existed)."""
+        layers = json.loads((snap / SNAP_META).read_text()).get("layers")
+        if layers is None:
+            return docker_layers.image_layer_dirs(snap / "docker"), snap / "docker"
+        return list(layers), self.layer_store(vmid)
+
+    def _complete_layers(self, vmid: int, snap: Path) -> None:
+        """Link the snapshot's image layers from the store into its own docker dir: an archive of it is whole."""
+        with self._lock(str(vmid)):
+            layers, source = self._snapshot_layers(vmid, snap)
+            lacking = [layer for layer in layers if not (snap / "docker" / "overlay2" / layer).is_dir()]
+            try:
+                docker_layers.link_layers(source, snap / "docker", lacking)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise HostError(f"archive of {vmid}: {exc}") from exc
+
+    def _drop_unlisted_layers(self, vmid: int, trash: Path) -> None:
+        """Move the store's layers that no snapshot lists any more into trash (removed with it)."""
+        store = self.layer_store(vmid) / "overlay2"
+        if not store.is_dir():
+            return
+        listed = set()
+        for name in self.snapshots(vmid):
+            listed.update(self._snapshot_layers(vmid, self._snap_root(vmid) / name)[0])
+        unlisted = [d for d in store.iterdir() if d.name not in listed]
+        if unlisted:
+            (trash / "overlay2").mkdir(parents=True, exist_ok=True)
+            for layer in unlisted:
+                layer.rename(trash / "overlay2" / layer.name)
 
     # ----- backups (vzdump archives) --------------------------------------------------------
     def archive(self, vmid: int, snapshot: str | None, extra: Path, target: Path,
@@ -572,6 +655,7 @@ class LabHosts:
             if not (snap / SNAP_META).exists():
                 raise SnapshotNotFound(f"snapshot {snapshot!r} of {vmid} does not exist")
             delta, docker = snap / "delta", snap / "docker"
+            self._complete_layers(vmid, snap)
         try:
             with host_archive.rootfs_view(self.paths.base_rootfs, delta, docker) as view:
                 host_archive.write_tar(view, extra, target, compressor, log)

@@ -35,6 +35,10 @@ class Handler(BaseHTTPRequestHandler):
     """Turns HTTP requests into Emulator.handle calls."""
 
     protocol_version = "HTTP/1.1"
+    # The headers and the body go out in two writes: with Nagle's algorithm the body waits for the client's
+    # delayed ACK of the headers, on every call of a keep-alive client (docs/reference/figures.md). pveproxy sends
+    # a reply in one write and has no such stall.
+    disable_nagle_algorithm = True
     server_version = SERVER
     sys_version = ""
 

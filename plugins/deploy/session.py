@@ -75,6 +75,9 @@ class DeploySession:
     outputs: dict = field(default_factory=dict)
     # PVE's firewall before this run (plugins/deploy/stages/firewall.py): not in a snapshot, the rollback restores it
     firewall_before: dict | None = None
+    # what PVE's firewall held at this run's last read, None once the run wrote to it: a read that nothing has changed
+    # since is not repeated (plugins/deploy/stages/firewall.py)
+    firewall_seen: dict | None = None
     # PVE's HA resources of the inventory's containers before this run (plugins/deploy/stages/ha.py): the same
     ha_before: dict[int, dict] | None = None
     ansible: dict[str, Any] = field(default_factory=dict)  # playbook -> result

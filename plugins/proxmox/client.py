@@ -41,7 +41,9 @@ __all__ = ["ProxmoxClient", "ProxmoxError", "TaskFailed", "TaskResult", "TaskTim
 
 HTTP_TIMEOUT = 60.0  # proxmoxer's 5 s default cuts rollbacks and creates short (community.proxmox #45, #160)
 TASK_TIMEOUT = 300.0
-POLL_INTERVAL = 0.5
+# A status read is one cheap GET; every task of a deploy (snapshot, prune, rollback) is waited for in turn, so a
+# late look at a task that has ended delays the stage by up to this much.
+POLL_INTERVAL = 0.25
 MAX_PARALLEL = 8
 
 _TOKEN_ID = re.compile(r"^(?P<user>[^@!\s]+@[^@!\s]+)!(?P<name>[A-Za-z][A-Za-z0-9._-]*)$")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
 import pytest
 
 from lab import docker_layers
-from lab.hosts import HostExists, HostNotFound, SnapshotNotFound, default_mac
+from lab.hosts import SNAP_META, HostExists, HostNotFound, SnapshotNotFound, default_mac
 
 pytestmark = pytest.mark.lab
 
@@ -57,11 +58,14 @@ def test_create_ssh_mac_hostkeys(lab_hosts, make_host, ssh):
 
 
 def assert_image_layers_linked(lab_hosts, vmid: int, name: str) -> None:
-    """The snapshot shares the image layers' files with the live docker dir (linked, not copied)."""
+    """The snapshot lists the image layers and the host's layer store shares their files with the live docker dir
+    (linked, not copied)."""
     live = lab_hosts.paths.docker_dir(vmid)
     layers = docker_layers.image_layer_dirs(live)
     assert layers, f"no image layer found in {live}"
-    snap = lab_hosts.paths.snapshots_root / str(vmid) / name / "docker" / "overlay2"
+    meta = json.loads((lab_hosts.paths.snapshot_dir(vmid, name) / SNAP_META).read_text())
+    assert meta["layers"] == layers, f"snapshot {name} lists {meta['layers']}, the host has {layers}"
+    snap = lab_hosts.layer_store(vmid) / "overlay2"
     files = [f for layer in layers for f in (live / "overlay2" / layer).rglob("*") if f.is_file()]
     assert files
     copied = [f for f in files if f.stat().st_ino != (snap / f.relative_to(live / "overlay2")).stat().st_ino]

@@ -125,12 +125,13 @@ class Api:
     def __init__(self, app: Emulator):
         self.app = app
         self.auth = f"PVEAPIToken={FULL_TOKEN_ID}={load_tokens(app.state_dir)[FULL_TOKEN_ID]}"
-        self.writes = 0
+        self.writes = self.firewall_reads = 0
 
     def __call__(self, what: str, method: str, path: str, /, **params):
         reply = self.app.handle(method, f"{BASE}/{path}", {k: str(v) for k, v in params.items()}, self.auth)
         assert reply.status == 200, (what, reply.status, reply.reason, reply.body)
         self.writes += method != "GET"
+        self.firewall_reads += method == "GET" and path == "cluster/firewall/options"  # read_state's first call
         return reply.body["data"]
 
 
@@ -208,7 +209,7 @@ class FakeSession:
     """What the firewall stage reads and writes of a DeploySession."""
 
     def __init__(self, inventory, plan_only: bool = False):
-        self.inventory, self.plan_only, self.firewall_before = inventory, plan_only, None
+        self.inventory, self.plan_only, self.firewall_before, self.firewall_seen = inventory, plan_only, None, None
         self.records: dict = {}
 
     def stage(self, name):
@@ -244,6 +245,23 @@ def test_the_stage_plans_applies_and_the_rollback_restores_what_it_recorded(pve,
     before = deploy.firewall_before["state"]
     assert stage.apply(deploy, proxmox) == lines and stage.drift(deploy, proxmox) == []
     assert stage.restore(deploy, proxmox) and read_state(pve, deploy.firewall_before["nodes"]) == before
+
+
+def test_the_stage_reads_the_firewall_again_only_after_writing_to_it(pve, lab):
+    """Record, apply, second read: a first apply's writes are read back; a no-change run reads the firewall once."""
+    from plugins.deploy.stages import firewall as stage
+
+    proxmox = FakeProxmox(pve)
+    first = FakeSession(lab)
+    stage.record_previous(first, proxmox)
+    assert stage.apply(first, proxmox) and pve.firewall_reads == 1
+    assert stage.drift(first, proxmox) == [] and pve.firewall_reads == 2
+    again, writes = FakeSession(lab), pve.writes
+    stage.record_previous(again, proxmox)
+    assert stage.apply(again, proxmox) == [] and stage.drift(again, proxmox) == []
+    assert (pve.firewall_reads, pve.writes) == (3, writes)
+    pve("drift behind the suite's back", "PUT", f"nodes/homelab/lxc/{lab.hosts[0].vmid}/firewall/options", enable=0)
+    assert stage.drift(FakeSession(lab), proxmox), "a session that has not read the firewall must read it"
 
 
 def test_a_zone_that_changes_network_is_converged_entry_by_entry(pve, lab):

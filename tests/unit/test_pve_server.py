@@ -20,7 +20,7 @@ from pve_memdriver import MemHosts
 from lab.pve.app import Emulator
 from lab.pve.auth import FULL_TOKEN_ID, READONLY_TOKEN_ID, load_tokens
 from lab.pve.ca import ensure_ca
-from lab.pve.server import PveServer
+from lab.pve.server import Handler, PveServer
 
 pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,6 +87,21 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_a_reply_is_not_held_back_by_nagles_algorithm(served, monkeypatch):
+    """Headers and body leave in two writes: without TCP_NODELAY the body waits for the client's delayed ACK."""
+    server = served[0]
+    nodelay = []
+
+    class Recording(Handler):
+        def setup(self):
+            super().setup()
+            nodelay.append(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    monkeypatch.setattr(server, "RequestHandlerClass", Recording)
+    assert api(served).version.get()["release"] == "9.1"
+    assert nodelay and all(nodelay), f"TCP_NODELAY on the emulator's connections: {nodelay}"
 
 
 def test_main_serves_and_stops_on_sigterm(tmp_path):

@@ -2,7 +2,9 @@
 
 Before it changes anything, the stage records what PVE held: a container's firewall (its <vmid>.fw, and the
 datacenter's cluster.fw) is not part of its snapshot, so the rollback restores this record itself. A plan lists
-the changes without making them; a second read after the apply must find nothing left to change.
+the changes without making them; a second read after the apply must find nothing left to change. A read is not
+repeated while nothing has written since (the apply compares with the record; an apply that changed nothing leaves
+the record as the state the second read would find): each read is ~25 API calls.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def record_previous(deployment: DeploySession, proxmox: ProxmoxClient) -> None:
     """Keep the firewall PVE holds before this run changes it: what a rollback restores."""
     cts = managed_cts(deployment, proxmox)
     deployment.firewall_before = {"state": read_state(proxmox.api_call, cts), "nodes": cts}
+    deployment.firewall_seen = deployment.firewall_before
     allure_output.attach_text("firewall before this run", _summary(deployment.firewall_before["state"]))
 
 
@@ -41,13 +44,18 @@ def apply(deployment: DeploySession, proxmox: ProxmoxClient) -> list[str]:
     cts = managed_cts(deployment, proxmox)
     wanted = desired_state(deployment.inventory)
     wanted["cts"] = {vmid: ct for vmid, ct in wanted["cts"].items() if vmid in cts}
-    current = read_state(proxmox.api_call, cts)
+    current = _read(deployment, proxmox, cts)
     if deployment.plan_only:
         done = changes(current, wanted, MARK)
         verb = "would change"
     else:
         with allure_output.step("apply the inventory's firewall through PVE's API"):
-            done = converge(proxmox.api_call, current, wanted, MARK, cts)
+            try:
+                done = converge(proxmox.api_call, current, wanted, MARK, cts)
+            finally:
+                deployment.firewall_seen = None  # a failed write may have changed part of it
+            if not done:
+                deployment.firewall_seen = {"state": current, "nodes": cts}
         verb = "changed"
     record.summary = f"{len(done)} firewall object(s) {verb}" if done else "the firewall already holds the inventory's"
     record.details = [f"  firewall  {line}" for line in done]
@@ -62,7 +70,15 @@ def drift(deployment: DeploySession, proxmox: ProxmoxClient) -> list[str]:
     cts = managed_cts(deployment, proxmox)
     wanted = desired_state(deployment.inventory)
     wanted["cts"] = {vmid: ct for vmid, ct in wanted["cts"].items() if vmid in cts}
-    return changes(read_state(proxmox.api_call, cts), wanted, MARK)
+    return changes(_read(deployment, proxmox, cts), wanted, MARK)
+
+
+def _read(deployment: DeploySession, proxmox: ProxmoxClient, cts: dict[int, str]) -> dict:
+    """The firewall PVE holds for these CTs: this run's last read when nothing has written since, else a new read."""
+    seen = deployment.firewall_seen
+    if seen is not None and seen["nodes"] == cts:
+        return seen["state"]
+    return read_state(proxmox.api_call, cts)
 
 
 def restore(deployment: DeploySession, proxmox: ProxmoxClient) -> list[str]:
@@ -71,6 +87,7 @@ def restore(deployment: DeploySession, proxmox: ProxmoxClient) -> list[str]:
     if not before:
         return []
     cts = before["nodes"]
+    deployment.firewall_seen = None
     return converge(proxmox.api_call, read_state(proxmox.api_call, cts), before["state"], MARK, cts)
 
 
