@@ -28,7 +28,9 @@ from pathlib import Path
 from lab import base, config, docker_layers, freezer, host_archive, net, registry
 
 ALLOWED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("198.18.0.0/15"))
-RSYNC = ("rsync", "-aHAX", "--numeric-ids")
+# --modify-window=-1: compare mtimes to the nanosecond. rsync's default quick check (size and whole seconds) takes a
+# file rewritten at the same size in the snapshot's second for unchanged, and a rollback would keep the new one.
+RSYNC = ("rsync", "-aHAX", "--numeric-ids", "--modify-window=-1")
 META = "lab.json"
 SNAP_META = "snapshot.json"
 TRASH_PREFIX = ".del-"  # a deleted snapshot's dir while its files are removed

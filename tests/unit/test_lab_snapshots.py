@@ -4,6 +4,7 @@ snapshot; a deleted snapshot is gone as soon as its delete returns, its files re
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -152,3 +153,18 @@ def test_an_archive_of_a_snapshot_gets_its_layers_and_a_lost_layer_is_named(stop
     shutil.rmtree(lab.layer_store(vmid) / "overlay2" / b)
     with pytest.raises(HostError, match=f"image layer\\(s\\) {b} of snapshot 'deploy_2' missing"):
         lab.rollback(vmid, "deploy_2", start=False)
+
+
+def test_a_file_rewritten_at_the_same_size_in_the_snapshots_second_is_rolled_back(stopped_host):
+    """rsync's quick check compares whole seconds: a same-size rewrite within the second of the snapshot must
+    still be undone by the rollback (mtimes compared to the nanosecond)."""
+    lab, vmid = stopped_host, 901
+    motd, rows = lab.delta_dir(vmid) / "etc" / "motd", lab.paths.docker_dir(vmid) / "volumes" / "db" / "rows"
+    lab.snapshot(vmid, "deploy_1")
+    for path, text in ((motd, "release 9\n"), (rows, "9\n")):
+        before = path.stat()
+        path.write_text(text)
+        # the same size, the same whole second as the snapshot's copy: only the nanoseconds differ
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 1))
+    lab.rollback(vmid, "deploy_1", start=False)
+    assert motd.read_text() == "release 1\n" and rows.read_text() == "1\n"
