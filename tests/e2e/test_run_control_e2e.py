@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,7 @@ def test_a_second_deploy_started_seconds_later_is_refused_naming_the_first(reque
     """Two deploys a few seconds apart: the second stops before any side effect, naming the first's run. The
     first is the Makefile's plain deploy, so it needs no deployed lab before it (a deploy of its own would only
     run twice) and leaves one to the module's next tests."""
+    started = time.monotonic()
     first = scenarios.start_suite("deploy", output=tmp_path / "first.log")
     try:
         lock = RunLock(INVENTORY.environment)
@@ -58,7 +60,7 @@ def test_a_second_deploy_started_seconds_later_is_refused_naming_the_first(reque
     assert first.returncode == 0, out[-3000:]
     result = scenarios.latest_result()
     assert result and result["run_id"] == holder.run_id, f"latest result is not the first deploy's: {result}"
-    hand_over(request, scenarios.DeployRun(first.returncode, 0.0, out, result))
+    hand_over(request, scenarios.DeployRun(first.returncode, time.monotonic() - started, out, result))
 
 
 @pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
