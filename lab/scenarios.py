@@ -245,10 +245,11 @@ def cluster_light_variant(directory: Path, name: str, node: str | None = None, *
 SHORT_HEALTH_WAIT = 20  # seconds: the deploy's health checks in a scenario that fails on purpose
 
 
-def short_deadlines_variant(directory: Path) -> Path:
-    """lab.yml with deploy.max_health_wait capping the deploy's checks: a failure on purpose fails quickly."""
+def short_deadlines_variant(directory: Path, seconds: float = SHORT_HEALTH_WAIT) -> Path:
+    """lab.yml with deploy.max_health_wait capping the deploy's checks at `seconds`: a failure on purpose fails
+    quickly (a scenario whose deploy touches no service but the failing one may pass a shorter cap)."""
     return inventory_variant(directory, "short-deadlines",
-                             lambda document: document.setdefault("deploy", {}).update(max_health_wait=SHORT_HEALTH_WAIT))
+                             lambda document: document.setdefault("deploy", {}).update(max_health_wait=seconds))
 
 
 def empty_lab(inventory: Path = LAB_INVENTORY) -> None:

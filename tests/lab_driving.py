@@ -46,6 +46,14 @@ def deployed_lab(request, before: str) -> scenarios.DeployRun:
     return run
 
 
+def hand_over(request, run: scenarios.DeployRun) -> None:
+    """A test's own plain deploy of the lab inventory passed, the last of its module's: the next module's
+    deployed_lab may reuse it (health permitting, no test failed since), as it reuses its own, instead of
+    deploying again. A deploy started in the background is recorded here too: the ledger could not see it."""
+    scenarios.LEDGER.record(run, plain=True)
+    _HANDED_OVER["failed"] = request.session.testsfailed
+
+
 def wait_for(condition, what: str, timeout: float = 180, poll: float = 0.2) -> None:
     """Poll until condition() is true; fail naming what was awaited."""
     deadline = time.monotonic() + timeout

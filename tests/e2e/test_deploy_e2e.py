@@ -5,7 +5,7 @@ tests/e2e/test_rollback_with_data_e2e.py's.
 
 Every run is the Makefile's own command (`make -n deploy|plan|health`), options included: what a user
 types. The tests run in file order and share the lab: the first deploys from nothing, the next ones
-start from what it built.
+start from what it built; the no-change redeploy comes last, so the lab is handed on deployed.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
+from lab_driving import hand_over
 
 from lab import scenarios
 from lab.hosts import LabHosts
@@ -57,22 +58,6 @@ def test_first_deploy_creates_every_container_and_the_health_suite_passes(first_
     assert sorted(first_deploy.result["first_deploy"]) == sorted(h.vmid for h in INVENTORY.rollback_set)
     health = scenarios.run_suite("health")
     assert health.rc == 0, f"suites/health after the first deploy:\n{health.tail()}"
-
-
-def test_a_second_deploy_changes_nothing_and_reports_without_secrets(first_deploy, lab_status, tmp_path):
-    """Again, unchanged: Terraform plans nothing, site.yml reports changed=0 on every host; Allure has no secret."""
-    results = tmp_path / "allure-results"
-    run = scenarios.run_suite("deploy", "--idempotence", alluredir=results)
-    assert run.rc == 0, f"redeploy failed:\n{run.tail()}"
-    assert run.result["plan"]["empty"], f"redeploy planned changes: {run.result['plan']}"
-    site = run.result["ansible"]["site"]
-    assert site["status"] == "successful" and site["changed_total"] == 0, f"the no-change redeploy changed: {site}"
-    texts = {f.name: f.read_text(errors="replace") for f in results.iterdir() if f.is_file()}
-    leaked = [name for name, text in texts.items() if lab_status["token_secret"] in text]
-    assert not leaked, f"the PVE token secret is in {leaked}"
-    attached = " ".join(texts.values())
-    for expected in ("terraform plan summary", "ansible recap site", "http answers"):
-        assert expected in attached, f"no '{expected}' attachment in the Allure results"
 
 
 def test_plan_only_changes_nothing(first_deploy, proxmox):
@@ -151,6 +136,25 @@ def test_a_wrong_node_fails_preflight_naming_the_nodes_that_exist(first_deploy, 
     assert run.result["stages"]["preflight"]["outcome"] == "failed"
     assert not run.result["snapshots"] and not run.result["applied"]
     assert snapshots_everywhere(proxmox) == before
+
+
+def test_a_second_deploy_changes_nothing_and_reports_without_secrets(request, first_deploy, lab_status, tmp_path):
+    """Again, unchanged (after the rolled-back and the refused deploys, which left the first's lab): Terraform plans
+    nothing, site.yml reports changed=0 on every host; Allure has no secret. It is the module's last deploy, so the
+    next module's deployed lab is this passing plain one, not one more deploy after the rolled-back run."""
+    results = tmp_path / "allure-results"
+    run = scenarios.run_suite("deploy", "--idempotence", alluredir=results)
+    assert run.rc == 0, f"redeploy failed:\n{run.tail()}"
+    assert run.result["plan"]["empty"], f"redeploy planned changes: {run.result['plan']}"
+    site = run.result["ansible"]["site"]
+    assert site["status"] == "successful" and site["changed_total"] == 0, f"the no-change redeploy changed: {site}"
+    texts = {f.name: f.read_text(errors="replace") for f in results.iterdir() if f.is_file()}
+    leaked = [name for name, text in texts.items() if lab_status["token_secret"] in text]
+    assert not leaked, f"the PVE token secret is in {leaked}"
+    attached = " ".join(texts.values())
+    for expected in ("terraform plan summary", "ansible recap site", "http answers"):
+        assert expected in attached, f"no '{expected}' attachment in the Allure results"
+    hand_over(request, run)
 
 
 def _move_app(document: dict) -> None:

@@ -23,6 +23,10 @@ UTILITIES = INVENTORY.host("utilities")
 CHECK_418 = ("path: /alive, accepted: [200]", "path: /alive, accepted: [418]")
 MOVED_PATH = ("path: /alive,", "path: /healthz,")
 BROKEN_IMAGE = ("image: vaultwarden/server:1.32.7", "image: redis:7.0")  # runs, and serves no HTTP at all
+# The failed deploys' health wait: they change Vaultwarden's declaration alone, whose check can never pass (a code it
+# never answers, a path its image does not serve), and leave every other service as it answers already; a longer
+# wait only delays the same failure. The rollbacks still wait the declared deadlines (max_health_wait caps no rollback).
+FAILING_WAIT = 8
 
 
 def recorded_release(host=UTILITIES) -> dict:
@@ -55,7 +59,7 @@ def test_a_failed_deploy_that_changed_a_check_rolls_back_ok_and_the_next_deploy_
     by the checks it was deployed with (200), succeeds and says so; the lock is free and the next deploy runs."""
     release = recorded_release()["release"]
     with scenarios.changed_declaration("vaultwarden", CHECK_418):
-        run = scenarios.run_suite("deploy", inventory=scenarios.short_deadlines_variant(tmp_path))
+        run = scenarios.run_suite("deploy", inventory=scenarios.short_deadlines_variant(tmp_path, FAILING_WAIT))
     assert run.rc != 0, f"a deploy whose check cannot pass exited 0:\n{run.tail()}"
     assert "accepted 418" in run.output.partition("end of the deploy run")[0], run.tail(80)
     rollback = run.result["rollback"]
@@ -76,7 +80,7 @@ def test_a_moved_health_path_with_a_broken_image_rolls_back_ok(deployed, tmp_pat
     its release recorded, and the rollback succeeds."""
     release = recorded_release()["release"]
     with scenarios.changed_declaration("vaultwarden", MOVED_PATH, BROKEN_IMAGE):
-        run = scenarios.run_suite("deploy", inventory=scenarios.short_deadlines_variant(tmp_path))
+        run = scenarios.run_suite("deploy", inventory=scenarios.short_deadlines_variant(tmp_path, FAILING_WAIT))
     assert run.rc != 0, f"a deploy of a broken image exited 0:\n{run.tail()}"
     rollback = run.result["rollback"]
     assert rollback and rollback["ok"], f"rollback not OK:\n{run.tail(60)}"
@@ -92,7 +96,7 @@ def test_a_restored_service_that_is_really_down_is_incomplete_keeps_the_lock_and
     release = recorded_release()["release"]
     stop = scenarios.ssh_root(UTILITIES.ip, "docker update --restart=no vaultwarden && docker stop vaultwarden")
     assert stop.returncode == 0, stop.stderr
-    inventory = scenarios.short_deadlines_variant(tmp_path)
+    inventory = scenarios.short_deadlines_variant(tmp_path, FAILING_WAIT)
     try:
         with scenarios.changed_declaration("vaultwarden", CHECK_418):
             run = scenarios.run_suite("deploy", inventory=inventory)

@@ -11,10 +11,11 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from lab_driving import ansible_running, wait_for
+from lab_driving import ansible_running, hand_over, wait_for
 
 from lab import scenarios
 from plugins.deploy.run_lock import RunLock, read_record
@@ -40,8 +41,11 @@ def finish(proc: subprocess.Popen, output: Path, timeout: float = 600) -> str:
     return output.read_text()
 
 
-def test_a_second_deploy_started_seconds_later_is_refused_naming_the_first(deployed, tmp_path):
-    """Two deploys a few seconds apart: the second stops before any side effect, naming the first's run."""
+def test_a_second_deploy_started_seconds_later_is_refused_naming_the_first(request, lab_status, tmp_path):
+    """Two deploys a few seconds apart: the second stops before any side effect, naming the first's run. The
+    first is the Makefile's plain deploy, so it needs no deployed lab before it (a deploy of its own would only
+    run twice) and leaves one to the module's next tests."""
+    started = time.monotonic()
     first = scenarios.start_suite("deploy", output=tmp_path / "first.log")
     try:
         lock = RunLock(INVENTORY.environment)
@@ -54,6 +58,9 @@ def test_a_second_deploy_started_seconds_later_is_refused_naming_the_first(deplo
     finally:
         out = finish(first, tmp_path / "first.log")
     assert first.returncode == 0, out[-3000:]
+    result = scenarios.latest_result()
+    assert result and result["run_id"] == holder.run_id, f"latest result is not the first deploy's: {result}"
+    hand_over(request, scenarios.DeployRun(first.returncode, time.monotonic() - started, out, result))
 
 
 @pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
