@@ -311,3 +311,15 @@ def test_an_sdists_placeholder_wheel_names_its_version(tmp_path):
     assert wheel.name == "psycopg_c-3.3.6-py3-none-any.whl"
     with zipfile.ZipFile(wheel) as zf:
         assert "Name: psycopg-c\nVersion: 3.3.6" in zf.read("psycopg_c-3.3.6.dist-info/METADATA").decode()
+
+
+def test_dpkg_skips_its_syncs_only_while_a_step_runs(tmp_path):
+    """force-unsafe-io is in the rootfs during a step and gone before the commit; a rootfs without dpkg gets none."""
+    (tmp_path / "etc/dpkg/dpkg.cfg.d").mkdir(parents=True)
+    conf = tmp_path / build.DPKG_UNSAFE_IO[0]
+    with build.dpkg_unsafe_io(tmp_path):
+        assert conf.read_text() == "force-unsafe-io\n"
+    assert not conf.exists()
+    with build.dpkg_unsafe_io(tmp_path / "scratch-rootfs"):
+        pass
+    assert not (tmp_path / "scratch-rootfs").exists()
