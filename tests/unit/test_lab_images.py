@@ -199,6 +199,18 @@ def test_cold_builds_each_recipe_once_parents_first_then_pushes(fake):
     assert all(o.built_seconds for o in out)
 
 
+def test_without_a_registry_it_builds_only_then_pushes_without_building(fake):
+    """lab up builds before its registry runs: every recipe built, nothing pushed; then pushed, nothing rebuilt."""
+    root, reg, calls, cache = fake
+    loaded = recipes.load_all(root)
+    built = publish.ensure(None, cache, recipes=loaded)
+    assert sorted(calls["build"]) == ["base", "child", "solo"] and calls["push"] == [] and reg.heads == 0
+    assert all(o.built_seconds for o in built)
+    out = publish.ensure(reg, cache, recipes=loaded)
+    assert len(calls["build"]) == 3 and sorted(calls["push"]) == ["library/base:1", "library/child:1", "library/solo:1"]
+    assert not any(o.built_seconds for o in out)
+
+
 def test_warm_does_nothing_but_ask_the_registry(fake):
     """Cache and registry both current: no build, no push, one digest query per tag."""
     root, reg, calls, cache = fake
