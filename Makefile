@@ -59,10 +59,12 @@ dr-drill:           ## the restore drill: markers, backup, the host destroyed, r
 security:           ## read-only audit of every host and route: ssh-audit, sslyze, lynis, OpenSCAP, unattended upgrades, Docker
 	$(LABENV) && $(PYTEST) suites/security --inventory $(INVENTORY) $(ALLURE)
 
-# The unit tests first, on every core (pytest-xdist): a broken unit fails in a minute, not after the lab's part.
+# The unit tests need no lab: they run beside `lab up` (make -j2; -Otarget prints each one's output whole when it
+# ends), niced so that a fresh machine's image builds keep the cores first. Either failing stops here: the lab's
+# tests start only once the lab is up and every unit passed.
 # reports/tests/*.xml: each test's time (scripts/test_times.py prints them per module).
-test: lab-up        ## the project's own tests: unit (in parallel), then emulator conformance and end to end on the lab
-	$(PYTEST) tests -m unit -n auto --hypothesis-show-statistics --junitxml reports/tests/unit.xml
+test: install       ## the project's own tests: unit (in parallel, beside lab up), then emulator conformance and end to end on the lab
+	$(MAKE) --no-print-directory -j2 -Otarget lab-up test-unit UNIT_NICE="nice -n 10"
 	$(LABENV) && $(PYTEST) tests -m "not unit and not cluster" --junitxml reports/tests/lab.xml
 
 # The lab brought up as a 3-node cluster (it stays one: `make test` after it keeps its nodes); too slow for CI.
@@ -72,7 +74,7 @@ test-cluster: install  ## the 3-node cluster end to end on lab-cluster.yml (depl
 
 # --hypothesis-show-statistics: how many mutated inventories and declarations the property-based tests ran.
 test-unit: install  ## only the fast tests: no root, no lab (in parallel)
-	$(PYTEST) tests -m unit -n auto --hypothesis-show-statistics
+	$(UNIT_NICE) $(PYTEST) tests -m unit -n auto --hypothesis-show-statistics --junitxml reports/tests/unit.xml
 
 report:             ## render reports/allure-results to reports/allure-report (offline), with the trend of earlier renders
 	@test -d reports/allure-results || { echo "make report: no reports/allure-results: run make deploy or make health first" >&2; exit 1; }

@@ -10,8 +10,10 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -99,6 +101,39 @@ def up(progress: Progress = _quiet, nodes: int | None = None) -> dict:
     progress(f"bridge {config.BRIDGE} {config.BRIDGE_ADDRESS}/{config.PREFIX}")
     net.bridge_up()
     progress(f"deploy key {ensure_deploy_key()}")
+    progress = images.serialized(progress)  # the image builds' thread prints too: one whole line at a time
+    needed = _images_needed(progress)
+    stop = threading.Event()
+    # The image builds need nothing of what comes before the registry: on a fresh machine they start now, beside
+    # the base rootfs and the services (the longest chain, NetBox's, starts a minute sooner); the pushes wait.
+    images_started = time.monotonic()
+    with ThreadPoolExecutor(1, thread_name_prefix="lab-up-images") as pool:
+        building = pool.submit(images.ensure, None, IMAGE_CACHE, lambda line: progress(f"images: {line}"),
+                               needed, builds, stop)
+        try:
+            booting = _base_and_services(progress, nodes)
+        except BaseException:
+            stop.set()  # no build starts; the running ones finish and stay cached
+            raise
+        built = [o.recipe for o in building.result() if o.built_seconds]
+    ensure_images(progress, builds, needed, built, images_started)
+    NPM_MIRROR.seed(seed_lockfiles(), PATHS.run_dir, PATHS.log_dir, progress)
+    NPM_MIRROR.start(PATHS.run_dir, PATHS.log_dir)
+    progress(f"npm mirror {NPM_MIRROR.url} ({len(NPM_MIRROR.packages())} packages, no uplink)")
+    _wait_port(PVE_PORT, 30, "pve")
+    _wait_port(REJECT_PORT, 30, "sts")
+    status_now = status()
+    _check_api(status_now)
+    if booting:
+        # the emulator was not running: the node boots, as pve-guests.service runs startall
+        _boot(status_now, progress)
+        status_now = status()
+    return status_now
+
+
+def _base_and_services(progress: Progress, nodes: int | None) -> bool:
+    """The base rootfs, the CA, certificates, secrets and tokens, then the emulator, S3 and the registry; whether
+    the emulator was not running (the node then boots)."""
     hosts = LabHosts()
     progress("base rootfs (a cold build takes a few minutes; cached afterwards)")
     hosts.ensure_base()
@@ -121,19 +156,7 @@ def up(progress: Progress = _quiet, nodes: int | None = None) -> dict:
     STATE_STORE.start()
     progress(f"registry {REGISTRY.url} (every host's Docker Hub mirror)")
     REGISTRY.start(PATHS.run_dir, PATHS.log_dir)
-    ensure_images(progress, builds)
-    NPM_MIRROR.seed(seed_lockfiles(), PATHS.run_dir, PATHS.log_dir, progress)
-    NPM_MIRROR.start(PATHS.run_dir, PATHS.log_dir)
-    progress(f"npm mirror {NPM_MIRROR.url} ({len(NPM_MIRROR.packages())} packages, no uplink)")
-    _wait_port(PVE_PORT, 30, "pve")
-    _wait_port(REJECT_PORT, 30, "sts")
-    status_now = status()
-    _check_api(status_now)
-    if booting:
-        # the emulator was not running: the node boots, as pve-guests.service runs startall
-        _boot(status_now, progress)
-        status_now = status()
-    return status_now
+    return booting
 
 
 def _boot(status_now: dict, progress: Progress) -> None:
@@ -147,19 +170,27 @@ def _boot(status_now: dict, progress: Progress) -> None:
              f"in {time.monotonic() - started:.1f} s")
 
 
-def ensure_images(progress: Progress = _quiet, builds: int | None = None) -> list[images.Outcome]:
-    """Every image recipe in the registry: checked (warm), pushed from the cache, or built (cold; `builds` at once)."""
-    started = time.monotonic()
+def _images_needed(progress: Progress) -> dict[str, image_recipes.Recipe]:
+    """The recipes of every image a lab host runs (the others are named and left unbuilt)."""
     recipes = image_recipes.load_all()
     unused = stack_files.images_no_lab_host_runs()
     skipped = sorted(name for name, r in recipes.items()
                      if r.references and all(ref in unused for ref in r.references[:1]))
-    needed = {name: r for name, r in recipes.items() if name not in skipped}
     if skipped:
         progress(f"images: not built (no lab host runs them): {', '.join(skipped)}")
+    return {name: r for name, r in recipes.items() if name not in skipped}
+
+
+def ensure_images(progress: Progress = _quiet, builds: int | None = None,
+                  needed: dict[str, image_recipes.Recipe] | None = None, built_before: list[str] | None = None,
+                  started: float | None = None) -> list[images.Outcome]:
+    """Every image recipe in the registry: checked (warm), pushed from the cache, or built (cold; `builds` at once).
+    built_before and started: what lab up built before its registry ran, and since when (for the summary line)."""
+    started = time.monotonic() if started is None else started
+    needed = _images_needed(progress) if needed is None else needed
     done = images.ensure(REGISTRY, IMAGE_CACHE, progress=lambda line: progress(f"images: {line}"), recipes=needed,
                          workers=builds)
-    built = [o.recipe for o in done if o.built_seconds]
+    built = [*(built_before or []), *(o.recipe for o in done if o.built_seconds)]
     pushed = sum(len(o.pushed_tags) for o in done)
     if any(o.replaced_tags for o in done):
         # a rebuilt recipe re-tagged: without this, every recipe change would leave its old layers behind

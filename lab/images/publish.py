@@ -102,7 +102,7 @@ def build_weights(recipes: dict[str, recipes_mod.Recipe], names: list[str], cach
             + (PYTHON_APP_STEPS if recipes[name].pip or recipes[name].pip_sdists else 0) for name in names}
 
 
-def _serialized(progress):
+def serialized(progress):
     """progress() called from several threads: one whole line at a time."""
     lock = threading.Lock()
 
@@ -117,15 +117,17 @@ def _first_line(error: BaseException) -> str:
     return (text.splitlines()[0] if text else type(error).__name__)[:300]
 
 
-def ensure(registry: Registry, cache: Path, progress=lambda _: None,
-           recipes: dict[str, recipes_mod.Recipe] | None = None, workers: int | None = None) -> list[Outcome]:
+def ensure(registry: Registry | None, cache: Path, progress=lambda _: None,
+           recipes: dict[str, recipes_mod.Recipe] | None = None, workers: int | None = None,
+           stop: threading.Event | None = None) -> list[Outcome]:
     """Every recipe built (cached by hash; independent builds in parallel on `workers` threads, each after its
-    parent) and pushed under all its tags; return what was done, in recipe order."""
+    parent) and pushed under all its tags; return what was done, in recipe order. registry None: built only
+    (lab up builds while its base is made, before its registry runs); `stop` set: nothing more starts."""
     recipes = recipes_mod.load_all() if recipes is None else recipes
     workers = config.image_builds() if workers is None else workers
     hashes = recipes_mod.all_hashes(recipes)
     cache.mkdir(parents=True, exist_ok=True)
-    say = _serialized(progress)
+    say = serialized(progress)
     outcomes = {name: Outcome(name, recipe.references, hashes[name]) for name, recipe in recipes.items()}
     metas = {name: build.cached_meta(cache, recipe, hashes[name]) for name, recipe in recipes.items()}
     to_build = [name for name in recipes if metas[name] is None]
@@ -140,8 +142,9 @@ def ensure(registry: Registry, cache: Path, progress=lambda _: None,
 
     jobs = [schedule.Job(("inputs", name), (), INPUTS_WEIGHT) for name in fetching]
     jobs += [schedule.Job(("build", name), build_needs(name), weights[name]) for name in to_build]
-    jobs += [schedule.Job(("publish", name), (("build", name),) if name in to_build else (), PUBLISH_WEIGHT)
-             for name in recipes]
+    if registry is not None:
+        jobs += [schedule.Job(("publish", name), (("build", name),) if name in to_build else (), PUBLISH_WEIGHT)
+                 for name in recipes]
 
     def work(key) -> None:
         kind, name = key
@@ -153,7 +156,7 @@ def ensure(registry: Registry, cache: Path, progress=lambda _: None,
         else:
             _publish(registry, cache, recipe, metas[name], outcomes[name], say)
 
-    result = schedule.run(jobs, work, workers)
+    result = schedule.run(jobs, work, workers, stop)
     if result.failed:
         for (kind, name), error in result.failed.items():
             say(f"image {', '.join(recipes[name].references)}: {kind} FAILED: {_first_line(error)}")

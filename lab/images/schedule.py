@@ -7,6 +7,7 @@ job starts; the running ones finish (each writes its result atomically), so noth
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -50,8 +51,9 @@ def chain_weights(jobs: Iterable[Job]) -> dict[Hashable, float]:
     return {key: chain(key) for key in by_key}
 
 
-def run(jobs: list[Job], work: Callable[[Hashable], None], workers: int) -> Result:
-    """Call work(key) for every job on `workers` threads, each after its needs, heaviest chain first."""
+def run(jobs: list[Job], work: Callable[[Hashable], None], workers: int, stop: threading.Event | None = None) -> Result:
+    """Call work(key) for every job on `workers` threads, each after its needs, heaviest chain first; once
+    `stop` is set, no job starts (the running ones finish), as after a failure."""
     if workers < 1:
         raise ValueError(f"workers={workers}: expected 1 or more")
     rank = chain_weights(jobs)
@@ -61,7 +63,7 @@ def run(jobs: list[Job], work: Callable[[Hashable], None], workers: int) -> Resu
     running: dict[Future, Hashable] = {}
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lab-images") as pool:
         while True:
-            if not result.failed:
+            if not result.failed and not (stop and stop.is_set()):
                 ready = sorted((k for k, needs in waiting.items() if not needs), key=lambda k: (-rank[k], given[k]))
                 for key in ready[:workers - len(running)]:
                     del waiting[key]
@@ -69,7 +71,8 @@ def run(jobs: list[Job], work: Callable[[Hashable], None], workers: int) -> Resu
                     running[pool.submit(work, key)] = key
             if not running:
                 break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            # a stop is seen within a second even while a long job runs
+            done, _ = wait(running, timeout=1.0 if stop else None, return_when=FIRST_COMPLETED)
             for future in done:
                 key = running.pop(future)
                 error = future.exception()

@@ -107,6 +107,17 @@ def test_after_a_failure_nothing_new_starts_the_running_job_ends_and_the_rest_is
     assert [e for e in work.events if e[0] == "start"] == [("start", "fails"), ("start", "runs")]
 
 
+def test_once_stopped_nothing_new_starts_and_the_running_job_ends():
+    """lab up's base failed while the images built: the running build ends, the waiting ones never start."""
+    stop = threading.Event()
+    jobs = [schedule.Job("running", weight=3), schedule.Job("after", ("running",)), schedule.Job("later")]
+    work = Recorder(slow={"running": 0.5})
+    threading.Timer(0.1, stop.set).start()
+    result = schedule.run(jobs, work, workers=1, stop=stop)
+    assert ("end", "running") in work.events and not result.failed
+    assert result.not_started == ["after", "later"]
+
+
 def test_jobs_needing_each_other_in_a_circle_are_refused():
     """A circle is refused before anything runs (recipes refuse it when they load; the scheduler too)."""
     with pytest.raises(ValueError, match="circle"):

@@ -199,6 +199,18 @@ def test_cold_builds_each_recipe_once_parents_first_then_pushes(fake):
     assert all(o.built_seconds for o in out)
 
 
+def test_without_a_registry_it_builds_only_then_pushes_without_building(fake):
+    """lab up builds before its registry runs: every recipe built, nothing pushed; then pushed, nothing rebuilt."""
+    root, reg, calls, cache = fake
+    loaded = recipes.load_all(root)
+    built = publish.ensure(None, cache, recipes=loaded)
+    assert sorted(calls["build"]) == ["base", "child", "solo"] and calls["push"] == [] and reg.heads == 0
+    assert all(o.built_seconds for o in built)
+    out = publish.ensure(reg, cache, recipes=loaded)
+    assert len(calls["build"]) == 3 and sorted(calls["push"]) == ["library/base:1", "library/child:1", "library/solo:1"]
+    assert not any(o.built_seconds for o in out)
+
+
 def test_warm_does_nothing_but_ask_the_registry(fake):
     """Cache and registry both current: no build, no push, one digest query per tag."""
     root, reg, calls, cache = fake
@@ -311,3 +323,15 @@ def test_an_sdists_placeholder_wheel_names_its_version(tmp_path):
     assert wheel.name == "psycopg_c-3.3.6-py3-none-any.whl"
     with zipfile.ZipFile(wheel) as zf:
         assert "Name: psycopg-c\nVersion: 3.3.6" in zf.read("psycopg_c-3.3.6.dist-info/METADATA").decode()
+
+
+def test_dpkg_skips_its_syncs_only_while_a_step_runs(tmp_path):
+    """force-unsafe-io is in the rootfs during a step and gone before the commit; a rootfs without dpkg gets none."""
+    (tmp_path / "etc/dpkg/dpkg.cfg.d").mkdir(parents=True)
+    conf = tmp_path / build.DPKG_UNSAFE_IO[0]
+    with build.dpkg_unsafe_io(tmp_path):
+        assert conf.read_text() == "force-unsafe-io\n"
+    assert not conf.exists()
+    with build.dpkg_unsafe_io(tmp_path / "scratch-rootfs"):
+        pass
+    assert not (tmp_path / "scratch-rootfs").exists()
