@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +35,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--known-hosts", default=None,
                     help="UserKnownHostsFile for the checks' SSH (accept-new; default: the environment's, "
                          "known_hosts_<environment> next to the deploy key, shared with the deploy)")
+
+
+HERE = Path(__file__).resolve().parent
+# Hypothesis's pytest plugin imports the whole of hypothesis in its terminal summary, after the last check
+# (docs/reference/figures.md, issue 26): a run of this suite alone has no property-based test to report on.
+HYPOTHESIS_PLUGIN = "hypothesispytest"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Leave hypothesis's plugin out of a run that collects nothing but this suite."""
+    paths = [Path(config.invocation_params.dir, arg.split("::")[0]).resolve() for arg in config.args]
+    if paths and all(path == HERE or HERE in path.parents for path in paths):
+        config.pluginmanager.set_blocked(HYPOTHESIS_PLUGIN)
 
 
 def _names(value: str | None) -> list[str]:
