@@ -18,7 +18,7 @@ import pytest
 from plugins.health.power import read_states
 from plugins.health.registry import COLUMNS, REGISTRY, check_named
 from plugins.health.results import SKIP
-from plugins.health.run import HealthRun, need_of
+from plugins.health.run import HealthRun, every_need, need_of
 from plugins.health.table import CELL, NODE, STATE
 from plugins.inventory import get_inventory
 from plugins.ssh.known_hosts import known_hosts_file
@@ -138,36 +138,81 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 RUN_KEY = pytest.StashKey[HealthRun]()
 
 
-def _new_run(config: pytest.Config) -> HealthRun:
-    """The session's HealthRun for the selected hosts (nothing opened yet)."""
+def _say(config: pytest.Config, line: str) -> None:
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    (terminal.write_line if terminal else print)(line)
+
+
+def _run_for(config: pytest.Config, hosts: list) -> HealthRun:
+    """A HealthRun for these hosts, their states not read yet (nothing opened)."""
     inventory = get_inventory(config)
     known_hosts = config.getoption("known_hosts") or known_hosts_file(inventory)
+    return HealthRun(inventory, hosts, known_hosts)
+
+
+def _new_run(config: pytest.Config) -> HealthRun:
+    """The session's HealthRun for the selected hosts, with their states from PVE (nothing opened yet)."""
     hosts = selected_hosts(config)
-    states, why_not = read_states(inventory, hosts)
+    run = _run_for(config, hosts)
+    run.states, why_not = read_states(run.inventory, hosts)
     if why_not:
-        terminal = config.pluginmanager.get_plugin("terminalreporter")
-        (terminal.write_line if terminal else print)(why_not)
-    return HealthRun(inventory, hosts, known_hosts, states)
+        _say(config, why_not)
+    return run
 
 
 def _needs(items: list[pytest.Item]) -> list:
     return [need for need in map(need_of, items) if need]
 
 
+def _runs_tests_here(config: pytest.Config) -> bool:
+    """Tests run in this process: not --collect-only, not an xdist controller (its workers run them)."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return False
+    return not config.option.collectonly
+
+
+def _whole_suite(config: pytest.Config) -> bool:
+    """The run is every test of this suite (its directory, no node id, -k, -m, deselection or last-failed): its
+    checks are known before collection."""
+    option = config.option
+    narrowed = (getattr(option, "keyword", ""), getattr(option, "markexpr", ""), getattr(option, "deselect", None),
+                getattr(option, "lf", False), getattr(option, "stepwise", False))
+    paths = {Path(config.invocation_params.dir, arg).resolve() for arg in config.args}
+    return not any(narrowed) and paths == {HERE}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A run of the whole suite starts its checks now, in the background (after the inventory is validated):
+    collection and the read of the hosts' states overlap the first SSH handshakes."""
+    config = session.config
+    if not (_runs_tests_here(config) and _whole_suite(config)):
+        return
+    hosts = selected_hosts(config)
+    run = config.stash[RUN_KEY] = _run_for(config, hosts)
+    run.start_in_background(lambda: read_states(run.inventory, hosts), every_need(hosts))
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the checks as soon as the tests are known (where tests run: not on an xdist controller).
+    """Start the checks the collected tests need, as soon as they are known (those a background start did not).
 
     Started when collection finishes, not at the first test: opening many SSH masters is CPU work on the
     hosts, and pytest's own per-test work then overlaps with it instead of following it.
     """
     config = session.config
-    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+    if not _runs_tests_here(config):
         return
     needs = _needs(session.items)
-    if config.option.collectonly or not needs:
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.wait_started()
+        if run.why_not:
+            _say(config, run.why_not)
+    if not needs:
         return
-    config.stash[RUN_KEY] = _new_run(config)
-    config.stash[RUN_KEY].start(needs)
+    if run is None:
+        run = config.stash[RUN_KEY] = _new_run(config)
+    run.start(needs)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
