@@ -4,15 +4,14 @@ suites/health parametrizes its tests from the check registry; each collected tes
 (host, check, subject). The run submits every host's checks (one task per host: one SSH master and one
 remote command) and every HTTP wait (a thread each) as soon as the tests are known, and a test takes its
 result when it is there: a host's tests report as soon as its one remote command is back. A run of the whole
-suite knows its checks before pytest has collected them (every check of every selected host): it starts them in
-the background from the session's start, so that collection and the read of the hosts' states overlap the first
-SSH handshakes.
+suite knows its checks before pytest has collected them (every check of every selected host): it starts them at
+the session's start, and collection overlaps the first SSH handshakes.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,35 +68,10 @@ class HealthRun:
         # per host, each task submitted for it: the (check, subject) pairs it answers, and its future
         self.hosts: dict[str, list[tuple[frozenset, Future]]] = {}
         self.http: dict[tuple[str, str], Future] = {}
-        self.why_not = ""  # why the hosts' states could not be read (a background start sets it)
+        self.why_not = ""  # why the hosts' states could not be read, when the run read them itself
         self._executor: ThreadPoolExecutor | None = None
         self._http_executors: list[ThreadPoolExecutor] = []
         self._lock = threading.Lock()
-        self._background: threading.Thread | None = None
-        self._background_error: BaseException | None = None
-
-    def start_in_background(self, read_states: Callable[[], tuple[dict[str, HostState], str]],
-                            needs: Iterable[Need]) -> None:
-        """Read the hosts' states, then start these needs, in a thread: the checks begin while pytest collects."""
-        needs = list(needs)
-
-        def begin() -> None:
-            try:
-                self.states, self.why_not = read_states()
-                self.start(needs)
-            except BaseException as exc:  # noqa: BLE001 - raised again in the main thread by wait_started
-                self._background_error = exc
-
-        self._background = threading.Thread(target=begin, name="health-start", daemon=True)
-        self._background.start()
-
-    def wait_started(self) -> None:
-        """Wait until a background start has submitted its checks (raise what stopped it, if anything did)."""
-        if self._background is not None:
-            self._background.join()
-            self._background = None
-            if self._background_error is not None:
-                raise self._background_error
 
     def start(self, needs: Iterable[Need]) -> None:
         """Submit every host's checks (one task per host) and every HTTP wait of these needs not submitted yet."""
@@ -137,7 +111,6 @@ class HealthRun:
 
     def result(self, host: Host, name: str, subject: Any):
         """Wait for and give one check's result (HttpResult for a service, else CheckResult)."""
-        self.wait_started()
         if REGISTRY[name].wait is not None:
             return self.http[(host.hostname, subject.name)].result()
         future = next(future for wanted, future in self.hosts[host.hostname] if (name, subject) in wanted)
@@ -149,7 +122,6 @@ class HealthRun:
 
     def state_word(self, host: Host) -> str | None:
         """The host's state as PVE gave it (running, stopped, missing, locked), None when not read."""
-        self.wait_started()
         state = self.states.get(host.hostname)
         return None if state is None else state.word
 
@@ -157,7 +129,6 @@ class HealthRun:
         """The node the host runs on now, as PVE lists it (`homelab-2 DOWN` when that node is offline,
         `homelab-3 (inventory: homelab-2)` when HA or a migration moved it off its inventory node), None when not
         read."""
-        self.wait_started()
         state = self.states.get(host.hostname)
         if state is None:
             return None
@@ -166,8 +137,6 @@ class HealthRun:
 
     def close(self) -> None:
         """Stop the workers, then close every SSH master opened for the session."""
-        if self._background is not None:
-            self._background.join()
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
         for executor in self._http_executors:

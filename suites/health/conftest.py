@@ -183,14 +183,19 @@ def _whole_suite(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """A run of the whole suite starts its checks now, in the background (after the inventory is validated):
-    collection and the read of the hosts' states overlap the first SSH handshakes."""
+    """A run of the whole suite starts its checks now (after the inventory is validated): collection then
+    overlaps the SSH handshakes.
+
+    The hosts' states are read first, here in the main thread: read from a thread while the main thread collects,
+    two API calls wait on the GIL at every step and take tens of times longer (docs/reference/figures.md).
+    """
     config = session.config
     if not (_runs_tests_here(config) and _whole_suite(config)):
         return
     hosts = selected_hosts(config)
     run = config.stash[RUN_KEY] = _run_for(config, hosts)
-    run.start_in_background(lambda: read_states(run.inventory, hosts), every_need(hosts))
+    run.states, run.why_not = read_states(run.inventory, hosts)
+    run.start(every_need(hosts))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -204,10 +209,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     needs = _needs(session.items)
     run = config.stash.get(RUN_KEY, None)
-    if run is not None:
-        run.wait_started()
-        if run.why_not:
-            _say(config, run.why_not)
+    if run is not None and run.why_not:  # said here, where a run that starts now says it
+        _say(config, run.why_not)
     if not needs:
         return
     if run is None:

@@ -1,11 +1,10 @@
-"""The health run's start: a run of the whole suite starts its checks in the background from the session's start;
-a later start submits only what is not submitted yet; every test still gets its own result."""
+"""The health run's start: a run of the whole suite starts its checks at the session's start; a later start submits
+only what is not submitted yet; every test still gets its own result."""
 
 from __future__ import annotations
 
 import importlib.util
 import sys
-import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -41,41 +40,6 @@ def test_every_need_is_every_check_of_every_host_with_its_subjects():
     for host in LAB.hosts:
         mine = [(name, subject) for h, name, subject in needs if h is host]
         assert mine == [(name, subject) for name, check in REGISTRY.items() for subject in check.subjects_of(host)]
-
-
-def test_a_background_start_reads_the_states_then_answers_every_need():
-    run = HealthRun(LAB, list(LAB.hosts), "/nonexistent/known_hosts")
-    needs = every_need(LAB.hosts)
-    read = threading.Event()
-
-    def read_states():
-        read.set()
-        return stopped(), "why not"
-
-    try:
-        run.start_in_background(read_states, needs)
-        run.wait_started()
-        assert read.is_set() and run.why_not == "why not"
-        proxy = next(h for h in LAB.hosts if h.hostname == "proxy")
-        assert run.state_word(proxy) == "stopped"
-        answered = [run.result(*need) for need in needs if not REGISTRY[need[1]].applies(need[0])]
-    finally:
-        run.close()
-    assert answered and all(not bool(r) for r in answered)  # every host is down: nothing passes, nothing waits
-
-
-def test_what_stopped_a_background_start_is_raised_where_the_run_waits_for_it():
-    run = HealthRun(LAB, list(LAB.hosts), "/nonexistent/known_hosts")
-
-    def broken():
-        raise RuntimeError("the API said no")
-
-    run.start_in_background(broken, every_need(LAB.hosts))
-    try:
-        with pytest.raises(RuntimeError, match="the API said no"):
-            run.wait_started()
-    finally:
-        run.close()
 
 
 def test_a_later_start_submits_only_the_needs_not_submitted_yet():
