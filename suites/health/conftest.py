@@ -2,8 +2,9 @@
 
 A test names its check with `@pytest.mark.check("<name>")` and takes the argument the registry gives it
 (health_host, or (host, subject) as health_container, health_package, health_service). All the checks the
-collected tests need run once, concurrently (plugins/health/run.py), from the end of collection; each test
-then states its promise about one result. `--hosts a,b` / `--roles r1,r2` / `-k` select; the runner host
+collected tests need run once, concurrently (plugins/health/run.py), from the session's start for a run of the
+whole suite (every check of every selected host), from the end of collection for a narrowed one; each test then
+states its promise about one result. `--hosts a,b` / `--roles r1,r2` / `-k` select; the runner host
 skips its SSH self-checks.
 """
 
@@ -227,7 +228,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def health_run(request: pytest.FixtureRequest) -> HealthRun:
-    """The session's HealthRun (started at collection finish; started here if it was not)."""
+    """The session's HealthRun (started at session start or collection finish; started here if it was not)."""
     config = request.config
     if RUN_KEY not in config.stash:
         config.stash[RUN_KEY] = _new_run(config)
