@@ -4,6 +4,7 @@ only what is not submitted yet; every test still gets its own result."""
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -79,3 +80,19 @@ def config_of(*args: str, keyword: str = "", markexpr: str = "", deselect=None, 
 ])
 def test_only_a_run_of_the_whole_suite_starts_before_collection(args, options, whole):
     assert health_conftest()._whole_suite(config_of(*args, **options)) is whole
+
+
+def imports_hypothesis(*paths: str) -> bool:
+    """Whether `pytest PATHS --collect-only` on the owner's inventory (no connection) imports hypothesis itself."""
+    code = ("import sys, pytest; code = pytest.main([*sys.argv[1:], '--collect-only', '-q', '-p', 'no:cacheprovider', "
+            "'--inventory=inventories/homelab.yml']); print('EXIT', int(code), 'HYPOTHESIS', 'hypothesis' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, *paths], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert "EXIT 0 " in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+    return "HYPOTHESIS True" in done.stdout
+
+
+def test_a_run_of_this_suite_alone_leaves_hypothesis_out_a_mixed_run_keeps_it():
+    """Hypothesis's plugin imports all of hypothesis in its terminal summary: not in a health-only run."""
+    assert imports_hypothesis("suites/health") is False
+    assert imports_hypothesis("suites/health", "tests/unit/test_validation_properties.py") is True
