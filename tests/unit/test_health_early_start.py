@@ -82,17 +82,29 @@ def test_only_a_run_of_the_whole_suite_starts_before_collection(args, options, w
     assert health_conftest()._whole_suite(config_of(*args, **options)) is whole
 
 
-def imports_hypothesis(*paths: str) -> bool:
-    """Whether `pytest PATHS --collect-only` on the owner's inventory (no connection) imports hypothesis itself."""
-    code = ("import sys, pytest; code = pytest.main([*sys.argv[1:], '--collect-only', '-q', '-p', 'no:cacheprovider', "
-            "'--inventory=inventories/homelab.yml']); print('EXIT', int(code), 'HYPOTHESIS', 'hypothesis' in sys.modules)")
+def collect_in_process(*paths: str) -> str:
+    """`pytest PATHS --collect-only` on the owner's inventory (no connection) through pytest.main in a child; its
+    last line: `EXIT <code> HYPOTHESIS <imported> FROZEN <objects frozen when pytest.main returned>`."""
+    code = ("import gc, sys, pytest; code = pytest.main([*sys.argv[1:], '--collect-only', '-q', '-p', "
+            "'no:cacheprovider', '--inventory=inventories/homelab.yml']); "
+            "print('EXIT', int(code), 'HYPOTHESIS', 'hypothesis' in sys.modules, 'FROZEN', gc.get_freeze_count())")
     done = subprocess.run([sys.executable, "-c", code, *paths], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, check=False)
     assert "EXIT 0 " in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
-    return "HYPOTHESIS True" in done.stdout
+    return done.stdout.strip().splitlines()[-1]
+
+
+def imports_hypothesis(*paths: str) -> bool:
+    """Whether a collection of these paths imports hypothesis itself."""
+    return "HYPOTHESIS True" in collect_in_process(*paths)
 
 
 def test_a_run_of_this_suite_alone_leaves_hypothesis_out_a_mixed_run_keeps_it():
     """Hypothesis's plugin imports all of hypothesis in its terminal summary: not in a health-only run."""
     assert imports_hypothesis("suites/health") is False
     assert imports_hypothesis("suites/health", "tests/unit/test_validation_properties.py") is True
+
+
+def test_the_collector_is_frozen_at_exit_only_a_caller_of_pytest_main_keeps_it():
+    """gc.freeze waits for the interpreter's exit: nothing is frozen when pytest.main returns to its caller."""
+    assert collect_in_process("suites/health").endswith("FROZEN 0")
