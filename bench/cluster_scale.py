@@ -7,7 +7,8 @@ against the bare-login floor of the same run, and a deploy's time on 3 nodes aga
 Health: N small containers (VMIDs 830.., 198.18.0.130..) created through the emulator's API, one node after the
 other in turn (`POST /nodes/{node}/lxc`, root's key as `ssh-public-keys`), prepared as bench/health_scale.py's
 are (deploy user, one healthchecked Docker container, an HTTP service); `pytest suites/health` on an inventory
-naming the 3 nodes and each host's node, then N bare SSH logins in parallel (the floor), medians of --repeat runs;
+naming the 3 nodes and each host's node, and N bare SSH logins in parallel (the floor), interleaved, medians of
+--repeat runs of each;
 each destroyed through the API at the end. Deploy: the lab inventory's cluster variant with fewer services
 (lab/scenarios.py cluster_light_variant) deployed from an empty lab spread over the 3 nodes, then the same hosts
 all on `homelab`, each from empty; the lab emptied after.
@@ -125,12 +126,13 @@ def bench_health(count: int, repeat: int, nodes: list[str], proxmox: ProxmoxClie
             inventory = fleet.inventory(Path(tmp) / "inventory.yml")
             known = Path(tmp) / "known_hosts_suite"
             run_suite(inventory, known, "--co")  # warm the import caches, not the SSH side
-            runs = [run_suite(inventory, known) for _ in range(repeat)]
-            failed = [r for r in runs if r[1] != 0]
-            if failed:
-                print(failed[-1][2][-3000:], file=sys.stderr)
-                raise SystemExit(f"pytest suites/health failed on {count} healthy hosts over {len(nodes)} nodes")
-            floors = [run_login_floor(fleet) for _ in range(repeat)]
+            runs, floors = [], []
+            for _ in range(repeat):  # interleaved: the machine's load drifts, and the ratio compares the two
+                floors.append(run_login_floor(fleet))
+                runs.append(run_suite(inventory, known))
+                if runs[-1][1] != 0:
+                    print(runs[-1][2][-3000:], file=sys.stderr)
+                    raise SystemExit(f"pytest suites/health failed on {count} healthy hosts over {len(nodes)} nodes")
             suite, floor = statistics.median(r[0] for r in runs), statistics.median(floors)
             per_node = {node: sum(1 for n in fleet.node_of.values() if n == node) for node in nodes}
             print(f"health: {count} hosts over {len(nodes)} nodes ({', '.join(f'{n} {c}' for n, c in per_node.items())}"

@@ -3,7 +3,9 @@
 suites/health parametrizes its tests from the check registry; each collected test needs one
 (host, check, subject). The run submits every host's checks (one task per host: one SSH master and one
 remote command) and every HTTP wait (a thread each) as soon as the tests are known, and a test takes its
-result when it is there: a host's tests report as soon as its one remote command is back.
+result when it is there: a host's tests report as soon as its one remote command is back. A run of the whole
+suite knows its checks before pytest has collected them (every check of every selected host): it starts them at
+the session's start, and collection overlaps the first SSH handshakes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pytest
 
 from plugins.health.hosts import HOST_WORKERS, check_host
 from plugins.health.power import down_host_results, failed_http, http_blocked_by
-from plugins.health.registry import REGISTRY, check_named
+from plugins.health.registry import CHECKS, REGISTRY, check_named
 from plugins.health.results import FAIL, result, where
 from plugins.shared.this_machine import self_reason
 from plugins.ssh.pool import SshPool, SshTarget
@@ -45,6 +47,11 @@ def need_of(item: pytest.Item) -> Need | None:
     return check.need(value)
 
 
+def every_need(hosts: Iterable[Host]) -> list[Need]:
+    """Every (host, check, subject) the suite's tests ask of these hosts: what a run of the whole suite needs."""
+    return [(host, check.name, subject) for host in hosts for check in CHECKS for subject in check.subjects_of(host)]
+
+
 class HealthRun:
     """The session's checks, submitted once; `result` waits for one of them."""
 
@@ -58,17 +65,17 @@ class HealthRun:
         self.user, self.public_key = runner.deploy_user, runner.deploy_key + ".pub"
         self.pool = SshPool([SshTarget(h.hostname, h.ip, runner.deploy_user, runner.deploy_key) for h in hosts],
                             known_hosts=known_hosts)
-        self.hosts: dict[str, Future] = {}
+        # per host, each task submitted for it: the (check, subject) pairs it answers, and its future
+        self.hosts: dict[str, list[tuple[frozenset, Future]]] = {}
         self.http: dict[tuple[str, str], Future] = {}
+        self.why_not = ""  # why the hosts' states could not be read, when the run read them itself
         self._executor: ThreadPoolExecutor | None = None
-        self._http_executor: ThreadPoolExecutor | None = None
+        self._http_executors: list[ThreadPoolExecutor] = []
         self._lock = threading.Lock()
 
     def start(self, needs: Iterable[Need]) -> None:
-        """Submit, once, every host's checks (one task per host) and every HTTP wait of these needs."""
+        """Submit every host's checks (one task per host) and every HTTP wait of these needs not submitted yet."""
         with self._lock:
-            if self._executor is not None:
-                return
             plan: dict[str, tuple] = {}
             services = []
             for host, name, subject in needs:
@@ -76,33 +83,39 @@ class HealthRun:
                 if check.applies(host):
                     continue
                 if check.wait is not None:
-                    services.append((host, subject, check.wait))
-                else:
+                    if (host.hostname, subject.name) not in self.http:
+                        services.append((host, subject, check.wait))
+                elif not any((name, subject) in wanted for wanted, _ in self.hosts.get(host.hostname, ())):
                     plan.setdefault(host.hostname, (host, []))[1].append((name, subject))
             # Two pools: HTTP waits mostly sleep (a thread each, started first while starting one is cheap);
             # host checks are CPU work on both ends (SSH handshakes), HOST_WORKERS at a time.
-            self._http_executor = ThreadPoolExecutor(max_workers=max(1, len(services)), thread_name_prefix="health-http")
-            self._executor = ThreadPoolExecutor(max_workers=HOST_WORKERS, thread_name_prefix="health-host")
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=HOST_WORKERS, thread_name_prefix="health-host")
+            if services:  # a pool per call, as large as its waits: none of them queues behind another
+                self._http_executors.append(ThreadPoolExecutor(max_workers=len(services),
+                                                               thread_name_prefix="health-http"))
             hosts = {h.hostname: h for h in self.inventory.hosts}
             for host, service, wait in services:
                 blocked = http_blocked_by(host, service, self.states, hosts)
                 self.http[(host.hostname, service.name)] = (
-                    _done(failed_http(service, blocked)) if blocked else self._http_executor.submit(wait, service))
+                    _done(failed_http(service, blocked)) if blocked else self._http_executors[-1].submit(wait, service))
             for hostname, (host, wanted) in plan.items():
                 state = self.states.get(hostname)
                 if state is not None and state.down:
-                    self.hosts[hostname] = _done(down_host_results(host, wanted, state))
-                    continue
-                self.hosts[hostname] = self._executor.submit(
-                    check_host, host, self.pool, wanted, user=self.user, public_key_file=self.public_key,
-                    self_reason=self_reason(self.inventory, host))
+                    future = _done(down_host_results(host, wanted, state))
+                else:
+                    future = self._executor.submit(
+                        check_host, host, self.pool, wanted, user=self.user, public_key_file=self.public_key,
+                        self_reason=self_reason(self.inventory, host))
+                self.hosts.setdefault(hostname, []).append((frozenset(wanted), future))
 
     def result(self, host: Host, name: str, subject: Any):
         """Wait for and give one check's result (HttpResult for a service, else CheckResult)."""
         if REGISTRY[name].wait is not None:
             return self.http[(host.hostname, subject.name)].result()
+        future = next(future for wanted, future in self.hosts[host.hostname] if (name, subject) in wanted)
         try:
-            found = self.hosts[host.hostname].result()
+            found = future.result()
         except Exception as exc:  # noqa: BLE001 - one host's surprise fails its tests, not the session
             return result(host, name, FAIL, f"{where(host)}: check crashed: {type(exc).__name__}: {exc}", subject)
         return next(r for r in found if (r.check, r.subject) == (name, subject))
@@ -126,7 +139,8 @@ class HealthRun:
         """Stop the workers, then close every SSH master opened for the session."""
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
-            self._http_executor.shutdown(wait=True, cancel_futures=True)
+        for executor in self._http_executors:
+            executor.shutdown(wait=True, cancel_futures=True)
         self.pool.close_all()
 
 

@@ -234,7 +234,8 @@ class SshPool:
         """Close every master this pool opened, then remove its control dir."""
         # every host we touched: testinfra's ControlMaster=auto may have opened a master after a failed open()
         opened = sorted(set(self.states) | set(self._hosts))
-        fan_out(self.close, opened, workers=OPEN_WORKERS, name="ssh-close")
+        # all at once, unlike opening: a close is a few bytes on a local socket and a wait for the master to answer
+        fan_out(self.close, opened, workers=max(1, len(opened)), name="ssh-close")
         self.states.clear()
         shutil.rmtree(self.control_dir, ignore_errors=True)
 

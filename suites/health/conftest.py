@@ -2,22 +2,26 @@
 
 A test names its check with `@pytest.mark.check("<name>")` and takes the argument the registry gives it
 (health_host, or (host, subject) as health_container, health_package, health_service). All the checks the
-collected tests need run once, concurrently (plugins/health/run.py), from the end of collection; each test
-then states its promise about one result. `--hosts a,b` / `--roles r1,r2` / `-k` select; the runner host
+collected tests need run once, concurrently (plugins/health/run.py), from the session's start for a run of the
+whole suite (every check of every selected host), from the end of collection for a narrowed one; each test then
+states its promise about one result. `--hosts a,b` / `--roles r1,r2` / `-k` select; the runner host
 skips its SSH self-checks.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from plugins.health.power import read_states
 from plugins.health.registry import COLUMNS, REGISTRY, check_named
 from plugins.health.results import SKIP
-from plugins.health.run import HealthRun, need_of
+from plugins.health.run import HealthRun, every_need, need_of
 from plugins.health.table import CELL, NODE, STATE
 from plugins.inventory import get_inventory
 from plugins.ssh.known_hosts import known_hosts_file
@@ -34,6 +38,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--known-hosts", default=None,
                     help="UserKnownHostsFile for the checks' SSH (accept-new; default: the environment's, "
                          "known_hosts_<environment> next to the deploy key, shared with the deploy)")
+
+
+HERE = Path(__file__).resolve().parent
+# Hypothesis's pytest plugin imports the whole of hypothesis in its terminal summary, after the last check
+# (docs/reference/figures.md, issue 26): a run of this suite alone has no property-based test to report on.
+HYPOTHESIS_PLUGIN = "hypothesispytest"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Leave hypothesis's plugin out of a run that collects nothing but this suite; let the process end quickly."""
+    paths = [Path(config.invocation_params.dir, arg.split("::")[0]).resolve() for arg in config.args]
+    if paths and all(path == HERE or HERE in path.parents for path in paths):
+        config.pluginmanager.set_blocked(HYPOTHESIS_PLUGIN)
+    # Python's own exit runs the garbage collector over every object the session made, after the last check has
+    # reported (docs/reference/figures.md); objects frozen at exit are left to the process's end. At exit only: a
+    # caller of pytest.main that goes on keeps its collector as it was.
+    atexit.register(gc.freeze)
 
 
 def _names(value: str | None) -> list[str]:
@@ -124,36 +145,84 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 RUN_KEY = pytest.StashKey[HealthRun]()
 
 
-def _new_run(config: pytest.Config) -> HealthRun:
-    """The session's HealthRun for the selected hosts (nothing opened yet)."""
+def _say(config: pytest.Config, line: str) -> None:
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    (terminal.write_line if terminal else print)(line)
+
+
+def _run_for(config: pytest.Config, hosts: list) -> HealthRun:
+    """A HealthRun for these hosts, their states not read yet (nothing opened)."""
     inventory = get_inventory(config)
     known_hosts = config.getoption("known_hosts") or known_hosts_file(inventory)
+    return HealthRun(inventory, hosts, known_hosts)
+
+
+def _new_run(config: pytest.Config) -> HealthRun:
+    """The session's HealthRun for the selected hosts, with their states from PVE (nothing opened yet)."""
     hosts = selected_hosts(config)
-    states, why_not = read_states(inventory, hosts)
+    run = _run_for(config, hosts)
+    run.states, why_not = read_states(run.inventory, hosts)
     if why_not:
-        terminal = config.pluginmanager.get_plugin("terminalreporter")
-        (terminal.write_line if terminal else print)(why_not)
-    return HealthRun(inventory, hosts, known_hosts, states)
+        _say(config, why_not)
+    return run
 
 
 def _needs(items: list[pytest.Item]) -> list:
     return [need for need in map(need_of, items) if need]
 
 
+def _runs_tests_here(config: pytest.Config) -> bool:
+    """Tests run in this process: not --collect-only, not an xdist controller (its workers run them)."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return False
+    return not config.option.collectonly
+
+
+def _whole_suite(config: pytest.Config) -> bool:
+    """The run is every test of this suite (its directory, no node id, -k, -m, deselection or last-failed): its
+    checks are known before collection."""
+    option = config.option
+    narrowed = (getattr(option, "keyword", ""), getattr(option, "markexpr", ""), getattr(option, "deselect", None),
+                getattr(option, "lf", False), getattr(option, "stepwise", False))
+    paths = {Path(config.invocation_params.dir, arg).resolve() for arg in config.args}
+    return not any(narrowed) and paths == {HERE}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A run of the whole suite starts its checks now (after the inventory is validated): collection then
+    overlaps the SSH handshakes.
+
+    The hosts' states are read first, here in the main thread: read from a thread while the main thread collects,
+    two API calls wait on the GIL at every step and take tens of times longer (docs/reference/figures.md).
+    """
+    config = session.config
+    if not (_runs_tests_here(config) and _whole_suite(config)):
+        return
+    hosts = selected_hosts(config)
+    run = config.stash[RUN_KEY] = _run_for(config, hosts)
+    run.states, run.why_not = read_states(run.inventory, hosts)
+    run.start(every_need(hosts))
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the checks as soon as the tests are known (where tests run: not on an xdist controller).
+    """Start the checks the collected tests need, as soon as they are known (those a background start did not).
 
     Started when collection finishes, not at the first test: opening many SSH masters is CPU work on the
     hosts, and pytest's own per-test work then overlaps with it instead of following it.
     """
     config = session.config
-    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+    if not _runs_tests_here(config):
         return
     needs = _needs(session.items)
-    if config.option.collectonly or not needs:
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None and run.why_not:  # said here, where a run that starts now says it
+        _say(config, run.why_not)
+    if not needs:
         return
-    config.stash[RUN_KEY] = _new_run(config)
-    config.stash[RUN_KEY].start(needs)
+    if run is None:
+        run = config.stash[RUN_KEY] = _new_run(config)
+    run.start(needs)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -165,7 +234,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def health_run(request: pytest.FixtureRequest) -> HealthRun:
-    """The session's HealthRun (started at collection finish; started here if it was not)."""
+    """The session's HealthRun (started at session start or collection finish; started here if it was not)."""
     config = request.config
     if RUN_KEY not in config.stash:
         config.stash[RUN_KEY] = _new_run(config)
