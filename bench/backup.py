@@ -108,10 +108,12 @@ def rebuild_lost(client: ProxmoxClient, hosts: list, state_dir: Path, label: str
     if run.returncode != 0:
         sys.exit(f"make restore-node HOSTS={names} failed (rc {run.returncode}):\n{run.stdout}{run.stderr}")
     print(run.stdout, end="")
-    steps = dict(re.findall(r"^(fetch|restore|converge|health)\s.*\(([0-9.]+) s\)$", run.stdout, re.MULTILINE))
+    steps: dict[str, float] = {}  # a step's seconds summed over the hosts (fetch and restore run host by host)
+    for step, value in re.findall(r"^(fetch|restore|converge|health)\s.*\(([0-9.]+) s\)$", run.stdout, re.MULTILINE):
+        steps[step] = steps.get(step, 0.0) + float(value)
     found = re.search(r"recovery time ([0-9.]+) s", run.stdout)
     print(f"{label}: recovery from the off-site copy {found[1] if found else '?'} s ({seconds:.1f} s wall; "
-          + ", ".join(f"{step} {value} s" for step, value in steps.items()) + ")", flush=True)
+          + ", ".join(f"{step} {value:.1f} s" for step, value in steps.items()) + ")", flush=True)
 
 
 if __name__ == "__main__":
