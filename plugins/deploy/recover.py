@@ -1,7 +1,8 @@
 """End a deploy run that was killed before it could: `python -m plugins.deploy.recover status|rollback|forget`.
 
 A run killed with SIGKILL (or whose machine died) cannot roll itself back. Its lock record
-(plugins/deploy/run_lock.py) names the snapshots it took; the next deploy refuses to start and points here.
+(plugins/deploy/run_lock.py) names the snapshots it took and keeps PVE's firewall and HA resources as the run found
+them; the next deploy refuses to start and points here. rollback puts all of it back, as the run's own would.
 
   python -m plugins.deploy.recover status   --inventory inventories/lab.yml   what is recorded, who holds the lock
                                                                               (exit 3: a run to roll back or forget)
@@ -18,6 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from plugins.deploy import recorded_state
 from plugins.deploy.finish.rollback import describe, roll_back_session
 from plugins.deploy.run_lock import LockHeld, RunLock, forget, read_record, recovery_hint
 from plugins.deploy.session import DeploySession
@@ -78,6 +80,7 @@ def _rollback(inventory, lock: RunLock, record) -> int:
         return 1
     deploy = DeploySession(run_id=record.run_id, inventory=inventory)
     deploy.snapshots = {int(vmid): name for vmid, name in record.snapshots.items()}
+    recorded_state.onto_session(deploy, record.restores)  # the firewall and HA resources the run found
     outcome = roll_back_session(deploy, print)
     for line in describe(outcome):
         print(line)

@@ -46,6 +46,8 @@ class RunRecord:
     snapshots: dict[str, str] = field(default_factory=dict)  # vmid (as text) -> snapshot name
     applied: bool = False
     rollback_incomplete: str = ""  # the run ended, but its rollback did not finish: why
+    # what the rollback restores that no snapshot holds (PVE's firewall, HA resources): plugins/deploy/recorded_state.py
+    restores: dict = field(default_factory=dict)
 
     def holder(self) -> str:
         """The holder in words: run id, pid, host, since when."""
@@ -170,6 +172,13 @@ class RunLock:
             return
         self.record.snapshots = {str(vmid): name for vmid, name in snapshots.items()}
         self.record.applied = applied
+        self._save()
+
+    def note_restores(self, restores: dict) -> None:
+        """Record what the run's rollback would restore besides its snapshots (firewall, HA resources)."""
+        if self.record is None:
+            return
+        self.record.restores = restores
         self._save()
 
     def release(self) -> None:

@@ -13,6 +13,7 @@ import threading
 
 import pytest
 
+from plugins.deploy import recorded_state
 from plugins.deploy.finish import run_result
 from plugins.deploy.run_lock import LockHeld, RunLock, UnfinishedRun
 from plugins.deploy.session import DeploySession
@@ -42,12 +43,16 @@ def start_run(session: pytest.Session, deploy: DeploySession) -> RunLock:
 
 
 def note_progress(lock: RunLock, deploy: DeploySession) -> None:
-    """After each step: the lock's record carries the snapshots taken so far and whether anything was applied."""
+    """After each step: the lock's record carries the snapshots taken so far, whether anything was applied, and the
+    firewall and HA resources recorded before the run changed them."""
     if lock.record is None:
         return
     current = {str(vmid): name for vmid, name in deploy.snapshots.items()}
     if current != lock.record.snapshots or deploy.applied != lock.record.applied:
         lock.note_snapshots(deploy.snapshots, applied=deploy.applied)
+    restores = recorded_state.to_record(deploy)
+    if restores != lock.record.restores:
+        lock.note_restores(restores)
 
 
 def _terminated(number, frame) -> None:

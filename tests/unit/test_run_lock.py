@@ -82,12 +82,13 @@ def test_forget_refuses_while_the_run_is_alive(tmp_path, holder):
 
 
 def test_the_record_keeps_no_secret_and_is_plain_json(tmp_path):
-    """The record says who and what, nothing else (no token, no inventory content)."""
+    """The record says who and what, nothing else (no token, no inventory content; `restores` holds PVE's firewall
+    and HA resources, which carry none)."""
     lock = RunLock("lab", tmp_path)
     lock.acquire("plain1", inventory="inventories/lab.yml")
     data = json.loads(lock.path.read_text())
-    assert sorted(data) == ["applied", "environment", "host", "inventory", "pid", "rollback_incomplete", "run_id",
-                            "since", "snapshots"]
+    assert sorted(data) == ["applied", "environment", "host", "inventory", "pid", "restores", "rollback_incomplete",
+                            "run_id", "since", "snapshots"]
     lock.release()
 
 
