@@ -59,12 +59,12 @@ dr-drill:           ## the restore drill: markers, backup, the host destroyed, r
 security:           ## read-only audit of every host and route: ssh-audit, sslyze, lynis, OpenSCAP, unattended upgrades, Docker
 	$(LABENV) && $(PYTEST) suites/security --inventory $(INVENTORY) $(ALLURE)
 
-# The unit tests need no lab: they run beside `lab up` (make -j2; -Oline keeps each line whole, so a cold build's
-# progress shows as it comes instead of after minutes of silence), niced so that a fresh machine's image builds keep the cores first. Either failing stops here: the lab's
+# The unit tests need no lab: they run beside `lab up` (make -j2, output not synchronized: make's -O holds a
+# command's whole output until it ends, and a cold build's progress would come after ten silent minutes), niced so that a fresh machine's image builds keep the cores first. Either failing stops here: the lab's
 # tests start only once the lab is up and every unit passed.
 # reports/tests/*.xml: each test's time (scripts/test_times.py prints them per module).
 test: install       ## the project's own tests: unit (in parallel, beside lab up), then emulator conformance and end to end on the lab
-	$(MAKE) --no-print-directory -j2 -Oline lab-up test-unit UNIT_NICE="nice -n 10"
+	$(MAKE) --no-print-directory -j2 lab-up test-unit UNIT_NICE="nice -n 10"
 	$(LABENV) && $(PYTEST) tests -m "not unit and not cluster" --junitxml reports/tests/lab.xml
 
 # The lab brought up as a 3-node cluster (it stays one: `make test` after it keeps its nodes); too slow for CI.

@@ -6,6 +6,7 @@ Needs root (LXC containers, a bridge, overlay mounts): real users run it with su
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shlex
@@ -25,7 +26,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     """Bring bridge, base, keys, emulator and S3 up (idempotent) and say where each listens."""
     started = time.monotonic()
     try:
-        status = orchestrate.up(progress=print, nodes=args.nodes)
+        # flushed: under make or CI stdout is a pipe, and a cold build's progress must show as it comes
+        status = orchestrate.up(progress=functools.partial(print, flush=True), nodes=args.nodes)
     except pve_cluster.ClusterError as exc:
         print(f"lab up: {exc}", file=sys.stderr)
         return 2
