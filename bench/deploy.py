@@ -80,11 +80,7 @@ def rollback_figure(runs: int) -> int:
         return 1
     seconds, ok = [], True
     for run in range(1, runs + 1):
-        work = Path(tempfile.mkdtemp(prefix="bench-rollback-"))
-        try:
-            broken, rollback = failed_deploy(work)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        broken, rollback = scratch_failed_deploy("bench-rollback-")
         seconds.append(rollback.get("seconds", float("nan")))
         ok = ok and bool(rollback.get("ok"))
         print(f"run {run}: failed deploy {broken.seconds:6.1f} s rc={broken.rc}; rollback of "
@@ -96,6 +92,15 @@ def rollback_figure(runs: int) -> int:
     print(f"rollback → every service healthy:         {statistics.median(seconds):6.1f} s  (median of {runs}: "
           f"{', '.join(f'{s:.1f}' for s in seconds)}; target ≤ 30 s)")
     return 0 if ok else 1
+
+
+def scratch_failed_deploy(prefix: str) -> tuple:
+    """failed_deploy in a scratch directory of its own, removed after: the failed run and its rollback."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        return failed_deploy(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def stage_line(run: scenarios.DeployRun) -> str:
@@ -118,11 +123,7 @@ def stage_figures(runs: int) -> int:
         print(f"no-change {run}:       {again.seconds:6.1f} s rc={again.rc}  {stage_line(again)}", flush=True)
     ok = True
     for run in range(1, runs + 1):
-        work = Path(tempfile.mkdtemp(prefix="bench-stages-"))
-        try:
-            broken, rollback = failed_deploy(work)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        broken, rollback = scratch_failed_deploy("bench-stages-")
         ok = ok and bool(rollback.get("ok"))
         print(f"failed {run}:          {broken.seconds:6.1f} s rc={broken.rc}  {stage_line(broken)}  rollback="
               f"{rollback.get('seconds', float('nan')):g} ok={rollback.get('ok')}", flush=True)
