@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from .api_lxc import start_ct, stop_ct
-from .errors import fail
+from .errors import ApiError, fail
 from .formats import split_list
 from .ha import RESOURCE_DEFAULTS, requested_state, sid_of
 from .routes import Call, route
@@ -173,8 +173,9 @@ def status_current(call: Call):
     return out
 
 
-def _check_rule(app, options: dict) -> None:
-    """Rules.pm's checks: resources HA-managed, nodes of the cluster."""
+def _check_rule(app, rule: str, options: dict) -> None:
+    """Rules.pm's checks: resources HA-managed, nodes of the cluster, a resource in one node-affinity rule only
+    (NodeAffinity.pm's check_single_resource_reference, refused as API2/HA/Rules.pm's assert_feasibility)."""
     resources = split_list(options.get("resources", ""))
     if not resources:
         raise fail("no resources were specified")
@@ -188,6 +189,12 @@ def _check_rule(app, options: dict) -> None:
         missing = [n for n in nodes if app.cluster.get(n) is None]
         if missing:
             raise fail(f"cannot use non-existent node(s) {', '.join(missing)}.")
+        taken = [sid for other, o in app.ha.rules().items()
+                 if other != rule and o.get("type") == "node-affinity" and "disable" not in o and "disable" not in options
+                 for sid in split_list(o.get("resources", "")) if sid in resources]  # disabled rules are not checked
+        if taken:
+            errors = ", ".join(f"resource '{sid}' is already used in another node affinity rule" for sid in taken)
+            raise ApiError(400, f"Rule '{rule}' is invalid.", {"resources": errors})
 
 
 def _rule(app, rule: str) -> dict:
@@ -223,7 +230,7 @@ def rule_create(call: Call):
     """POST /cluster/ha/rules: a node-affinity or resource-affinity rule."""
     app, p = call.app, call.params
     options = {k: p[k] for k in RULE_KEYS if k in p}
-    _check_rule(app, options)
+    _check_rule(app, p["rule"], options)
     with app.ha.lock:
         if p["rule"] in app.ha.rules():
             raise fail(f"HA rule '{p['rule']}' already defined")
@@ -245,7 +252,7 @@ def rule_update(call: Call):
         for key in split_list(p.get("delete", "")):
             options.pop(key, None)
         options.update({k: p[k] for k in RULE_KEYS if k in p})
-        _check_rule(app, options)
+        _check_rule(app, p["rule"], options)
         app.ha.save_rule(p["rule"], options)
 
 

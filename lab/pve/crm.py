@@ -4,13 +4,15 @@ One round, as PVE's Manager.pm / NodeStatus.pm / LRM.pm order it:
 - a node that is down loses power: its running containers stop at once (the lab's nodes share one machine,
   so the emulator stops them for it); its node state goes `online` -> `unknown`;
 - after the fence delay since it went down, the node is fenced (`fence`, then `fencing: acknowledged`, back to
-  `unknown`) and each HA service on it goes `fence` -> `recovery` -> `started` on the online node with the
-  fewest HA services (Usage/Basic.pm's count, ties by name), its config stolen to that node;
+  `unknown`) and each HA service on it goes `fence` -> `recovery` -> `started` on the node select_service_node
+  picks (ha_placement.py: its node-affinity rule's highest-priority online nodes, then the fewest HA services),
+  its config stolen to that node; with no allowed node online (a strict rule) it waits in `recovery`;
 - a node that comes back goes `online` again and boots: its non-HA containers with `onboot: 1` start;
-- each LRM brings its HA services to their requested state: a `started` CT that does not run is started
-  (a locked config makes the start fail; after max_restart + max_relocate failed tries the service is in
-  `error`, where only `disabled` gets it out), a `stopped`/`disabled` one that runs is stopped; `ignored` ones
-  are left alone.
+- each `started` service not on the node its rule prefers is relocated there (failback, Manager.pm's
+  next_state_started); each LRM brings its HA services to their requested state: a `started` CT that does not run
+  is started (a locked config makes the start fail: the LRM retries max_restart times on its node, then the CRM
+  relocates it to the next allowed node, up to max_relocate nodes, then the service is in `error`, where only
+  `disabled` gets it out), a `stopped`/`disabled` one that runs is stopped; `ignored` ones are left alone.
 The manager's state (nodes' and services' states, failure counts) is kept in STATE_DIR/state/manager_status.json
 after each round, as the CRM master writes /etc/pve/ha/manager_status: a restarted emulator goes on from it (a
 service in `error` stays there, a fenced node stays fenced); node downtime comes from cluster.json, so a restarted
@@ -29,6 +31,7 @@ from pathlib import Path
 
 from .api_lxc import kill_ct, start_ct, stop_ct
 from .ha import requested_state
+from .ha_placement import node_affinity, select_service_node
 
 # NodeStatus.pm's $fence_delay; PVE then waits for the node's agent lock too (up to 120 s). The lab sets less.
 FENCE_DELAY = 60.0
@@ -70,7 +73,8 @@ class HaManager:
             self._say(f"ignoring {self.status_path}: {type(exc).__name__}: {exc}")
             return
         self.nodes = {str(k): str(v) for k, v in nodes.items()}
-        self.services = {str(k): {"state": str(v.get("state", "started")), "failed": int(v.get("failed", 0))}
+        self.services = {str(k): {"state": str(v.get("state", "started")), "tries": int(v.get("tries", 0)),
+                                  "failed_nodes": [str(n) for n in v.get("failed_nodes", [])]}
                          for k, v in services.items()}
         self._saved = text
 
@@ -94,8 +98,8 @@ class HaManager:
         return self.nodes.get(name, "online")
 
     def service(self, sid: str) -> dict:
-        """The manager's record of a service: state, node, failed tries."""
-        return self.services.setdefault(sid, {"state": "started", "failed": 0})
+        """The manager's record of a service: state, the LRM's restart tries, the nodes its start failed on."""
+        return self.services.setdefault(sid, {"state": "started", "tries": 0, "failed_nodes": []})
 
     def _set_node(self, name: str, state: str) -> None:
         old = self.node_state(name)
@@ -141,18 +145,31 @@ class HaManager:
         on_it = [sid for sid in sorted(resources) if self.app.node_of(_vmid(sid)) == node.name]
         if not on_it or self.clock() - node.since < self.fence_delay:
             return
-        self._set_node(node.name, "fence")
+        to_fence = [sid for sid in on_it if self.service(sid)["state"] not in ("recovery", "error")]
+        if to_fence:
+            self._set_node(node.name, "fence")
+            for sid in to_fence:
+                self._set_service(sid, "fence")
+            self._say(f"fencing: acknowledged - got agent lock for node '{node.name}'")
+            self._set_node(node.name, "unknown")
+            for sid in to_fence:
+                self._set_service(sid, "recovery")
         for sid in on_it:
-            self._set_service(sid, "fence")
-        self._say(f"fencing: acknowledged - got agent lock for node '{node.name}'")
-        self._set_node(node.name, "unknown")
-        for sid in on_it:
-            self._set_service(sid, "recovery")
-            self._recover(sid, node.name, resources)
+            if self.service(sid)["state"] == "recovery":  # a service no node could take yet is retried each round
+                self._recover(sid, node.name, resources)
+
+    def _place(self, sid: str, resources: dict, current: str, preference: str) -> str | None:
+        """select_service_node for this service on the cluster as it is now."""
+        app = self.app
+        online = [n.name for n in app.cluster.nodes if n.online]
+        affinity = node_affinity(app.ha.rules(), sid, [n.name for n in app.cluster.nodes])
+        options = resources.get(sid, {})
+        return select_service_node(affinity, online, ha_load(app, resources), current, preference,
+                                   self.service(sid)["failed_nodes"], failback=bool(int(options.get("failback", 1))))
 
     def _recover(self, sid: str, fenced: str, resources: dict) -> None:
         app, vmid = self.app, _vmid(sid)
-        target = recovery_node(app, resources)
+        target = self._place(sid, resources, fenced, "best-score")
         if target is None:
             self._say(f"recovering service '{sid}' from fenced node '{fenced}' failed, no recovery node found")
             return
@@ -163,7 +180,10 @@ class HaManager:
             self._say(f"service '{sid}' got unrecoverable error: volume '{volume}' is not on shared storage")
             self._set_service(sid, "error")
             return
-        self._say(f"recover service '{sid}' from fenced node '{fenced}' to node '{target}'")
+        if target == fenced:  # a strict rule's only node came back before any other could take the service
+            self._say(f"recover service '{sid}' to previous failed and fenced node '{fenced}' again")
+        else:
+            self._say(f"recover service '{sid}' from fenced node '{fenced}' to node '{target}'")
         app.place(vmid, target)
         state = requested_state(resources[sid].get("state", "started"))
         self._set_service(sid, "started" if state == "started" else "request_stop", node=target)
@@ -180,6 +200,9 @@ class HaManager:
         node = app.node_of(vmid)
         if node is None or not app.cluster.online(node):
             return
+        if svc["state"] == "recovery":
+            self._recover(sid, node, self._resources())  # its node came back while no other could take it
+            return
         if svc["state"] == "error":
             if request == "disabled":
                 self._set_service(sid, "stopped")  # Manager.pm: an admin disables a service to clear its error
@@ -187,8 +210,13 @@ class HaManager:
         if request == "started":
             if svc["state"] in ("stopped", "request_stop"):
                 self._set_service(sid, "started", node=node)
+            target = self._place(sid, self._resources(), node, "none")
+            if target is not None and target != node:
+                self._say(f"relocate service '{sid}' to node '{target}'")  # failback to the node its rule prefers
+                self._relocate(sid, vmid, node, target)
+                return
             if app.running(vmid):
-                svc["failed"] = 0
+                svc["tries"] = 0
                 return
             self._start(sid, vmid, options)
         elif app.running(vmid):
@@ -199,21 +227,59 @@ class HaManager:
         else:
             self._set_service(sid, "stopped")
 
+    def _resources(self) -> dict:
+        return {sid: o for sid, o in self.app.ha.resources().items() if o.get("state") != "ignored"}
+
     def _start(self, sid: str, vmid: int, options: dict) -> None:
-        app, svc = self.app, self.service(sid)
+        """The LRM's start; a failure is retried max_restart times here (LRM.pm's handle_service_exitcode), then
+        the CRM relocates the service to the next node, up to max_relocate nodes (Manager.pm's relocate policy)."""
+        app, svc, node = self.app, self.service(sid), self.app.node_of(vmid)
         self._say(f"starting service {sid}")
-        lock = (app.store.load(vmid) or {}).get("config", {}).get("lock")
-        if lock:
-            svc["failed"] += 1
-            self._say(f"unable to start service {sid}: CT is locked ({lock})")
-            tries = int(options.get("max_restart", 1)) + int(options.get("max_relocate", 1))
-            if svc["failed"] > tries:
-                self._say(f"recovery policy for service {sid} failed, entering error state")
-                self._set_service(sid, "error")
+        why = start_failure(app, vmid)
+        if why is None:
+            svc["tries"] = 0
+            self._say(f"service status {sid} started")
+            if svc["failed_nodes"]:
+                self._say(f"relocation policy successful for '{sid}' on node '{node}', failed nodes: "
+                          + ", ".join(svc["failed_nodes"]))
+                svc["failed_nodes"] = []
             return
-        start_ct(app, vmid)
-        svc["failed"] = 0
-        self._say(f"service status {sid} started")
+        self._say(f"unable to start service {sid}: {why}")
+        if svc["tries"] < int(options.get("max_restart", 1)):
+            svc["tries"] += 1
+            self._say(f"restart policy: retry number {svc['tries']} for service '{sid}'")
+            return
+        self._say(f"unable to start service {sid} on local node after {svc['tries']} retries")
+        svc["tries"] = 0
+        svc["failed_nodes"].append(node)
+        failed = ", ".join(svc["failed_nodes"])
+        if len(svc["failed_nodes"]) > int(options.get("max_relocate", 1)):
+            self._say(f"recovery policy for service {sid} failed, entering error state. Failed nodes: {failed}")
+            self._set_service(sid, "error")
+            return
+        self._say(f"starting service {sid} on node '{node}' failed, relocating service.")
+        target = self._place(sid, self._resources(), node, "try-next")
+        if target is None or target == node:
+            self._say(f"Start Error Recovery: Tried all available nodes for service '{sid}', retry start on "
+                      f"current node. Tried nodes: {failed}")
+            return
+        self._say(f"relocate service '{sid}' to node '{target}'")
+        self._relocate(sid, vmid, node, target)
+
+    def _relocate(self, sid: str, vmid: int, source: str, target: str) -> None:
+        """PVECT.pm's migrate (a CT is always relocated): shut down, its config moved to the target, where the
+        target's LRM starts it on its next round; a locked CT's migration fails and it stays where it is."""
+        app = self.app
+        self._set_service(sid, "relocate", node=f"{source}, target = {target}")
+        lock = (app.store.load(vmid) or {}).get("config", {}).get("lock")
+        if app.running(vmid) and not lock:
+            stop_ct(app, vmid, 10)
+        if lock:
+            self._say(f"service '{sid}' - migration failed (exit code 1)")
+            self._set_service(sid, "started", node=source)
+            return
+        app.place(vmid, target)
+        self._set_service(sid, "started", node=target)
 
     # --- the loop -----------------------------------------------------------------------
     def run(self, period: float = ROUND) -> threading.Thread:
@@ -235,17 +301,26 @@ class HaManager:
         self._stop.set()
 
 
-def recovery_node(app, resources: dict) -> str | None:
-    """The online node with the fewest HA services (Usage/Basic.pm), ties by name (Manager.pm's sort)."""
-    online = [n.name for n in app.cluster.nodes if n.online]
-    if not online:
-        return None
-    count = dict.fromkeys(online, 0)
+def ha_load(app, resources: dict) -> dict[str, int]:
+    """The HA services on each online node (Usage/Basic.pm's count, the basic scheduler's score)."""
+    count = {n.name: 0 for n in app.cluster.nodes if n.online}
     for sid in resources:
         node = app.node_of(_vmid(sid))
         if node in count:
             count[node] += 1
-    return min(online, key=lambda name: (count[name], name))
+    return count
+
+
+def start_failure(app, vmid: int) -> str | None:
+    """Start a CT as the LRM's resource agent does; why it failed (a locked config, the driver's error) or None."""
+    lock = (app.store.load(vmid) or {}).get("config", {}).get("lock")
+    if lock:
+        return f"CT is locked ({lock})"
+    try:
+        start_ct(app, vmid)
+    except RuntimeError as exc:  # the host driver's error (lab.hosts.HostError): lxc-start failed
+        return str(exc)
+    return None
 
 
 def power_off(app, node: str) -> list[int]:

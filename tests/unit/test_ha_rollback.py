@@ -17,13 +17,15 @@ TEMPLATE = "local:vztmpl/debian-12-lab_amd64.tar.zst"
 
 
 class RoundsDuringRollback(MemHosts):
-    """In-memory hosts whose rollback takes long enough for the HA manager to play three rounds meanwhile."""
+    """In-memory hosts whose rollback takes long enough for the HA manager to play five rounds meanwhile: enough
+    for its whole recovery policy (with max_restart 1 and max_relocate 1: a start and a retry on the CT's node, a
+    relocation that fails on the lock, a start and a retry again, then `error`)."""
 
     app: Emulator | None = None
 
     def rollback(self, vmid, name, start):
         """Restore the files, the HA manager's rounds falling in the middle."""
-        for _ in range(3):
+        for _ in range(5):
             self.app.crm.round()
         super().rollback(vmid, name, start)
 

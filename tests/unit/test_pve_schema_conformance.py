@@ -130,7 +130,9 @@ FIREWALL_SETUP = [
     ("POST /nodes/{node}/lxc/{vmid}/firewall/ipset/{name}", {"cidr": "198.18.0.9"}),
     ("POST /nodes/{node}/lxc/{vmid}/firewall/rules", {"type": "in", "action": "ACCEPT", "source": "+n1"}),
     ("POST /cluster/ha/resources", {"sid": "ct:900"}),
-    ("POST /cluster/ha/rules", {"rule": "r1", "type": "node-affinity", "resources": "ct:900", "nodes": "homelab"}),
+    # disabled: a second enabled node-affinity rule for ct:900 (r2 below) would be refused, as PVE refuses it
+    ("POST /cluster/ha/rules", {"rule": "r1", "type": "node-affinity", "resources": "ct:900", "nodes": "homelab",
+                                "disable": "1"}),
 ]
 
 
