@@ -1,4 +1,5 @@
-"""What a rollback restores that no snapshot holds (PVE's firewall, its HA resources), as the run lock keeps it.
+"""What a rollback restores that no snapshot holds (PVE's firewall, its HA resources and the suite's HA rules), as
+the run lock keeps it.
 
 The run records both before it changes them (plugins/deploy/stages/firewall.py and ha.py). The lock's record carries
 them too, so that `python -m plugins.deploy.recover rollback` after a SIGKILL puts them back as the run's own
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def to_record(deploy: DeploySession) -> dict[str, Any]:
-    """The session's recorded firewall and HA resources, JSON-ready (only those the run recorded)."""
+    """The session's recorded firewall, HA resources and HA rules, JSON-ready (only those the run recorded)."""
     out: dict[str, Any] = {}
     if deploy.firewall_before is not None:
         before = deploy.firewall_before
@@ -22,6 +23,8 @@ def to_record(deploy: DeploySession) -> dict[str, Any]:
                            "nodes": {str(k): v for k, v in before["nodes"].items()}}
     if deploy.ha_before is not None:
         out["ha"] = {str(k): v for k, v in deploy.ha_before.items()}
+    if deploy.ha_rules_before is not None:
+        out["ha_rules"] = dict(deploy.ha_rules_before)
     return out
 
 
@@ -34,3 +37,5 @@ def onto_session(deploy: DeploySession, recorded: dict[str, Any]) -> None:
                                   "nodes": {int(k): v for k, v in firewall["nodes"].items()}}
     if recorded.get("ha") is not None:
         deploy.ha_before = {int(k): v for k, v in recorded["ha"].items()}
+    if recorded.get("ha_rules") is not None:
+        deploy.ha_rules_before = dict(recorded["ha_rules"])

@@ -80,6 +80,8 @@ class DeploySession:
     firewall_seen: dict | None = None
     # PVE's HA resources of the inventory's containers before this run (plugins/deploy/stages/ha.py): the same
     ha_before: dict[int, dict] | None = None
+    # the suite's HA node-affinity rules (`homelab-suite-<hostname>`) before this run: the same
+    ha_rules_before: dict[str, dict] | None = None
     ansible: dict[str, Any] = field(default_factory=dict)  # playbook -> result
     health: list[Any] = field(default_factory=list)
     stages: dict[str, StageRecord] = field(default_factory=dict)

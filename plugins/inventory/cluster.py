@@ -1,5 +1,6 @@
 """The Proxmox cluster an inventory runs on: its nodes, the storages every node shares, and which hosts the
-HA manager keeps running (pve-ha-manager's resources: `ct:<vmid>`, state, max_restart, max_relocate).
+HA manager keeps running (pve-ha-manager's resources: `ct:<vmid>`, state, max_restart, max_relocate) and where it
+prefers them (a node-affinity rule: nodes with priorities, strict or not).
 
 No `nodes:` means PVE's standalone node, `proxmox.node`: every host runs there and none is HA-managed.
 """
@@ -11,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from plugins.inventory.errors import Problem
-from plugins.inventory.fields import IPv4, Label
+from plugins.inventory.fields import Flag, IPv4, Label
 from plugins.inventory.masking import shown
 from plugins.inventory.refs import host_refs
 from plugins.inventory.section import Strict
@@ -19,6 +20,8 @@ from plugins.inventory.section import Strict
 # pve-ha-manager's requested states (`enabled` is its alias for started: one spelling here)
 HaState = Literal["started", "stopped", "disabled", "ignored"]
 Tries = Annotated[int, Field(strict=True, ge=0, le=100)]
+# a node's priority in a node-affinity rule (pve-ha-manager's `<node>[:<pri>]`: a non-negative integer)
+Priority = Annotated[int, Field(strict=True, ge=0, le=1000)]
 
 
 class Node(Strict):
@@ -34,6 +37,15 @@ class HaPolicy(Strict):
     state: HaState = Field("started", description="the requested state the HA manager keeps the container in")
     max_restart: Tries = Field(1, description="restarts on its node after a failed start")
     max_relocate: Tries = Field(1, description="moves to another node after the restarts failed")
+    nodes: dict[Label, Priority] = Field(
+        {}, description="node affinity: the nodes the HA manager prefers for it, each with its priority (the highest "
+        "online ones first, then the least loaded; PVE's rule `nodes`); empty: no rule, any node")
+    strict: Flag = Field(False, description="only these nodes: with none of them online it stays down (PVE's "
+                         "`strict`); false: it may fall back to any other online node")
+
+    def rule_nodes(self) -> str:
+        """The node-affinity rule's `nodes` as PVE writes it: `<node>[:<pri>]`, by name, priority 0 left out."""
+        return ",".join(f"{n}:{p}" if p else n for n, p in sorted(self.nodes.items()))
 
 
 def cluster_problems(inv: Any) -> list[Problem]:
@@ -55,9 +67,31 @@ def cluster_problems(inv: Any) -> list[Problem]:
     for ref, host in zip(refs, inv.hosts):
         if names and host.node is not None and host.node not in names:
             problems.append((f"{ref}.node", f"{shown(host.node)} is not a node of this inventory ({expected})"))
+        if host.ha is not None:
+            problems.extend(_affinity_problems(inv, ref, host))
         if host.ha is not None and host.storage not in inv.proxmox.shared_storages:
             shared = ", ".join(inv.proxmox.shared_storages) or "none declared in proxmox.shared_storages"
             problems.append((f"{ref}.storage", (f"an HA-managed host must live on a storage every node shares, so "
                                                 f"another node can start it (expected one of: {shared}; found "
                                                 f"{shown(host.storage)})")))
     return problems
+
+
+def _affinity_problems(inv: Any, ref: str, host: Any) -> list[Problem]:
+    """A node-affinity declaration names nodes of the inventory and puts the host's own node first: otherwise the
+    HA manager would move it off the node Terraform creates it on as soon as the rule exists."""
+    ha, names = host.ha, inv.node_names
+    if not ha.nodes:
+        return [(f"{ref}.ha.strict", "strict needs ha.nodes (expected the nodes it is restricted to)")] \
+            if ha.strict else []
+    unknown = [n for n in ha.nodes if n not in names]
+    if unknown:
+        return [(f"{ref}.ha.nodes", (f"{shown(unknown[0])} is not a node of this inventory "
+                                    f"(expected one of nodes: {', '.join(names)})"))]
+    home = host.node or inv.proxmox.node
+    top = max(ha.nodes.values())
+    if ha.nodes.get(home) != top:
+        first = ", ".join(sorted(n for n, p in ha.nodes.items() if p == top))
+        return [(f"{ref}.ha.nodes", (f"the host's node {shown(home)} must be among its highest-priority nodes "
+                                    f"(found {first} at priority {top}): the HA manager would move it there"))]
+    return []

@@ -5,6 +5,8 @@ and the rollback restores the resources the run found."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 from pve_inprocess import in_process_client
@@ -13,6 +15,7 @@ from pve_memdriver import MemHosts
 from lab.pve.app import Emulator
 from lab.pve.auth import READONLY_TOKEN_ID
 from plugins.deploy.finish.rollback import describe
+from plugins.deploy.recorded_state import onto_session, to_record
 from plugins.deploy.session import DeploySession
 from plugins.deploy.stages import ha as stage
 from plugins.inventory.loader import validate_document
@@ -83,9 +86,12 @@ def test_a_deploy_registers_each_ha_host_then_a_second_run_changes_nothing(clust
     stage.record_previous(run, proxmox)
     lines = stage.apply(run, proxmox)
     ha_hosts = {h.vmid: h for h in inventory.ha_hosts}
-    assert len(ha_hosts) == 2 and lines == [f"create ct:{vmid}: state=started, max_restart=1, max_relocate=1"
-                                            for vmid in sorted(ha_hosts)]
-    assert run.stage("ha").summary == "2 HA resource(s) changed"
+    assert len(ha_hosts) == 2 and lines == [
+        *[f"create ct:{vmid}: state=started, max_restart=1, max_relocate=1" for vmid in sorted(ha_hosts)],
+        "create rule homelab-suite-monitoring: node-affinity, resources=ct:240, nodes=homelab:1,homelab-3:2, strict=0",
+        ("create rule homelab-suite-utilities: node-affinity, resources=ct:201, nodes=homelab-2:2,homelab-3:1, "
+        "strict=0")]
+    assert run.stage("ha").summary == "2 HA resource(s) and 2 HA rule(s) changed"
     assert run.stage("ha").details == [f"  ha        {line}" for line in lines]
     held = resources(proxmox)
     assert {v: held[v] for v in ha_hosts} == {v: {"state": "started", "max_restart": 1, "max_relocate": 1}
@@ -100,7 +106,8 @@ def test_a_deploy_registers_each_ha_host_then_a_second_run_changes_nothing(clust
     again = deploy(inventory)
     stage.record_previous(again, proxmox)
     assert stage.apply(again, proxmox) == [] and proxmox.writes == writes
-    assert again.stage("ha").summary == "the HA manager already holds the inventory's 2 ha: host(s)"
+    assert again.stage("ha").summary == ("the HA manager already holds the inventory's 2 ha: host(s) and 2 "
+                                         "node-affinity rule(s)")
 
 
 def test_a_changed_ha_is_updated_and_a_dropped_one_removed_never_another_vmids(cluster):
@@ -112,6 +119,8 @@ def test_a_changed_ha_is_updated_and_a_dropped_one_removed_never_another_vmids(c
     assert stage.apply(run, proxmox) == [
         f"update ct:{utilities}: state=stopped, max_restart=2",
         f"remove ct:{monitoring} (the container stays as it is, outside HA)",
+        # monitoring's rule went with its resource (PVE's purge); utilities' ha: no longer declares nodes
+        "remove rule homelab-suite-utilities",
     ]
     held = resources(proxmox)
     assert held[utilities] == {"state": "stopped", "max_restart": 2, "max_relocate": 1}
@@ -125,8 +134,10 @@ def test_a_plan_lists_the_changes_and_writes_nothing(cluster):
     planned = deploy(inventory, plan_only=True)
     stage.record_previous(planned, proxmox)
     lines = stage.apply(planned, proxmox)
-    assert len(lines) == 2 and all(line.startswith("create ct:") for line in lines)
-    assert planned.stage("ha").summary == "2 HA resource(s) would change"
+    assert len(lines) == 4 and all(line.startswith("create ct:") for line in lines[:2])
+    assert lines[2].startswith("create rule homelab-suite-monitoring: node-affinity")
+    assert planned.stage("ha").summary == "2 HA resource(s) and 2 HA rule(s) would change"
+    assert proxmox.api_call("rules", "GET", "cluster/ha/rules") == []
     assert proxmox.writes == 0 and set(resources(proxmox)) == {OWNERS_CT}
 
 
@@ -152,11 +163,12 @@ def test_the_rollback_restores_the_ha_resources_the_run_found(cluster):
     before = resources(proxmox)
     run = deploy(inventory)
     stage.record_previous(run, proxmox)
-    assert stage.apply(run, proxmox) == [f"update ct:{utilities}: max_relocate=1",
-                                         f"create ct:{monitoring}: state=started, max_restart=1, max_relocate=1"]
+    assert stage.apply(run, proxmox)[:2] == [f"update ct:{utilities}: max_relocate=1",
+                                             f"create ct:{monitoring}: state=started, max_restart=1, max_relocate=1"]
     undone = stage.restore(run, proxmox)
     assert undone == [f"update ct:{utilities}: max_relocate=0",
-                      f"remove ct:{monitoring} (the container stays as it is, outside HA)"]
+                      f"remove ct:{monitoring} (the container stays as it is, outside HA)",
+                      "remove rule homelab-suite-utilities"]
     assert resources(proxmox) == before
     outcome = {"ok": True, "seconds": 1.0, "rolled_back": {}, "ha": undone, "task_errors": {}, "unhealthy": {},
                "excluded": []}
@@ -240,3 +252,64 @@ def test_a_failed_deploys_rollback_restores_ha_before_the_containers(cluster, no
         assert not outcome["ok"] and outcome["rolled_back"] == {"app-demo": "deploy_unit"}
         assert (f"  FAILED to restore the HA resources recorded before the run: ProxmoxError: {removed[0]}: "
                 "permission denied (unit)") in describe(outcome)
+
+
+def rules(proxmox) -> dict[str, dict]:
+    """Every HA rule PVE holds, the owner's included: id -> (resources, nodes, strict)."""
+    return {r["rule"]: (r["resources"], r["nodes"], int(r.get("strict", 0)))
+            for r in proxmox.api_call("rules", "GET", "cluster/ha/rules")}
+
+
+def test_the_suites_rules_follow_ha_nodes_and_leave_the_owners_alone(cluster):
+    """One `homelab-suite-<hostname>` node-affinity rule per ha: host with nodes; changed priorities and strict are
+    one PUT; the owner's rule (another id) is never touched; the HA manager keeps each host on its own node."""
+    app, proxmox, inventory = cluster
+    proxmox.api_call("owner's", "POST", "cluster/ha/rules", rule="owners-pref", type="node-affinity",
+                     resources=f"ct:{OWNERS_CT}", nodes="homelab-3")
+    stage.apply(deploy(inventory), proxmox)
+    utilities = inventory.host("utilities").vmid
+    assert rules(proxmox) == {
+        "owners-pref": (f"ct:{OWNERS_CT}", "homelab-3", 0),
+        "homelab-suite-monitoring": ("ct:240", "homelab:1,homelab-3:2", 0),
+        "homelab-suite-utilities": (f"ct:{utilities}", "homelab-2:2,homelab-3:1", 0)}
+    app.crm.round()
+    assert app.node_of(utilities) == "homelab-2" and app.node_of(240) == "homelab-3"  # no move: its node is first
+    changed = cluster_inventory(utilities={"nodes": {"homelab-2": 1, "homelab": 0}, "strict": True})
+    run = deploy(changed)
+    assert stage.apply(run, proxmox) == [
+        "update rule homelab-suite-utilities: nodes=homelab,homelab-2:1, strict=1"]
+    assert rules(proxmox)["homelab-suite-utilities"] == (f"ct:{utilities}", "homelab,homelab-2:1", 1)
+    assert rules(proxmox)["owners-pref"] == (f"ct:{OWNERS_CT}", "homelab-3", 0)
+    assert stage.drift(run, proxmox) == []
+
+
+def test_the_rollback_puts_the_suites_rules_back_as_the_run_found_them(cluster):
+    """A run that changed a rule's priorities: the restore puts the recorded nodes back; the record survives the
+    run lock's JSON (recover after a SIGKILL)."""
+    _app, proxmox, inventory = cluster
+    stage.apply(deploy(inventory), proxmox)
+    found = rules(proxmox)
+    run = deploy(cluster_inventory(monitoring={"nodes": {"homelab-3": 5}}))
+    stage.record_previous(run, proxmox)
+    assert stage.apply(run, proxmox) == ["update rule homelab-suite-monitoring: nodes=homelab-3:5"]
+    recovered = deploy(inventory)
+    onto_session(recovered, json.loads(json.dumps(to_record(run))))
+    assert recovered.ha_rules_before == run.ha_rules_before
+    assert stage.restore(recovered, proxmox) == ["update rule homelab-suite-monitoring: nodes=homelab:1,homelab-3:2"]
+    assert rules(proxmox) == found
+
+
+def test_a_resource_the_owner_already_placed_by_a_rule_fails_in_one_line(cluster):
+    """PVE allows one node-affinity rule per resource: the suite's create is refused, the stage says which."""
+    _app, proxmox, inventory = cluster
+    utilities = inventory.host("utilities").vmid
+    proxmox.api_call("owner's", "POST", "cluster/ha/resources", sid=f"ct:{utilities}")
+    proxmox.api_call("owner's", "POST", "cluster/ha/rules", rule="mine", type="node-affinity",
+                     resources=f"ct:{utilities}", nodes="homelab-2")
+    with pytest.raises(ProxmoxError) as caught:
+        stage.apply(deploy(inventory), proxmox)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message == (f"create HA rule homelab-suite-utilities: PVE answered 400: Rule 'homelab-suite-utilities' is "
+                       f"invalid. (resources: resource 'ct:{utilities}' is already used in another node affinity rule)")
+    assert "mine" in rules(proxmox)

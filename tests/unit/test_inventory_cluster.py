@@ -80,6 +80,8 @@ def test_two_nodes_with_one_name_is_one_line(tmp_path):
     document = cluster_document()
     document["nodes"][2]["name"] = "homelab-2"
     document["hosts"][3]["node"] = "homelab"
+    for host in (document["hosts"][1], document["hosts"][3]):
+        del host["ha"]["nodes"]  # their node affinity names homelab-3
     assert refused(tmp_path, document).endswith(
         "inv.yml: nodes[2].name: 'homelab-2' is already the name of nodes[1] (expected a unique name)")
     document = cluster_document()
@@ -132,3 +134,29 @@ def test_a_standalone_node_is_always_quorate_for_preflight():
     deployment = DeploySession(run_id="unit", inventory=load_inventory(LAB), snapshot_name="deploy_unit")
     standalone = SimpleNamespace(cluster_status=lambda: [{"type": "node", "name": "homelab", "online": 1, "local": 1}])
     assert cluster_problem(deployment, standalone) == "" and deployment.facts == {}
+
+
+def test_lab_cluster_declares_node_affinity_for_its_ha_hosts():
+    """utilities and monitoring prefer their own node first, then another one (non-strict: any node at last)."""
+    inv = load_inventory(CLUSTER)
+    assert {h.hostname: (h.ha.nodes, h.ha.strict) for h in inv.ha_hosts} == {
+        "utilities": ({"homelab-2": 2, "homelab-3": 1}, False), "monitoring": ({"homelab-3": 2, "homelab": 1}, False)}
+    assert inv.host("monitoring").ha.rule_nodes() == "homelab:1,homelab-3:2"
+
+
+@pytest.mark.parametrize(("nodes", "strict", "expected"), [
+    ({"pve": 1}, False, ("hosts[utilities].ha.nodes: 'pve' is not a node of this inventory "
+                        "(expected one of nodes: homelab, homelab-2, homelab-3)")),
+    ({"homelab-2": -1}, False, "hosts[utilities].ha.nodes.homelab-2"),
+    ({"homelab-2": "high"}, False, "hosts[utilities].ha.nodes.homelab-2"),
+    ({"homelab-2": 1, "homelab": 2}, False, ("hosts[utilities].ha.nodes: the host's node 'homelab-2' must be among "
+                                            "its highest-priority nodes (found homelab at priority 2)")),
+    ({}, True, "hosts[utilities].ha.strict: strict needs ha.nodes (expected the nodes it is restricted to)"),
+])
+def test_a_bad_node_affinity_is_one_line(tmp_path, nodes, strict, expected):
+    """An unknown node, a priority that is not a non-negative integer, the host's own node not first, strict
+    without nodes: one line at load, naming the key."""
+    document = cluster_document()
+    document["hosts"][1]["ha"]["nodes"] = nodes
+    document["hosts"][1]["ha"]["strict"] = strict
+    assert expected in refused(tmp_path, document)
