@@ -230,12 +230,14 @@ CLUSTER_LIGHT_SERVICES = {
 
 def cluster_light_variant(directory: Path, name: str, node: str | None = None, **deploy: object) -> Path:
     """inventories/lab-cluster.yml with CLUSTER_LIGHT_SERVICES only, deploy settings changed, and (node given)
-    every host on that one node, written to directory/name.yml."""
+    every host on that one node (an HA host's node affinity dropped: it named the nodes spread over), written to
+    directory/name.yml."""
     document = yaml.safe_load(CLUSTER_INVENTORY.read_text())
     for host in document["hosts"]:
         host["services"] = CLUSTER_LIGHT_SERVICES[host["hostname"]]
         if node is not None:
             host["node"] = node
+            (host.get("ha") or {}).pop("nodes", None)
     document["deploy"].update(deploy)
     path = directory / f"{name}.yml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))

@@ -117,6 +117,11 @@ def test_the_first_deploy_places_each_host_on_its_node_and_health_passes(first_d
     ha_hosts = [h for h in inventory.hosts if h.ha]
     assert {h.hostname for h in ha_hosts} == {"utilities", "monitoring"}
     assert ha_resources(proxmox) == {h.vmid: "started" for h in ha_hosts}
+    # each HA host's ha.nodes as the suite's own node-affinity rule (PVE writes the nodes by name)
+    rules = {r["rule"]: r for r in proxmox.api_call("read the HA rules", "GET", "cluster/ha/rules")}
+    for host in ha_hosts:
+        assert rules[f"homelab-suite-{host.hostname}"]["resources"] == f"ct:{host.vmid}"
+        assert rules[f"homelab-suite-{host.hostname}"]["nodes"] == host.ha.rule_nodes()
     for host in ha_hosts:
         config_ = proxmox.api_call("read a CT's config", "GET", f"nodes/{host.node}/lxc/{host.vmid}/config")
         assert config_["rootfs"].startswith("shared:"), f"{host.hostname}: {config_['rootfs']}"
@@ -175,12 +180,14 @@ def test_a_migrated_host_is_followed_by_the_deploy_and_health(first_deploy, prox
 
 def test_a_node_of_ha_hosts_down_they_come_back_and_a_deploy_proceeds(first_deploy, proxmox, inventory, variants,
                                                                       tmp_path):
-    """homelab-2 (utilities, HA, alone since the migration) down: utilities runs again on another node within the
-    fence delay plus its start; a deploy says the node is down in its preflight and proceeds (deploy.node_down:
-    proceed); health passes, naming where utilities runs now."""
+    """homelab-2 (utilities, HA, alone since the migration) down: utilities runs again within the fence delay plus
+    its start on homelab-3, its node-affinity rule's next node (homelab, with no HA host, is the least loaded: the
+    rule, not the load, chose); a deploy says the node is down in its preflight and proceeds (deploy.node_down:
+    proceed); health passes, naming where utilities runs now. homelab-2 back: utilities fails back to it."""
     utilities = inventory.host("utilities")
     assert proxmox.placement()[utilities.vmid] == "homelab-2"
     now_on, _ = node_down_until_recovered(proxmox, "homelab-2", utilities.vmid)
+    assert now_on == "homelab-3", f"utilities recovered on {now_on}, not its rule's next node homelab-3"
     try:
         results = tmp_path / "allure-results"
         run = scenarios.run_suite("deploy", inventory=variants["cluster"], alluredir=results)
@@ -192,6 +199,10 @@ def test_a_node_of_ha_hosts_down_they_come_back_and_a_deploy_proceeds(first_depl
         run = health(variants)
         assert run.rc == 0, f"suites/health with homelab-2 down:\n{run.tail()}"
         assert f"{now_on} (inventory: homelab-2)" in run.output, run.tail()
+        orchestrate.set_node_online("homelab-2", True)
+        wait_for(lambda: proxmox.guests().get(utilities.vmid, {}).get("node") == "homelab-2"
+                 and proxmox.guests()[utilities.vmid].get("status") == "running",
+                 "utilities relocated back to homelab-2, its rule's first node", RECOVERY_START)
     finally:
         orchestrate.set_node_online("homelab-2", True)
 
@@ -204,6 +215,7 @@ def test_a_node_down_with_a_plain_host_health_names_it_and_refuse_refuses(first_
     monitoring, app = inventory.host("monitoring"), inventory.host("app-demo")
     assert proxmox.placement()[app.vmid] == "homelab-3"
     now_on, _ = node_down_until_recovered(proxmox, "homelab-3", monitoring.vmid)
+    assert now_on == "homelab", f"monitoring recovered on {now_on}, not its rule's next node homelab"
     try:
         assert proxmox.guests()[app.vmid]["status"] == "stopped"
         run = health(variants)

@@ -30,7 +30,8 @@ def managed(deployment: DeploySession) -> list[int]:
 
 def desired_state(deployment: DeploySession) -> dict[int, dict]:
     """{vmid: options} the inventory declares: its `ha:` hosts' state, max_restart, max_relocate."""
-    return {host.vmid: host.ha.model_dump() for host in deployment.inventory.hosts if host.ha is not None}
+    return {host.vmid: host.ha.model_dump(include={"state", "max_restart", "max_relocate"})
+            for host in deployment.inventory.hosts if host.ha is not None}
 
 
 def desired_rules(deployment: DeploySession) -> dict[str, dict]:
