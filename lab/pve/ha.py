@@ -2,8 +2,8 @@
 
 Kept in STATE_DIR/state/ha.json. The CRM is played at once, inside the call that changes a resource
 (PVE's CRM acts on its next round, ~10 s later): a resource requested `started` is started, one requested
-`stopped` or `disabled` is stopped, an `ignored` one is left alone. Fencing and recovery of a node that
-goes down are not emulated yet (docs/reference/pve-cluster.md).
+`stopped` or `disabled` is stopped, an `ignored` one is left alone. The manager's rounds (fencing, recovery,
+placement by the node-affinity rules kept here) are crm.py's and ha_placement.py's (docs/reference/pve-cluster.md).
 """
 
 from __future__ import annotations
