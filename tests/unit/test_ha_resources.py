@@ -115,8 +115,9 @@ def test_a_changed_ha_is_updated_and_a_dropped_one_removed_never_another_vmids(c
     stage.apply(deploy(inventory), proxmox)
     changed = cluster_inventory(utilities={"state": "stopped", "max_restart": 2}, monitoring=None)
     utilities, monitoring = changed.host("utilities").vmid, changed.host("monitoring").vmid
+    planned = stage.apply(deploy(changed, plan_only=True), proxmox)
     run = deploy(changed)
-    assert stage.apply(run, proxmox) == [
+    assert stage.apply(run, proxmox) == planned == [
         f"update ct:{utilities}: state=stopped, max_restart=2",
         f"remove ct:{monitoring} (the container stays as it is, outside HA)",
         # monitoring's rule went with its resource (PVE's purge); utilities' ha: no longer declares nodes

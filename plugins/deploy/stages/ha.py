@@ -55,7 +55,11 @@ def apply(deployment: DeploySession, proxmox: ProxmoxClient) -> list[str]:
     current = read_state(proxmox.api_call, vmids)
     if deployment.plan_only:
         done = changes(current, wanted, vmids)
-        rule_lines = ha_rules.changes(ha_rules.read_state(proxmox.api_call), rules)
+        # as the apply will find them: a resource it removes takes its rule with it (PVE's purge)
+        leaving = {f"ct:{vmid}" for vmid in set(current) - set(wanted)}
+        rules_now = {name: r for name, r in ha_rules.read_state(proxmox.api_call).items()
+                     if r["resources"] not in leaving}
+        rule_lines = ha_rules.changes(rules_now, rules)
         verb = "would change"
     else:
         with allure_output.step("register the inventory's ha: hosts with PVE's HA manager"):
