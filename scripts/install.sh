@@ -44,6 +44,62 @@ if [ -d /run/systemd/system ] && systemctl is-enabled -q prometheus 2>/dev/null;
 fi
 
 PYTHON=${PYTHON:-python3}
+
+install_checkov() {
+  # checkov (make lint) pins boto3, botocore and packaging below requirements.txt's: it gets its own venv.
+  if [ ! -x .venv-checkov/bin/python ]; then
+    echo "==> venv: creating .venv-checkov (checkov alone)"
+    "$PYTHON" -m venv .venv-checkov
+  fi
+  if ! cmp -s requirements-checkov.txt .venv-checkov/.requirements.installed 2>/dev/null; then
+    echo "==> pip: installing requirements-checkov.txt (pinned) into .venv-checkov"
+    .venv-checkov/bin/pip install -q -r requirements-checkov.txt
+    cp requirements-checkov.txt .venv-checkov/.requirements.installed
+  else
+    echo "==> pip: requirements-checkov.txt already installed"
+  fi
+}
+
+install_npm_trees() {
+  # The lab's npm mirror (verdaccio) has its own tree: its pins must not meet the suite's tools.
+  if ! cmp -s lab/npm-mirror/package-lock.json lab/npm-mirror/node_modules/.lock.installed 2>/dev/null; then
+    echo "==> npm: installing verdaccio (the lab's npm mirror)"
+    npm ci --prefix lab/npm-mirror --no-audit --no-fund --silent --ignore-scripts
+    cp lab/npm-mirror/package-lock.json lab/npm-mirror/node_modules/.lock.installed
+  else
+    echo "==> npm: verdaccio already installed"
+  fi
+  if ! cmp -s package-lock.json node_modules/.lock.installed 2>/dev/null; then
+    echo "==> npm: installing allure (report renderer)"
+    npm ci --no-audit --no-fund --silent
+    cp package-lock.json node_modules/.lock.installed
+  else
+    echo "==> npm: tools already installed"
+  fi
+  # The demo app's own trees, for its unit tests on this machine (hosts build theirs in Docker; rsync never
+  # ships these: app_demo_sync_excludes).
+  for part in backend frontend; do
+    dir=app-demo/$part
+    if ! cmp -s $dir/package-lock.json $dir/node_modules/.lock.installed 2>/dev/null; then
+      echo "==> npm: installing app-demo/$part (its unit tests)"
+      npm ci --prefix $dir --no-audit --no-fund --silent
+      cp $dir/package-lock.json $dir/node_modules/.lock.installed
+    else
+      echo "==> npm: app-demo/$part already installed"
+    fi
+  done
+}
+
+# checkov's venv and the npm trees install beside the suite's own pip: none needs another, and on a fresh
+# machine each is mostly waiting on its downloads and unpacking. Their output follows the suite's, whole.
+beside=$(mktemp -d)
+# A failing pip above still waits for them: nothing of this script is left running after it.
+trap 'wait; rm -rf "$beside"' EXIT
+(set -e; install_checkov) >"$beside/checkov" 2>&1 &
+checkov_pid=$!
+(set -e; install_npm_trees) >"$beside/npm" 2>&1 &
+npm_pid=$!
+
 if [ ! -x .venv/bin/python ]; then
   echo "==> venv: creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv
@@ -56,45 +112,15 @@ else
   echo "==> pip: requirements.txt already installed"
 fi
 
-# checkov (make lint) pins boto3, botocore and packaging below requirements.txt's: it gets its own venv.
-if [ ! -x .venv-checkov/bin/python ]; then
-  echo "==> venv: creating .venv-checkov (checkov alone)"
-  "$PYTHON" -m venv .venv-checkov
-fi
-if ! cmp -s requirements-checkov.txt .venv-checkov/.requirements.installed 2>/dev/null; then
-  echo "==> pip: installing requirements-checkov.txt (pinned) into .venv-checkov"
-  .venv-checkov/bin/pip install -q -r requirements-checkov.txt
-  cp requirements-checkov.txt .venv-checkov/.requirements.installed
-else
-  echo "==> pip: requirements-checkov.txt already installed"
-fi
-
-# The lab's npm mirror (verdaccio) has its own tree: its pins must not meet the suite's tools.
-if ! cmp -s lab/npm-mirror/package-lock.json lab/npm-mirror/node_modules/.lock.installed 2>/dev/null; then
-  echo "==> npm: installing verdaccio (the lab's npm mirror)"
-  npm ci --prefix lab/npm-mirror --no-audit --no-fund --silent --ignore-scripts
-  cp lab/npm-mirror/package-lock.json lab/npm-mirror/node_modules/.lock.installed
-else
-  echo "==> npm: verdaccio already installed"
-fi
-
-if ! cmp -s package-lock.json node_modules/.lock.installed 2>/dev/null; then
-  echo "==> npm: installing allure (report renderer)"
-  npm ci --no-audit --no-fund --silent
-  cp package-lock.json node_modules/.lock.installed
-else
-  echo "==> npm: tools already installed"
-fi
-
-# The demo app's own trees, for its unit tests on this machine (hosts build theirs in Docker; rsync never
-# ships these: app_demo_sync_excludes).
-for part in backend frontend; do
-  dir=app-demo/$part
-  if ! cmp -s $dir/package-lock.json $dir/node_modules/.lock.installed 2>/dev/null; then
-    echo "==> npm: installing app-demo/$part (its unit tests)"
-    npm ci --prefix $dir --no-audit --no-fund --silent
-    cp $dir/package-lock.json $dir/node_modules/.lock.installed
+failed=0
+for part in checkov npm; do
+  pid_var=${part}_pid
+  if wait "${!pid_var}"; then
+    cat "$beside/$part"
   else
-    echo "==> npm: app-demo/$part already installed"
+    cat "$beside/$part"
+    echo "scripts/install.sh: the $part install failed (its output above)" >&2
+    failed=1
   fi
 done
+exit "$failed"

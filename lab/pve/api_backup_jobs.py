@@ -169,6 +169,29 @@ def job_delete(call: Call):
         _write(call.app, data)
 
 
+def remove_vmid_from_jobs(app, vmid: int) -> None:
+    """VZDump/Plugin.pm remove_vmid_from_backup_jobs (a purged guest's destroy): the VMID leaves each job's `vmid`
+    list (a job left with none is deleted) or its `exclude` list (dropped when empty)."""
+    def without(listed) -> str:
+        return ",".join(v for v in split_list(str(listed)) if v != str(vmid))
+
+    with _LOCK:
+        data = _read(app)
+        for job_id, job in list(data["ids"].items()):
+            if job.get("vmid") is not None:
+                if kept := without(job["vmid"]):
+                    job["vmid"] = kept
+                else:
+                    del data["ids"][job_id]
+                    data["order"] = [i for i in data["order"] if i != job_id]
+            elif job.get("exclude") is not None:
+                if kept := without(job["exclude"]):
+                    job["exclude"] = kept
+                else:
+                    del job["exclude"]
+        _write(app, data)
+
+
 def included_vmids(app) -> set[int]:
     """BackupInfo.pm get_included_vmids: the guests any job (enabled or not) includes."""
     found: set[int] = set()

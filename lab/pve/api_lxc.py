@@ -212,7 +212,8 @@ def config_put(call: Call):
 @route("DELETE /nodes/{node}/lxc/{vmid}")
 def lxc_destroy(call: Call):
     """DELETE a CT (vzdestroy); a running CT without force is refused before the task, an HA-managed one without
-    purge too (pve-container's destroy_vm); purge drops its HA resource."""
+    purge too (pve-container's destroy_vm); purge drops its HA resource and its place in the backup jobs."""
+    from .api_backup_jobs import remove_vmid_from_jobs
     from .api_ha import remove_resource
     from .ha import sid_of
 
@@ -240,10 +241,12 @@ def lxc_destroy(call: Call):
         app.firewall.remove_ct(vmid)  # pve-container's destroy_vm: remove_vmfw_conf, purge or not
         app.store.delete(vmid)
         task.log(f"destroyed CT {vmid}")
-        if purge and ha_managed:
+        if purge:
             task.log(f"purging CT {vmid} from related configurations..")
-            with app.ha.lock:
-                remove_resource(app, sid_of(vmid))
-            task.log(f"NOTE: removed CT {vmid} from HA resource configuration.")
+            if ha_managed:
+                with app.ha.lock:
+                    remove_resource(app, sid_of(vmid))
+                task.log(f"NOTE: removed CT {vmid} from HA resource configuration.")
+            remove_vmid_from_jobs(app, vmid)  # pve-container's destroy_vm: remove_vmid_from_backup_jobs
 
     return app.run_task(call, "vzdestroy", vmid, worker)

@@ -253,3 +253,14 @@ def test_terraform_files_are_fmt_clean():
     """`terraform fmt -check -recursive` on terraform/ (check only: never rewrites)."""
     result = TerraformCommand(str(TF)).fmt(check_input=True, write=False, list=True, recursive=True)
     assert result.retcode == 0, f"not terraform-fmt clean: {result.value.split()} {result.error}"
+
+
+def test_each_container_s_root_file_system_is_on_its_inventory_storage(homelab, module, homelab_tfvars):
+    """The inventory's `storage:` reaches the rootfs (an HA host's shared one); the homelab names local-lvm, where
+    the containers were created (a changed storage is a replacement)."""
+    assert module.one("resource", "proxmox_lxc", "this").one("rootfs").attrs["storage"] == \
+        "coalesce(var.container.storage, var.rootfs_storage)"
+    assert homelab.one("resource", "proxmox_lxc", "ci_runner").one("rootfs").attrs["storage"] == \
+        'coalesce(var.runner.storage, "local-lvm")'
+    hosts = [*homelab_tfvars["containers"].values(), homelab_tfvars["runner"]]
+    assert {h["hostname"]: h["storage"] for h in hosts} == {h["hostname"]: "local-lvm" for h in hosts}

@@ -313,6 +313,24 @@ def test_backup_jobs_are_created_listed_changed_and_deleted(node):
     assert (reply.status, reply.body["errors"]) == (400, {"id": "No such job 'nightly'"})
 
 
+def test_a_purged_ct_leaves_the_backup_jobs_a_plain_destroy_does_not(node):
+    """pve-container's destroy_vm with purge: remove_vmid_from_backup_jobs (a job left without guests is deleted,
+    an `exclude` list loses the VMID); without purge the jobs keep it."""
+    for vmid, ip in ((901, ".51/"), (902, ".52/")):
+        node.task("POST", f"{NODE}/lxc", vmid=vmid, ostemplate=TEMPLATE, net0=NET.replace(".50/", ip))
+    node.ok("POST", "/cluster/backup", id="two", schedule="daily", vmid="900,901")
+    node.ok("POST", "/cluster/backup", id="alone", schedule="daily", vmid=901)
+    node.ok("POST", "/cluster/backup", id="every", schedule="daily", all=1, exclude="901")
+    node.ok("POST", "/cluster/backup", id="plain", schedule="daily", vmid=902)
+    assert node.task("DELETE", f"{NODE}/lxc/902")[0] == "OK"
+    assert node.ok("GET", "/cluster/backup/plain")["vmid"] == "902"
+    status, lines = node.task("DELETE", f"{NODE}/lxc/901", purge=1)
+    assert status == "OK" and "purging CT 901 from related configurations.." in lines
+    jobs = {job["id"]: job for job in node.ok("GET", "/cluster/backup")}
+    assert set(jobs) == {"two", "every", "plain"}
+    assert jobs["two"]["vmid"] == "900" and "exclude" not in jobs["every"]
+
+
 def test_a_job_needs_a_schedule(node):
     """Neither schedule nor starttime: PVE's 400; starttime+dow become a schedule."""
     reply = node("POST", "/cluster/backup", vmid=900)

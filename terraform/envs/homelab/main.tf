@@ -35,7 +35,7 @@ resource "proxmox_lxc" "ci_runner" {
   onboot          = true
 
   rootfs {
-    storage = "local-lvm"
+    storage = coalesce(var.runner.storage, "local-lvm")
     size    = "8G"
   }
 

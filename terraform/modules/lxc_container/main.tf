@@ -16,7 +16,8 @@ resource "proxmox_lxc" "this" {
   onboot          = true
 
   rootfs {
-    storage = var.rootfs_storage
+    # the inventory's `storage:` (an HA host's is shared, so the HA manager can start it on another node)
+    storage = coalesce(var.container.storage, var.rootfs_storage)
     size    = var.rootfs_size
   }
 

@@ -40,7 +40,7 @@ variable "container" {
 }
 
 variable "rootfs_storage" {
-  description = "Storage that holds the container's root filesystem."
+  description = "Storage that holds the container's root filesystem when the container names none (its storage)."
   type        = string
   default     = "local-lvm"
 }
