@@ -85,7 +85,8 @@ class StateStore:
             # One master, its own only voter: a restart waits out a Raft election timeout (from 1 to 2 of them)
             # before the master leads, and a volume server whose first heartbeat came before that is known only at
             # its next (5 s later): with SeaweedFS's 10 s every restart of the store (a fault row, a kill -9 test,
-            # `lab up` after a reboot) took tens of seconds. Short enough to lead before the volume server starts.
+            # `lab up` after `lab down`) waited out both (docs/reference/figures.md). Short enough to lead before the
+            # volume server starts.
             "-master.electionTimeout=300ms", "-master.heartbeatInterval=100ms",
         )
         return procs.Service("s3", "", args, program=str(weed_binary()))
