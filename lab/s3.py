@@ -82,6 +82,12 @@ class StateStore:
             "-s3.port.iceberg=0", "-s3.port.lance=0",
             # it would report usage to telemetry.seaweedfs.com: the lab reaches nothing outside
             "-master.telemetry=false",
+            # One master, its own only voter: a restart waits out a Raft election timeout (from 1 to 2 of them)
+            # before the master leads, and a volume server whose first heartbeat came before that is known only at
+            # its next (5 s later): with SeaweedFS's 10 s every restart of the store (a fault row, a kill -9 test,
+            # `lab up` after `lab down`) waited out both (docs/reference/figures.md). Short enough to lead before the
+            # volume server starts.
+            "-master.electionTimeout=300ms", "-master.heartbeatInterval=100ms",
         )
         return procs.Service("s3", "", args, program=str(weed_binary()))
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from plugins.health.registry import host_wanted, label
+from plugins.health.registry import host_wanted, label, service_containers
 from plugins.health.waiting import HOST_DEADLINE, RECHECK, ssh_pool
 from plugins.shared.backoff import poll
 from plugins.shared.fanout import fan_out
@@ -42,15 +42,6 @@ def inventory_digest(inventory: Inventory) -> str | None:
         return "sha256:" + hashlib.sha256(Path(inventory.source).read_bytes()).hexdigest()
     except OSError:
         return None
-
-
-def service_containers(host: Host) -> dict[str, str]:
-    """{HTTP check name: the container that answers it} of a host (direct and through the proxy)."""
-    found = {}
-    for decl in host.declarations:
-        for name in (*(decl.check_name(acceptance) for acceptance in decl.http), f"{decl.name}-via-traefik"):
-            found[name] = decl.container
-    return found
 
 
 def host_checks(host: Host) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from plugins.health.dockerd import docker_containers, docker_problem, docker_ps_command
+from plugins.health.dockerd import docker_containers, docker_problem, docker_ps_command, down_for_good, restart_policies
 from plugins.health.results import FAIL, PASS, SKIP, CheckResult, result, where
 
 if TYPE_CHECKING:
@@ -77,6 +77,12 @@ def container_probe(name: str) -> Probe:
                           f"{where(host)}: container {name} does not exist; containers there: {present} "
                           "(inventory: containers)", name)
         state, status = rows[name][0], rows[name][1]
+        policy = restart_policies(out).get(name) if state != "running" else None
+        if down_for_good(state, policy):
+            return result(host, "container_running", FAIL,
+                          f"{where(host)}: container {name} is {state} ({status}) and its restart policy is "
+                          f"{policy or 'no'}: nothing starts it again; expected running (`docker logs {name}`)",
+                          name, final=True)
         if state != "running":
             return result(host, "container_running", FAIL,
                           f"{where(host)}: container {name} is {state} ({status}); expected running "

@@ -124,3 +124,12 @@ def host_wanted(host: Host) -> list[tuple[str, Any]]:
 def services_of(hosts: Sequence[Host]) -> list[tuple[Host, Any]]:
     """Every (host, service) the hosts owe an HTTP answer for."""
     return [(host, service) for host in hosts for service in REGISTRY["http"].subjects_of(host)]
+
+
+def service_containers(host: Host) -> dict[str, str]:
+    """{HTTP check name: the container that answers it} of a host (direct and through the proxy)."""
+    found = {}
+    for decl in host.declarations:
+        for name in (*(decl.check_name(acceptance) for acceptance in decl.http), f"{decl.name}-via-traefik"):
+            found[name] = decl.container
+    return found

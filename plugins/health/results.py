@@ -23,6 +23,7 @@ class CheckResult:
     outcome: str
     message: str
     subject: str | None = None
+    final: bool = False  # a failure no wait can change (a container stopped that nothing restarts)
 
     @property
     def passed(self) -> bool:
@@ -39,6 +40,7 @@ def where(host: Host) -> str:
     return f"{host.hostname} ({host.ip})"
 
 
-def result(host: Host, check: str, outcome: str, message: str, subject: str | None = None) -> CheckResult:
-    """Build a CheckResult for an inventory host."""
-    return CheckResult(host.hostname, check, outcome, message, subject)
+def result(host: Host, check: str, outcome: str, message: str, subject: str | None = None, *,
+           final: bool = False) -> CheckResult:
+    """Build a CheckResult for an inventory host (final: a failure that waiting cannot change)."""
+    return CheckResult(host.hostname, check, outcome, message, subject, final)

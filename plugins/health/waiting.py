@@ -2,7 +2,9 @@
 
 Which checks a host owes, and which services, comes from the check registry (plugins/health/registry.py)
 read against the inventory. Failing hosts are re-checked with capped backoff until their deadline: a host
-that just booted gets time, a broken one a diagnosis.
+that just booted gets time, a broken one a diagnosis. A failure no wait can change (a container stopped whose
+restart policy is "no", plugins/health/dockerd.py) ends the wait for it at once: its host is not re-checked
+for it, and the services that container answers are not waited for further.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from plugins.health.hosts import check_hosts
-from plugins.health.registry import host_wanted
+from plugins.health.registry import host_wanted, service_containers
 from plugins.health.results import FAIL, SKIP, CheckResult
 from plugins.health.web import HttpResult, wait_for_service
 from plugins.shared.backoff import Backoff, poll
@@ -61,7 +63,7 @@ def wait_hosts_healthy(inventory: Inventory, hosts: Sequence[Host], *, deadline:
             final.update(results)
             if observe:
                 observe(results)
-            failing = {r.host for r in results.values() if r.outcome == FAIL}
+            failing = {r.host for r in results.values() if r.outcome == FAIL and not r.final}
             failing |= {r.host for r in results.values() if r.outcome == SKIP and not reasons.get(r.host)}
             pending = [h for h in pending if h.hostname in failing]
             return pending
@@ -74,14 +76,16 @@ def wait_hosts_healthy(inventory: Inventory, hosts: Sequence[Host], *, deadline:
 def wait_services(services: Sequence[tuple[Host, Service]],
                   deadline_of: Callable[[Service], float] | None = None,
                   observe: Callable[[Host, Service, HttpResult], None] | None = None,
+                  given_up: Callable[[Host, Service], str | None] | None = None,
                   ) -> dict[tuple[str, str], HttpResult]:
-    """Wait for every (host, service) concurrently, each until its own deadline (or `deadline_of` it); `observe`
-    sees each answer as its wait ends."""
+    """Wait for every (host, service) concurrently, each until its own deadline (or `deadline_of` it), or until
+    `given_up` names why waiting for it is pointless; `observe` sees each answer as its wait ends."""
     services = list(services)
     deadline_of = deadline_of or (lambda service: service.deadline)
 
     def wait(pair: tuple[Host, Service]) -> HttpResult:
-        answer = wait_for_service(pair[1], deadline_of(pair[1]))
+        stop = (lambda: given_up(*pair)) if given_up else None
+        answer = wait_for_service(pair[1], deadline_of(pair[1]), stop=stop)
         if observe:
             observe(pair[0], pair[1], answer)
         return answer
@@ -90,18 +94,53 @@ def wait_services(services: Sequence[tuple[Host, Service]],
     return {(h.hostname, s.name): answer for (h, s), answer in zip(services, answers, strict=True)}
 
 
+def declared_container(host: Host, service: Service) -> str | None:
+    """The container that answers a service of the host as the inventory declares it (None: not known)."""
+    return service_containers(host).get(service.name)
+
+
+class DownForGood:
+    """The containers the host checks found down for good, by (hostname, container): the services they answer
+    are not waited for further."""
+
+    def __init__(self, container_of: Callable[[Host, Service], str | None]):
+        self.container_of = container_of
+        self.found: dict[tuple[str, str], str] = {}
+
+    def note(self, results: dict[tuple[str, str, Any], CheckResult]) -> None:
+        """Remember each container a round of checks found down for good."""
+        for item in results.values():
+            if item.final and item.check == "container_running" and item.subject:
+                self.found[(item.host, item.subject)] = f"container {item.subject} is stopped and nothing starts it again"
+
+    def reason(self, host: Host, service: Service) -> str | None:
+        """Why waiting for the service is pointless (its container is down for good), or None."""
+        container = self.container_of(host, service)
+        return self.found.get((host.hostname, container)) if container else None
+
+
 def wait_hosts_and_services(inventory: Inventory, hosts: Sequence[Host], services: Sequence[tuple[Host, Service]],
                             wanted_of: Callable[[Host], list] = host_wanted,
                             deadline_of: Callable[[Service], float] | None = None,
                             host_deadline: float = HOST_DEADLINE,
                             observe_hosts: Callable[[dict[tuple[str, str, Any], CheckResult]], None] | None = None,
                             observe_services: Callable[[Host, Service, HttpResult], None] | None = None,
+                            container_of: Callable[[Host, Service], str | None] = declared_container,
                             ) -> tuple[dict[tuple[str, str, Any], CheckResult], dict[tuple[str, str], HttpResult]]:
     """Wait for the hosts' checks (until host_deadline) and the services' answers at the same time (services warm up
-    meanwhile); the observers see each round of host checks and each service's answer as they come."""
+    meanwhile); the observers see each round of host checks and each service's answer as they come. A service
+    whose container (`container_of`; the inventory's by default) the checks find down for good is not waited for
+    further."""
+    down = DownForGood(container_of)
+
+    def seen(results: dict[tuple[str, str, Any], CheckResult]) -> None:
+        down.note(results)
+        if observe_hosts:
+            observe_hosts(results)
+
     host_results, web = fan_out(lambda wait: wait(),
                                 [lambda: wait_hosts_healthy(inventory, hosts, deadline=host_deadline, wanted_of=wanted_of,
-                                                            observe=observe_hosts),
-                                 lambda: wait_services(services, deadline_of, observe_services)],
+                                                            observe=seen),
+                                 lambda: wait_services(services, deadline_of, observe_services, down.reason)],
                                 workers=2, name="health")
     return host_results, web

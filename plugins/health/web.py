@@ -135,20 +135,26 @@ def wait_for_service(
     session: requests.Session | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    stop: Callable[[], str | None] | None = None,
 ) -> HttpResult:
-    """Retry the service with capped exponential backoff until it answers an accepted code or the deadline (s) passes."""
+    """Retry the service with capped exponential backoff until it answers an accepted code or the deadline (s) passes,
+    or `stop` names why waiting longer is pointless (the message then says so)."""
     budget = float(service.deadline if deadline is None else deadline)
     own = session is None
     session = session or new_session()
     try:
         polled = poll(lambda remaining: check_service(service, session=session, clock=clock,
                                                       timeout=max(MIN_ATTEMPT_TIMEOUT, min(ATTEMPT_TIMEOUT, remaining))),
-                      lambda answer: answer.ok, deadline=budget, backoff=BACKOFF, clock=clock, sleep=sleep)
+                      lambda answer: answer.ok or bool(stop and stop()), deadline=budget, backoff=BACKOFF,
+                      clock=clock, sleep=sleep)
     finally:
         if own:
             session.close()
     result, elapsed = polled.value, polled.elapsed
     message = result.message if result.ok else diagnosis(service, result.status, result.error, result.location, elapsed)
+    why = stop() if stop and polled.done and not result.ok else None
+    if why:
+        message += f"; not waited for further: {why}"
     return HttpResult(result.service, result.url, ok=result.ok, status=result.status, error=result.error,
                       location=result.location, warming_up=result.warming_up, elapsed=elapsed,
                       attempts=polled.attempts, message=message)

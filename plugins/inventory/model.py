@@ -96,6 +96,9 @@ class StateBackend(Strict):
     skip_region_validation: Flag = False
     skip_metadata_api_check: Flag = False
     skip_s3_checksum: Flag = False
+    max_retries: Annotated[int, Field(strict=True, ge=1, le=25)] | None = Field(
+        None, description="attempts of one S3 request before Terraform gives up, with backoff between them "
+        "(unset: Terraform's 5)")
 
     def backend_config(self) -> dict:
         """Terraform `backend "s3"` settings (endpoints nested as Terraform >= 1.6 expects)."""

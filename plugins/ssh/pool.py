@@ -192,6 +192,10 @@ class SshPool:
         state = self.open(name)
         if state.auth_methods is not None:
             return state.auth_methods
+        if not state.is_open and never_answered(state.error):
+            # sshd never spoke to the master: a second connection meets the same wall (a cut network: one more
+            # ConnectTimeout in every round of a wait)
+            return None
         probe = subprocess.run(
             self.ssh_args(name, "-o", "ControlPath=none", "-o", "PubkeyAuthentication=no",
                           "-o", "PreferredAuthentications=keyboard-interactive,password",
@@ -244,6 +248,11 @@ def auth_methods_in(text: str) -> tuple[str, ...] | None:
     """The methods sshd offered, from ssh's debug output or its final `Permission denied (...)`."""
     found = _METHODS.findall(text) or _DENIED.findall(text)
     return tuple(found[0].split(",")) if found else None
+
+
+def never_answered(error: str | None) -> bool:
+    """True when ssh's error says no SSH server answered at all (no TCP connection, the name unknown)."""
+    return bool(error) and ("connect to host" in error or "Could not resolve hostname" in error)
 
 
 def last_error(text: str) -> str | None:

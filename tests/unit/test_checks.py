@@ -64,7 +64,7 @@ def lab_host(tmp_path):
     """Give (StubHost, stub writer): coreutils linked in, `docker`, `dpkg-query`, `rsync`, `getent` stubbable."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("sh", "timeout", "head", "cut", "cat", "sleep"):
+    for tool in ("sh", "timeout", "head", "cut", "cat", "sleep", "grep"):
         os.symlink(shutil.which(tool), bin_dir / tool)
     home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True)
@@ -106,7 +106,7 @@ def test_all_probes_run_in_one_command_and_pass(lab_host, tmp_path):
     results = run(lab_host, *every)
     assert [r.outcome for r in results.values()] == ["pass"] * 7, [r.message for r in results.values()]
     assert len(lab_host[0].scripts) == 1, "one remote command per host"
-    assert lab_host[0].scripts[0].count("docker ps") == 1, "identical commands run once"
+    assert lab_host[0].scripts[0].count(dockerd.docker_ps_command()) == 1, "identical commands run once"
     assert results[("container_running", "web")].message == "app-demo (198.18.0.250): container web running (healthy)"
     assert results[("rsync_installed", None)].message.endswith("/bin/rsync")
 
@@ -188,6 +188,99 @@ def test_an_unreadable_api_answer_fails_docker_and_skips_containers(lab_host):
     results = run(lab_host, probes.docker_probe(), probes.container_probe("web"))
     assert "unreadable container list (expected a JSON list" in results[("docker_running", None)].message
     assert results[("container_running", "web")].outcome == "skip"
+
+
+# dockerd's answers when some containers are not running: the list, the list filtered to those, each one's inspect
+STOPPED_ID, ALWAYS_ID = "a" * 64, "b" * 64
+STOPPED_LIST = json.dumps([
+    {"Id": "c" * 64, "Names": ["/web"], "State": "running", "Status": "Up 5 minutes (healthy)"},
+    {"Id": STOPPED_ID, "Names": ["/vault"], "State": "exited", "Status": "Exited (143) 2 minutes ago"},
+    {"Id": ALWAYS_ID, "Names": ["/db"], "State": "exited", "Status": "Exited (255) 1 second ago"},
+], separators=(",", ":"))  # dockerd writes its JSON without spaces
+
+
+def inspect_answer(name: str, policy: str) -> str:
+    """The Engine API's inspect of a container (trimmed), as one line the way dockerd writes it."""
+    return json.dumps({"Id": "x", "Name": f"/{name}", "State": {"Status": "exited"},
+                       "HostConfig": {"RestartPolicy": {"Name": policy, "MaximumRetryCount": 0}}}, separators=(",", ":"))
+
+
+def api_stub(stub, listing: str, log: Path) -> None:
+    """curl answering the list, the filtered list and each inspect as dockerd would; each URL asked logged."""
+    stopped = json.dumps([{"Id": STOPPED_ID, "Names": ["/vault"]}, {"Id": ALWAYS_ID, "Names": ["/db"]}])
+    stub("curl", f"""for a in "$@"; do url=$a; done; echo "$url" >> {log}
+case "$url" in
+  *filters=*) echo '{stopped}';;
+  */{STOPPED_ID}/json) echo '{inspect_answer("vault", "no")}';;
+  */{ALWAYS_ID}/json) echo '{inspect_answer("db", "always")}';;
+  *) echo '{listing}';;
+esac""")
+
+
+def test_a_stopped_container_whose_restart_policy_is_no_is_down_for_good(lab_host, tmp_path):
+    """Exited with restart policy "no": nothing starts it again, a final failure; exited with "always" (a dockerd
+    just booted, about to restart it) stays a failure a wait can change."""
+    _, stub = lab_host
+    api_stub(stub, STOPPED_LIST, tmp_path / "asked")
+    results = run(lab_host, probes.docker_probe(), *map(probes.container_probe, ("web", "vault", "db")))
+    vault, db = results[("container_running", "vault")], results[("container_running", "db")]
+    assert vault.outcome == "fail" and vault.final, vault
+    assert vault.message == ("app-demo (198.18.0.250): container vault is exited (Exited (143) 2 minutes ago) and its "
+                             "restart policy is no: nothing starts it again; expected running (`docker logs vault`)")
+    assert db.outcome == "fail" and not db.final, db
+    assert "container db is exited (Exited (255) 1 second ago); expected running" in db.message
+    assert results[("container_running", "web")].outcome == "pass"
+    assert results[("docker_running", None)].message.endswith("dockerd answers (3 containers)")
+    asked = (tmp_path / "asked").read_text().split()
+    assert sorted(url.rsplit("/", 2)[1] for url in asked if url.endswith(("a/json", "b/json"))) == \
+        [STOPPED_ID, ALWAYS_ID], asked
+
+
+def test_the_policies_are_read_only_when_a_container_is_not_running(lab_host, tmp_path):
+    """Every container running: one request, the list (the common case costs the host nothing more)."""
+    _, stub = lab_host
+    api_stub(stub, json.dumps([{"Id": "c" * 64, "Names": ["/web"], "State": "running", "Status": "Up 5 minutes"}]),
+             tmp_path / "asked")
+    assert run(lab_host, probes.container_probe("web"))[("container_running", "web")].outcome == "pass"
+    assert (tmp_path / "asked").read_text().split() == ["http://docker/containers/json?all=1"]
+
+
+def test_the_docker_cli_gives_the_policies_too(lab_host):
+    """Without the socket (DOCKER_HOST set): `docker ps` rows, then `docker inspect` rows of the stopped ones."""
+    conn, stub = lab_host
+    conn.env["DOCKER_HOST"] = "tcp://198.18.0.9:2375"
+    stub("docker", r"""case "$1 $2" in
+  "ps -a") printf 'web	running	Up 5 minutes
+vault	exited	Exited (0) 1 minute ago
+db	exited	Exited (1) 2 s ago
+';;
+  "ps -aq") printf 'aaa
+bbb
+';;
+  inspect*) printf '/vault	no
+/db	unless-stopped
+';;
+esac""")
+    results = run(lab_host, *map(probes.container_probe, ("web", "vault", "db")))
+    assert results[("container_running", "vault")].final
+    assert not results[("container_running", "db")].final
+    assert results[("container_running", "db")].outcome == "fail"
+
+
+@pytest.mark.parametrize(("state", "policy", "final"), [
+    ("exited", "no", True), ("created", "no", True), ("dead", "", True), ("exited", "always", False),
+    ("exited", "unless-stopped", False), ("exited", "on-failure", False), ("exited", None, False),
+    ("restarting", "no", False), ("running", "no", False),
+])
+def test_only_a_stopped_container_that_nothing_restarts_is_down_for_good(state, policy, final):
+    assert dockerd.down_for_good(state, policy) is final
+
+
+def test_an_unreadable_inspect_line_leaves_the_policy_unknown():
+    out = (f"{dockerd.DOCKER_API_MARK}\n[]\n{dockerd.POLICIES_MARK}\n{{not json\n"
+           f"{inspect_answer('vault', 'no')}\n\n{{\"Name\": \"/x\"}}\n")
+    assert dockerd.restart_policies(out) == {"vault": "no"}
+    assert dockerd.docker_containers(out) == {}
 
 
 @pytest.mark.parametrize(("name", "expected"), [

@@ -14,6 +14,7 @@ import yaml
 
 from plugins.inventory import Inventory, InventoryError, load_inventory, schema_text
 from plugins.stack import ansible_inventory
+from plugins.tools.terraform import backend_config_args
 
 pytestmark = pytest.mark.unit
 
@@ -200,6 +201,13 @@ def test_state_backend_config_carries_skip_flags(homelab):
     config = homelab.state_backend.backend_config()
     assert config["endpoints"] == {"s3": "https://s3.gra.io.cloud.ovh.net"}
     assert config["skip_requesting_account_id"] and config["skip_credentials_validation"]
+    assert "max_retries" not in backend_config_args(config), "the homelab keeps Terraform's own retries"
+
+
+def test_the_labs_backend_gives_up_on_a_store_that_is_down_after_three_attempts():
+    """The lab's store is on loopback: a store that is down is not asked Terraform's five times with backoff."""
+    lab = load_inventory(ROOT / "inventories" / "lab.yml")
+    assert "max_retries=3" in backend_config_args(lab.state_backend.backend_config())
 
 
 def test_schema_is_up_to_date():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -29,3 +30,10 @@ def test_the_store_binds_loopback_only_and_keeps_its_files_in_the_lab(tmp_path):
     paths = [a.split("=", 1)[1] for a in argv[1:] if "=/" in a]
     assert len(paths) == 4 and all(p.startswith(f"{tmp_path}/") for p in paths), paths  # logs, data, 2 sockets
     assert not any(store.credentials()[1] in a for a in argv)  # the secret goes by environment only
+
+
+def test_the_single_master_leads_before_its_volume_server_reports():
+    """A restarted store serves again once its one master leads: with SeaweedFS's 10 s election timeout the
+    volume server's first heartbeat came too early and waited its next, tens of seconds in all."""
+    argv = StateStore(*(Path("/x"),) * 4).service().argv
+    assert "-master.electionTimeout=300ms" in argv and "-master.heartbeatInterval=100ms" in argv

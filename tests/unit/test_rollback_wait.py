@@ -60,8 +60,10 @@ def captured(monkeypatch):
     """What the rollback hands the wait: per host (check, subject) pairs, and the (host, check) HTTP pairs."""
     seen = {}
 
-    def fake_wait(inventory, hosts, services, wanted_of, deadline_of, observe_hosts=None, observe_services=None):
+    def fake_wait(inventory, hosts, services, wanted_of, deadline_of, container_of, observe_hosts=None,
+                  observe_services=None):
         seen["wanted"] = {h.hostname: wanted_of(h) for h in hosts}
+        seen["containers"] = {s.name: container_of(h, s) for h, s in services}
         seen["services"] = [(h.hostname, s.name) for h, s in services]
         seen["accepted"] = {s.name: s.accepted for _, s in services}
         seen["urls"] = {s.name: s.url for _, s in services}
@@ -84,6 +86,17 @@ def test_a_check_the_failed_release_changed_is_judged_as_the_restored_release_re
     assert captured["services"] == [("utilities", s.name) for s in before.host("utilities").endpoints]
     assert judgement.by == "the checks of release r1, commit 0123456789ab, recorded in its snapshot"
     assert not judgement.not_judged
+
+
+def test_the_wait_knows_each_services_container_as_the_restored_release_recorded_it(tmp_path, captured):
+    """A container found down for good ends the wait of the services it answers: which ones the record says
+    (Vaultwarden's own checks and its route through the proxy), not the failed release's declarations."""
+    before = lab()
+    host = before.host("utilities")
+    rollback.wait_healthy([host], before, {"utilities": judge(host, recorded(before, "utilities"), before=None)})
+    vaultwarden = {name for name, container in captured["containers"].items() if container == "vaultwarden"}
+    assert vaultwarden == {"vaultwarden", "vaultwarden-admin-locked", "vaultwarden-via-traefik"}, captured["containers"]
+    assert all(captured["containers"].values()), captured["containers"]
 
 
 def test_a_moved_health_path_is_asked_where_the_restored_release_answers(tmp_path, captured):
@@ -223,7 +236,8 @@ def test_the_wait_marks_each_green_http_check_each_healthy_container_and_the_hea
     inventory = lab()
     proxy, utilities = inventory.host("proxy"), inventory.host("utilities")
 
-    def fake_wait(inventory, hosts, services, wanted_of, deadline_of, observe_hosts=None, observe_services=None):
+    def fake_wait(inventory, hosts, services, wanted_of, deadline_of, container_of, observe_hosts=None,
+                  observe_services=None):
         observe_hosts({("proxy", "container_running", "traefik"):
                        CheckResult("proxy", "container_running", PASS, "running", "traefik")})
         for host, service in services:

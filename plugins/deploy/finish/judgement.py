@@ -35,6 +35,7 @@ class Judgement:
     commit: str | None = None
     wanted: list[tuple[str, Any]] = field(default_factory=list)  # (check, subject) answered over SSH
     services: list[Service] = field(default_factory=list)  # HTTP checks, with their deadlines
+    containers: dict[str, str] = field(default_factory=dict)  # HTTP check name -> the container answering it
     not_judged: list[str] = field(default_factory=list)  # checks it could not judge, named
     no_record: str = ""  # why there is no record to judge by ('' when there is one)
 
@@ -76,6 +77,8 @@ def judge_by_record(host: Host, record: dict[str, Any], before: list[str] | None
             judgement.not_judged.append(f"http {service.name} (its container was not on the host at the snapshot)")
         else:
             judgement.services.append(service)
+            if container:
+                judgement.containers[service.name] = container
     return judgement
 
 

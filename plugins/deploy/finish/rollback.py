@@ -141,6 +141,8 @@ def wait_healthy(hosts: list, inventory: Any, judgements: dict[str, Judgement],
     results, web = wait_hosts_and_services(inventory, hosts, services,
                                            wanted_of=lambda host: judgements[host.hostname].wanted,
                                            deadline_of=lambda service: service.rollback_deadline or service.deadline,
+                                           container_of=lambda host, service: recorded_container(
+                                               judgements, host, service),
                                            observe_hosts=lambda found: mark_checks(timeline, found),
                                            observe_services=lambda host, service, answer: mark_answer(
                                                timeline, host, service, answer))
@@ -157,6 +159,11 @@ def wait_healthy(hosts: list, inventory: Any, judgements: dict[str, Judgement],
             # when its last check passed, not when the slowest host let the wait end
             timeline.mark(host.hostname, tl.HEALTHY, healthy_at)
     return {name: "; ".join(msgs) for name, msgs in problems.items()}
+
+
+def recorded_container(judgements: dict[str, Judgement], host: Any, service: Any) -> str | None:
+    """The container that answers a service of a restored host, as the restored release's record says."""
+    return judgements[host.hostname].containers.get(service.name)
 
 
 def mark_answer(timeline: tl.Timeline, host: Any, service: Any, answer: Any) -> None:
