@@ -1,0 +1,100 @@
+"""ansible/roles/stack: docker_container runs only for a container the one read shows different from its declaration.
+
+The role's real run task, its module swapped for debug, on localhost with a made-up read of the host's Docker:
+which containers it would converge. Nothing on the machine is changed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from plugins.tools.playbooks import ROLES_DIR, run_playbook
+
+pytestmark = pytest.mark.unit
+
+RUN_TASK = "Run the services' containers"
+IMAGE_ID = "sha256:" + "a" * 64
+
+
+def service(name: str) -> dict:
+    """One entry of the stack_services host var, as plugins/stack/hostvars.py derives it."""
+    return {"name": name, "container": name, "image": f"{name}:1", "pull": True, "command": [], "ports": ["80:80"],
+            "env": {"A": "1"}, "secret_env": [], "volumes": [], "named_volumes": [], "host_dirs": [], "files": [],
+            "healthcheck": None, "restart_policy": "unless-stopped", "init": True, "stop_signal": None}
+
+
+SERVICES = [service(n) for n in ("same", "stopped", "redeclared", "new-image", "off-network", "restart-policy",
+                                 "missing", "reconfigured")]
+
+
+def run_task_as(module: dict) -> dict:
+    """The stack role's run task with its module replaced."""
+    [task] = [t for t in yaml.safe_load((ROLES_DIR / "stack" / "tasks" / "main.yml").read_text())
+              if t.get("name") == RUN_TASK]
+    del task["community.docker.docker_container"]
+    return {**task, **module, "no_log": False}
+
+
+def play(tmp_path: Path, tasks: list[dict], variables: dict) -> list[dict]:
+    """Run tasks on localhost with the stack role's defaults and the given vars; the loop items' events."""
+    defaults = yaml.safe_load((ROLES_DIR / "stack" / "defaults" / "main.yml").read_text())
+    path = tmp_path / "play.yml"
+    path.write_text(yaml.safe_dump([{"name": "The stack role's run task", "hosts": "all", "gather_facts": False,
+                                     "vars": {**defaults, **variables}, "tasks": tasks}]))
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    result = run_playbook(path, {"all": {"hosts": {"localhost": host}}}, private_key=tmp_path / "unused")
+    assert result.ok, result.recap()
+    return [e for e in result.events if e.get("event", "").startswith("runner_item_on_")
+            and e["event_data"].get("task") == tasks[-1]["name"]]
+
+
+def test_docker_container_runs_only_for_the_containers_that_differ(tmp_path):
+    """Same label, running, on the network, same restart policy and image: skipped; any one different, missing, or a
+    changed configuration file: docker_container runs for it."""
+    variables = {"stack_selected": SERVICES, "stack_network_name": "homelab"}
+    digests = {e["event_data"]["res"]["item"]["name"]: e["event_data"]["res"]["msg"]
+               for e in play(tmp_path, [run_task_as({"ansible.builtin.debug": {"msg": "{{ stack_declaration }}"},
+                                                     "when": True})], variables)}
+    assert len(set(digests.values())) == len(SERVICES) and {len(d) for d in digests.values()} == {64}
+
+    def read(name: str, **changed) -> str:
+        line = {"name": f"/{name}", "running": True, "image": IMAGE_ID, "restart": "unless-stopped",
+                "declaration": digests[name], "networks": {"homelab": {}, "bridge": {}}, **changed}
+        return json.dumps(line)
+
+    lines = [read("same"), read("stopped", running=False), read("redeclared", declaration="0" * 64),
+             read("new-image", image="sha256:" + "b" * 64), read("off-network", networks={"bridge": {}}),
+             read("restart-policy", restart="no"), read("reconfigured")]
+    variables |= {
+        "stack_containers_read": {"rc": 1, "stdout_lines": lines},
+        "stack_docker_has": {"images": [{"Id": IMAGE_ID, "RepoTags": [s["image"] for s in SERVICES]},
+                                        {"Id": "sha256:" + "c" * 64, "RepoTags": None}]},
+        "stack_files_written": {"results": [{"changed": True, "item": [SERVICES[-1], {"dest": "/x"}]}]},
+    }
+    events = play(tmp_path, [run_task_as({"ansible.builtin.debug": {"msg": "{{ item.container }}"}})], variables)
+    ran = sorted(e["event_data"]["res"]["msg"] for e in events if e["event"] == "runner_item_on_ok")
+    skipped = [e for e in events if e["event"] == "runner_item_on_skipped"]
+    assert [e["event_data"]["res"]["item"]["name"] for e in skipped] == ["same"]
+    assert ran == sorted(n["name"] for n in SERVICES if n["name"] != "same")
+
+
+def test_the_run_task_labels_each_container_with_its_declaration():
+    """The label the read compares is the one docker_container sets, and the read asks Docker for it."""
+    [task] = [t for t in yaml.safe_load((ROLES_DIR / "stack" / "tasks" / "main.yml").read_text())
+              if t.get("name") == RUN_TASK]
+    assert task["community.docker.docker_container"]["labels"] == {"homelab.declaration": "{{ stack_declaration }}"}
+    defaults = yaml.safe_load((ROLES_DIR / "stack" / "defaults" / "main.yml").read_text())
+    assert '(index .Config.Labels "homelab.declaration")' in defaults["stack_inspect_format"]
+
+
+@pytest.mark.parametrize("option", ["image", "command", "ports", "env", "volumes", "healthcheck", "restart_policy",
+                                    "init", "stop_signal", "network"])
+def test_the_declaration_digest_covers_every_option_given(option):
+    """Every option docker_container is given from the declaration is in the digest its label holds."""
+    [task] = [t for t in yaml.safe_load((ROLES_DIR / "stack" / "tasks" / "main.yml").read_text())
+              if t.get("name") == RUN_TASK]
+    assert f"'{option}':" in task["vars"]["stack_declaration"]
