@@ -69,10 +69,10 @@ def test_docker_container_runs_only_for_the_containers_that_differ(tmp_path):
     lines = [read("same"), read("stopped", running=False), read("redeclared", declaration="0" * 64),
              read("new-image", image="sha256:" + "b" * 64), read("off-network", networks={"bridge": {}}),
              read("restart-policy", restart="no"), read("reconfigured")]
+    images = [f"{IMAGE_ID} {s['image']}" for s in SERVICES] + ["sha256:" + "c" * 64 + " <none>:<none>"]
     variables |= {
-        "stack_containers_read": {"rc": 1, "stdout_lines": lines},
-        "stack_docker_has": {"images": [{"Id": IMAGE_ID, "RepoTags": [s["image"] for s in SERVICES]},
-                                        {"Id": "sha256:" + "c" * 64, "RepoTags": None}]},
+        "stack_docker_read": {"rc": 0, "stdout": "\n@@stack@@\n".join(
+            ["bridge\nhomelab", "netbox-db", "\n".join(images), "\n".join(lines)])},
         "stack_files_written": {"results": [{"changed": True, "item": [SERVICES[-1], {"dest": "/x"}]}]},
     }
     events = play(tmp_path, [run_task_as({"ansible.builtin.debug": {"msg": "{{ item.container }}"}})], variables)
@@ -98,3 +98,46 @@ def test_the_declaration_digest_covers_every_option_given(option):
     [task] = [t for t in yaml.safe_load((ROLES_DIR / "stack" / "tasks" / "main.yml").read_text())
               if t.get("name") == RUN_TASK]
     assert f"'{option}':" in task["vars"]["stack_declaration"]
+
+
+FAKE_DOCKER = """#!/bin/sh
+# What the Docker CLI prints for the stack role's read (a missing container: nothing on stdout, rc 1).
+case "$1 $2" in
+  "network ls") printf 'bridge\\nhomelab\\n' ;;
+  "volume ls") printf 'netbox-db\\n' ;;
+  "image ls") printf 'sha256:%s same:1\\nsha256:%s <none>:<none>\\n' "$(printf 'a%.0s' $(seq 64))" "$(printf 'c%.0s' $(seq 64))" ;;
+  "container inspect")
+    echo "$4" > "$(dirname "$0")/format"
+    shift 4
+    for name in "$@"; do [ "$name" = same ] && printf '{"name": "/same", "running": true, "image": "x", "restart": "no", "declaration": "", "networks": {"homelab": {}}}\\n'; done
+    exit 1 ;;
+esac
+"""
+
+
+def test_the_read_parses_what_the_docker_cli_prints(tmp_path):
+    """The role's read task, with a stand-in docker on PATH: networks, volumes, images by reference, the containers
+    that exist by name; the format given to `docker container inspect` is the role's."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    [read] = [t for t in yaml.safe_load((ROLES_DIR / "stack" / "tasks" / "main.yml").read_text())
+              if "ansible.builtin.command" in t]
+    tasks = [{**read, "environment": {"PATH": f"{bin_dir}:/usr/bin:/bin"}},
+             {"name": "Show what it found", "ansible.builtin.debug": {"var": "stack_docker_now"}}]
+    defaults = yaml.safe_load((ROLES_DIR / "stack" / "defaults" / "main.yml").read_text())
+    path = tmp_path / "play.yml"
+    path.write_text(yaml.safe_dump([{"name": "The stack role's read", "hosts": "all", "gather_facts": False,
+                                     "vars": {**defaults, "stack_selected": SERVICES[:2], "stack_retired": ["old"]},
+                                     "tasks": tasks}]))
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    result = run_playbook(path, {"all": {"hosts": {"localhost": host}}}, private_key=tmp_path / "unused")
+    assert result.ok, result.recap()
+    [found] = [e["event_data"]["res"]["stack_docker_now"] for e in result.events if e.get("event") == "runner_on_ok"
+               and e["event_data"]["task"] == "Show what it found"]
+    assert found["networks"] == ["bridge", "homelab"] and found["volumes"] == ["netbox-db"]
+    assert found["images"]["same:1"] == IMAGE_ID
+    assert list(found["containers"]) == ["same"] and found["containers"]["same"]["running"] is True
+    assert (bin_dir / "format").read_text().strip() == defaults["stack_inspect_format"].replace(
+        "{% raw %}", "").replace("{% endraw %}", "")
