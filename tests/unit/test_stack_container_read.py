@@ -141,3 +141,16 @@ def test_the_read_parses_what_the_docker_cli_prints(tmp_path):
     assert list(found["containers"]) == ["same"] and found["containers"]["same"]["running"] is True
     assert (bin_dir / "format").read_text().strip() == defaults["stack_inspect_format"].replace(
         "{% raw %}", "").replace("{% endraw %}", "")
+
+
+def test_the_pull_task_pulls_only_references_the_host_lacks(tmp_path):
+    """The services' images and the images a role's builds start from (stack_extra_images), each once, minus what the
+    read found."""
+    [pull] = [t for t in yaml.safe_load((ROLES_DIR / "stack" / "tasks" / "main.yml").read_text())
+              if t.get("name") == "Pull the services' images"]
+    task = {"name": pull["name"], "ansible.builtin.debug": {"msg": "{{ item }}"}, "loop": pull["loop"]}
+    variables = {"stack_selected": [service("same"), service("new"), {**service("built"), "pull": False}],
+                 "stack_extra_images": ["node:24", "new:1"],
+                 "stack_docker_read": {"rc": 0, "stdout": f"homelab\n@@stack@@\n\n@@stack@@\n{IMAGE_ID} same:1\n@@stack@@\n"}}
+    events = play(tmp_path, [task], variables)
+    assert [e["event_data"]["res"]["msg"] for e in events if e["event"] == "runner_item_on_ok"] == ["new:1", "node:24"]
