@@ -42,8 +42,7 @@ def converged(**changed: str) -> str:
         "packages": "rsync installed\nsudo installed\npython3-requests installed\ngit installed",
         "passwd": "deploy:x:1000:1000::/home/deploy:/bin/bash",
         "groups": "deploy\ndeploy docker",
-        "stat": ("/home/deploy/.ssh|directory|700|deploy|deploy\n/home/deploy/.ssh/authorized_keys|regular file|600|deploy|"
-                 f"deploy\n/etc/sudoers.d/deploy|regular file|440|root|root\n{DROPIN}|regular file|644|root|root"),
+        "stat": stat(),
         "keys": f"ssh-ed25519 AAAAother other\n{KEY}",
         "sha1": f"{sha1('deploy ALL=(ALL)NOPASSWD: ALL' + chr(10))}  /etc/sudoers.d/deploy\n{sha1(dropin)}  {DROPIN}",
     }
@@ -79,21 +78,23 @@ def test_a_bootstrapped_host_runs_no_writing_module(tmp_path):
     assert decide(tmp_path, converged()) == []
 
 
+def stat(ssh: str = "700|deploy|deploy", keys: str = "600|deploy|deploy", sudoers: str = "440", dropin: str = "644") -> str:
+    """The read's stat section: mode|owner|group of the key directory and file, the sudoers and drop-in modes."""
+    return "\n".join([f"/home/deploy/.ssh|directory|{ssh}", f"/home/deploy/.ssh/authorized_keys|regular file|{keys}",
+                      f"/etc/sudoers.d/deploy|regular file|{sudoers}|root|root", f"{DROPIN}|regular file|{dropin}|root|root"])
+
+
 @pytest.mark.parametrize(("section", "value", "runs"), [
     ("packages", "rsync installed\nsudo installed\npython3-requests installed\ngit not-installed", WRITERS[0]),
     ("passwd", "", [WRITERS[1], WRITERS[2]]),  # no user: no home where its key would be
     ("passwd", "deploy:x:1000:1000::/home/deploy:/bin/sh", WRITERS[1]),
     ("groups", "deploy\ndeploy", WRITERS[1]),
     ("keys", "ssh-ed25519 AAAAother other", WRITERS[2]),
-    ("stat", f"/home/deploy/.ssh|directory|755|deploy|deploy\n/home/deploy/.ssh/authorized_keys|regular file|600|deploy|"
-             f"deploy\n/etc/sudoers.d/deploy|regular file|440|root|root\n{DROPIN}|regular file|644|root|root", WRITERS[2]),
-    ("stat", f"/home/deploy/.ssh|directory|700|deploy|deploy\n/home/deploy/.ssh/authorized_keys|regular file|644|root|"
-             f"root\n/etc/sudoers.d/deploy|regular file|440|root|root\n{DROPIN}|regular file|644|root|root", WRITERS[2]),
-    ("stat", f"/home/deploy/.ssh|directory|700|deploy|deploy\n/home/deploy/.ssh/authorized_keys|regular file|600|deploy|"
-             f"deploy\n/etc/sudoers.d/deploy|regular file|644|root|root\n{DROPIN}|regular file|644|root|root", WRITERS[3]),
+    ("stat", stat(ssh="755|deploy|deploy"), WRITERS[2]),
+    ("stat", stat(keys="644|root|root"), WRITERS[2]),
+    ("stat", stat(sudoers="644"), WRITERS[3]),
     ("sha1", f"{'0' * 40}  /etc/sudoers.d/deploy\n{sha1('x')}  {DROPIN}", [WRITERS[3], WRITERS[4]]),
-    ("stat", f"/home/deploy/.ssh|directory|700|deploy|deploy\n/home/deploy/.ssh/authorized_keys|regular file|600|deploy|"
-             f"deploy\n/etc/sudoers.d/deploy|regular file|440|root|root\n{DROPIN}|regular file|666|root|root", WRITERS[4]),
+    ("stat", stat(dropin="666"), WRITERS[4]),
 ], ids=["package", "no-user", "shell", "group", "key", "ssh-dir-mode", "key-file-owner", "sudoers-mode",
         "both-files-differ", "dropin-mode"])
 def test_what_differs_runs_its_module(tmp_path, section, value, runs):
