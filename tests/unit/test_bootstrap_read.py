@@ -40,7 +40,7 @@ def converged(**changed: str) -> str:
     dropin = f"# BEGIN {marker}\n{defaults()['bootstrap_sshd_block']}# END {marker}\n"
     sections = {
         "packages": "rsync installed\nsudo installed\npython3-requests installed\ngit installed",
-        "passwd": "deploy:x:1000:1000::/home/deploy:/bin/bash",
+        "user": "deploy:x:1000:1000::/home/deploy:/bin/bash",
         "groups": "deploy\ndeploy docker",
         "stat": stat(),
         "keys": f"ssh-ed25519 AAAAother other\n{KEY}",
@@ -86,8 +86,8 @@ def stat(ssh: str = "700|deploy|deploy", keys: str = "600|deploy|deploy", sudoer
 
 @pytest.mark.parametrize(("section", "value", "runs"), [
     ("packages", "rsync installed\nsudo installed\npython3-requests installed\ngit not-installed", WRITERS[0]),
-    ("passwd", "", [WRITERS[1], WRITERS[2]]),  # no user: no home where its key would be
-    ("passwd", "deploy:x:1000:1000::/home/deploy:/bin/sh", WRITERS[1]),
+    ("user", "", [WRITERS[1], WRITERS[2]]),  # no user: no home where its key would be
+    ("user", "deploy:x:1000:1000::/home/deploy:/bin/sh", WRITERS[1]),
     ("groups", "deploy\ndeploy", WRITERS[1]),
     ("keys", "ssh-ed25519 AAAAother other", WRITERS[2]),
     ("stat", stat(ssh="755|deploy|deploy"), WRITERS[2]),
