@@ -21,11 +21,13 @@ ROLE = ROLES_DIR / "hardening"
 def read_on_this_machine(tmp_path: Path, **variables) -> dict:
     """hardening_has after the role's read task on localhost, with the role's defaults and the given vars."""
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
-    [read] = [t for t in yaml.safe_load((ROLE / "tasks" / "main.yml").read_text()) if t.get("register") == "hardening_read"]
+    tasks = yaml.safe_load((ROLE / "tasks" / "main.yml").read_text())
+    [read] = [t for t in tasks if t.get("register") == "hardening_read"]
+    [keep] = [t for t in tasks if t.get("name") == "Keep what the read found"]
     play = tmp_path / "read.yml"
     play.write_text(yaml.safe_dump([{
         "name": "The hardening role's read", "hosts": "all", "gather_facts": False, "vars": {**defaults, **variables},
-        "tasks": [read, {"name": "Show what it found", "ansible.builtin.debug": {"var": "hardening_has"}}]}]))
+        "tasks": [read, keep, {"name": "Show what it found", "ansible.builtin.debug": {"var": "hardening_has"}}]}]))
     host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     result = run_playbook(play, {"all": {"hosts": {"localhost": host}}}, private_key=tmp_path / "unused")
     assert result.ok, result.recap()

@@ -39,8 +39,17 @@ def run_task_as(module: dict) -> dict:
     return {**task, **module, "no_log": False}
 
 
+def keep_task() -> dict:
+    """The role's task that keeps what its read found (stack_docker_now)."""
+    [keep] = [t for t in yaml.safe_load((ROLES_DIR / "stack" / "tasks" / "main.yml").read_text())
+              if t.get("name") == "Keep what the read found"]
+    return keep
+
+
 def play(tmp_path: Path, tasks: list[dict], variables: dict) -> list[dict]:
-    """Run tasks on localhost with the stack role's defaults and the given vars; the loop items' events."""
+    """Run tasks on localhost with the stack role's defaults and the given vars, after the role's task keeping what its
+    read found; the last task's loop items' events."""
+    tasks = [keep_task(), *tasks]
     defaults = yaml.safe_load((ROLES_DIR / "stack" / "defaults" / "main.yml").read_text())
     path = tmp_path / "play.yml"
     path.write_text(yaml.safe_dump([{"name": "The stack role's run task", "hosts": "all", "gather_facts": False,
@@ -124,7 +133,7 @@ def test_the_read_parses_what_the_docker_cli_prints(tmp_path):
     (bin_dir / "docker").chmod(0o755)
     [read] = [t for t in yaml.safe_load((ROLES_DIR / "stack" / "tasks" / "main.yml").read_text())
               if "ansible.builtin.command" in t]
-    tasks = [{**read, "environment": {"PATH": f"{bin_dir}:/usr/bin:/bin"}},
+    tasks = [{**read, "environment": {"PATH": f"{bin_dir}:/usr/bin:/bin"}}, keep_task(),
              {"name": "Show what it found", "ansible.builtin.debug": {"var": "stack_docker_now"}}]
     defaults = yaml.safe_load((ROLES_DIR / "stack" / "defaults" / "main.yml").read_text())
     path = tmp_path / "play.yml"
