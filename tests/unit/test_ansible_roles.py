@@ -14,7 +14,16 @@ import yaml
 
 from plugins.inventory import load_inventory
 from plugins.stack import ansible_inventory
-from plugins.tools.playbooks import ANSIBLE_CFG, ANSIBLE_DIR, PLAYBOOKS_DIR, ROLES_DIR, run_playbook, runner_env
+from plugins.tools.playbooks import (
+    ANSIBLE_CFG,
+    ANSIBLE_DIR,
+    PLAYBOOKS_DIR,
+    ROLES_DIR,
+    PlaybookResult,
+    run_playbook,
+    runner_env,
+    task_label,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -225,3 +234,51 @@ def test_bootstrap_accepts_a_public_deploy_key(tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(private)], check=True)
     result = run_playbook(check_key_play(tmp_path), local_inventory(private), private_key=private)
     assert result.ok, result.recap()
+
+
+def run_role_locally(tmp_path: Path, role: str, variables: dict, tasks_from: str = "main") -> PlaybookResult:
+    """One role's tasks on localhost (as this user) with the given vars."""
+    play = tmp_path / f"{role}.yml"
+    play.write_text(yaml.safe_dump([{"name": f"Run the {role} role", "hosts": "all", "gather_facts": False,
+                                     "tasks": [{"name": "Run the role", "ansible.builtin.include_role": {
+                                         "name": role, "tasks_from": tasks_from}}]}]))
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, **variables}
+    return run_playbook(play, {"all": {"hosts": {"localhost": host}}}, private_key=tmp_path / "unused")
+
+
+def written(result: PlaybookResult) -> list[str]:
+    """The tasks that ran a writing module (neither skipped nor a read)."""
+    return [task_label(e["event_data"]) for e in result.events if e.get("event") == "runner_on_ok"
+            and e["event_data"].get("role") and not e["event_data"].get("task", "").startswith(("Read ", "Check "))]
+
+
+def test_the_github_runner_role_writes_only_what_differs(tmp_path):
+    """First run: the work directory, the labels, the ssh directory; a rerun: one read, nothing written; a changed
+    labels file: only it is written again."""
+    variables = {"deploy_user": "root", "github_runner_work_dir": str(tmp_path / "actions-runner"),
+                 "github_runner_private_key_path": str(tmp_path / "home" / ".ssh" / "id_ed25519")}
+    first = run_role_locally(tmp_path, "github_runner", variables)
+    assert first.ok and first.changed_total == 3, first.recap()
+    rerun = run_role_locally(tmp_path, "github_runner", variables)
+    assert rerun.ok and rerun.changed_total == 0 and written(rerun) == [], rerun.recap()
+    (tmp_path / "actions-runner" / "labels").write_text("other\n")
+    again = run_role_locally(tmp_path, "github_runner", variables)
+    assert again.ok and [task for _, task in again.changed_tasks()] == ["github_runner : Record the runner's labels"]
+    assert (tmp_path / "actions-runner" / "labels").read_text() == "self-hosted-proxmox\n"
+
+
+def test_the_proxy_role_rewrites_only_a_changed_file(tmp_path):
+    """A rerun of the configuration tasks writes nothing; a changed routes file alone is written again."""
+    hostvars = ansible_inventory(load_inventory(LAB_INVENTORY))["all"]["hosts"]["proxy"]
+    (tmp_path / "cert.pem").write_text("certificate\n")
+    (tmp_path / "key.pem").write_text("key\n")
+    variables = {**{k: v for k, v in hostvars.items() if k.startswith("proxy_")},
+                 "proxy_config_dir": str(tmp_path / "traefik"), "proxy_tls_cert_src": str(tmp_path / "cert.pem"),
+                 "proxy_tls_key_src": str(tmp_path / "key.pem")}
+    first = run_role_locally(tmp_path, "proxy", variables, tasks_from="config")
+    assert first.ok and first.changed_total == 5, first.recap()  # the directories (one task), four files
+    rerun = run_role_locally(tmp_path, "proxy", variables, tasks_from="config")
+    assert rerun.ok and rerun.changed_total == 0 and written(rerun) == [], rerun.recap()
+    (tmp_path / "traefik" / "dynamic" / "routes.yml").write_text("{}\n")
+    again = run_role_locally(tmp_path, "proxy", variables, tasks_from="config")
+    assert [task for _, task in again.changed_tasks()] == ["proxy : Write Traefik's routes"]

@@ -52,7 +52,8 @@ def test_ansible_stops_each_container_as_its_declaration_says(inventory):
     the declared signal, or no stop_signal at all (the image's own) when the declaration names none."""
     catalog = load_catalog()
     tasks = yaml.safe_load((ROOT / "ansible" / "roles" / "stack" / "tasks" / "main.yml").read_text())
-    [run] = [task["community.docker.docker_container"] for task in tasks if "community.docker.docker_container" in task]
+    [run] = [task["community.docker.docker_container"] for task in tasks
+             if task.get("name") == "Run the services' containers"]
     hosts = ansible_inventory(inventory)["all"]["hosts"]
     signals = {}
     for host in inventory.hosts:
