@@ -31,7 +31,7 @@ def defaults() -> dict:
 
 def sha1(text: str) -> str:
     """SHA-1 of a text as sha1sum prints it."""
-    return hashlib.sha1(text.encode()).hexdigest()
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
 
 def converged(**changed: str) -> str:
@@ -125,4 +125,4 @@ def test_the_read_runs_on_a_real_host(tmp_path):
     assert "rsync" in found["packages"]
     entry = found["files"]["/etc/ssh/sshd_config"]
     assert entry["type"] == "regular file" and entry["owner"] == "root"
-    assert entry["sha1"] == hashlib.sha1(Path("/etc/ssh/sshd_config").read_bytes()).hexdigest()
+    assert entry["sha1"] == hashlib.sha1(Path("/etc/ssh/sshd_config").read_bytes(), usedforsecurity=False).hexdigest()

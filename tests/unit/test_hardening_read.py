@@ -49,7 +49,7 @@ def test_the_read_gives_what_the_tasks_compare(tmp_path):
     assert set(found["files"]) == {"/etc/passwd", "/etc/shadow"}
     passwd = found["files"]["/etc/passwd"]
     assert passwd == {"type": "regular file", "mode": "0644", "pw_name": "root", "gr_name": "root",
-                      "checksum": hashlib.sha1(Path("/etc/passwd").read_bytes()).hexdigest()}
+                      "checksum": hashlib.sha1(Path("/etc/passwd").read_bytes(), usedforsecurity=False).hexdigest()}
     assert found["files"]["/etc/shadow"]["mode"] == "0640"
 
 
