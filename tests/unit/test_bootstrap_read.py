@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from role_read import read_on_localhost
 
 from plugins.tools.playbooks import ROLES_DIR, run_playbook
 
@@ -107,19 +108,10 @@ def test_what_differs_runs_its_module(tmp_path, section, value, runs):
 
 def test_the_read_runs_on_a_real_host(tmp_path):
     """The read itself on this machine (root, its sshd_config): the sections parse into what the tasks look at."""
-    play = tmp_path / "read.yml"
     tasks = yaml.safe_load((ROLE / "tasks" / "main.yml").read_text())
     [read] = [t for t in tasks if "ansible.builtin.command" in t]
-    [keep] = [t for t in tasks if t.get("name") == "Keep what the read found"]
-    play.write_text(yaml.safe_dump([{
-        "name": "The bootstrap role's read", "hosts": "all", "gather_facts": False,
-        "vars": {**defaults(), "deploy_user": "root", "bootstrap_sshd_dropin": "/etc/ssh/sshd_config"},
-        "tasks": [read, keep, {"name": "Show what it found", "ansible.builtin.debug": {"var": "bootstrap_has"}}]}]))
-    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-    result = run_playbook(play, {"all": {"hosts": {"localhost": host}}}, private_key=tmp_path / "unused")
-    assert result.ok, result.recap()
-    [found] = [e["event_data"]["res"]["bootstrap_has"] for e in result.events if e.get("event") == "runner_on_ok"
-               and e["event_data"]["task"] == "Show what it found"]
+    found = read_on_localhost(tmp_path, ROLE, read, "bootstrap_has",
+                              {**defaults(), "deploy_user": "root", "bootstrap_sshd_dropin": "/etc/ssh/sshd_config"})
     assert found["passwd"][0] == "root" and found["passwd"][5] == "/root"
     assert found["primary_group"] == "root" and "root" in found["groups"]
     assert "rsync" in found["packages"]

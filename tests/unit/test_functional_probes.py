@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from clocks import SleepClock
 
 from plugins.health.functional import KINDS, WarmingUp
 from plugins.health.functional import runner as runner_mod
@@ -17,19 +18,6 @@ def check(**overrides) -> FunctionalCheck:
               "url": "http://198.18.0.201:8080/admin", "secrets": {"vaultwarden_admin_token": "LAB_TEST_TOKEN"},
               "deadline": 5}
     return FunctionalCheck(**{**fields, **overrides})
-
-
-class Clock:
-    """A clock that moves only when the runner sleeps."""
-
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def test_a_secret_missing_from_the_environment_is_a_one_line_failure(monkeypatch):
@@ -58,7 +46,7 @@ def test_the_probe_is_retried_while_warming_up_then_judged(monkeypatch):
         return True, "works"
 
     monkeypatch.setitem(KINDS, "vaultwarden_admin", probe)
-    clock = Clock()
+    clock = SleepClock()
     answer = runner_mod.wait_for_probe(check(), clock=clock, sleep=clock.sleep)
     assert answer.ok and answer.attempts == 3 and answer.message.endswith(": works")
     assert calls[0] == ("http://198.18.0.201:8080/admin", {"vaultwarden_admin_token": "the-value"})
@@ -72,7 +60,7 @@ def test_a_probe_that_never_answers_fails_at_its_deadline(monkeypatch):
         raise WarmingUp("GET answered 503 (warming up)")
 
     monkeypatch.setitem(KINDS, "vaultwarden_admin", probe)
-    clock = Clock()
+    clock = SleepClock()
     answer = runner_mod.wait_for_probe(check(deadline=2), clock=clock, sleep=clock.sleep)
     assert not answer.ok and "within 2 s" in answer.message and "the-value" not in answer.message
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from role_read import read_on_localhost
 
 from plugins.tools.playbooks import ROLES_DIR, run_playbook
 
@@ -23,17 +24,7 @@ def read_on_this_machine(tmp_path: Path, **variables) -> dict:
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     tasks = yaml.safe_load((ROLE / "tasks" / "main.yml").read_text())
     [read] = [t for t in tasks if t.get("register") == "hardening_read"]
-    [keep] = [t for t in tasks if t.get("name") == "Keep what the read found"]
-    play = tmp_path / "read.yml"
-    play.write_text(yaml.safe_dump([{
-        "name": "The hardening role's read", "hosts": "all", "gather_facts": False, "vars": {**defaults, **variables},
-        "tasks": [read, keep, {"name": "Show what it found", "ansible.builtin.debug": {"var": "hardening_has"}}]}]))
-    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-    result = run_playbook(play, {"all": {"hosts": {"localhost": host}}}, private_key=tmp_path / "unused")
-    assert result.ok, result.recap()
-    [found] = [e["event_data"]["res"]["hardening_has"] for e in result.events if e.get("event") == "runner_on_ok"
-               and e["event_data"]["task"] == "Show what it found"]
-    return found
+    return read_on_localhost(tmp_path, ROLE, read, "hardening_has", {**defaults, **variables})
 
 
 def test_the_read_gives_what_the_tasks_compare(tmp_path):

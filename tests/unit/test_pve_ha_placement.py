@@ -8,9 +8,8 @@ Expected texts are pve-ha-manager's (Manager.pm, LRM.pm); the selection is its s
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from clocks import AheadClock
 from pve_inprocess import EmulatorCalls
 from pve_memdriver import MemHosts
 
@@ -114,23 +113,13 @@ class Api(EmulatorCalls):
         return next(s for s in self.ok("GET", "/cluster/ha/status/current") if s["id"] == f"service:ct:{vmid}")
 
 
-class Clock:
-    """The HA manager's time: the machine's, moved on by the test."""
-
-    def __init__(self):
-        self.ahead = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.ahead
-
-
 @pytest.fixture
 def api(tmp_path):
     """A 3-node emulator: CT 900 (HA, shared) on homelab-2; CT 902 (HA) on homelab-3 as a load there."""
     driver = FailingOn()
     app = Emulator(tmp_path / "pve", driver, node="homelab", verify_results=True, nodes=3, fence_delay=DELAY)
     driver.app = app
-    app.crm.clock = Clock()
+    app.crm.clock = AheadClock()
     api = Api(app)
     api.create("homelab-2", 900)
     api.ok("POST", "/cluster/ha/resources", sid="ct:900")

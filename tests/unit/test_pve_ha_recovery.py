@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from clocks import AheadClock
 from pve_inprocess import EmulatorCalls
 from pve_memdriver import MemHosts
 
@@ -39,20 +40,10 @@ class Api(EmulatorCalls):
         return next(r for r in self.ok("GET", "/cluster/resources", type="vm") if r["vmid"] == vmid)
 
 
-class Clock:
-    """The HA manager's time: the machine's, moved on by the test."""
-
-    def __init__(self):
-        self.ahead = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.ahead
-
-
 @pytest.fixture
 def api(tmp_path):
     app = Emulator(tmp_path / "pve", MemHosts(), node="homelab", verify_results=True, nodes=3, fence_delay=DELAY)
-    app.crm.clock = Clock()
+    app.crm.clock = AheadClock()
     return Api(app)
 
 

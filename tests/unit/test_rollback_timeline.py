@@ -6,24 +6,15 @@ from __future__ import annotations
 import threading
 
 import pytest
+from clocks import SleepClock
 
 from plugins.deploy.finish import timeline as tl
 
 pytestmark = pytest.mark.unit
 
 
-class Clock:
-    """A clock a test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_marks_are_seconds_from_the_start_and_keep_the_first_time_seen():
-    clock = Clock()
+    clock = SleepClock(100.0)
     timeline = tl.Timeline(clock)
     clock.now = 101.5
     timeline.mark("utilities", tl.SSH_UP)
@@ -35,7 +26,7 @@ def test_marks_are_seconds_from_the_start_and_keep_the_first_time_seen():
 
 
 def test_marks_come_in_time_order_per_host():
-    clock = Clock()
+    clock = SleepClock(100.0)
     timeline = tl.Timeline(clock)
     for at, step in ((3.0, tl.HTTP + "netbox"), (0.5, tl.TASK_DONE), (1.0, tl.SSH_UP)):
         clock.now = 100.0 + at
@@ -90,7 +81,7 @@ def test_a_host_that_reached_no_step_says_so():
 
 def test_a_step_can_be_marked_at_the_time_of_an_earlier_one():
     """A host is healthy when its last check passed: last() finds it, mark(at=…) records it there."""
-    clock = Clock()
+    clock = SleepClock(100.0)
     timeline = tl.Timeline(clock)
     clock.now = 102.0
     timeline.mark("proxy", tl.HOST_CHECKS)

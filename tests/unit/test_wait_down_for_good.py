@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from clocks import SleepClock
 from plain_http import free_port
 
 from plugins.health import waiting
@@ -20,19 +21,6 @@ pytestmark = pytest.mark.unit
 
 LAB = load_inventory(Path(__file__).resolve().parents[2] / "inventories" / "lab.yml")
 UTILITIES = LAB.host("utilities")
-
-
-class FakeClock:
-    """A clock that moves only when the wait sleeps."""
-
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def vaultwarden_check(final: bool) -> CheckResult:
@@ -77,7 +65,7 @@ def results_with(vaultwarden: CheckResult) -> dict:
 
 def test_a_container_down_for_good_ends_its_hosts_wait_after_one_round(rounds):
     rounds.of = lambda round_: results_with(vaultwarden_check(final=True))
-    clock = FakeClock()
+    clock = SleepClock()
     final = wait_hosts_healthy(LAB, [UTILITIES], deadline=90, clock=clock, sleep=clock.sleep,
                                wanted_of=lambda host: [("container_running", "vaultwarden")])
     assert rounds == [1] and clock.now == 0.0
@@ -86,7 +74,7 @@ def test_a_container_down_for_good_ends_its_hosts_wait_after_one_round(rounds):
 
 def test_a_container_dockerd_is_about_to_restart_is_waited_for_until_the_deadline(rounds):
     rounds.of = lambda round_: results_with(vaultwarden_check(final=False))
-    clock = FakeClock()
+    clock = SleepClock()
     wait_hosts_healthy(LAB, [UTILITIES], deadline=90, clock=clock, sleep=clock.sleep,
                        wanted_of=lambda host: [("container_running", "vaultwarden")])
     assert len(rounds) > 80 and clock.now == pytest.approx(90)
@@ -98,7 +86,7 @@ def test_a_host_with_a_down_container_is_still_rechecked_for_what_may_pass(round
     running = CheckResult("utilities", "container_running", PASS, "netbox running", "netbox")
     rounds.of = lambda round_: {**results_with(vaultwarden_check(final=True)),
                                           ("utilities", "container_running", "netbox"): starting if round_ < 4 else running}
-    clock = FakeClock()
+    clock = SleepClock()
     final = wait_hosts_healthy(LAB, [UTILITIES], deadline=90, clock=clock, sleep=clock.sleep,
                                wanted_of=lambda host: [("container_running", "vaultwarden"), ("container_running", "netbox")])
     assert rounds == [1, 2, 3, 4]
