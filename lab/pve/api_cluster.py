@@ -134,14 +134,16 @@ def cluster_resources(call: Call):
     kind = call.params.get("type")
     out = []
     if kind in (None, "vm") and call.principal.has("VM.Audit"):
+        running = call.app.running_set()  # one listing: a CT's own status query is a process per CT
+        managed = call.app.ha.resources()
         for vmid in call.app.vmids():
-            entry = ct_entry(call.app, vmid)
+            entry = ct_entry(call.app, vmid, None if running is None else vmid in running)
             if entry:
                 out.append({"id": f"lxc/{vmid}", "node": call.app.node_of(vmid), "template": 0,
                             "maxcpu": entry.pop("cpus"), **entry})
                 sid = f"ct:{vmid}"
-                if sid in call.app.ha.resources():
-                    out[-1]["hastate"] = call.app.ha.resources()[sid]["state"]
+                if sid in managed:
+                    out[-1]["hastate"] = managed[sid]["state"]
     if kind in (None, "node") and call.principal.has("Sys.Audit"):
         out += [node_entry(call.app, name) for name in call.app.cluster.names()]
     if kind in (None, "storage") and call.principal.has("Datastore.Audit"):

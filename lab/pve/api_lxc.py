@@ -17,13 +17,14 @@ CONFIG_PRIVS = {"memory": "VM.Config.Memory", "swap": "VM.Config.Memory", "cores
 NOT_CONFIG = ("node", "vmid", "delete", "digest", "revert")
 
 
-def ct_entry(app, vmid: int) -> dict | None:
-    """Return a CT's object as in GET /nodes/{node}/lxc and status/current."""
+def ct_entry(app, vmid: int, running: bool | None = None) -> dict | None:
+    """Return a CT's object as in GET /nodes/{node}/lxc and status/current (running: already known from a
+    listing of every CT, else asked of the driver)."""
     rec = app.store.load(vmid)
     if rec is None:
         return None
     conf = rec["config"]
-    running = app.running(vmid)
+    running = app.running(vmid) if running is None else running
     since = app.started.get(vmid)
     entry = {"vmid": vmid, "type": "lxc", "name": conf.get("hostname", f"CT{vmid}"),
              "status": "running" if running else "stopped",
@@ -45,7 +46,9 @@ def lxc_list(call: Call):
     if not call.principal.has("VM.Audit"):
         return []
     node = call.params["node"]
-    return [e for e in (ct_entry(call.app, v) for v in call.app.vmids() if call.app.node_of(v) == node) if e]
+    running = call.app.running_set()
+    return [e for e in (ct_entry(call.app, v, None if running is None else v in running)
+                        for v in call.app.vmids() if call.app.node_of(v) == node) if e]
 
 
 @route("GET /nodes/{node}/lxc/{vmid}/status/current")

@@ -28,7 +28,7 @@ from .api_cluster import reported_version
 from .auth import TokenStore, check
 from .cluster import Cluster
 from .crm import FENCE_DELAY, HaManager
-from .driver import HostDriver, driver_vmids
+from .driver import HostDriver, driver_running, driver_vmids
 from .errors import (
     ApiError,
     TaskFailure,
@@ -211,6 +211,14 @@ class Emulator:
             return self.driver.exists(vmid) and self.driver.status(vmid) == "running"
         except Exception:  # noqa: BLE001 - a driver that cannot tell means "not running"
             return False
+
+    def running_set(self) -> set[int] | None:
+        """The CTs running now, from one listing of the driver (None when it cannot tell them all at once): a
+        guest list asks it once, not once per CT."""
+        try:
+            return driver_running(self.driver)
+        except Exception:  # noqa: BLE001 - the caller asks each CT instead
+            return None
 
     def vmids(self) -> list[int]:
         """Return every CT: those with a config plus any the driver holds (adopted)."""

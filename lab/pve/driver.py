@@ -76,3 +76,16 @@ def driver_vmids(driver: HostDriver) -> set[int]:
         except (TypeError, ValueError):
             continue
     return out
+
+
+def driver_running(driver: HostDriver) -> set[int] | None:
+    """Return the vmids a driver's one listing says are running, or None when its list() carries no state."""
+    running: set[int] = set()
+    for item in driver.list() or []:
+        state = item.get("state") if isinstance(item, dict) else getattr(item, "state", None)
+        if state is None:
+            return None
+        vmid = item.get("vmid") if isinstance(item, dict) else getattr(item, "vmid", None)
+        if state == "running" and vmid is not None:
+            running.add(int(vmid))
+    return running

@@ -7,6 +7,7 @@ import io
 import subprocess
 import tarfile
 import threading
+from collections import Counter
 from pathlib import Path
 
 
@@ -21,6 +22,7 @@ class MemHosts:
         self.cts: dict[int, dict] = {}
         self.lock = threading.Lock()
         self.calls: list[tuple] = []
+        self.reads: Counter = Counter()  # the read-only calls, apart from the calls that change a CT
 
     def _ct(self, vmid: int) -> dict:
         if vmid not in self.cts:
@@ -52,6 +54,7 @@ class MemHosts:
 
     def status(self, vmid):
         """Return running/stopped."""
+        self.reads["status"] += 1
         return self._ct(vmid)["state"]
 
     def exists(self, vmid):
@@ -59,8 +62,9 @@ class MemHosts:
         return vmid in self.cts
 
     def list(self):
-        """Return the vmids."""
-        return sorted(self.cts)
+        """Every CT with its state, as LabHosts.list() gives them (one listing)."""
+        self.reads["list"] += 1
+        return [{"vmid": vmid, "state": self.cts[vmid]["state"]} for vmid in sorted(self.cts)]
 
     def snapshot(self, vmid, name):
         """Copy the files."""
