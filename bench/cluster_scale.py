@@ -2,10 +2,10 @@
 against the bare-login floor of the same run, and a deploy's time on 3 nodes against 1 node with the same hosts.
 
     sudo .venv/bin/python -m lab up --nodes 3
-    sudo .venv/bin/python bench/cluster_scale.py --hosts 50 [--skip-deploy]
+    sudo .venv/bin/python bench/cluster_scale.py [--per-node 50] [--skip-deploy]
 
-Health: N small containers (VMIDs 830.., 198.18.0.130..) created through the emulator's API, one node after the
-other in turn (`POST /nodes/{node}/lxc`, root's key as `ssh-public-keys`), prepared as bench/health_scale.py's
+Health: N small containers, --per-node on each node (3 x 50 by default: VMIDs 830.., the last address
+198.18.0.199), created through the emulator's API, one node after the other in turn (`POST /nodes/{node}/lxc`, root's key as `ssh-public-keys`), prepared as bench/health_scale.py's
 are (deploy user, one healthchecked Docker container, an HTTP service); `pytest suites/health` on an inventory
 naming the 3 nodes and each host's node, and N bare SSH logins in parallel (the floor), interleaved, medians of
 --repeat runs of each;
@@ -31,7 +31,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from health_scale import PREPARE, HealthFleet, run_login_floor, run_suite
+from health_scale import LAST_OCTET, PREPARE, HealthFleet, run_login_floor, run_suite
 
 from lab import orchestrate, scenarios
 from plugins.inventory import load_inventory
@@ -45,8 +45,9 @@ class ClusterFleet(HealthFleet):
     """HealthFleet's hosts, created through the emulator's API on the cluster's nodes in turn."""
 
     def __init__(self, lab_hosts, count: int, workdir: Path, proxmox: ProxmoxClient, nodes: list[str]):
-        """Plan the hosts (node i of the cluster for host i) and their keys; nothing is created yet."""
-        super().__init__(lab_hosts, count, workdir)
+        """Plan the hosts (node i of the cluster for host i, addresses up to 198.18.0.199) and their keys; nothing
+        is created yet."""
+        super().__init__(lab_hosts, count, workdir, first_octet=LAST_OCTET + 1 - count)
         self.proxmox, self.nodes = proxmox, nodes
         self.node_of = {vmid: nodes[i % len(nodes)] for i, (vmid, _, _) in enumerate(self.hosts)}
 
@@ -169,7 +170,7 @@ def bench_deploy() -> None:
 def main(argv: list[str]) -> int:
     """Run the health bench (and the deploy bench unless skipped) on the running 3-node lab."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hosts", type=int, default=50, help="containers over the nodes (max 50)")
+    parser.add_argument("--per-node", type=int, default=50, help="containers on each node (3 x 50 by default)")
     parser.add_argument("--repeat", type=int, default=3, help="suite and floor runs; medians are reported")
     parser.add_argument("--skip-health", action="store_true", help="only the deploy bench")
     parser.add_argument("--skip-deploy", action="store_true", help="only the health bench")
@@ -184,7 +185,7 @@ def main(argv: list[str]) -> int:
         raise SystemExit(f"the lab has {len(nodes)} node(s): sudo .venv/bin/python -m lab up --nodes 3")
     nodes = sorted(nodes)
     if not args.skip_health:
-        bench_health(args.hosts, args.repeat, nodes, proxmox)
+        bench_health(args.per_node * len(nodes), args.repeat, nodes, proxmox)
     if not args.skip_deploy:
         bench_deploy()
     return 0

@@ -95,6 +95,18 @@ def set_node_online(name: str, online: bool) -> None:
     pve_cluster.Cluster(PATHS.pve_dir / "state", config.NODE).set_online(name, online)
 
 
+def resize_cluster(nodes: int | None, progress: Progress = _quiet) -> list[pve_cluster.ClusterNode]:
+    """Make the emulated cluster `nodes` nodes (None: keep it); a running emulator serving another size is stopped,
+    so that the start that follows serves the new one (it reads its nodes and storages once, at its start)."""
+    before = len(cluster_nodes())
+    members = cluster_nodes(nodes)
+    pid = procs.running_pid(PATHS.run_dir, PVE)
+    if len(members) != before and pid is not None:
+        progress(f"pve api: restarted for {len(members)} node(s) instead of {before} (its containers keep running)")
+        procs.stop(PATHS.run_dir, PVE)
+    return members
+
+
 def up(progress: Progress = _quiet, nodes: int | None = None) -> dict:
     """Bring every piece of the lab up (idempotent) and return the status; nodes: the emulated cluster's size."""
     builds = config.image_builds()  # a bad setting stops here, before anything is made
@@ -141,11 +153,11 @@ def _base_and_services(progress: Progress, nodes: int | None) -> bool:
     progress(f"proxy certificate {stack_files.ensure_proxy_cert(PATHS)} (signed by the lab CA)")
     stack_files.ensure_service_secrets(PATHS)
     pve_auth.ensure_tokens(PATHS.pve_dir)
-    members = cluster_nodes(nodes)
+    booting = procs.running_pid(PATHS.run_dir, PVE) is None
+    members = resize_cluster(nodes, progress)
     if len(members) > 1:
         progress(f"cluster of {len(members)} emulated nodes: {', '.join(n.name for n in members)} "
                  "(every container runs on this machine)")
-    booting = procs.running_pid(PATHS.run_dir, PVE) is None
     procs.start(PATHS.run_dir, PATHS.log_dir, PVE)
     moved = s3.migrate_from_moto(STATE_STORE)
     if moved is not None:

@@ -238,6 +238,24 @@ def test_an_ha_managed_cts_start_and_stop_go_through_the_ha_manager(api):
     assert api.ok("GET", "/nodes/homelab/lxc/900/status/current")["status"] == "running"
 
 
+def test_lab_up_with_another_node_count_restarts_a_running_emulator_and_the_same_count_does_not(tmp_path, monkeypatch):
+    """The emulator reads its nodes and storages at its start: `lab up --nodes 3` on a running one-node lab stops it
+    so that lab up's start serves three nodes and the shared storage; the same count, or none, leaves it running."""
+    from types import SimpleNamespace
+
+    from lab import orchestrate
+
+    stopped, said = [], []
+    monkeypatch.setattr(orchestrate, "PATHS", SimpleNamespace(pve_dir=tmp_path / "pve", run_dir=tmp_path / "run"))
+    monkeypatch.setattr(orchestrate.procs, "running_pid", lambda run_dir, service: 4242)
+    monkeypatch.setattr(orchestrate.procs, "stop", lambda run_dir, service: stopped.append(service.name) or True)
+    assert len(orchestrate.resize_cluster(None, said.append)) == 1 and stopped == []
+    assert len(orchestrate.resize_cluster(3, said.append)) == 3 and stopped == [orchestrate.PVE.name]
+    assert said == ["pve api: restarted for 3 node(s) instead of 1 (its containers keep running)"]
+    assert len(orchestrate.resize_cluster(3, said.append)) == 3 and len(orchestrate.resize_cluster(None)) == 3
+    assert stopped == [orchestrate.PVE.name]
+
+
 def test_lab_up_nodes_is_stored_and_lab_node_takes_one_down(tmp_path, monkeypatch):
     """`lab up --nodes 3` writes the cluster the emulator serves; `lab node down` marks a node offline; `lab up`
     without --nodes keeps it, and a fresh lab is one node."""
