@@ -18,7 +18,7 @@ from lab.pve.app import Emulator
 from plugins.deploy.finish import run_result
 from plugins.deploy.finish.rollback import rollback_targets
 from plugins.deploy.session import DeploySession
-from plugins.deploy.stages import ansible, firewall, health, host_states, preflight, snapshot
+from plugins.deploy.stages import ansible, firewall, health, host_states, preflight, snapshot, terraform
 from plugins.inventory import load_inventory
 
 pytestmark = pytest.mark.unit
@@ -151,3 +151,20 @@ def test_the_result_and_the_rollback_name_the_host_left_out(recovered):
     targets, excluded = rollback_targets(deployment)
     assert sorted(targets) == [200, 201, 240]
     assert f"{LEFT_OUT}: not rolled back (this run did not touch it)" in excluded
+
+
+def test_terraform_outputs_and_the_second_plan_are_of_the_hosts_deployed(recovered):
+    """Outputs need not name a host left out (a targeted apply may not have written it); the second plan has the
+    first plan's targets."""
+    deployment = session()
+    preflight_of(deployment, in_process_client(recovered))
+    deployment.terraform_targets = ['terraform_data.container["proxy"]']
+    outputs = {h.hostname: {"vmid": h.vmid, "ip": h.ip} for h in deployment.hosts if h.hostname != "ci-runner"}
+    planned = []
+    fake = SimpleNamespace(output=lambda: {"containers": outputs},
+                           plan=lambda tfvars, targets: planned.append(targets) or SimpleNamespace(
+                               changes=[], errored=False, summary=lambda: "0 to add, 0 to change, 0 to destroy"))
+    assert terraform.outputs_problem(deployment, fake) == ""
+    assert terraform.drift(deployment, fake, Path("vars.json")) == "" and planned == [deployment.terraform_targets]
+    deployment.left_out.clear()
+    assert "app-demo" in terraform.outputs_problem(deployment, fake)
