@@ -66,6 +66,9 @@ class DeploySession:
     first_deploy: list[int] = field(default_factory=list)  # rollback-set vmids that did not exist yet
     host_states: dict[int, Any] = field(default_factory=dict)  # vmid -> HostState PVE gave at preflight
     started: list[int] = field(default_factory=list)  # vmids this run started (they were stopped)
+    # vmid -> why this run leaves the host out (deploy.node_down: proceed, its node down): no stage addresses it
+    left_out: dict[int, str] = field(default_factory=dict)
+    terraform_targets: list[str] = field(default_factory=list)  # the plan's -target addresses when hosts are left out
     # vmid -> the containers it had when snapshotted: what its rollback brings back (and all the wait may expect)
     containers_before: dict[int, list[str]] = field(default_factory=dict)
     pruned: dict[int, list[str]] = field(default_factory=dict)
@@ -97,6 +100,19 @@ class DeploySession:
     show_diff: bool = False  # --show-diff: a plan prints check mode's diffs
     terse: bool = False  # -q: only one line per stage
     say: Callable[[str], None] = print  # a line for the person watching (the terminal reporter's write_line)
+
+    @property
+    def hosts(self) -> list:
+        """The inventory's hosts this run deploys: all of them but those it leaves out."""
+        return [host for host in self.inventory.hosts if host.vmid not in self.left_out]
+
+    def left_out_line(self, vmid: int) -> str:
+        """Why this run leaves a host out, as one line: `app-demo (CT 250): left out: node homelab-3 down`."""
+        return f"{self.inventory.host(vmid).hostname} (CT {vmid}): left out: {self.left_out[vmid]}"
+
+    def left_out_lines(self) -> list[str]:
+        """One line per host this run leaves out, in VMID order."""
+        return [self.left_out_line(vmid) for vmid in sorted(self.left_out)]
 
     def stage(self, name: str) -> StageRecord:
         """The record of a stage (created on first use)."""

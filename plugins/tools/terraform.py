@@ -202,13 +202,14 @@ class TerraformRunner:
         if rc != 0:
             raise self._error("init", _events(out), err)
 
-    def plan(self, var_file: str | os.PathLike, targets: Sequence[str] = ()) -> Plan:
-        """Plan into workdir/deploy.tfplan and parse it (only `targets` when given: an adoption); an errored plan
-        file comes back marked errored."""
+    def plan(self, var_file: str | os.PathLike, targets: Sequence[str] = (), *, refresh: bool = True) -> Plan:
+        """Plan into workdir/deploy.tfplan and parse it (only `targets` when given: an adoption, hosts left out;
+        `refresh=False`: without reading the objects back); an errored plan file comes back marked errored."""
         path = self.workdir / PLAN_FILE
         path.unlink(missing_ok=True)  # never show a stale plan after a failed one
         argv = ["plan", "-json", "-input=false", "-no-color", f"-out={path}", f"-var-file={Path(var_file).resolve()}"]
         argv += [f"-target={target}" for target in targets]
+        argv += [] if refresh else ["-refresh=false"]
         (rc, out, err), (show_rc, shown, show_err) = self._run_batch([argv, _show_argv(path)])
         error = self._error("plan", _events(out), err) if rc != 0 else None
         if error and not path.exists():

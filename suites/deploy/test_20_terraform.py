@@ -27,5 +27,5 @@ def test_a_second_plan_is_empty(terraform, tfvars_file, deployment):
     """Nothing drifts: planning again right after apply changes nothing (incident #4: tags/keys drift)."""
     if not deployment.applied:
         pytest.skip("nothing was applied: the first plan already changed nothing")
-    drift = stage.drift(terraform, tfvars_file)
+    drift = stage.drift(deployment, terraform, tfvars_file)
     assert not drift, drift

@@ -3,9 +3,10 @@
 The inventory is inventories/lab-cluster.yml with fewer services per host (the cluster's behaviour, not the
 stack's, is under test here; the whole stack on one node is tests/e2e's): every host on the node the file gives,
 `utilities` and `monitoring` HA-managed on the shared storage, at least one host per node. The tests run in file
-order on one deployed cluster (four deploys in all, two refused ones): a failed deploy rolled back, a migration
+order on one deployed cluster (six deploys in all, and a refused one): a failed deploy rolled back, a migration
 followed, a node of HA hosts lost and recovered under a deploy that proceeds, a node with a plain host lost
-named by the health suite and refused by a deploy whose policy is refuse.
+named by the health suite, refused by a deploy whose policy is refuse and left out by one whose policy is proceed,
+then deployed again once its node is back.
 
 Too slow for CI (`make test` leaves the `cluster` marker out): `sudo make test-cluster` runs it.
 """
@@ -207,15 +208,18 @@ def test_a_node_of_ha_hosts_down_they_come_back_and_a_deploy_proceeds(first_depl
         orchestrate.set_node_online("homelab-2", True)
 
 
-def test_a_node_down_with_a_plain_host_health_names_it_and_refuse_refuses(first_deploy, proxmox, inventory,
-                                                                          variants):
+def test_a_node_down_with_a_plain_host_health_names_it_refuse_refuses_and_proceed_leaves_it_out(
+        first_deploy, proxmox, inventory, variants):
     """homelab-3 (monitoring, HA; app-demo, migrated there) down: monitoring recovered elsewhere, app-demo down with
     the node; health fails naming both; a deploy whose policy is refuse stops in preflight saying so, nothing
-    changed. The node back: app-demo boots with it (onboot)."""
+    changed; one whose policy is proceed passes on the rest, app-demo left out (no snapshot, no Ansible, not judged)
+    and named in preflight and in its result. The node back: app-demo boots with it (onboot), monitoring fails back,
+    and the next deploy includes app-demo again."""
     monitoring, app = inventory.host("monitoring"), inventory.host("app-demo")
     assert proxmox.placement()[app.vmid] == "homelab-3"
     now_on, _ = node_down_until_recovered(proxmox, "homelab-3", monitoring.vmid)
     assert now_on == "homelab", f"monitoring recovered on {now_on}, not its rule's next node homelab"
+    left_out = f"app-demo (CT {app.vmid}): left out: node homelab-3 down"
     try:
         assert proxmox.guests()[app.vmid]["status"] == "stopped"
         run = health(variants)
@@ -229,6 +233,26 @@ def test_a_node_down_with_a_plain_host_health_names_it_and_refuse_refuses(first_
         assert "node homelab-3 is down (app-demo down with it)" in refused.output, refused.tail(60)
         assert "deploy.node_down is refuse: nothing deployed" in refused.output, refused.tail(60)
         assert scenarios.refused_before_any_change(refused.result), refused.result
+        run = scenarios.run_suite("deploy", inventory=variants["cluster"])
+        print(f"deploy proceeding with homelab-3 down (app-demo left out): {run.seconds:.1f} s")
+        assert run.rc == 0, f"deploy with homelab-3 down (policy proceed) failed:\n{run.tail(80)}"
+        preflight_part, _, end_part = run.output.partition("end of the deploy run")
+        assert left_out in preflight_part and left_out in end_part, run.tail(80)
+        assert run.result["left_out"] == {"app-demo": "node homelab-3 down"}, run.result
+        assert str(app.vmid) not in run.result["snapshots"], run.result["snapshots"]
+        assert app.hostname not in run.result["ansible"]["site"]["stats"], run.result["ansible"]["site"]["stats"]
+        assert {h.hostname for h in inventory.rollback_set} - {app.hostname} <= \
+            {inventory.host(int(v)).hostname for v in run.result["snapshots"]}, run.result["snapshots"]
+        assert proxmox.guests()[app.vmid]["status"] == "stopped"
     finally:
         orchestrate.set_node_online("homelab-3", True)
     wait_for(lambda: proxmox.guests()[app.vmid]["status"] == "running", "app-demo booted with homelab-3", 60)
+    wait_for(lambda: proxmox.guests().get(monitoring.vmid, {}).get("node") == "homelab-3"
+             and proxmox.guests()[monitoring.vmid].get("status") == "running",
+             "monitoring relocated back to homelab-3, its rule's first node", RECOVERY_START)
+    run = scenarios.run_suite("deploy", inventory=variants["cluster"])
+    print(f"deploy with homelab-3 back: {run.seconds:.1f} s")
+    assert run.rc == 0, f"deploy with homelab-3 back failed:\n{run.tail(80)}"
+    assert run.result["left_out"] == {} and "left out" not in run.output, run.tail(80)
+    assert str(app.vmid) in run.result["snapshots"], run.result["snapshots"]
+    assert run.result["ansible"]["site"]["stats"][app.hostname]["failures"] == 0, run.result["ansible"]["site"]

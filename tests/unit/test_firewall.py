@@ -211,6 +211,7 @@ class FakeSession:
     def __init__(self, inventory, plan_only: bool = False):
         self.inventory, self.plan_only, self.firewall_before, self.firewall_seen = inventory, plan_only, None, None
         self.records: dict = {}
+        self.left_out: dict[int, str] = {}
 
     def stage(self, name):
         from plugins.deploy.session import StageRecord

@@ -12,11 +12,13 @@ import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from plugins.deploy.plan_guard import check_plan
+from plugins.deploy.stages import plan as plan_stage
 from plugins.tools.terraform import TerraformError, TerraformRunner
 
 pytestmark = pytest.mark.unit
@@ -211,3 +213,40 @@ def test_a_failed_task_fails_the_apply_in_one_line_without_the_token(lab, pve):
     message = str(failure.value)
     assert "create CT 250 (app-demo)" in message and "storage 'local' full" in message
     assert "\n" not in message and SECRET not in message
+
+
+def test_a_host_left_out_is_not_planned_nor_touched_and_the_others_are(lab, pve):
+    """A host the run leaves out (its node down, deploy.node_down: proceed): the plan -target's every other resource
+    (read from a plan that does not refresh), so app-demo's replacement is neither planned nor applied (no call
+    about CT 250) while utilities is created and proxy kept; the second plan of the same targets is empty, and a
+    plan of everything, once the node is back, still has app-demo's change to make."""
+    runner, plan = lab
+    runner.apply(plan(_tfvars([APP, PROXY], RUNNER)))
+    utilities = _host(201, "utilities", "198.18.0.201", False)
+    wanted = _tfvars([{**APP, "ip": "198.18.0.251"}, PROXY, utilities], RUNNER)
+    assert plan(wanted).summary() == "2 to add, 0 to change, 1 to destroy"  # app-demo replaced, utilities created
+    tfvars = runner.workdir / "vars.tfvars.json"
+    deployment = SimpleNamespace(inventory=_Hosts(APP, PROXY, utilities, RUNNER), left_out={250: "node homelab-2 down"})
+    targets = plan_stage.targets_without_left_out(deployment, runner, tfvars)
+    assert sorted(targets) == ["terraform_data.ci_runner[0]", 'terraform_data.container["proxy"]',
+                               'terraform_data.container["utilities"]']
+    pve.calls.clear()
+    targeted = runner.plan(tfvars, targets)
+    assert [(c.address, c.actions) for c in targeted.changes if c.actions != ("no-op",)] == [
+        ('terraform_data.container["utilities"]', ("create",))]
+    runner.apply(targeted)
+    assert sorted(pve.cts) == [200, 201, 210, 250] and pve.cts[250]["net0"].startswith("name=eth0,bridge=labbr0,ip=198.18.0.250/")
+    assert not [c for c in pve.calls if "250" in c[1] or c[2].get("vmid") == "250"], pve.calls
+    assert set(runner.output()["containers"]) == {"app-demo", "proxy", "utilities"}  # the targeted apply's outputs
+    assert runner.plan(tfvars, targets).is_empty
+    assert [c.address for c in runner.plan(tfvars).changes if c.deletes] == ['terraform_data.container["app-demo"]']
+
+
+class _Hosts:
+    """The inventory's `host(vmid)` for the stub's containers."""
+
+    def __init__(self, *hosts: dict):
+        self.by_vmid = {h["vmid"]: SimpleNamespace(hostname=h["hostname"], vmid=h["vmid"]) for h in hosts}
+
+    def host(self, vmid: int):
+        return self.by_vmid[vmid]

@@ -52,6 +52,7 @@ def finish_run(deploy: DeploySession, *, failed: bool, alluredir, write) -> RunE
             _guarded(end, "the notification", lambda: _notify(deploy, end))
     elif not deploy.plan_only and deploy.stage("health").outcome == "passed":
         _guarded(end, "the release record", lambda: _record_release(deploy, end))
+    end.lines += deploy.left_out_lines()
     written, errors = run_result.write_files(deploy)
     end.problems += errors
     if written:
@@ -91,7 +92,7 @@ def _record_release(deploy: DeploySession, end: RunEnd) -> None:
     """Record the checks this successful run deployed, next to its result and on every host of the rollback set
     (the next run's snapshots then hold them: a rollback to one is judged by them)."""
     inventory = deploy.inventory
-    hosts = inventory.rollback_set
+    hosts = [host for host in inventory.rollback_set if host.vmid not in deploy.left_out]  # not deployed: no record
     record = release_record(inventory, deploy.run_id, git_commit(deploy.reports_dir.parent), hosts)
     path = write_local(deploy.run_dir, record)
     errors = record_on_hosts(inventory, record)

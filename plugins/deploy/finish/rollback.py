@@ -29,7 +29,8 @@ ROLLBACK_TASK_TIMEOUT = 300.0
 
 
 def rollback_targets(deploy: DeploySession) -> tuple[dict[int, str], list[str]]:
-    """The {vmid: snapshot} to roll back, and why any snapshotted host is left out."""
+    """The {vmid: snapshot} to roll back, and why any snapshotted host, or host of the rollback set the run left
+    out (its node down: no snapshot), is not rolled back."""
     inventory = deploy.inventory
     targets, excluded = {}, []
     for vmid, name in sorted(deploy.snapshots.items()):
@@ -39,6 +40,9 @@ def rollback_targets(deploy: DeploySession) -> tuple[dict[int, str], list[str]]:
             excluded.append(f"{reason}: not rolled back")
         else:
             targets[vmid] = name
+    rollback_set = {host.vmid for host in inventory.rollback_set}
+    excluded += [f"{deploy.left_out_line(vmid)}: not rolled back (this run did not touch it)"
+                 for vmid in sorted(deploy.left_out) if vmid in rollback_set]
     return targets, excluded
 
 

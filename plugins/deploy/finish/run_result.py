@@ -25,6 +25,8 @@ def to_markdown(deploy: DeploySession) -> str:
     lines += ["| stage | outcome | seconds | summary |", "|---|---|---|---|"]
     for record in deploy.stages.values():
         lines.append(f"| {record.name} | {record.outcome} | {record.seconds:.1f} | {record.summary} |")
+    if deploy.left_out:
+        lines += ["", "### Left out of this run", *[f"- {line}" for line in deploy.left_out_lines()]]
     if deploy.failures:
         lines += ["", "### Failures", *[f"- {line}" for line in deploy.failures]]
     if deploy.rollback:
@@ -80,6 +82,7 @@ def to_dict(deploy: DeploySession) -> dict:
         "snapshot_name": deploy.snapshot_name,
         "snapshots": {str(vmid): name for vmid, name in deploy.snapshots.items()},
         "first_deploy": deploy.first_deploy,
+        "left_out": {deploy.inventory.host(vmid).hostname: why for vmid, why in sorted(deploy.left_out.items())},
         "applied": deploy.applied,
         "ansible": {name: {"changed_total": r["changed_total"], "status": r["status"], "check": r["check"],
                            "stats": r.get("stats", {}), "changed_tasks": r.get("changed_tasks", {}),

@@ -22,20 +22,23 @@ if TYPE_CHECKING:
 
 
 def not_checked(deployment: DeploySession) -> dict[str, str]:
-    """{hostname: why} of the hosts a plan's check mode cannot reach: PVE has them stopped or missing (a deploy
-    starts or creates them before Ansible runs)."""
-    if not deployment.plan_only:
-        return {}
-    return {s.hostname: f"{s.line()}: check mode cannot reach it (a deploy starts or creates it first)"
-            for s in deployment.host_states.values() if s.down}
+    """{hostname: why} of the hosts the run does not configure: those it leaves out (their node is down), and under
+    a plan those check mode cannot reach: PVE has them stopped or missing (a deploy starts or creates them first)."""
+    inventory = deployment.inventory
+    skipped = {inventory.host(vmid).hostname: f"left out: {why}: not configured by this run"
+               for vmid, why in deployment.left_out.items()}
+    if deployment.plan_only:
+        skipped |= {s.hostname: f"{s.line()}: check mode cannot reach it (a deploy starts or creates it first)"
+                    for s in deployment.host_states.values() if s.down and s.hostname not in skipped}
+    return skipped
 
 
 def run_site(deployment: DeploySession, extravars: dict[str, str], *, check: bool) -> PlaybookResult:
-    """site.yml once (check mode and diff when `check`, without the hosts it cannot reach); its recap goes to the
-    report."""
+    """site.yml once (check mode and diff when `check`), --limit'ed to the hosts it configures (not_checked); its
+    recap goes to the report."""
     inventory = deployment.inventory
     mode = " --check --diff" if check else ""
-    down = not_checked(deployment) if check else {}
+    down = not_checked(deployment)
     limit = ",".join(h.hostname for h in inventory.hosts if h.hostname not in down) if down else None
     with allure_output.step(f"ansible-playbook{mode} {SITE_PLAYBOOK}.yml: bootstrap, then each host's roles"):
         result = run_playbook(SITE_PLAYBOOK, ansible_inventory(inventory), private_key=inventory.runner.deploy_key,

@@ -22,9 +22,11 @@ if TYPE_CHECKING:
 
 def managed_cts(deployment: DeploySession, proxmox: ProxmoxClient) -> dict[int, str]:
     """{vmid: the node it runs on now} of the inventory's containers that exist (a plan before a first deploy has
-    none yet; HA or a migration may have moved one off its inventory node: /cluster/resources, one call)."""
+    none yet; HA or a migration may have moved one off its inventory node: /cluster/resources, one call), but those
+    of hosts the run leaves out (their node is down: each call about their firewall would answer 595)."""
     where = proxmox.placement()
-    return {h.vmid: where[h.vmid] for h in deployment.inventory.hosts if h.vmid in where}
+    return {h.vmid: where[h.vmid] for h in deployment.inventory.hosts
+            if h.vmid in where and h.vmid not in deployment.left_out}
 
 
 def record_previous(deployment: DeploySession, proxmox: ProxmoxClient) -> None:

@@ -2,7 +2,7 @@
 
 Hosts get until their deadline to boot and start their containers; each service until its own deadline,
 warm-up codes (502/503) counting only as "not yet"; deploy.max_health_wait caps both. The runner skips its
-self-checks.
+self-checks. A host the run leaves out (its node down) is not judged, nor its services: the test says why.
 """
 
 from __future__ import annotations
@@ -25,13 +25,23 @@ def wait_until_healthy(deployment: DeploySession) -> tuple[dict[tuple[str, str, 
     """Every host's checks and every service's answer, waited for at the same time; recorded on the session."""
     inventory = deployment.inventory
     cap = inventory.deploy.max_health_wait
-    with allure_output.step(f"check {len(inventory.hosts)} host(s), wait for {len(inventory.endpoints)} service(s)"):
-        hosts, services = wait_hosts_and_services(inventory, inventory.hosts, inventory.endpoints,
+    judged = deployment.hosts
+    endpoints = [(host, service) for host, service in inventory.endpoints if host in judged]
+    with allure_output.step(f"check {len(judged)} host(s), wait for {len(endpoints)} service(s)"):
+        hosts, services = wait_hosts_and_services(inventory, judged, endpoints,
                                                   host_deadline=min(HOST_DEADLINE, cap) if cap else HOST_DEADLINE)
     deployment.health.extend(hosts.values())
     deployment.health.extend(services.values())
     allure_output.attach_text("http answers", "\n".join(map(describe_answer, services.values())))
     return hosts, services
+
+
+def not_judged(deployment: DeploySession, host: Host) -> str:
+    """Why the stage does not judge a host ('' when it does): the run left it out, its node is down."""
+    if host.vmid not in deployment.left_out:
+        return ""
+    return (f"{deployment.left_out_line(host.vmid)}: not judged (nothing on it can answer until its node is back; "
+            "this run did not deploy it)")
 
 
 def describe_answer(answer: HttpResult) -> str:

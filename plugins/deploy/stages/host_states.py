@@ -4,7 +4,8 @@ Preflight asks PVE for every declared host (plugins/proxmox/power.py) and says, 
 missing or locked. A locked one refuses the run there, before any side effect: a task on it would fail half-way.
 A stopped one is started by the `start` stage, after the plan guard and before the snapshot (a deploy makes the
 homelab match the inventory); a missing one is Terraform's to create. --plan-only starts nothing: it says what a
-deploy would start.
+deploy would start. A host the run leaves out (its node down, deploy.node_down: proceed) is neither named here nor
+started.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def read_host_states(deployment: DeploySession, proxmox: ProxmoxClient) -> list[
     deployment.host_states = host_states(proxmox, inventory.hosts)
     lines, refusals = [], []
     for state in deployment.host_states.values():
+        if state.vmid in deployment.left_out:
+            continue  # named by the node-down check; nothing of this run touches it
         if state.lock:
             refusals.append(f"{state.line()}: the deploy would fail on it half-way; wait for the task holding it, "
                             f"or clear a stale lock on the node (pct unlock {state.vmid}); refusing the run")
@@ -53,7 +56,8 @@ def start_stopped_hosts(deployment: DeploySession, proxmox: ProxmoxClient) -> li
     Each start is a PVE task whose exitstatus is checked (plugins/proxmox/client.py).
     """
     inventory = deployment.inventory
-    stopped = [inventory.host(s.vmid) for s in deployment.host_states.values() if s.status == STOPPED and not s.lock]
+    stopped = [inventory.host(s.vmid) for s in deployment.host_states.values()
+               if s.status == STOPPED and not s.lock and s.vmid not in deployment.left_out]
     record = deployment.stage("start")
     failures = []
     for node in sorted({h.node for h in stopped}):

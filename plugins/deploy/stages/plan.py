@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from plugins.deploy.plan_guard import check_plan
+from plugins.deploy.plan_guard import check_plan, container_hostname
 from plugins.deploy.progress import plan_lines
 from plugins.report import allure_output
+from plugins.tools.terraform import TerraformError
 
 if TYPE_CHECKING:
     from plugins.deploy.session import DeploySession
@@ -21,9 +22,13 @@ def init_backend(terraform: TerraformRunner) -> None:
 
 
 def compute_plan(deployment: DeploySession, terraform: TerraformRunner, tfvars_file: Path) -> Plan:
-    """Plan the inventory's containers into a saved plan; recorded on the session and in the report."""
-    with allure_output.step("terraform plan"):
-        deployment.plan = terraform.plan(tfvars_file)
+    """Plan the inventory's containers into a saved plan (only the resources of the hosts this run deploys when it
+    leaves some out); recorded on the session and in the report."""
+    if deployment.left_out:
+        deployment.terraform_targets = targets_without_left_out(deployment, terraform, tfvars_file)
+    with allure_output.step("terraform plan" + (f" -target of {len(deployment.terraform_targets)} resource(s)"
+                                                if deployment.left_out else "")):
+        deployment.plan = terraform.plan(tfvars_file, deployment.terraform_targets)
     record = deployment.stage("plan")
     record.summary = deployment.plan.summary()
     record.details = plan_lines(("/".join(c.actions), c.address) for c in deployment.plan.changes
@@ -33,6 +38,28 @@ def compute_plan(deployment: DeploySession, terraform: TerraformRunner, tfvars_f
         deployment.facts["terraform_version"] = version
     allure_output.attach_text("terraform plan summary", describe(deployment.plan))
     return deployment.plan
+
+
+def targets_without_left_out(deployment: DeploySession, terraform: TerraformRunner, tfvars_file: Path) -> list[str]:
+    """The addresses of every resource of the configuration but the left-out hosts' containers: read from a plan
+    that does not refresh (a provider's refresh of a CT on a down node fails, PVE answers 595), so that the real plan
+    refreshes and changes only the others. Any environment's addresses: a container is known by its hostname."""
+    with allure_output.step("terraform plan -refresh=false: the resources, to leave out those of the hosts left out"):
+        scout = terraform.plan(tfvars_file, refresh=False)
+    if scout.errored:
+        raise TerraformError(f"terraform plan -refresh=false (to leave out {', '.join(left_out_names(deployment))}) "
+                             f"failed: {scout.error}")
+    names = set(left_out_names(deployment))
+    targets = [c.address for c in scout.changes if container_hostname(c) not in names]
+    if not targets:  # no -target at all would plan every resource, the left-out ones too
+        raise TerraformError(f"every Terraform resource is a container left out ({', '.join(sorted(names))}): "
+                             "nothing to plan")
+    return targets
+
+
+def left_out_names(deployment: DeploySession) -> list[str]:
+    """The hostnames of the hosts this run leaves out."""
+    return [deployment.inventory.host(vmid).hostname for vmid in sorted(deployment.left_out)]
 
 
 def guard_plan(deployment: DeploySession) -> list[str]:

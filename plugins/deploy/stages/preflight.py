@@ -91,9 +91,23 @@ def node_down_problem(deployment: DeploySession, proxmox: ProxmoxClient) -> str:
     said = f"{'; '.join(parts)}; the cluster is quorate ({online} of {cluster.get('nodes')} nodes online)"
     if inventory.deploy.node_down == "proceed":
         deployment.facts["node_down_policy"] = f"proceed: {said}"
+        leave_out(deployment, held)
         return ""
     return (f"{said}; {inventory.where('deploy.node_down')} is refuse: nothing deployed (proceed deploys on the nodes "
             "that are up)")
+
+
+def leave_out(deployment: DeploySession, held: dict[str, list]) -> None:
+    """Leave the hosts on the down nodes out of this run (every later stage skips them: a call about one would
+    answer 595), each named once under the preflight's line. An HA host the manager has not recovered yet is left
+    out too: it runs nowhere until it is; one already recovered is on an online node and deployed as any other."""
+    record = deployment.stage("preflight")
+    for node, hosts in held.items():
+        for host in hosts:
+            pending = host.ha and host.ha.state != "ignored"
+            deployment.left_out[host.vmid] = f"node {node} down" + (
+                " (the HA manager is to recover it on another node)" if pending else "")
+    record.details += [f"  host      {line}" for line in deployment.left_out_lines()]
 
 
 def vmid_problem(deployment: DeploySession, proxmox: ProxmoxClient) -> str:
@@ -109,7 +123,8 @@ def vmid_problem(deployment: DeploySession, proxmox: ProxmoxClient) -> str:
     for host in inventory.hosts:
         row = existing.get(host.vmid)
         if row is None:
-            if host in inventory.rollback_set and host.vmid not in deployment.first_deploy:
+            if (host in inventory.rollback_set and host.vmid not in deployment.first_deploy
+                    and host.vmid not in deployment.left_out):
                 deployment.first_deploy.append(host.vmid)
             continue
         if row.get("node") and row["node"] != host.node:

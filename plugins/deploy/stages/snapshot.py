@@ -1,7 +1,7 @@
 """Snapshot: every existing container of the rollback set gets deploy_<run id> before anything changes.
 
 Containers that do not exist yet (a first deploy) are listed, not an error. The runner and this machine
-are never in the rollback set (incident #7). Old deploy_* snapshots are pruned to the inventory's retention.
+are never in the rollback set (incident #7); a host the run leaves out (its node down) gets no snapshot. Old deploy_* snapshots are pruned to the inventory's retention.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 def take_snapshots(deployment: DeploySession, proxmox: ProxmoxClient) -> list[str]:
     """Snapshot every existing container of the rollback set, node by node; record them; give the failures."""
     inventory, name = deployment.inventory, deployment.snapshot_name
-    targets = [h for h in inventory.rollback_set if h.vmid not in deployment.first_deploy]
+    targets = [h for h in inventory.rollback_set
+               if h.vmid not in deployment.first_deploy and h.vmid not in deployment.left_out]
     failures = []
     for node, hosts in per_node(targets).items():
         with allure_output.step(f"snapshot {len(hosts)} container(s) on {node} as {name}"):
