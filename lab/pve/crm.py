@@ -13,6 +13,10 @@ One round, as PVE's Manager.pm / NodeStatus.pm / LRM.pm order it:
   is started (a locked config makes the start fail: the LRM retries max_restart times on its node, then the CRM
   relocates it to the next allowed node, up to max_relocate nodes, then the service is in `error`, where only
   `disabled` gets it out), a `stopped`/`disabled` one that runs is stopped; `ignored` ones are left alone.
+Requests to move a service (`migrate`/`relocate`: the HA API, or a CT's own migrate when HA manages it) are queued
+in STATE_DIR/state/crm_commands, as Config.pm's queue_crm_commands writes /etc/pve/ha/crm_commands, and played on
+the next round as Manager.pm's update_crm_commands and next_state_started/stopped play them (a CT's migrate is a
+relocate: stop, move, start).
 The manager's state (nodes' and services' states, failure counts) is kept in STATE_DIR/state/manager_status.json
 after each round, as the CRM master writes /etc/pve/ha/manager_status: a restarted emulator goes on from it (a
 service in `error` stays there, a fenced node stays fenced); node downtime comes from cluster.json, so a restarted
@@ -21,8 +25,12 @@ emulator fences on time.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import itertools
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -31,17 +39,26 @@ from pathlib import Path
 
 from .api_lxc import kill_ct, start_ct, stop_ct
 from .ha import requested_state
-from .ha_placement import node_affinity, select_service_node
+from .ha_placement import node_affinity, resource_affinity, select_service_node
+from .ha_rules import affinitive_resources, effective_rules, feasibility_errors
 
 # NodeStatus.pm's $fence_delay; PVE then waits for the node's agent lock too (up to 120 s). The lab sets less.
 FENCE_DELAY = 60.0
 # the CRM's and LRM's loop period (pve-ha-crm / pve-ha-lrm work every 10 s)
 ROUND = 10.0
 STATUS_FILE = "manager_status.json"  # beside ha.json: PVE's /etc/pve/ha/manager_status
+COMMANDS_FILE = "crm_commands"  # PVE's /etc/pve/ha/crm_commands
+_uids = itertools.count(1)
 
 
 def _vmid(sid: str) -> int:
     return int(sid.split(":")[1])
+
+
+def _new_uid(state: str) -> str:
+    """Manager.pm's compute_new_uuid: a fresh id for each state a service enters (md5, base64, no padding)."""
+    seed = f"{state}{os.getpid()}{int(time.time())}{next(_uids)}".encode()
+    return base64.b64encode(hashlib.md5(seed, usedforsecurity=False).digest()).decode().rstrip("=")
 
 
 class HaManager:
@@ -57,7 +74,11 @@ class HaManager:
         self.lock = threading.RLock()
         self._stop = threading.Event()
         self.status_path = Path(app.ha.path).parent / STATUS_FILE
+        self.commands_path = Path(app.ha.path).parent / COMMANDS_FILE
+        self.master = ""
+        self.timestamp = 0
         self._saved = ""
+        self._rule_messages: list[str] = []
         self._load()
 
     def _load(self) -> None:
@@ -73,14 +94,23 @@ class HaManager:
             self._say(f"ignoring {self.status_path}: {type(exc).__name__}: {exc}")
             return
         self.nodes = {str(k): str(v) for k, v in nodes.items()}
-        self.services = {str(k): {"state": str(v.get("state", "started")), "tries": int(v.get("tries", 0)),
-                                  "failed_nodes": [str(n) for n in v.get("failed_nodes", [])]}
-                         for k, v in services.items()}
+        self.services = {}
+        for sid, rec in services.items():
+            svc = {"state": str(rec.get("state", "started")), "tries": int(rec.get("tries", 0)),
+                   "failed_nodes": [str(n) for n in rec.get("failed_nodes", [])]}
+            svc.update({k: rec[k] for k in ("node", "uid", "cmd", "running") if k in rec})
+            self.services[str(sid)] = svc
+        self.master = str(status.get("master_node", ""))
+        self.timestamp = int(status.get("timestamp", 0))
         self._saved = text
 
     def _save(self) -> None:
         """Write the manager status when it changed (atomically: a crash leaves the old or the new one)."""
-        text = json.dumps({"node_status": self.nodes, "service_status": self.services}, indent=1, sort_keys=True)
+        for sid, svc in self.services.items():
+            svc["node"] = self.app.node_of(_vmid(sid))
+        status = {"master_node": self.master, "node_status": self.nodes, "service_status": self.services,
+                  "timestamp": self.timestamp}
+        text = json.dumps(status, indent=1, sort_keys=True)
         if text == self._saved:
             return
         self.status_path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,8 +128,41 @@ class HaManager:
         return self.nodes.get(name, "online")
 
     def service(self, sid: str) -> dict:
-        """The manager's record of a service: state, the LRM's restart tries, the nodes its start failed on."""
-        return self.services.setdefault(sid, {"state": "started", "tries": 0, "failed_nodes": []})
+        """The manager's record of a service: state, the LRM's restart tries, the nodes its start failed on, a
+        queued command."""
+        return self.services.setdefault(sid, {"state": "started", "tries": 0, "failed_nodes": [],
+                                              "uid": _new_uid("started")})
+
+    def status(self) -> dict:
+        """The manager status as PVE's CRM master writes it (master_node, node_status, service_status, timestamp)."""
+        with self.lock:
+            services = {}
+            for sid, svc in sorted(self.services.items()):
+                entry = {k: svc[k] for k in ("state", "uid", "cmd") if k in svc}
+                entry["node"] = self.app.node_of(_vmid(sid))
+                if svc["failed_nodes"]:
+                    entry["failed_nodes"] = list(svc["failed_nodes"])
+                if svc["state"] == "started" and self.app.running(_vmid(sid)):
+                    entry["running"] = 1  # Manager.pm: a successful start, valid while `started`
+                services[sid] = entry
+            nodes = {n.name: self.node_state(n.name) for n in self.app.cluster.nodes}
+            return {"master_node": self.master, "node_status": nodes, "service_status": services,
+                    "timestamp": self.timestamp}
+
+    def queue_command(self, command: str) -> None:
+        """Config.pm's queue_crm_commands: a line for the CRM's next round (`migrate ct:100 node2`)."""
+        with self.lock:
+            self.commands_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.commands_path.open("a") as fh:
+                fh.write(command.strip() + "\n")
+
+    def _take_commands(self) -> list[str]:
+        try:
+            text = self.commands_path.read_text()
+        except FileNotFoundError:
+            return []
+        self.commands_path.unlink()
+        return [line.strip() for line in text.splitlines() if line.strip()]
 
     def _set_node(self, name: str, state: str) -> None:
         old = self.node_state(name)
@@ -113,6 +176,8 @@ class HaManager:
             extra = f"  (node = {node})" if node else ""
             self._say(f"service '{sid}': state changed from '{svc['state']}' to '{state}'{extra}")
             svc["state"] = state
+            svc["uid"] = _new_uid(state)
+            svc.pop("cmd", None)  # change_service_state keeps only state, node and failed nodes
 
     # --- one round ----------------------------------------------------------------------
     def round(self) -> None:
@@ -126,15 +191,24 @@ class HaManager:
     def _round(self) -> None:
         app = self.app
         app.cluster.refresh()
+        self.timestamp = int(self.clock())
+        online = [n.name for n in app.cluster.nodes if n.online]
+        self.master = self.master if self.master in online else (online[0] if online else self.master)
         resources = {sid: o for sid, o in app.ha.resources().items() if o.get("state") != "ignored"}
         for sid in list(self.services):
             if sid not in resources:
                 del self.services[sid]  # `ignored` or removed: out of the manager status (Manager.pm)
+        for sid, options in resources.items():
+            if sid not in self.services:  # a new service: as it is (Manager.pm: not relocated when added)
+                state = "started" if requested_state(options.get("state", "started")) == "started" else "stopped"
+                self.services[sid] = {"state": state, "tries": 0, "failed_nodes": [], "uid": _new_uid(state)}
         for node in app.cluster.nodes:
             if node.online:
                 self._node_up(node.name)
             else:
                 self._node_down(node, resources)
+        self._check_rules()
+        self._crm_commands(resources)
         for sid, options in sorted(resources.items()):
             self._lrm(sid, requested_state(options.get("state", "started")), options)
 
@@ -158,14 +232,81 @@ class HaManager:
             if self.service(sid)["state"] == "recovery":  # a service no node could take yet is retried each round
                 self._recover(sid, node.name, resources)
 
+    def _check_rules(self) -> None:
+        """Rules.pm's transform as the CRM runs it: an infeasible rule is dropped, saying why (once per change)."""
+        errors = feasibility_errors(self.app.ha.rules(), [n.name for n in self.app.cluster.nodes])
+        messages = [f"Drop rule '{rid}', because {message}." for rid in sorted(errors)
+                    for opt in sorted(errors[rid]) for message in errors[rid][opt]]
+        if messages != self._rule_messages:
+            for line in messages:
+                self._say(line)
+            self._rule_messages = messages
+
     def _place(self, sid: str, resources: dict, current: str, preference: str) -> str | None:
-        """select_service_node for this service on the cluster as it is now."""
+        """select_service_node for this service on the cluster as it is now (its node and resource affinity)."""
         app = self.app
+        names = [n.name for n in app.cluster.nodes]
         online = [n.name for n in app.cluster.nodes if n.online]
-        affinity = node_affinity(app.ha.rules(), sid, [n.name for n in app.cluster.nodes])
+        rules = effective_rules(app.ha.rules(), names)
+        affinity = node_affinity(rules, sid, names)
+        together, separate = affinitive_resources(rules, sid)
+        services = {s: (rec["state"], app.node_of(_vmid(s)), None) for s, rec in self.services.items()
+                    if s in resources}
+        with_it, apart = resource_affinity(together, separate, services, online)
         options = resources.get(sid, {})
         return select_service_node(affinity, online, ha_load(app, resources), current, preference,
-                                   self.service(sid)["failed_nodes"], failback=bool(int(options.get("failback", 1))))
+                                   self.service(sid)["failed_nodes"], failback=bool(int(options.get("failback", 1))),
+                                   together=with_it, separate=apart)
+
+    def _crm_commands(self, resources: dict) -> None:
+        """Manager.pm's update_crm_commands: each queued migrate/relocate checked and set on its service."""
+        for cmd in self._take_commands():
+            match = re.fullmatch(r"(migrate|relocate)\s+(\S+)\s+(\S+)", cmd)
+            if match is None:
+                self._say(f"unable to parse crm command: {cmd}")
+                continue
+            task, sid, target = match.groups()
+            if sid not in resources:
+                self._say(f"crm command error - no such service: {cmd}")
+            elif self.app.cluster.get(target) is None or self.node_state(target) != "online":
+                self._say(f"crm command error - node not online: {cmd}")
+            elif self.app.node_of(_vmid(sid)) == target:
+                self._say(f"ignore crm command - service already on target node: {cmd}")
+            else:
+                self._queue_motion(cmd, task, sid, target, resources)
+
+    def _queue_motion(self, cmd: str, task: str, sid: str, target: str, resources: dict) -> None:
+        """Manager.pm's queue_resource_motion: refused when a service kept apart is on the target; the services
+        kept together with it are moved along."""
+        rules = effective_rules(self.app.ha.rules(), [n.name for n in self.app.cluster.nodes])
+        together, separate = affinitive_resources(rules, sid)
+        for csid in sorted(separate):
+            if csid in resources and self.app.node_of(_vmid(csid)) == target:
+                self._say(f"crm command '{cmd}' error - service '{csid}' on node '{target}' in negative affinity "
+                          f"with service '{sid}'")
+                return
+        self._say(f"got crm command: {cmd}")
+        self.service(sid)["cmd"] = [task, target]
+        for csid in sorted(together):
+            if csid in resources and self.app.node_of(_vmid(csid)) != target:
+                self._say(f"crm command '{cmd}' - {task} service '{csid}' to node '{target}' (service '{csid}' in "
+                          f"positive affinity with service '{sid}')")
+                self.service(csid)["cmd"] = [task, target]
+
+    def _command(self, sid: str, node: str) -> str | None:
+        """The target of the service's queued migrate/relocate when it can be played now (None: none, or it is
+        dropped with PVE's line), as next_state_started/stopped check it."""
+        cmd = self.service(sid).pop("cmd", None)
+        if not cmd:
+            return None
+        task, target = cmd
+        if self.app.cluster.get(target) is None or self.node_state(target) != "online":
+            self._say(f"ignore service '{sid}' {task} request - node '{target}' not online")
+        elif target == node:
+            self._say(f"ignore service '{sid}' {task} request - service already on node '{target}'")
+        else:
+            return target
+        return None
 
     def _recover(self, sid: str, fenced: str, resources: dict) -> None:
         app, vmid = self.app, _vmid(sid)
@@ -210,6 +351,13 @@ class HaManager:
         if request == "started":
             if svc["state"] in ("stopped", "request_stop"):
                 self._set_service(sid, "started", node=node)
+            if svc.get("cmd"):
+                task = svc["cmd"][0]
+                target = self._command(sid, node)
+                if target is not None:
+                    self._say(f"{task} service '{sid}' to node '{target}'")
+                    self._relocate(sid, vmid, node, target, state=task)
+                return
             target = self._place(sid, self._resources(), node, "none")
             if target is not None and target != node:
                 self._say(f"relocate service '{sid}' to node '{target}'")  # failback to the node its rule prefers
@@ -224,8 +372,15 @@ class HaManager:
             stop_ct(app, vmid, 10)
             self._say(f"service status {sid} stopped")
             self._set_service(sid, "stopped")
-        else:
+        elif svc["state"] != "stopped" or not svc.get("cmd"):
             self._set_service(sid, "stopped")
+        else:
+            task = svc["cmd"][0]
+            target = self._command(sid, node)
+            if target is not None:  # a stopped service moves its config only (next_state_stopped)
+                self._set_service(sid, task, node=f"{node}, target = {target}")
+                app.place(vmid, target)
+                self._set_service(sid, "request_stop", node=target)
 
     def _resources(self) -> dict:
         return {sid: o for sid, o in self.app.ha.resources().items() if o.get("state") != "ignored"}
@@ -266,11 +421,11 @@ class HaManager:
         self._say(f"relocate service '{sid}' to node '{target}'")
         self._relocate(sid, vmid, node, target)
 
-    def _relocate(self, sid: str, vmid: int, source: str, target: str) -> None:
+    def _relocate(self, sid: str, vmid: int, source: str, target: str, state: str = "relocate") -> None:
         """PVECT.pm's migrate (a CT is always relocated): shut down, its config moved to the target, where the
         target's LRM starts it on its next round; a locked CT's migration fails and it stays where it is."""
         app = self.app
-        self._set_service(sid, "relocate", node=f"{source}, target = {target}")
+        self._set_service(sid, state, node=f"{source}, target = {target}")
         lock = (app.store.load(vmid) or {}).get("config", {}).get("lock")
         if app.running(vmid) and not lock:
             stop_ct(app, vmid, 10)
