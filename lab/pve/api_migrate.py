@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from .api_ha import request_motion
+from .api_ha_motion import request_motion
 from .api_lxc import start_ct, stop_ct
 from .errors import ApiError, TaskFailure, fail, param_error
 from .routes import Call, route

@@ -30,7 +30,6 @@ import hashlib
 import itertools
 import json
 import os
-import re
 import sys
 import threading
 import time
@@ -38,6 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .api_lxc import kill_ct, start_ct, stop_ct
+from .crm_commands import command_target, read_commands
 from .ha import requested_state
 from .ha_placement import node_affinity, resource_affinity, select_service_node
 from .ha_rules import affinitive_resources, effective_rules, feasibility_errors
@@ -91,7 +91,7 @@ class HaManager:
             return
         except (OSError, ValueError, KeyError, TypeError) as exc:
             # a torn or foreign file: start as a new master would, and say so
-            self._say(f"ignoring {self.status_path}: {type(exc).__name__}: {exc}")
+            self.say(f"ignoring {self.status_path}: {type(exc).__name__}: {exc}")
             return
         self.nodes = {str(k): str(v) for k, v in nodes.items()}
         self.services = {}
@@ -119,7 +119,8 @@ class HaManager:
         os.replace(tmp, self.status_path)
         self._saved = text
 
-    def _say(self, line: str) -> None:
+    def say(self, line: str) -> None:
+        """Log one of the manager's lines (kept in `log`, and on stderr as pve-ha's syslog would have it)."""
         self.log.append(line)
         print(f"pve-ha: {line}", file=sys.stderr, flush=True)
 
@@ -149,32 +150,17 @@ class HaManager:
             return {"master_node": self.master, "node_status": nodes, "service_status": services,
                     "timestamp": self.timestamp}
 
-    def queue_command(self, command: str) -> None:
-        """Config.pm's queue_crm_commands: a line for the CRM's next round (`migrate ct:100 node2`)."""
-        with self.lock:
-            self.commands_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.commands_path.open("a") as fh:
-                fh.write(command.strip() + "\n")
-
-    def _take_commands(self) -> list[str]:
-        try:
-            text = self.commands_path.read_text()
-        except FileNotFoundError:
-            return []
-        self.commands_path.unlink()
-        return [line.strip() for line in text.splitlines() if line.strip()]
-
     def _set_node(self, name: str, state: str) -> None:
         old = self.node_state(name)
         if old != state:
-            self._say(f"node '{name}': state changed from '{old}' => '{state}'")
+            self.say(f"node '{name}': state changed from '{old}' => '{state}'")
             self.nodes[name] = state
 
     def _set_service(self, sid: str, state: str, node: str | None = None) -> None:
         svc = self.service(sid)
         if svc["state"] != state:
             extra = f"  (node = {node})" if node else ""
-            self._say(f"service '{sid}': state changed from '{svc['state']}' to '{state}'{extra}")
+            self.say(f"service '{sid}': state changed from '{svc['state']}' to '{state}'{extra}")
             svc["state"] = state
             svc["uid"] = _new_uid(state)
             svc.pop("cmd", None)  # change_service_state keeps only state, node and failed nodes
@@ -208,7 +194,7 @@ class HaManager:
             else:
                 self._node_down(node, resources)
         self._check_rules()
-        self._crm_commands(resources)
+        read_commands(self, resources)
         for sid, options in sorted(resources.items()):
             self._lrm(sid, requested_state(options.get("state", "started")), options)
 
@@ -224,7 +210,7 @@ class HaManager:
             self._set_node(node.name, "fence")
             for sid in to_fence:
                 self._set_service(sid, "fence")
-            self._say(f"fencing: acknowledged - got agent lock for node '{node.name}'")
+            self.say(f"fencing: acknowledged - got agent lock for node '{node.name}'")
             self._set_node(node.name, "unknown")
             for sid in to_fence:
                 self._set_service(sid, "recovery")
@@ -239,7 +225,7 @@ class HaManager:
                     for opt in sorted(errors[rid]) for message in errors[rid][opt]]
         if messages != self._rule_messages:
             for line in messages:
-                self._say(line)
+                self.say(line)
             self._rule_messages = messages
 
     def _place(self, sid: str, resources: dict, current: str, preference: str) -> str | None:
@@ -258,73 +244,23 @@ class HaManager:
                                    self.service(sid)["failed_nodes"], failback=bool(int(options.get("failback", 1))),
                                    together=with_it, separate=apart)
 
-    def _crm_commands(self, resources: dict) -> None:
-        """Manager.pm's update_crm_commands: each queued migrate/relocate checked and set on its service."""
-        for cmd in self._take_commands():
-            match = re.fullmatch(r"(migrate|relocate)\s+(\S+)\s+(\S+)", cmd)
-            if match is None:
-                self._say(f"unable to parse crm command: {cmd}")
-                continue
-            task, sid, target = match.groups()
-            if sid not in resources:
-                self._say(f"crm command error - no such service: {cmd}")
-            elif self.app.cluster.get(target) is None or self.node_state(target) != "online":
-                self._say(f"crm command error - node not online: {cmd}")
-            elif self.app.node_of(_vmid(sid)) == target:
-                self._say(f"ignore crm command - service already on target node: {cmd}")
-            else:
-                self._queue_motion(cmd, task, sid, target, resources)
-
-    def _queue_motion(self, cmd: str, task: str, sid: str, target: str, resources: dict) -> None:
-        """Manager.pm's queue_resource_motion: refused when a service kept apart is on the target; the services
-        kept together with it are moved along."""
-        rules = effective_rules(self.app.ha.rules(), [n.name for n in self.app.cluster.nodes])
-        together, separate = affinitive_resources(rules, sid)
-        for csid in sorted(separate):
-            if csid in resources and self.app.node_of(_vmid(csid)) == target:
-                self._say(f"crm command '{cmd}' error - service '{csid}' on node '{target}' in negative affinity "
-                          f"with service '{sid}'")
-                return
-        self._say(f"got crm command: {cmd}")
-        self.service(sid)["cmd"] = [task, target]
-        for csid in sorted(together):
-            if csid in resources and self.app.node_of(_vmid(csid)) != target:
-                self._say(f"crm command '{cmd}' - {task} service '{csid}' to node '{target}' (service '{csid}' in "
-                          f"positive affinity with service '{sid}')")
-                self.service(csid)["cmd"] = [task, target]
-
-    def _command(self, sid: str, node: str) -> str | None:
-        """The target of the service's queued migrate/relocate when it can be played now (None: none, or it is
-        dropped with PVE's line), as next_state_started/stopped check it."""
-        cmd = self.service(sid).pop("cmd", None)
-        if not cmd:
-            return None
-        task, target = cmd
-        if self.app.cluster.get(target) is None or self.node_state(target) != "online":
-            self._say(f"ignore service '{sid}' {task} request - node '{target}' not online")
-        elif target == node:
-            self._say(f"ignore service '{sid}' {task} request - service already on node '{target}'")
-        else:
-            return target
-        return None
-
     def _recover(self, sid: str, fenced: str, resources: dict) -> None:
         app, vmid = self.app, _vmid(sid)
         target = self._place(sid, resources, fenced, "best-score")
         if target is None:
-            self._say(f"recovering service '{sid}' from fenced node '{fenced}' failed, no recovery node found")
+            self.say(f"recovering service '{sid}' from fenced node '{fenced}' failed, no recovery node found")
             return
         volume = str((app.store.load(vmid) or {}).get("config", {}).get("rootfs", "")).split(",")[0]
         store = app.storages.get(volume.split(":")[0])
         if store is None or not store.shared:
             # its volume stayed on the fenced node's disk: the start on another node cannot find it
-            self._say(f"service '{sid}' got unrecoverable error: volume '{volume}' is not on shared storage")
+            self.say(f"service '{sid}' got unrecoverable error: volume '{volume}' is not on shared storage")
             self._set_service(sid, "error")
             return
         if target == fenced:  # a strict rule's only node came back before any other could take the service
-            self._say(f"recover service '{sid}' to previous failed and fenced node '{fenced}' again")
+            self.say(f"recover service '{sid}' to previous failed and fenced node '{fenced}' again")
         else:
-            self._say(f"recover service '{sid}' from fenced node '{fenced}' to node '{target}'")
+            self.say(f"recover service '{sid}' from fenced node '{fenced}' to node '{target}'")
         app.place(vmid, target)
         state = requested_state(resources[sid].get("state", "started"))
         self._set_service(sid, "started" if state == "started" else "request_stop", node=target)
@@ -353,14 +289,14 @@ class HaManager:
                 self._set_service(sid, "started", node=node)
             if svc.get("cmd"):
                 task = svc["cmd"][0]
-                target = self._command(sid, node)
+                target = command_target(self, sid, node)
                 if target is not None:
-                    self._say(f"{task} service '{sid}' to node '{target}'")
+                    self.say(f"{task} service '{sid}' to node '{target}'")
                     self._relocate(sid, vmid, node, target, state=task)
                 return
             target = self._place(sid, self._resources(), node, "none")
             if target is not None and target != node:
-                self._say(f"relocate service '{sid}' to node '{target}'")  # failback to the node its rule prefers
+                self.say(f"relocate service '{sid}' to node '{target}'")  # failback to the node its rule prefers
                 self._relocate(sid, vmid, node, target)
                 return
             if app.running(vmid):
@@ -368,15 +304,15 @@ class HaManager:
                 return
             self._start(sid, vmid, options)
         elif app.running(vmid):
-            self._say(f"stopping service {sid}")
+            self.say(f"stopping service {sid}")
             stop_ct(app, vmid, 10)
-            self._say(f"service status {sid} stopped")
+            self.say(f"service status {sid} stopped")
             self._set_service(sid, "stopped")
         elif svc["state"] != "stopped" or not svc.get("cmd"):
             self._set_service(sid, "stopped")
         else:
             task = svc["cmd"][0]
-            target = self._command(sid, node)
+            target = command_target(self, sid, node)
             if target is not None:  # a stopped service moves its config only (next_state_stopped)
                 self._set_service(sid, task, node=f"{node}, target = {target}")
                 app.place(vmid, target)
@@ -389,36 +325,36 @@ class HaManager:
         """The LRM's start; a failure is retried max_restart times here (LRM.pm's handle_service_exitcode), then
         the CRM relocates the service to the next node, up to max_relocate nodes (Manager.pm's relocate policy)."""
         app, svc, node = self.app, self.service(sid), self.app.node_of(vmid)
-        self._say(f"starting service {sid}")
+        self.say(f"starting service {sid}")
         why = start_failure(app, vmid)
         if why is None:
             svc["tries"] = 0
-            self._say(f"service status {sid} started")
+            self.say(f"service status {sid} started")
             if svc["failed_nodes"]:
-                self._say(f"relocation policy successful for '{sid}' on node '{node}', failed nodes: "
+                self.say(f"relocation policy successful for '{sid}' on node '{node}', failed nodes: "
                           + ", ".join(svc["failed_nodes"]))
                 svc["failed_nodes"] = []
             return
-        self._say(f"unable to start service {sid}: {why}")
+        self.say(f"unable to start service {sid}: {why}")
         if svc["tries"] < int(options.get("max_restart", 1)):
             svc["tries"] += 1
-            self._say(f"restart policy: retry number {svc['tries']} for service '{sid}'")
+            self.say(f"restart policy: retry number {svc['tries']} for service '{sid}'")
             return
-        self._say(f"unable to start service {sid} on local node after {svc['tries']} retries")
+        self.say(f"unable to start service {sid} on local node after {svc['tries']} retries")
         svc["tries"] = 0
         svc["failed_nodes"].append(node)
         failed = ", ".join(svc["failed_nodes"])
         if len(svc["failed_nodes"]) > int(options.get("max_relocate", 1)):
-            self._say(f"recovery policy for service {sid} failed, entering error state. Failed nodes: {failed}")
+            self.say(f"recovery policy for service {sid} failed, entering error state. Failed nodes: {failed}")
             self._set_service(sid, "error")
             return
-        self._say(f"starting service {sid} on node '{node}' failed, relocating service.")
+        self.say(f"starting service {sid} on node '{node}' failed, relocating service.")
         target = self._place(sid, self._resources(), node, "try-next")
         if target is None or target == node:
-            self._say(f"Start Error Recovery: Tried all available nodes for service '{sid}', retry start on "
+            self.say(f"Start Error Recovery: Tried all available nodes for service '{sid}', retry start on "
                       f"current node. Tried nodes: {failed}")
             return
-        self._say(f"relocate service '{sid}' to node '{target}'")
+        self.say(f"relocate service '{sid}' to node '{target}'")
         self._relocate(sid, vmid, node, target)
 
     def _relocate(self, sid: str, vmid: int, source: str, target: str, state: str = "relocate") -> None:
@@ -430,7 +366,7 @@ class HaManager:
         if app.running(vmid) and not lock:
             stop_ct(app, vmid, 10)
         if lock:
-            self._say(f"service '{sid}' - migration failed (exit code 1)")
+            self.say(f"service '{sid}' - migration failed (exit code 1)")
             self._set_service(sid, "started", node=source)
             return
         app.place(vmid, target)
