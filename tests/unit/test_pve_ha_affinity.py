@@ -222,3 +222,15 @@ def test_the_crm_drops_a_rule_that_became_infeasible_and_says_why(api):
     api.rounds(2)
     line = "Drop rule 'lonely', because rule is ineffective as there are less than two resources."
     assert api.app.crm.log.count(line) == 1
+
+
+def test_a_negative_rule_separates_services_that_share_a_node(api):
+    """ct:900 moved onto ct:903's node first; a negative rule then moves one of them off on the next round."""
+    api.ok("POST", "/cluster/ha/resources/ct:900/relocate", node="homelab")
+    api.rounds(2)
+    assert api.node(900) == api.node(903) == "homelab"
+    api.ok("POST", "/cluster/ha/rules", rule="apart", type="resource-affinity", resources="ct:900,ct:903",
+           affinity="negative")
+    api.rounds(2)
+    assert "relocate service 'ct:900' to node 'homelab-2'" in api.app.crm.log
+    assert api.node(900) != api.node(903) and api.app.running(900) and api.app.running(903)
