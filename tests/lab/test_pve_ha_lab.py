@@ -103,9 +103,19 @@ def test_ha_relocate_and_migrate_move_a_real_ct_and_a_negative_rule_keeps_two_ap
         row = next(r for r in prox.cluster.resources.get(type="vm") if r["vmid"] == vmid)
         return row["node"], row["status"]
 
+    def managed() -> bool:
+        services = prox.cluster.ha.status.manager_status.get()["manager_status"].get("service_status", {})
+        return {f"ct:{HA_CT}", f"ct:{APART_CT}"} <= set(services)
+
+    # what the API says about a move comes from the manager status, as in PVE: wait for the CRM to take both
+    until("both services in the manager status", managed, 10)
     upid = prox.nodes("homelab-2").lxc(HA_CT).migrate.post(target="homelab-3", restart=1)
     status = Tasks.blocking_status(prox, upid, timeout=30, polling_interval=0.2)
     assert status["exitstatus"] == f"command 'ha-manager migrate ct:{HA_CT} homelab-3' failed: exit code 255"
+    line = f"crm command 'migrate ct:{HA_CT} homelab-3' error - service 'ct:{APART_CT}' on node 'homelab-3' in " \
+           f"negative affinity with service 'ct:{HA_CT}'"
+    until("the CRM refusing the queued request", lambda: line in pve.log.read_text(), 10)
+    assert where(HA_CT) == ("homelab-2", "running")
 
     answer = prox.cluster.ha.resources(f"ct:{HA_CT}").relocate.post(node="homelab")
     assert answer == {"sid": f"ct:{HA_CT}", "requested-node": "homelab"}
