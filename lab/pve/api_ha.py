@@ -1,5 +1,6 @@
 """HA endpoints as pve-ha-manager's PVE/API2/HA/{Resources,Rules,Status}.pm answer them (PVE 9: groups are
-migrated to rules; `group` is refused as PVE refuses it once migrated)."""
+migrated to rules; `group` is refused as PVE refuses it once migrated). A resource's migrate/relocate and the
+manager status are api_ha_motion.py's."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from .api_lxc import start_ct, stop_ct
 from .errors import ApiError, fail
 from .formats import split_list
 from .ha import RESOURCE_DEFAULTS, requested_state, sid_of
+from .ha_rules import feasibility_errors
 from .routes import Call, route
 
 RESOURCE_KEYS = ("state", "max_restart", "max_relocate", "failback", "comment")
@@ -173,9 +175,26 @@ def status_current(call: Call):
     return out
 
 
+# the options each rule type takes (NodeAffinity.pm's and ResourceAffinity.pm's options): required, optional
+RULE_OPTIONS = {"node-affinity": (("resources", "nodes"), ("strict", "disable", "comment")),
+                "resource-affinity": (("resources", "affinity"), ("disable", "comment"))}
+
+
+def _check_options(options: dict, create: bool) -> None:
+    """SectionConfig's check_config: no option the rule's type does not take; on create, every required one."""
+    required, optional = RULE_OPTIONS[options["type"]]
+    for key in sorted(options):
+        if key != "type" and key not in required + optional:
+            raise fail(f"unexpected property '{key}'")
+    for key in required if create else ():
+        if key not in options:
+            raise fail(f"missing value for required option '{key}'")
+
+
 def _check_rule(app, rule: str, options: dict) -> None:
-    """Rules.pm's checks: resources HA-managed, nodes of the cluster, a resource in one node-affinity rule only
-    (NodeAffinity.pm's check_single_resource_reference, refused as API2/HA/Rules.pm's assert_feasibility)."""
+    """Rules.pm's checks: resources HA-managed, nodes of the cluster, then the rule set's feasibility with this
+    rule in it (Rules.pm's check_feasibility, refused as API2/HA/Rules.pm's assert_feasibility: 400, the rule's
+    reasons per option)."""
     resources = split_list(options.get("resources", ""))
     if not resources:
         raise fail("no resources were specified")
@@ -189,12 +208,9 @@ def _check_rule(app, rule: str, options: dict) -> None:
         missing = [n for n in nodes if app.cluster.get(n) is None]
         if missing:
             raise fail(f"cannot use non-existent node(s) {', '.join(missing)}.")
-        taken = [sid for other, o in app.ha.rules().items()
-                 if other != rule and o.get("type") == "node-affinity" and "disable" not in o and "disable" not in options
-                 for sid in split_list(o.get("resources", "")) if sid in resources]  # disabled rules are not checked
-        if taken:
-            errors = ", ".join(f"resource '{sid}' is already used in another node affinity rule" for sid in taken)
-            raise ApiError(400, f"Rule '{rule}' is invalid.", {"resources": errors})
+    errors = feasibility_errors({**app.ha.rules(), rule: options}, [n.name for n in app.cluster.nodes]).get(rule)
+    if errors:
+        raise ApiError(400, f"Rule '{rule}' is invalid.", {k: ", ".join(v) for k, v in errors.items()})
 
 
 def _rule(app, rule: str) -> dict:
@@ -230,6 +246,9 @@ def rule_create(call: Call):
     """POST /cluster/ha/rules: a node-affinity or resource-affinity rule."""
     app, p = call.app, call.params
     options = {k: p[k] for k in RULE_KEYS if k in p}
+    if not int(options.get("disable") or 0):
+        options.pop("disable", None)  # Rules.pm's create: a false `disable` is not written
+    _check_options(options, create=True)
     _check_rule(app, p["rule"], options)
     with app.ha.lock:
         if p["rule"] in app.ha.rules():
@@ -252,6 +271,7 @@ def rule_update(call: Call):
         for key in split_list(p.get("delete", "")):
             options.pop(key, None)
         options.update({k: p[k] for k in RULE_KEYS if k in p})
+        _check_options(options, create=False)
         _check_rule(app, p["rule"], options)
         app.ha.save_rule(p["rule"], options)
 

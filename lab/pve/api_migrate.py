@@ -1,7 +1,8 @@
 """POST /nodes/{node}/lxc/{vmid}/migrate as pve-container's API2/LXC.pm migrate_vm and LXC/Migrate.pm do it.
 
 A running CT moves only in restart mode (shut down, moved, started on the target); an HA-managed one is
-handed to the HA manager (an `hamigrate` task). What moves: the CT's config, from nodes/<source>/lxc/ to
+handed to the HA manager: an `hamigrate` task runs `ha-manager migrate ct:<vmid> <target>`, which queues the
+request for the CRM and ends; the CRM relocates the CT on its next round (crm.py). What moves: the CT's config, from nodes/<source>/lxc/ to
 nodes/<target>/lxc/ (the CT answers on the target node from then on). Its root file system stays where the
 lab's one machine keeps it, whichever storage its volume names: the lab's nodes share one disk
 (docs/reference/pve-cluster.md).
@@ -11,8 +12,9 @@ from __future__ import annotations
 
 import time
 
+from .api_ha_motion import request_motion
 from .api_lxc import start_ct, stop_ct
-from .errors import TaskFailure, fail, param_error
+from .errors import ApiError, TaskFailure, fail, param_error
 from .routes import Call, route
 
 
@@ -72,8 +74,7 @@ def lxc_migrate(call: Call):
     if app.ha.managed(vmid):
         def ha_worker(task):
             task.log(f"Requesting HA migration for CT {vmid} to node {target}")
-            # the CRM relocates a CT (restart mode): played here inside the task, not on a CRM round
-            migrate_ct(app, task, vmid, source, target, True, timeout)
+            ha_manager_migrate(app, task, vmid, target)
 
         return app.run_task(call, "hamigrate", vmid, ha_worker)
 
@@ -83,3 +84,25 @@ def lxc_migrate(call: Call):
         migrate_ct(app, task, vmid, source, target, bool(p.get("restart")), timeout)
 
     return app.run_task(call, "vzmigrate", vmid, worker)
+
+
+def ha_manager_migrate(app, task, vmid: int, target: str) -> None:
+    """`ha-manager migrate ct:<vmid> <target>` as the task runs it: the API's request, then the CLI's output (the
+    services moved along; a service kept apart on the target fails the command, after the request was queued)."""
+    sid, command = f"ct:{vmid}", f"ha-manager migrate ct:{vmid} {target}"
+    try:
+        result = request_motion(app, "migrate", sid, target)
+    except ApiError as exc:
+        task.log(exc.message)
+        raise TaskFailure(f"command '{command}' failed: exit code 255") from None
+    blocking = result.get("blocking-resources", [])
+    if blocking:
+        task.log(f"cannot migrate resource '{sid}' to node '{target}':")
+        task.log("")
+        for entry in blocking:
+            task.log(f"- resource '{entry['sid']}' on target node '{target}' in negative affinity with resource "
+                     f"'{sid}'")
+        raise TaskFailure(f"command '{command}' failed: exit code 255")
+    for csid in result.get("comigrated-resources", []):
+        task.log(f"also migrate resource '{csid}' in positive affinity with resource '{sid}' to target node "
+                 f"'{target}'")

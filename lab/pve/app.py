@@ -17,6 +17,7 @@ from . import (  # noqa: F401 - registers the routes
     api_create,
     api_firewall,
     api_ha,
+    api_ha_motion,
     api_lxc,
     api_migrate,
     api_snapshot,

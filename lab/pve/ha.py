@@ -3,7 +3,8 @@
 Kept in STATE_DIR/state/ha.json. The CRM is played at once, inside the call that changes a resource
 (PVE's CRM acts on its next round, ~10 s later): a resource requested `started` is started, one requested
 `stopped` or `disabled` is stopped, an `ignored` one is left alone. The manager's rounds (fencing, recovery,
-placement by the node-affinity rules kept here) are crm.py's and ha_placement.py's (docs/reference/pve-cluster.md).
+placement by the node- and resource-affinity rules kept here, requested moves) are crm.py's, crm_commands.py's,
+ha_rules.py's and ha_placement.py's (docs/reference/pve-cluster.md).
 """
 
 from __future__ import annotations

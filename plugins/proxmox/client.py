@@ -32,6 +32,7 @@ from plugins.proxmox.tasks import (
     explain_transport_error,
     wait_for_task,
 )
+from plugins.shared.backoff import Backoff, poll
 from plugins.shared.fanout import fan_out
 
 if TYPE_CHECKING:
@@ -251,12 +252,32 @@ class ProxmoxClient:
 
     def migrate(self, node: str, vmid: int, target: str, *, restart: bool = False,
                 timeout: float | None = None) -> TaskResult:
-        """Move CT vmid from the node it runs on now to target (restart mode for a running CT) and wait."""
-        node = self.current_node(vmid, node)
+        """Move CT vmid from the node it runs on now to target (restart mode for a running CT) and wait until it is
+        there: an HA-managed CT's migrate (an `hamigrate` task) only asks the HA manager, which moves it later."""
+        row = self.guests().get(int(vmid)) or {}
+        node = str(row.get("node") or node)
         params = {"target": target, "restart": 1} if restart else {"target": target}
         upid = self._call(f"migrate CT {vmid} from node {node} to {target}",
                           lambda api: api.nodes(node).lxc(vmid).migrate.post(**params))
-        return self.wait_task(node, upid, timeout)
+        timeout = self.task_timeout if timeout is None else timeout
+        result = self.wait_task(node, upid, timeout)
+        if result.type == "hamigrate":
+            self._wait_moved(vmid, target, row.get("status") == "running", timeout, upid)
+        return result
+
+    def _wait_moved(self, vmid: int, target: str, running: bool, timeout: float, upid: str) -> None:
+        """Poll /cluster/resources until CT vmid is on target, running again if it ran (the HA manager's
+        relocation: stop, move, start)."""
+        def moved(row: dict | None) -> bool:
+            return bool(row) and row.get("node") == target and (not running or row.get("status") == "running")
+
+        polled = poll(lambda _left: self.guests().get(int(vmid)), moved, deadline=timeout,
+                      backoff=Backoff(0.1, 1.5, self.poll_interval))
+        if not polled.done:
+            row = polled.value or {}
+            raise TaskTimeout(f"CT {vmid}: the HA manager has not moved it to {target} within {timeout:g} s "
+                              f"(it is {row.get('status', 'unknown')} on {row.get('node', 'no node')}); see "
+                              f"`ha-manager status` on the cluster", upid=upid, timeout=timeout)
 
     def wait_task(self, node: str, upid: str, timeout: float | None = None, *,
                   on_log: Callable[[str], None] | None = None) -> TaskResult:

@@ -206,12 +206,17 @@ def test_ha_rules_node_affinity(api):
 
 
 def test_an_ha_managed_ct_migrates_through_the_ha_manager(api):
-    """migrate on an HA-managed CT is an hamigrate task (restart mode, as the CRM relocates)."""
+    """migrate on an HA-managed CT is an hamigrate task that asks the CRM (crm-command migrate) and ends; the CRM
+    relocates it on its next round (stop, move), the target's LRM starts it on the one after."""
     api.create("homelab", 900, rootfs="shared:8")
     api.ok("POST", "/cluster/ha/resources", sid="ct:900")  # started by the CRM: migrating it needs restart mode
     upid, task = api.task("POST", "/nodes/homelab/lxc/900/migrate", target="homelab-2", restart=1)
     assert ":hamigrate:900:" in upid and task.exitstatus == "OK", task.lines
     assert task.lines[0] == "Requesting HA migration for CT 900 to node homelab-2"
+    assert api.ok("GET", "/nodes/homelab/lxc/900/status/current")["status"] == "running"  # not moved by the task
+    api.app.crm.round()
+    assert "migrate service 'ct:900' to node 'homelab-2'" in api.app.crm.log
+    api.app.crm.round()
     assert api.ok("GET", "/nodes/homelab-2/lxc/900/status/current")["status"] == "running"
 
 
