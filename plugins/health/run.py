@@ -63,8 +63,10 @@ class HealthRun:
         self.states = states or {}
         runner = inventory.runner
         self.user, self.public_key = runner.deploy_user, runner.deploy_key + ".pub"
+        # persist=None: each host's one remote command is its master's first session, and nothing follows it; a master
+        # kept open would cost a fork, a multiplexed session and a close per host for nothing
         self.pool = SshPool([SshTarget(h.hostname, h.ip, runner.deploy_user, runner.deploy_key) for h in hosts],
-                            known_hosts=known_hosts)
+                            known_hosts=known_hosts, persist=None)
         # per host, each task submitted for it: the (check, subject) pairs it answers, and its future
         self.hosts: dict[str, list[tuple[frozenset, Future]]] = {}
         self.http: dict[tuple[str, str], Future] = {}

@@ -68,8 +68,9 @@ class MasterState:
 
 
 def ssh_config_text(targets: Iterable[SshTarget], control_dir: Path, known_hosts: Path,
-                    persist: int = CONTROL_PERSIST, connect_timeout: int = CONNECT_TIMEOUT) -> str:
-    """Write the ssh_config that makes every ssh (ours, testinfra's) reuse the host's master."""
+                    persist: int | None = CONTROL_PERSIST, connect_timeout: int = CONNECT_TIMEOUT) -> str:
+    """Write the ssh_config that makes every ssh (ours, testinfra's) reuse the host's master (persist None: a master
+    ends with its own first session, `ControlPersist no`)."""
     lines = []
     for target in targets:
         lines += [
@@ -87,7 +88,7 @@ def ssh_config_text(targets: Iterable[SshTarget], control_dir: Path, known_hosts
         "  ControlMaster auto",
         # %n, the alias we pass: close() finds the socket without asking ssh to compute a %C hash
         f"  ControlPath {control_dir}/%n",
-        f"  ControlPersist {persist}",
+        f"  ControlPersist {'no' if persist is None else persist}",
         f"  UserKnownHostsFile {known_hosts}",
         "  StrictHostKeyChecking accept-new",
         "  HashKnownHosts no",
@@ -103,7 +104,7 @@ class SshPool:
     """One ControlMaster per host for a session: open_all() concurrently, run()/host(), close_all()."""
 
     def __init__(self, targets: Iterable[SshTarget], *, known_hosts: str | Path = DEFAULT_KNOWN_HOSTS,
-                 persist: int = CONTROL_PERSIST, connect_timeout: int = CONNECT_TIMEOUT):
+                 persist: int | None = CONTROL_PERSIST, connect_timeout: int = CONNECT_TIMEOUT):
         """Write the ssh_config in a short private dir under /tmp; no connection is opened yet."""
         self.targets = {t.name: t for t in targets}
         # A unix socket path is limited to 108 bytes: /tmp/hc-XXXXXXXX/<40 hex> fits, a pytest tmp_path may not.
