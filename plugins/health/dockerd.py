@@ -31,7 +31,8 @@ def docker_ps_command() -> str:
     Asks dockerd's socket with curl where it can; falls back to `docker ps` when curl is absent,
     DOCKER_HOST points elsewhere, or the socket does not answer. A wedged dockerd is cut at
     PROBE_TIMEOUT either way (exit 124). When the list shows a container not running, the restart policies
-    of the containers not running follow it, after POLICIES_MARK (the list does not carry them).
+    of the containers not running follow it, after POLICIES_MARK (the list does not carry them). A probe's body
+    (plugins/health/remote.py): it ends with `return`; alone, run it through `as_script`.
     """
     api = f"curl -sS --fail --max-time {PROBE_TIMEOUT} --unix-socket {DOCKER_SOCKET} 'http://docker/containers"
     # a quick test on the list (a container's name may match it too): the filtered list decides which are read
@@ -44,17 +45,17 @@ def docker_ps_command() -> str:
         f'case "$out" in {api_states}) echo {POLICIES_MARK}; '
         f"for id in $({api}/json?all=1&filters={_STOPPED_FILTER}' 2>/dev/null "
         """| grep -o '"Id": *"[0-9a-f]*"' | cut -d'"' -f4); do """
-        f"""{api}'/"$id"/json 2>/dev/null; echo; done;; esac; exit 0; fi; """
-        f"if [ $rc = 28 ]; then echo 'no answer on {DOCKER_SOCKET}'; exit 124; fi; "
+        f"""{api}'/"$id"/json 2>/dev/null; echo; done;; esac; return 0; fi; """
+        f"if [ $rc = 28 ]; then echo 'no answer on {DOCKER_SOCKET}'; return 124; fi; "
         "fi; "
         f"out=$(timeout {PROBE_TIMEOUT} docker ps -a --no-trunc --format '{DOCKER_PS_FORMAT}' 2>&1); rc=$?; "
-        """printf '%s\\n' "$out"; [ $rc = 0 ] || exit $rc; """
+        """printf '%s\\n' "$out"; [ $rc = 0 ] || return $rc; """
         f'case "$out" in {cli_states}) '
         f"ids=$(timeout {PROBE_TIMEOUT} docker ps -aq --no-trunc "
         + " ".join(f"--filter status={state}" for state in NOT_RUNNING) + " 2>/dev/null); "
         f'[ -n "$ids" ] && echo {POLICIES_MARK} && '
         f"timeout {PROBE_TIMEOUT} docker inspect --format '{{{{.Name}}}}\t{{{{.HostConfig.RestartPolicy.Name}}}}' "
-        "$ids 2>/dev/null;; esac; exit 0"
+        "$ids 2>/dev/null;; esac; return 0"
     )
 
 

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Probe:
-    """A remote check: the command whose output decides it, and the judge reading that output."""
+    """A remote check: the command whose output decides it (a shell function's body: plugins/health/remote.py), and
+    the judge reading that output."""
 
     check: str
     subject: str | None
@@ -131,7 +132,9 @@ def runner_key_probe(user: str, public_key_file: str | Path) -> Probe:
     # $HOME when we are that user: getent goes through NSS (systemd-userdb), costly CPU on a lab host
     command = (f'if [ "$USER" = {shlex.quote(user)} ]; then h=$HOME; '
                f"else h=$(getent passwd {shlex.quote(user)} | cut -d: -f6); fi; "
-               'echo "file $h/.ssh/authorized_keys" && cat -- "$h/.ssh/authorized_keys"')
+               # the shell's own read: `cat` would be a fork and an exec on the host
+               'echo "file $h/.ssh/authorized_keys" && while IFS= read -r line || [ -n "$line" ]; '
+               'do printf "%s\\n" "$line"; done < "$h/.ssh/authorized_keys"')
 
     def judge(host, rc: int, out: str) -> CheckResult:
         if wanted is None:

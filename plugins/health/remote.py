@@ -19,13 +19,22 @@ if TYPE_CHECKING:
 
 
 def probe_script(commands: list[str], nonce: str) -> str:
-    """One shell script running each command in a subshell, its output framed by markers with its exit code."""
+    """One shell script running each command as a shell function, its output framed by markers with its exit code.
+
+    A command is a function's body: it ends with `return`, never `exit`. A function runs in the login shell itself,
+    where a subshell per command was a fork each, the largest part of the script's CPU on a host after the
+    programs it runs (docs/reference/figures.md).
+    """
     parts = []
     for index, command in enumerate(commands):
-        # a subshell is a fork, not an exec: per-command isolation at almost no cost on the host
-        parts.append(f"echo '@@{nonce} begin {index}'; ( {command}\n) </dev/null 2>&1; "
+        parts.append(f"echo '@@{nonce} begin {index}'; probe_{index}() {{\n{command}\n}}; probe_{index} </dev/null 2>&1; "
                      f"rc=$?; echo; echo \"@@{nonce} end {index} $rc\"")
     return "\n".join(parts)
+
+
+def as_script(command: str) -> str:
+    """A probe's command as a script of its own (ssh's command line): its body called as a function."""
+    return f"probe() {{\n{command}\n}}; probe"
 
 
 def parse_script_output(text: str, count: int, nonce: str) -> list[tuple[int, str]]:

@@ -10,6 +10,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 from plugins.health.dockerd import docker_containers, docker_ps_command
+from plugins.health.remote import as_script
 from plugins.health.waiting import ssh_pool
 from plugins.proxmox.client import ProxmoxClient, per_node
 from plugins.proxmox.snapshots import snapshots_to_prune
@@ -53,7 +54,7 @@ def containers_now(inventory, hosts: list) -> dict[int, list[str]]:
     with ssh_pool(inventory, hosts) as pool:
         def listed(host) -> list[str] | None:
             try:
-                done = pool.run(host.hostname, docker_ps_command(), timeout=30)
+                done = pool.run(host.hostname, as_script(docker_ps_command()), timeout=30)
                 return sorted(docker_containers(done.stdout)) if done.returncode == 0 else None
             except (OSError, ValueError, subprocess.SubprocessError):
                 return None
