@@ -43,14 +43,22 @@ docker image inspect hc-tiny >/dev/null 2>&1 || tar -C / -cf - bin lib lib64 usr
   usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 usr/lib/x86_64-linux-gnu/libc.so.6 usr/bin/sleep usr/bin/true \
   | docker import - hc-tiny >/dev/null
 docker inspect web >/dev/null 2>&1 || docker run -d --name web --init --restart unless-stopped \
-  --health-cmd /usr/bin/true --health-interval 20s hc-tiny /usr/bin/sleep infinity >/dev/null
+  {health} hc-tiny /usr/bin/sleep infinity >/dev/null
 mkdir -p /srv/www && echo ok > /srv/www/health
 systemctl is-active --quiet hc-http || systemd-run --quiet --unit hc-http python3 -m http.server 8080 \
   --bind 0.0.0.0 --directory /srv/www
-timeout 60 sh -c 'until [ "$(docker inspect -f "{{{{.State.Health.Status}}}}" web)" = healthy ]; do sleep 0.2; done'
+timeout 60 sh -c 'until [ "$(docker inspect -f "{ready}" web)" = {ready_word} ]; do sleep 0.2; done'
 timeout 30 sh -c 'until python3 -c "import urllib.request as u; u.urlopen(\"http://127.0.0.1:8080/health\")" \
   2>/dev/null; do sleep 0.2; done'
 """
+HEALTHCHECK = "--health-cmd /usr/bin/true --health-interval 20s"
+
+
+def prepare_script(key: str, healthcheck: bool = True) -> str:
+    """PREPARE for one host: the deploy user with this (quoted) key, the container with or without a healthcheck."""
+    if healthcheck:
+        return PREPARE.format(key=key, health=HEALTHCHECK, ready="{{.State.Health.Status}}", ready_word="healthy")
+    return PREPARE.format(key=key, health="--no-healthcheck", ready="{{.State.Status}}", ready_word="running")
 
 
 def _ssh_base(key: Path, known_hosts: Path) -> list[str]:
@@ -98,7 +106,7 @@ class HealthFleet:
         self.lab.start(vmid)
         self.lab.wait_ssh(vmid, timeout=120)
         key = shlex.quote(self.deploy_key.with_suffix(".pub").read_text().strip())
-        self.root(ip, PREPARE.format(key=key), timeout=300)
+        self.root(ip, prepare_script(key), timeout=300)
 
     def root(self, ip: str, command: str, timeout: float = 60) -> str:
         """Run a command as root on a host (the lab's admin key); raise with its output on failure."""
