@@ -7,6 +7,7 @@ stages; the health table only for tests that carry a health cell; the report's r
 """
 
 pytest_plugins = [
+    "plugins.startup.plugin",  # first: the collector paused while the others import and pytest collects
     "plugins.inventory.plugin",
     "plugins.report.plugin",
     "plugins.deploy.plugin",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import gc
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,10 +227,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Close the session's masters (also when the run is interrupted)."""
+    """Close the session's masters (also when the run is interrupted); in a process that is this run, freeze the
+    collector's objects before pytest's own last collection (its unraisable-exception cleanup), as at exit."""
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
         run.close()
+    if config.invocation_params.args == tuple(sys.argv[1:]):  # not a caller's pytest.main that goes on
+        gc.freeze()
 
 
 @pytest.fixture(scope="session")
