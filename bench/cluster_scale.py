@@ -2,7 +2,7 @@
 against the bare-login floor of the same run, and a deploy's time on 3 nodes against 1 node with the same hosts.
 
     sudo .venv/bin/python -m lab up --nodes 3
-    sudo .venv/bin/python bench/cluster_scale.py [--per-node 50] [--skip-deploy]
+    sudo .venv/bin/python bench/cluster_scale.py [--per-node 50] [--skip-deploy] [--baseline WORKTREE]
 
 Health: N small containers, --per-node on each node (3 x 50 by default: VMIDs 830.., the last address
 198.18.0.199), created through the emulator's API, one node after the other in turn (`POST /nodes/{node}/lxc`, root's key as `ssh-public-keys`), prepared as bench/health_scale.py's
@@ -116,7 +116,8 @@ class ClusterFleet(HealthFleet):
             raise RuntimeError("could not destroy lab hosts: " + "; ".join(errors))
 
 
-def bench_health(count: int, repeat: int, nodes: list[str], proxmox: ProxmoxClient) -> None:
+def bench_health(count: int, repeat: int, nodes: list[str], proxmox: ProxmoxClient,
+                 baseline: Path | None = None) -> None:
     """Create the fleet over the nodes, time the health suite and the login floor, print them, destroy it."""
     from lab.hosts import LabHosts
 
@@ -133,14 +134,19 @@ def bench_health(count: int, repeat: int, nodes: list[str], proxmox: ProxmoxClie
             setup = time.monotonic() - started
             inventory = fleet.inventory(Path(tmp) / "inventory.yml")
             known = Path(tmp) / "known_hosts_suite"
-            run_suite(inventory, known, "--co")  # warm the import caches, not the SSH side
-            runs, floors = [], []
+            trees = [ROOT] + ([baseline] if baseline else [])
+            for tree in trees:
+                run_suite(inventory, known, "--co", tree=tree)  # warm the import caches, not the SSH side
+            runs, floors, before = [], [], []
             for _ in range(repeat):  # interleaved: the machine's load drifts, and the ratio compares the two
                 floors.append(run_login_floor(fleet))
                 runs.append(run_suite(inventory, known))
-                if runs[-1][1] != 0:
-                    print(runs[-1][2][-3000:], file=sys.stderr)
-                    raise SystemExit(f"pytest suites/health failed on {count} healthy hosts over {len(nodes)} nodes")
+                if baseline:
+                    before.append(run_suite(inventory, known, tree=baseline))
+                for run in (runs[-1], *before[-1:]):
+                    if run[1] != 0:
+                        print(run[2][-3000:], file=sys.stderr)
+                        raise SystemExit(f"pytest suites/health failed on {count} healthy hosts over {len(nodes)} nodes")
             suite, floor = statistics.median(r[0] for r in runs), statistics.median(floors)
             per_node = {node: sum(1 for n in fleet.node_of.values() if n == node) for node in nodes}
             print(f"health: {count} hosts over {len(nodes)} nodes ({', '.join(f'{n} {c}' for n, c in per_node.items())}"
@@ -148,6 +154,10 @@ def bench_health(count: int, repeat: int, nodes: list[str], proxmox: ProxmoxClie
                   f"{', '.join(f'{r[0]:.2f}' for r in runs)}) | bare logins {floor:.2f} s (median of "
                   f"{', '.join(f'{f:.2f}' for f in floors)}) | {suite / floor:.2f}x the floor (target <= 1.5) | "
                   f"load {os.getloadavg()[0]:.1f}", flush=True)
+            if baseline:
+                base = statistics.median(r[0] for r in before)
+                print(f"health: baseline {baseline}: pytest suites/health {base:.2f} s (median of "
+                      f"{', '.join(f'{r[0]:.2f}' for r in before)}) | {base / floor:.2f}x the floor", flush=True)
         finally:
             fleet.destroy()
 
@@ -181,6 +191,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="suite and floor runs; medians are reported")
     parser.add_argument("--skip-health", action="store_true", help="only the deploy bench")
     parser.add_argument("--skip-deploy", action="store_true", help="only the health bench")
+    parser.add_argument("--baseline", type=Path, help="another checkout (a worktree of an earlier commit): its health "
+                                                      "suite timed on the same hosts, interleaved, for a before/after")
     args = parser.parse_args(argv)
     status = orchestrate.status()
     if not status["up"]:
@@ -192,7 +204,7 @@ def main(argv: list[str]) -> int:
         raise SystemExit(f"the lab has {len(nodes)} node(s): sudo .venv/bin/python -m lab up --nodes 3")
     nodes = sorted(nodes)
     if not args.skip_health:
-        bench_health(args.per_node * len(nodes), args.repeat, nodes, proxmox)
+        bench_health(args.per_node * len(nodes), args.repeat, nodes, proxmox, args.baseline)
     if not args.skip_deploy:
         bench_deploy()
     return 0

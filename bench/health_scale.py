@@ -146,15 +146,16 @@ class HealthFleet:
             raise RuntimeError("could not destroy lab hosts: " + "; ".join(errors))
 
 
-def run_suite(inventory: Path, known_hosts: Path, *extra: str) -> tuple[float, int, str, int]:
-    """Time `pytest suites/health` in a child; give (seconds, exit code, output, peak RSS of the child in MiB)."""
+def run_suite(inventory: Path, known_hosts: Path, *extra: str, tree: Path = ROOT) -> tuple[float, int, str, int]:
+    """Time `pytest suites/health` in a child (of this checkout, or another `tree`: a baseline); give (seconds, exit
+    code, output, peak RSS of the child in MiB)."""
     command = [str(PYTHON), "-m", "pytest", "suites/health", f"--inventory={inventory}",
                f"--known-hosts={known_hosts}", "-q", "-p", "no:cacheprovider", *extra]
     # A user's run reads its modules' cached bytecode; PYTHONDONTWRITEBYTECODE (set in some shells) would have every
     # run compile the suite and its plugins from source, and the warm-up run warm nothing.
     env = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
     started = time.monotonic()
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, check=False)
     seconds = time.monotonic() - started
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024  # largest child so far (KiB -> MiB)
     return seconds, done.returncode, done.stdout + done.stderr, peak
