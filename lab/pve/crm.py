@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
-import json
 import os
 import sys
 import threading
@@ -36,11 +35,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .api_lxc import kill_ct, start_ct, stop_ct
+from .api_lxc import start_ct, stop_ct
 from .crm_commands import command_target, read_commands
 from .ha import requested_state
 from .ha_placement import node_affinity, resource_affinity, select_service_node
 from .ha_rules import affinitive_resources, effective_rules, feasibility_errors
+from .manager_status import load_status, save_status, served_status
+from .node_power import boot_node, power_off
 
 # NodeStatus.pm's $fence_delay; PVE then waits for the node's agent lock too (up to 120 s). The lab sets less.
 FENCE_DELAY = 60.0
@@ -79,45 +80,7 @@ class HaManager:
         self.timestamp = 0
         self._saved = ""
         self._rule_messages: list[str] = []
-        self._load()
-
-    def _load(self) -> None:
-        """The manager status a previous emulator left (none: a fresh cluster, every node online)."""
-        try:
-            text = self.status_path.read_text()
-            status = json.loads(text)
-            nodes, services = dict(status["node_status"]), dict(status["service_status"])
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            # a torn or foreign file: start as a new master would, and say so
-            self.say(f"ignoring {self.status_path}: {type(exc).__name__}: {exc}")
-            return
-        self.nodes = {str(k): str(v) for k, v in nodes.items()}
-        self.services = {}
-        for sid, rec in services.items():
-            svc = {"state": str(rec.get("state", "started")), "tries": int(rec.get("tries", 0)),
-                   "failed_nodes": [str(n) for n in rec.get("failed_nodes", [])]}
-            svc.update({k: rec[k] for k in ("node", "uid", "cmd", "running") if k in rec})
-            self.services[str(sid)] = svc
-        self.master = str(status.get("master_node", ""))
-        self.timestamp = int(status.get("timestamp", 0))
-        self._saved = text
-
-    def _save(self) -> None:
-        """Write the manager status when it changed (atomically: a crash leaves the old or the new one)."""
-        for sid, svc in self.services.items():
-            svc["node"] = self.app.node_of(_vmid(sid))
-        status = {"master_node": self.master, "node_status": self.nodes, "service_status": self.services,
-                  "timestamp": self.timestamp}
-        text = json.dumps(status, indent=1, sort_keys=True)
-        if text == self._saved:
-            return
-        self.status_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.status_path.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, self.status_path)
-        self._saved = text
+        load_status(self)
 
     def say(self, line: str) -> None:
         """Log one of the manager's lines (kept in `log`, and on stderr as pve-ha's syslog would have it)."""
@@ -136,19 +99,7 @@ class HaManager:
 
     def status(self) -> dict:
         """The manager status as PVE's CRM master writes it (master_node, node_status, service_status, timestamp)."""
-        with self.lock:
-            services = {}
-            for sid, svc in sorted(self.services.items()):
-                entry = {k: svc[k] for k in ("state", "uid", "cmd") if k in svc}
-                entry["node"] = self.app.node_of(_vmid(sid))
-                if svc["failed_nodes"]:
-                    entry["failed_nodes"] = list(svc["failed_nodes"])
-                if svc["state"] == "started" and self.app.running(_vmid(sid)):
-                    entry["running"] = 1  # Manager.pm: a successful start, valid while `started`
-                services[sid] = entry
-            nodes = {n.name: self.node_state(n.name) for n in self.app.cluster.nodes}
-            return {"master_node": self.master, "node_status": nodes, "service_status": services,
-                    "timestamp": self.timestamp}
+        return served_status(self)
 
     def _set_node(self, name: str, state: str) -> None:
         old = self.node_state(name)
@@ -172,7 +123,7 @@ class HaManager:
             try:
                 self._round()
             finally:
-                self._save()
+                save_status(self)
 
     def _round(self) -> None:
         app = self.app
@@ -413,26 +364,3 @@ def start_failure(app, vmid: int) -> str | None:
         return str(exc)
     return None
 
-
-def power_off(app, node: str) -> list[int]:
-    """A node that lost power: its running containers stop at once. The vmids it stopped."""
-    stopped = []
-    for vmid in app.store.vmids():
-        if app.node_of(vmid) == node and app.running(vmid):
-            kill_ct(app, vmid)
-            stopped.append(vmid)
-    return stopped
-
-
-def boot_node(app, node: str) -> list[int]:
-    """A node that comes back boots: its non-HA containers with `onboot: 1` start (pve-guests' startall);
-    its HA ones are the LRM's. The vmids it started."""
-    started = []
-    for vmid in app.store.vmids():
-        rec = app.store.load(vmid)
-        if rec is None or app.node_of(vmid) != node or app.ha.managed(vmid):
-            continue
-        if int(rec["config"].get("onboot") or 0) and not app.running(vmid):
-            start_ct(app, vmid)
-            started.append(vmid)
-    return started

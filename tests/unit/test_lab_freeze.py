@@ -26,7 +26,10 @@ class ScriptedLxc:
 
 @pytest.fixture
 def hosts(tmp_path, monkeypatch):
-    """LabHosts on a temp lab dir whose host 901 reports running."""
+    """LabHosts on a temp lab dir whose host 901 reports running, away from the machine's cgroup freezer."""
+    # a lab CT 901 running on the machine (a bench's fleet) has a real freezer.state: _set_frozen would use it
+    # instead of the scripted lxc-freeze, and freeze that container for the test
+    monkeypatch.setattr(freezer, "FREEZER_ROOT", tmp_path / "no-freezer")
     lab = LabHosts(config.LabPaths(lab_dir=tmp_path / "lab", cache_dir=tmp_path / "cache"))
     monkeypatch.setattr(lab, "status", lambda vmid: "running")
     monkeypatch.setattr("lab.hosts._run", lambda cmd, what, timeout=120: "")  # sync
