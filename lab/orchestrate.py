@@ -7,6 +7,7 @@ still finds and removes what was left (containers, mounts, bridge, processes by 
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import socket
 import subprocess
@@ -34,6 +35,8 @@ from lab.registry import Registry
 PATHS = config.PATHS
 ROOT = Path(__file__).resolve().parent.parent
 PVE_PORT = 8006
+LAB_ROOT = Path(__file__).resolve().parent
+EMULATOR_CODE_FILE = "pve.code"  # beside its pid file: the digest of the code the running emulator started with
 S3_PORT = 9000
 REJECT_PORT = 9001
 S3_BUCKET = s3.BUCKET
@@ -95,6 +98,27 @@ def set_node_online(name: str, online: bool) -> None:
     pve_cluster.Cluster(PATHS.pve_dir / "state", config.NODE).set_online(name, online)
 
 
+def emulator_code(root: Path = LAB_ROOT) -> str:
+    """A digest of the code an emulator started from this checkout runs (lab/*.py, lab/pve/: its modules and schema)."""
+    digest = hashlib.sha256()
+    for path in sorted([*root.glob("*.py"), *(root / "pve").rglob("*.py"), *(root / "pve").rglob("*.json")]):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def stop_stale_emulator(progress: Progress = _quiet) -> None:
+    """Stop a running emulator whose code is not this checkout's (a pull, or another worktree started it), so that
+    lab up's start serves this code; the containers keep running, nothing boots."""
+    pid = procs.running_pid(PATHS.run_dir, PVE)
+    try:
+        started_with = (PATHS.run_dir / EMULATOR_CODE_FILE).read_text().strip()
+    except OSError:
+        started_with = "unknown"
+    if pid is not None and started_with != emulator_code():
+        progress("pve api: restarted: it ran other code than this checkout's lab/ (its containers keep running)")
+        procs.stop(PATHS.run_dir, PVE)
+
+
 def resize_cluster(nodes: int | None, progress: Progress = _quiet) -> list[pve_cluster.ClusterNode]:
     """Make the emulated cluster `nodes` nodes (None: keep it); a running emulator serving another size is stopped,
     so that the start that follows serves the new one (it reads its nodes and storages once, at its start)."""
@@ -154,11 +178,15 @@ def _base_and_services(progress: Progress, nodes: int | None) -> bool:
     stack_files.ensure_service_secrets(PATHS)
     pve_auth.ensure_tokens(PATHS.pve_dir)
     booting = procs.running_pid(PATHS.run_dir, PVE) is None
+    stop_stale_emulator(progress)
     members = resize_cluster(nodes, progress)
     if len(members) > 1:
         progress(f"cluster of {len(members)} emulated nodes: {', '.join(n.name for n in members)} "
                  "(every container runs on this machine)")
-    procs.start(PATHS.run_dir, PATHS.log_dir, PVE)
+    if procs.running_pid(PATHS.run_dir, PVE) is None:
+        code = emulator_code()
+        procs.start(PATHS.run_dir, PATHS.log_dir, PVE)
+        (PATHS.run_dir / EMULATOR_CODE_FILE).write_text(code + "\n")
     moved = s3.migrate_from_moto(STATE_STORE)
     if moved is not None:
         progress(f"s3 state store: moved {len(moved)} objects ({', '.join(moved) or 'none'}) from the old "

@@ -261,6 +261,31 @@ def test_lab_up_with_another_node_count_restarts_a_running_emulator_and_the_same
     assert stopped == [orchestrate.PVE.name]
 
 
+def test_lab_up_restarts_a_running_emulator_started_with_other_code_and_not_one_started_with_this(tmp_path,
+                                                                                                  monkeypatch):
+    """A pull or another worktree changes lab/: lab up stops the emulator that runs other code (or code it cannot
+    tell), so that its start serves this checkout's; an emulator started with this code keeps running."""
+    from types import SimpleNamespace
+
+    from lab import orchestrate
+
+    stopped, said = [], []
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    monkeypatch.setattr(orchestrate, "PATHS", SimpleNamespace(pve_dir=tmp_path / "pve", run_dir=run_dir))
+    monkeypatch.setattr(orchestrate.procs, "running_pid", lambda run_dir, service: 4242)
+    monkeypatch.setattr(orchestrate.procs, "stop", lambda run_dir, service: stopped.append(service.name) or True)
+    (run_dir / orchestrate.EMULATOR_CODE_FILE).write_text(orchestrate.emulator_code() + "\n")
+    orchestrate.stop_stale_emulator(said.append)
+    assert stopped == [] and said == []
+    (run_dir / orchestrate.EMULATOR_CODE_FILE).write_text("0" * 64 + "\n")
+    orchestrate.stop_stale_emulator(said.append)
+    assert stopped == [orchestrate.PVE.name] and "other code than this checkout" in said[0]
+    (run_dir / orchestrate.EMULATOR_CODE_FILE).unlink()
+    orchestrate.stop_stale_emulator(said.append)
+    assert stopped == [orchestrate.PVE.name] * 2
+
+
 def test_lab_up_nodes_is_stored_and_lab_node_takes_one_down(tmp_path, monkeypatch):
     """`lab up --nodes 3` writes the cluster the emulator serves; `lab node down` marks a node offline; `lab up`
     without --nodes keeps it, and a fresh lab is one node."""
