@@ -28,6 +28,10 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from plugins.health.hosts import HOST_WORKERS
+
 FIRST_VMID, FIRST_OCTET = 830, 130  # VMIDs 830.., 198.18.0.130.. by default
 LAST_OCTET = 199  # the lab inventory's hosts start at 198.18.0.200
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -175,7 +179,7 @@ def run_sequential(fleet: HealthFleet) -> float:
     return time.monotonic() - started
 
 
-def run_login_floor(fleet: HealthFleet, workers: int = 16) -> float:
+def run_login_floor(fleet: HealthFleet, workers: int = HOST_WORKERS) -> float:
     """The least any SSH-based check can cost: one fresh login (`true`) per host, hosts in parallel, as the suite
     opens them (same key exchange, same concurrency), no check at all."""
     base = [*_ssh_base(fleet.deploy_key, fleet.known_hosts), "-o", "ControlPath=none",
@@ -200,7 +204,6 @@ def main(argv: list[str]) -> int:
                              "a quarter from minute to minute: 5 runs steady it)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
-    sys.path.insert(0, str(ROOT))
     from lab import net
     from lab.hosts import LabHosts
 
