@@ -41,6 +41,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     resume(freeze=own_process(session.config))
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """The tests start: resume the collector where collection never finished here (xdist's controller does not
+    collect, its workers do)."""
+    resume(freeze=False)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     """A run that ended before collection finished (a usage error, an interrupt) gives the collector back."""
     resume(freeze=False)
