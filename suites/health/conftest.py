@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import gc
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from plugins.health.run import HealthRun, every_need, need_of
 from plugins.health.table import CELL, NODE, STATE
 from plugins.inventory import get_inventory
 from plugins.ssh.known_hosts import known_hosts_file
+from plugins.startup.plugin import own_process
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -232,7 +232,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
         run.close()
-    if config.invocation_params.args == tuple(sys.argv[1:]):  # not a caller's pytest.main that goes on
+    if own_process(config):  # not a caller's pytest.main that goes on
         gc.freeze()
 
 
