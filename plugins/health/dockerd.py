@@ -1,8 +1,9 @@
 """Asking dockerd for its containers, once per host for docker_running and every container_running.
 
-The Engine API on dockerd's socket, through curl, where it can: the `docker` CLI, a Go binary, costs the
-host several times the CPU (docs/reference/figures.md). The CLI answers where curl is absent, DOCKER_HOST
-points elsewhere, or the socket does not answer, and its errors say what is wrong.
+The Engine API on dockerd's socket where it can: through perl's core (on every Debian host: perl-base is
+Essential), else through curl. The `docker` CLI, a Go binary, costs the host several times the CPU, and curl's start
+(tens of shared libraries) several times perl's (docs/reference/figures.md). The CLI answers where neither is there,
+DOCKER_HOST points elsewhere, or the socket does not answer, and its errors say what is wrong.
 
 The container list carries no restart policy: only when some container is not running, the probe also reads
 those containers' policies (the Engine API's inspect, or `docker inspect`). A container stopped with policy
@@ -23,38 +24,51 @@ POLICIES_MARK = "docker-restart-policies"
 NOT_RUNNING = ("exited", "created", "dead")  # the states in which only a restart policy (or a person) starts it
 NO_RESTART = ("no", "")  # "" is what an older dockerd says for the default, "no"
 _STOPPED_FILTER = "%7B%22status%22%3A%5B%22exited%22%2C%22created%22%2C%22dead%22%5D%7D"  # {"status":[...NOT_RUNNING]}
+# One GET on a unix socket with perl's built-ins alone: the Socket module would cost the host more than the request
+# (AF_UNIX and SOCK_STREAM are 1 on Linux). Exits as curl --fail does: 28 no answer in time, 7 no connection,
+# 22 an HTTP error. Arguments: the timeout, the socket, the path. No single quote: it is quoted for the shell.
+_PERL_GET = (
+    r'$SIG{ALRM} = sub { print STDERR "no answer\n"; exit 28 }; alarm $ARGV[0]; '
+    r'socket(S, 1, 1, 0) && connect(S, pack("S a108", 1, $ARGV[1])) or do { print STDERR "$ARGV[1]: $!\n"; exit 7 }; '
+    r'syswrite S, "GET $ARGV[2] HTTP/1.0\r\nHost: docker\r\n\r\n"; local $/; '
+    r'my ($head, $body) = split /\r\n\r\n/, <S>, 2; '
+    r'$head =~ m{^HTTP/\S+ 2\d\d } or do { print STDERR ((split /\r\n/, $head)[0], "\n"); exit 22 }; print $body'
+)
 
 
-def docker_ps_command() -> str:
+def docker_ps_command(socket: str = DOCKER_SOCKET, timeout: int | None = None) -> str:
     """The containers of a host for docker_running and every container_running (shared: run once).
 
-    Asks dockerd's socket with curl where it can; falls back to `docker ps` when curl is absent,
-    DOCKER_HOST points elsewhere, or the socket does not answer. A wedged dockerd is cut at
-    PROBE_TIMEOUT either way (exit 124). When the list shows a container not running, the restart policies
-    of the containers not running follow it, after POLICIES_MARK (the list does not carry them). A probe's body
+    Asks dockerd's socket with perl, or curl, where it can; falls back to `docker ps` when neither is there,
+    DOCKER_HOST points elsewhere, or the socket does not answer. A wedged dockerd is cut at the timeout either
+    way (exit 124; PROBE_TIMEOUT unless given). When the list shows a container not running, the restart policies of the containers not
+    running follow it, after POLICIES_MARK (the list does not carry them). A probe's body
     (plugins/health/remote.py): it ends with `return`; alone, run it through `as_script`.
     """
-    api = f"curl -sS --fail --max-time {PROBE_TIMEOUT} --unix-socket {DOCKER_SOCKET} 'http://docker/containers"
+    timeout = PROBE_TIMEOUT if timeout is None else timeout
+    get = (f"docker_api_get() {{ if command -v perl >/dev/null 2>&1; then perl -e '{_PERL_GET}' {timeout} {socket} "
+           f'"$1"; else curl -sS --fail --max-time {timeout} --unix-socket {socket} "http://docker$1"; fi; }}; ')
+    api = "docker_api_get '/containers"
     # a quick test on the list (a container's name may match it too): the filtered list decides which are read
     api_states = "|".join(f"*'\"{state}\"'*" for state in NOT_RUNNING)
     cli_states = "|".join(f"*'\t{state}\t'*" for state in NOT_RUNNING)
     return (
-        'if [ -z "$DOCKER_HOST" ] && command -v curl >/dev/null 2>&1; then '
-        f"out=$({api}/json?all=1' 2>&1); rc=$?; "
+        'if [ -z "$DOCKER_HOST" ] && { command -v perl || command -v curl; } >/dev/null 2>&1; then '
+        f"{get}out=$({api}/json?all=1' 2>&1); rc=$?; "
         f"if [ $rc = 0 ]; then printf '{DOCKER_API_MARK}\\n%s\\n' \"$out\"; "
         f'case "$out" in {api_states}) echo {POLICIES_MARK}; '
         f"for id in $({api}/json?all=1&filters={_STOPPED_FILTER}' 2>/dev/null "
         """| grep -o '"Id": *"[0-9a-f]*"' | cut -d'"' -f4); do """
         f"""{api}'/"$id"/json 2>/dev/null; echo; done;; esac; return 0; fi; """
-        f"if [ $rc = 28 ]; then echo 'no answer on {DOCKER_SOCKET}'; return 124; fi; "
+        f"if [ $rc = 28 ]; then echo 'no answer on {socket}'; return 124; fi; "
         "fi; "
-        f"out=$(timeout {PROBE_TIMEOUT} docker ps -a --no-trunc --format '{DOCKER_PS_FORMAT}' 2>&1); rc=$?; "
+        f"out=$(timeout {timeout} docker ps -a --no-trunc --format '{DOCKER_PS_FORMAT}' 2>&1); rc=$?; "
         """printf '%s\\n' "$out"; [ $rc = 0 ] || return $rc; """
         f'case "$out" in {cli_states}) '
-        f"ids=$(timeout {PROBE_TIMEOUT} docker ps -aq --no-trunc "
+        f"ids=$(timeout {timeout} docker ps -aq --no-trunc "
         + " ".join(f"--filter status={state}" for state in NOT_RUNNING) + " 2>/dev/null); "
         f'[ -n "$ids" ] && echo {POLICIES_MARK} && '
-        f"timeout {PROBE_TIMEOUT} docker inspect --format '{{{{.Name}}}}\t{{{{.HostConfig.RestartPolicy.Name}}}}' "
+        f"timeout {timeout} docker inspect --format '{{{{.Name}}}}\t{{{{.HostConfig.RestartPolicy.Name}}}}' "
         "$ids 2>/dev/null;; esac; return 0"
     )
 
