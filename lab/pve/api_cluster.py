@@ -134,12 +134,11 @@ def cluster_resources(call: Call):
     kind = call.params.get("type")
     out = []
     if kind in (None, "vm") and call.principal.has("VM.Audit"):
-        running = call.app.running_set()  # one listing: a CT's own status query is a process per CT
         managed = call.app.ha.resources()
-        for vmid in call.app.vmids():
-            entry = ct_entry(call.app, vmid, None if running is None else vmid in running)
+        for vmid, rec, running in call.app.guests():
+            entry = ct_entry(call.app, vmid, running, rec)
             if entry:
-                out.append({"id": f"lxc/{vmid}", "node": call.app.node_of(vmid), "template": 0,
+                out.append({"id": f"lxc/{vmid}", "node": call.app.node_in(rec), "template": 0,
                             "maxcpu": entry.pop("cpus"), **entry})
                 sid = f"ct:{vmid}"
                 if sid in managed:

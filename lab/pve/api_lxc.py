@@ -17,10 +17,10 @@ CONFIG_PRIVS = {"memory": "VM.Config.Memory", "swap": "VM.Config.Memory", "cores
 NOT_CONFIG = ("node", "vmid", "delete", "digest", "revert")
 
 
-def ct_entry(app, vmid: int, running: bool | None = None) -> dict | None:
+def ct_entry(app, vmid: int, running: bool | None = None, rec: dict | None = None) -> dict | None:
     """Return a CT's object as in GET /nodes/{node}/lxc and status/current (running: already known from a
-    listing of every CT, else asked of the driver)."""
-    rec = app.store.load(vmid)
+    listing of every CT, else asked of the driver; rec: its record when already read)."""
+    rec = app.store.load(vmid) if rec is None else rec
     if rec is None:
         return None
     conf = rec["config"]
@@ -46,9 +46,8 @@ def lxc_list(call: Call):
     if not call.principal.has("VM.Audit"):
         return []
     node = call.params["node"]
-    running = call.app.running_set()
-    return [e for e in (ct_entry(call.app, v, None if running is None else v in running)
-                        for v in call.app.vmids() if call.app.node_of(v) == node) if e]
+    return [ct_entry(call.app, vmid, running, rec) for vmid, rec, running in call.app.guests()
+            if call.app.node_in(rec) == node]
 
 
 @route("GET /nodes/{node}/lxc/{vmid}/status/current")

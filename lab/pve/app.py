@@ -29,7 +29,7 @@ from .api_cluster import reported_version
 from .auth import TokenStore, check
 from .cluster import Cluster
 from .crm import FENCE_DELAY, HaManager
-from .driver import HostDriver, driver_running, driver_vmids
+from .driver import HostDriver, listed_running, listed_vmids
 from .errors import (
     ApiError,
     TaskFailure,
@@ -192,8 +192,10 @@ class Emulator:
     def node_of(self, vmid: int) -> str | None:
         """The node a CT is placed on (None when there is no such CT)."""
         rec = self.store.load(vmid)
-        if rec is None:
-            return None
+        return None if rec is None else self.node_in(rec)
+
+    def node_in(self, rec: dict) -> str:
+        """The node a CT's record places it on."""
         return rec.get("node") or self.node
 
     def place(self, vmid: int, node: str) -> None:
@@ -213,19 +215,29 @@ class Emulator:
         except Exception:  # noqa: BLE001 - a driver that cannot tell means "not running"
             return False
 
-    def running_set(self) -> set[int] | None:
-        """The CTs running now, from one listing of the driver (None when it cannot tell them all at once): a
-        guest list asks it once, not once per CT."""
+    def guests(self) -> list[tuple[int, dict, bool | None]]:
+        """Every CT as (vmid, its record, whether it runs; None when the driver cannot tell them all at once),
+        from ONE listing of the driver and one read of each record: a guest list of the cluster asks the driver
+        once, not once per CT."""
         try:
-            return driver_running(self.driver)
-        except Exception:  # noqa: BLE001 - the caller asks each CT instead
-            return None
+            listing = list(self.driver.list() or [])
+        except Exception as exc:  # noqa: BLE001 - listing must not fail on a driver hiccup
+            print(f"pve: driver list failed: {exc}", file=sys.stderr)
+            listing = None
+        running = None if listing is None else listed_running(listing)
+        out = []
+        for vmid in self.vmids(listing):
+            rec = self.store.load(vmid)
+            if rec is not None:
+                out.append((vmid, rec, None if running is None else vmid in running))
+        return out
 
-    def vmids(self) -> list[int]:
-        """Return every CT: those with a config plus any the driver holds (adopted)."""
+    def vmids(self, listing: list | None = None) -> list[int]:
+        """Return every CT: those with a config plus any the driver holds (adopted); listing: the driver's list()
+        when the caller has it already."""
         known = set(self.store.vmids())
         try:
-            held = driver_vmids(self.driver)
+            held = listed_vmids(self.driver.list() or [] if listing is None else listing)
             for vmid in held - known:
                 self.adopt(vmid)
                 known.add(vmid)

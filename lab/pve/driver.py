@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 
@@ -63,10 +64,10 @@ class HostDriver(Protocol):
         """Make a stopped container's files those of an extracted archive."""
 
 
-def driver_vmids(driver: HostDriver) -> set[int]:
-    """Return the vmids a driver knows, whatever shape its list() has."""
+def listed_vmids(listing: Iterable[Any]) -> set[int]:
+    """Return the vmids in one listing of a driver (its list()), whatever shape its items have."""
     out: set[int] = set()
-    for item in driver.list() or []:
+    for item in listing:
         if isinstance(item, dict):
             item = item.get("vmid")
         elif hasattr(item, "vmid"):
@@ -78,10 +79,10 @@ def driver_vmids(driver: HostDriver) -> set[int]:
     return out
 
 
-def driver_running(driver: HostDriver) -> set[int] | None:
-    """Return the vmids a driver's one listing says are running, or None when its list() carries no state."""
+def listed_running(listing: Iterable[Any]) -> set[int] | None:
+    """Return the vmids one listing of a driver says are running, or None when its items carry no state."""
     running: set[int] = set()
-    for item in driver.list() or []:
+    for item in listing:
         state = item.get("state") if isinstance(item, dict) else getattr(item, "state", None)
         if state is None:
             return None

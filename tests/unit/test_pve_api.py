@@ -240,7 +240,8 @@ def test_cluster_resources_and_nextid(root, ct):
 
 def test_guest_lists_read_every_ct_state_from_one_listing_of_the_driver(root, app):
     """/cluster/resources and /nodes/{node}/lxc take each CT's status from one listing, not a query per CT (the lab's
-    is a process per CT: at 150 CTs the health suite's states read waited on them)."""
+    is a process per CT: at 150 CTs the health suite's states read waited on them), and list the CTs from that same
+    listing (the lab's reads a file per CT)."""
     for vmid in (900, 901, 902):
         net = NET.replace("198.18.0.50", f"198.18.0.{vmid - 850}").replace("03:84", f"03:{vmid - 800:02x}")
         assert root.task("POST", "/nodes/homelab/lxc", vmid=vmid, ostemplate=TEMPLATE, hostname=f"t{vmid}",
@@ -250,6 +251,7 @@ def test_guest_lists_read_every_ct_state_from_one_listing_of_the_driver(root, ap
     listed = {r["vmid"]: r["status"] for r in root.ok("GET", "/nodes/homelab/lxc")}
     assert guests == listed == {900: "running", 901: "stopped", 902: "running"}
     assert app.driver.reads["status"] == 0, app.driver.reads
+    assert app.driver.reads["list"] == 2, "one listing per guest list"
 
 
 def test_task_upid_status_log(root, ct, app):
