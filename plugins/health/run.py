@@ -32,8 +32,18 @@ if TYPE_CHECKING:
 Need = tuple["Host", str, Any]  # (host, check name, subject): what one health test asserts
 
 
+_NEED = pytest.StashKey["Need | None"]()
+
+
 def need_of(item: pytest.Item) -> Need | None:
-    """What a collected health test asks for, from its `check` marker and its parameter; None if not one."""
+    """What a collected health test asks for, from its `check` marker and its parameter; None if not one (worked
+    out once per test: the suite's hooks and fixtures ask it several times)."""
+    if _NEED not in item.stash:
+        item.stash[_NEED] = _need(item)
+    return item.stash[_NEED]
+
+
+def _need(item: pytest.Item) -> Need | None:
     marker = item.get_closest_marker("check")
     callspec = getattr(item, "callspec", None)
     if marker is None or callspec is None:
