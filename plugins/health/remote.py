@@ -37,12 +37,16 @@ def as_script(command: str) -> str:
     return f"probe() {{\n{command}\n}}; probe"
 
 
+# One pattern for every nonce (compiled once, not once per host): a frame counts only with this run's nonce.
+_FRAME = re.compile(r"@@(\w+) begin (\d+)\n(.*?)\n?\n@@\1 end \2 (\d+)", re.DOTALL)
+
+
 def parse_script_output(text: str, count: int, nonce: str) -> list[tuple[int, str]]:
     """Split the script's output back into (exit code, output) per command; missing ones get 255."""
     found: dict[int, tuple[int, str]] = {}
-    pattern = re.compile(rf"@@{nonce} begin (\d+)\n(.*?)\n?\n@@{nonce} end \1 (\d+)", re.DOTALL)
-    for match in pattern.finditer(text):
-        found[int(match.group(1))] = (int(match.group(3)), match.group(2))
+    for match in _FRAME.finditer(text):
+        if match.group(1) == nonce:
+            found[int(match.group(2))] = (int(match.group(4)), match.group(3))
     return [found.get(index, (255, "no output from the host")) for index in range(count)]
 
 
