@@ -41,9 +41,9 @@ def docker_ps_command(socket: str = DOCKER_SOCKET, timeout: int | None = None) -
 
     Asks dockerd's socket with perl, or curl, where it can; falls back to `docker ps` when neither is there,
     DOCKER_HOST points elsewhere, or the socket does not answer. A wedged dockerd is cut at the timeout either
-    way (exit 124; PROBE_TIMEOUT unless given). When the list shows a container not running, the restart policies of the containers not
-    running follow it, after POLICIES_MARK (the list does not carry them). A probe's body
-    (plugins/health/remote.py): it ends with `return`; alone, run it through `as_script`.
+    way (exit 124; PROBE_TIMEOUT unless given). When the list shows a container not running, the restart
+    policies of the containers not running follow it, after POLICIES_MARK (the list does not carry them). A
+    probe's body (plugins/health/remote.py): it ends with `return`; alone, run it through `as_script`.
     """
     timeout = PROBE_TIMEOUT if timeout is None else timeout
     get = (f"docker_api_get() {{ if command -v perl >/dev/null 2>&1; then perl -e '{_PERL_GET}' {timeout} {socket} "
