@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from bench.health_scale import HealthFleet
+from plugins.health.dockerd import DOCKER_API_MARK, docker_containers, docker_ps_command
+from plugins.health.remote import as_script
 from plugins.ssh.pool import SshPool, SshTarget
 
 pytestmark = pytest.mark.lab
@@ -129,6 +131,18 @@ def test_pool_masters_run_the_first_command_and_exit_when_closed(fleet, tmp_path
         assert not pool.control_path(name).exists()
     finally:
         pool.close_all()
+
+
+def test_the_docker_probe_asks_the_real_dockerd_through_perl(fleet, tmp_path):
+    """The container list comes from dockerd's socket through Perl's built-ins: curl and the CLI, shadowed by shell
+    functions that fail, never run (a failed request would fall back to them and hide it)."""
+    _, name, ip = fleet.hosts[0]
+    shadow = "curl() { echo curl ran; return 99; }; docker() { echo docker ran; return 99; }; "
+    with SshPool([SshTarget(name, ip, "deploy", str(fleet.deploy_key))], known_hosts=tmp_path / "known_hosts") as pool:
+        state = pool.open(name, command=shadow + as_script(docker_ps_command()))
+    assert state.is_open and state.first_output is not None, state
+    assert state.first_output.startswith(DOCKER_API_MARK + "\n"), state.first_output[-500:]
+    assert docker_containers(state.first_output)["web"][0] == "running"
 
 
 def test_each_fault_fails_exactly_its_tests_naming_host_and_check(fleet, tmp_path):
