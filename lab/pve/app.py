@@ -237,7 +237,7 @@ class Emulator:
         when the caller has it already."""
         known = set(self.store.vmids())
         try:
-            held = listed_vmids(self.driver.list() or [] if listing is None else listing)
+            held = listed_vmids((self.driver.list() or []) if listing is None else listing)
             for vmid in held - known:
                 self.adopt(vmid)
                 known.add(vmid)

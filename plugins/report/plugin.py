@@ -22,12 +22,11 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item):
     """Once allure-pytest has opened the test: its title, readable parameters and labels (epic, feature, story)."""
-    if allure_output.alluredir(item.config) is None:  # no Allure test to name: nothing to work out per test
-        return (yield)
     try:
         return (yield)
     finally:
-        naming = naming_of(item)
+        # no Allure test to name without Allure's results: nothing to work out per test
+        naming = naming_of(item) if allure_output.alluredir(item.config) is not None else None
         if naming is not None:
             allure_output.name_test(naming.title, naming.parameters, naming.labels)
 
