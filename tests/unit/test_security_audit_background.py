@@ -4,6 +4,7 @@ of its own, start() returns at once, and wait() gives its findings or its error.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -16,10 +17,12 @@ LAB = "inventories/lab.yml"
 
 
 @pytest.fixture
-def audit(tmp_path) -> SecurityAudit:
-    """An audit of the lab inventory's hosts (its SSH pool opens nothing until asked)."""
+def audit(tmp_path) -> Iterator[SecurityAudit]:
+    """An audit of the lab inventory's hosts (its SSH pool opens nothing until asked; its control dir is removed)."""
     inventory = load_inventory(LAB)
-    return SecurityAudit(inventory, inventory.hosts, tmp_path / "known_hosts")
+    audit = SecurityAudit(inventory, inventory.hosts, tmp_path / "known_hosts")
+    yield audit
+    audit.close()
 
 
 def test_start_returns_at_once_and_wait_gives_the_one_runs_findings(audit, monkeypatch):
