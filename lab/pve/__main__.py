@@ -12,6 +12,7 @@ from pathlib import Path
 from .app import Emulator
 from .ca import ensure_ca
 from .crm import FENCE_DELAY, ROUND
+from .firewall import TABLE, TABLE_NAME, nft_remove
 from .server import PveServer
 
 DEFAULT_LAB_DIR = "/var/lib/homelab-lab"
@@ -22,6 +23,14 @@ def load_driver(spec: str):
     module, _, cls = spec.partition(":")
     mod = __import__(module, fromlist=[cls])
     return getattr(mod, cls)()
+
+
+def table_name(value: str) -> str:
+    """An nftables table name (a letter, then letters, digits or underscores), for argparse."""
+    if not TABLE_NAME.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is no nftables table name (expected a letter, then letters, "
+                                         "digits or underscores, at most 64)")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,16 +55,21 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--fence-delay", type=float, default=FENCE_DELAY,
                        help="seconds from a node going down to its fencing and HA recovery (PVE: 60 + the agent lock)")
     serve.add_argument("--ha-round", type=float, default=ROUND, help="seconds between the HA manager's rounds")
+    serve.add_argument("--firewall-table", type=table_name, default=TABLE,
+                       help=f"the nftables table (bridge family) this emulator loads its firewall into (default: the "
+                            f"lab's, {TABLE}, which `lab down` removes). A second emulator on the machine needs a "
+                            "table of its own: loading one replaces it whole. Any other is removed when it stops")
     args = ap.parse_args(argv)
 
     state_dir = Path(args.state_dir or Path(os.environ.get("LAB_DIR", DEFAULT_LAB_DIR)) / "pve")
     state_dir.mkdir(parents=True, exist_ok=True)
     ca_file, cert, key = ensure_ca(state_dir)
+    # the real containers' traffic is filtered; another driver has no veths to filter
+    enforce = args.driver == "lab.hosts:LabHosts"
     try:
         app = Emulator(state_dir, load_driver(args.driver), node=args.node, version=args.pve_version,
                        verify_results=args.verify_results, nodes=args.nodes, fence_delay=args.fence_delay,
-                       # the real containers' traffic is filtered; another driver has no veths to filter
-                       enforce_firewall=args.driver == "lab.hosts:LabHosts")
+                       enforce_firewall=enforce, firewall_table=args.firewall_table)
     except ValueError as exc:  # a bad version or cluster size (ClusterError is one)
         ap.error(str(exc))
     server = PveServer((args.host, args.port), app, cert, key, auth_delay=args.auth_delay)
@@ -73,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         app.crm.stop()
         server.server_close()
+        if enforce and args.firewall_table != TABLE:
+            nft_remove(args.firewall_table)  # its own table: nothing else filters through it
         print("pve: stopped", file=sys.stderr, flush=True)
     return 0
 

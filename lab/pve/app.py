@@ -43,7 +43,7 @@ from .errors import (
     unknown_node,
 )
 from .faults import FaultPlan, Rule
-from .firewall import FirewallStore, nft_enforce
+from .firewall import TABLE, FirewallStore, nft_enforce
 from .ha import HaStore
 from .jsonschema import answer_errors, validate_params
 from .routes import Call, WithTotal, find
@@ -70,7 +70,7 @@ class Emulator:
     def __init__(self, state_dir: str | os.PathLike, driver: HostDriver, node: str = "homelab",
                  version: str | None = None, verify_results: bool = False,
                  backup_dir: str | os.PathLike | None = None, enforce_firewall: bool = False,
-                 nodes: int | None = None, fence_delay: float = FENCE_DELAY):
+                 nodes: int | None = None, fence_delay: float = FENCE_DELAY, firewall_table: str = TABLE):
         self.node = node
         self.version = reported_version(version)
         # RESTHandler's result_verification, off in PVE's daemons: on, an answer that does not match the
@@ -90,7 +90,8 @@ class Emulator:
                                       self.state_dir.parent / "shared" if self.cluster.is_cluster else None)
         self.jobs_file = self.state_dir / "state" / "jobs.json"
         # The node's firewall; enforced (nftables, root) by the lab's server, kept as files only in unit tests.
-        self.firewall = FirewallStore(self.state_dir / "state", enforce=nft_enforce if enforce_firewall else None)
+        self.firewall = FirewallStore(self.state_dir / "state", enforce=nft_enforce if enforce_firewall else None,
+                                      table=firewall_table)
         if enforce_firewall:
             self.firewall.apply()  # a node's boot: pve-firewall loads the saved rules before anything else
         self.tokens = TokenStore(self.state_dir)

@@ -14,6 +14,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import subprocess
 import threading
 from collections.abc import Callable
@@ -21,7 +22,10 @@ from pathlib import Path
 
 from .errors import fail
 
-TABLE = "homelab_lab_pve_fw"  # `bridge` family; created by the emulator, removed by `lab down`
+TABLE = "homelab_lab_pve_fw"  # `bridge` family; created by the lab's emulator, removed by `lab down`
+# Loading a table replaces it whole: an emulator other than the lab's (the lab's tests start some) owns a table of
+# its own, or it would wipe the lab's rules with its own empty set.
+TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 VETH_PREFIX = "vlab"  # lab/hosts.py names each CT's host-side veth vlab<vmid> (lxc.net.0.veth.pair)
 RULE_KEYS = ("type", "action", "macro", "source", "dest", "proto", "dport", "sport", "iface", "log", "icmp-type",
              "enable", "comment")
@@ -45,8 +49,9 @@ def digest(value) -> str:
 class FirewallStore:
     """cluster.json and <vmid>.json under <root>/firewall; `enforce` gets the nftables text after every change."""
 
-    def __init__(self, root: str | os.PathLike, enforce: Callable[[str], None] | None = None):
+    def __init__(self, root: str | os.PathLike, enforce: Callable[[str], None] | None = None, table: str = TABLE):
         self.dir = Path(root) / "firewall"
+        self.table = table
         self.dir.mkdir(parents=True, exist_ok=True)
         self.enforce = enforce
         self.lock = threading.RLock()
@@ -104,7 +109,7 @@ class FirewallStore:
         """Compile every file into the nftables table and hand it to the enforcer; give the text."""
         with self.lock:
             cts = {int(p.stem): self.ct(int(p.stem)) for p in self.dir.glob("*.json") if p.stem.isdigit()}
-            text = compile_ruleset(self.cluster(), cts)
+            text = compile_ruleset(self.cluster(), cts, self.table)
             if self.enforce is not None:
                 try:
                     self.enforce(text)
@@ -169,9 +174,9 @@ def _rule_lines(rule: dict, cluster: dict, ct: dict) -> list[str]:
     return [" ".join([*match, verdict])]
 
 
-def compile_ruleset(cluster: dict, cts: dict[int, dict]) -> str:
+def compile_ruleset(cluster: dict, cts: dict[int, dict], table: str = TABLE) -> str:
     """The whole nftables table (replacing the previous one atomically): one chain per firewalled CT."""
-    lines = [f"table bridge {TABLE} {{}}", f"delete table bridge {TABLE}", f"table bridge {TABLE} {{"]
+    lines = [f"table bridge {table} {{}}", f"delete table bridge {table}", f"table bridge {table} {{"]
     jumps = []
     enabled = int(cluster["options"].get("enable", 0) or 0)
     for vmid, ct in sorted(cts.items()):
@@ -200,13 +205,13 @@ def nft_enforce(text: str) -> None:
         raise RuntimeError(f"nft refused the firewall table: {done.stderr.strip()}")
 
 
-def nft_table_exists() -> bool:
-    """Tell whether the lab's firewall table is loaded."""
-    done = subprocess.run(["nft", "list", "table", "bridge", TABLE], capture_output=True, check=False)
+def nft_table_exists(table: str = TABLE) -> bool:
+    """Tell whether the lab's firewall table (or another emulator's) is loaded."""
+    done = subprocess.run(["nft", "list", "table", "bridge", table], capture_output=True, check=False)
     return done.returncode == 0
 
 
-def nft_remove() -> bool:
+def nft_remove(table: str = TABLE) -> bool:
     """Delete the table if it exists; True when one was removed."""
-    done = subprocess.run(["nft", "delete", "table", "bridge", TABLE], capture_output=True, check=False)
+    done = subprocess.run(["nft", "delete", "table", "bridge", table], capture_output=True, check=False)
     return done.returncode == 0

@@ -17,6 +17,8 @@ import pytest
 import requests
 from proxmoxer import ProxmoxAPI
 
+from lab.pve.firewall import TABLE, nft_remove
+
 ROOT = Path(__file__).resolve().parents[2]
 NODE = "homelab"
 
@@ -30,6 +32,7 @@ class PveLab:
     tokens: dict[str, str]
     pid: int
     log: Path
+    firewall_table: str
 
     def api(self, token_id: str = "root@pam!lab", secret: str | None = None, timeout: int = 30) -> ProxmoxAPI:
         """Return a proxmoxer client (token auth, verified against the lab CA)."""
@@ -37,6 +40,11 @@ class PveLab:
         return ProxmoxAPI("127.0.0.1", port=self.port, user=user, token_name=name,
                           token_value=secret or self.tokens[token_id], verify_ssl=self.ca_file,
                           timeout=timeout)
+
+
+def emulator_table(port: int) -> str:
+    """The nftables table of a test's emulator on this port: never the lab's."""
+    return f"{TABLE}_t{port}"
 
 
 def _port() -> int:
@@ -52,14 +60,17 @@ def _port() -> int:
 
 @contextmanager
 def serve_emulator(state: Path, *extra: str) -> Iterator[PveLab]:
-    """`python -m lab.pve serve` (real LabHosts) on a state dir, with extra options; stopped by PID at the end."""
+    """`python -m lab.pve serve` (real LabHosts) on a state dir, with extra options and a firewall table of its own
+    (the lab's stays the lab's emulator's); stopped by PID at the end, its table removed."""
     from lab.pve.auth import load_tokens
 
     log = state / "pve.log"
     port = _port()
+    table = emulator_table(port)
     with open(log, "w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "lab.pve", "serve", "--node", NODE, "--port", str(port),
-                                 "--state-dir", str(state), *extra], cwd=ROOT, stdout=fh, stderr=fh,
+                                 "--state-dir", str(state), "--firewall-table", table, *extra], cwd=ROOT, stdout=fh,
+                                stderr=fh,
                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
     ca_file = state / "ca.pem"
     deadline = time.monotonic() + 30
@@ -74,7 +85,7 @@ def serve_emulator(state: Path, *extra: str) -> Iterator[PveLab]:
                 pytest.fail(f"emulator did not come up on {port}: {log.read_text()[-2000:]}")
             time.sleep(0.1)
     try:
-        yield PveLab(port, str(ca_file), load_tokens(state), proc.pid, log)
+        yield PveLab(port, str(ca_file), load_tokens(state), proc.pid, log, table)
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         try:
@@ -82,6 +93,7 @@ def serve_emulator(state: Path, *extra: str) -> Iterator[PveLab]:
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
+        nft_remove(table)  # the emulator removes it when it stops; not when it was killed
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from pve_fixtures import emulator_table
 
+from lab.pve.firewall import nft_remove
 from plugins.inventory import load_inventory
 from plugins.proxmox.client import ProxmoxClient
 from plugins.proxmox.tasks import ProxmoxError, TaskFailed, TaskResult
@@ -70,12 +72,15 @@ class Emulator:
 
 @pytest.fixture(scope="module")
 def pve(lab_hosts, tmp_path_factory) -> Iterator[Emulator]:
-    """`python -m lab.pve serve` on a free port with its own state dir (stopped by pid afterwards)."""
+    """`python -m lab.pve serve` on a free port with its own state dir and firewall table (stopped by pid afterwards,
+    its table removed)."""
     state = tmp_path_factory.mktemp("pve-state")
     port = _free_port()
+    table = emulator_table(port)
     log = (state / "serve.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "lab.pve", "serve", "--port", str(port), "--state-dir",
-                             str(state), "--node", NODE], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                             str(state), "--node", NODE, "--firewall-table", table], cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while not (state / "ca.pem").exists() and time.monotonic() < deadline and proc.poll() is None:
@@ -89,6 +94,7 @@ def pve(lab_hosts, tmp_path_factory) -> Iterator[Emulator]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        nft_remove(table)  # the emulator removes it when it stops; not when it was killed
         log.close()
 
 

@@ -9,6 +9,7 @@ import pytest
 from broken_inventory import lab_document
 from pve_memdriver import MemHosts
 
+from lab.pve.__main__ import main as serve_main
 from lab.pve.app import Emulator
 from lab.pve.auth import FULL_TOKEN_ID, load_tokens
 from lab.pve.firewall import TABLE, compile_ruleset
@@ -190,6 +191,29 @@ def test_a_disabled_datacenter_firewall_filters_nothing():
     on = copy.deepcopy(off)
     on["options"]["enable"] = 1
     assert "chain ct201_in" in compile_ruleset(on, cts)
+
+
+def test_an_emulator_with_a_table_of_its_own_loads_only_that_table(tmp_path, lab):
+    """A second emulator on the machine (the lab's tests start some) owns its table: loading it replaces only it,
+    never the lab's (a table is replaced whole)."""
+    loaded: list[str] = []
+    app = Emulator(tmp_path / "pve", MemHosts(), node="homelab", firewall_table="homelab_lab_pve_fw_t8123")
+    app.firewall.enforce = loaded.append
+    app.firewall.change_cluster(lambda cluster: cluster["options"].update(enable=1))
+    assert loaded and loaded[-1].startswith("table bridge homelab_lab_pve_fw_t8123 {}\n"
+                                            "delete table bridge homelab_lab_pve_fw_t8123\n")
+    assert f"{TABLE} " not in loaded[-1]
+
+
+@pytest.mark.parametrize("name", ["1table", "lab-fw", "fw; flush ruleset", "t" * 65])
+def test_the_emulator_refuses_a_table_name_nftables_would_not_take(name, capsys):
+    """`--firewall-table` goes into nft's input: anything but a plain name is refused in one line, before the
+    emulator starts (no state dir, no table)."""
+    with pytest.raises(SystemExit) as stop:
+        serve_main(["serve", "--firewall-table", name, "--state-dir", "/nonexistent/never-made"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "argument --firewall-table" in err and "is no nftables table name" in err and "Traceback" not in err
 
 
 def test_pve_refuses_what_pve_firewall_refuses(pve):
