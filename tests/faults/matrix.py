@@ -111,15 +111,26 @@ def recover(inventory: Path, command: str = "rollback") -> subprocess.CompletedP
                           capture_output=True, text=True, timeout=600, check=False)
 
 
-def healthy_after(started: float, tries: int = 8) -> float | None:
-    """Seconds from `started` until the health suite passes (None when it never does within the tries)."""
+def healthy_after(started: float, tries: int = 8) -> tuple[float | None, list[dict]]:
+    """Seconds from `started` until the health suite passes (None when it never does within the tries), and each
+    earlier run's failed tests: which checks were still failing after the deploy had ended."""
+    failing = []
     for _ in range(tries):
-        if scenarios.run_suite("health").rc == 0:
-            return round(time.monotonic() - started, 1)
+        run = scenarios.run_suite("health")
+        seconds = round(time.monotonic() - started, 1)
+        if run.rc == 0:
+            return seconds, failing
+        failing.append({"seconds": seconds, "failed": failed_tests(run.output)})
         # a run of the suite takes seconds itself: a short pause between runs sees the lab healthy sooner (most rows
         # need a second run after their rollback) and keeps about the same total window as fewer, longer pauses
         time.sleep(1)
-    return None
+    return None, failing
+
+
+def failed_tests(output: str) -> list[str]:
+    """The node ids pytest's short summary (-ra) names as failed or in error."""
+    return [line.split(" ", 1)[1].split(" - ", 1)[0] for line in output.splitlines()
+            if line.startswith(("FAILED ", "ERROR "))]
 
 
 def secret_hits(secrets: list[str], texts: list[str], files: list[Path]) -> int:

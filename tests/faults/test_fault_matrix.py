@@ -126,13 +126,13 @@ def test_fault(row: Row, deployed, runner_fingerprint, faults, record, tmp_path)
         record["recovery"] = f"`{RECOVER} …` exit {recovered.returncode}"
         if recovered.returncode != 0:  # the lab is shared: never leave the next user a blocked environment
             recover(inventory, "forget")
-    seconds = healthy_after(started)
+    seconds, failing = healthy_after(started)
     after_snaps = snapshots()
     fingerprint = runner_now()
     files = report_files(started_wall)
     texts = [out] + ([recovered.stdout + recovered.stderr] if recovered else [])
     record.update(
-        seconds_to_healthy=seconds, snapshots_after=_counts(after_snaps),
+        seconds_to_healthy=seconds, health_failing_before=failing, snapshots_after=_counts(after_snaps),
         snapshots_lost=_lost(before_snaps, after_snaps), beyond_retention=_beyond(after_snaps),
         runner_untouched=fingerprint == runner_fingerprint,
         secret_hits=secret_hits(row.secrets, texts, files), files_grepped=len(files) + len(texts))
