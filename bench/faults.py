@@ -49,6 +49,12 @@ def cell(row: dict, key: str) -> str:
         value = row.get("happened", "")
         value += f"; then {row['recovery']}" if row.get("recovery") else ""
         value += f" — {row['error']}" if row.get("error") else ""
+    elif key == "seconds_to_healthy":
+        value = row.get(key)
+        failing = row.get("health_failing_before") or []
+        if failing:  # the health runs that failed first, and the tests the last of them still failed
+            value = f"{value if value is not None else 'never'} (after {len(failing)} failed health run(s); last: " \
+                    f"{', '.join(failing[-1]['failed'][:3]) or 'no test named'})"
     else:
         value = row.get(key, "")
     if isinstance(value, bool):
