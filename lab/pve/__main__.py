@@ -12,7 +12,7 @@ from pathlib import Path
 from .app import Emulator
 from .ca import ensure_ca
 from .crm import FENCE_DELAY, ROUND
-from .firewall import TABLE, TABLE_NAME, nft_remove
+from .firewall import TABLE, TABLE_NAME, UPDATE_TIME, nft_remove
 from .server import PveServer
 
 DEFAULT_LAB_DIR = "/var/lib/homelab-lab"
@@ -31,6 +31,17 @@ def table_name(value: str) -> str:
         raise argparse.ArgumentTypeError(f"{value!r} is no nftables table name (expected a letter, then letters, "
                                          "digits or underscores, at most 64)")
     return value
+
+
+def seconds(value: str) -> float:
+    """A positive number of seconds, for argparse."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of seconds")
+    return number
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                        help=f"the nftables table (bridge family) this emulator loads its firewall into (default: the "
                             f"lab's, {TABLE}, which `lab down` removes). A second emulator on the machine needs a "
                             "table of its own: loading one replaces it whole. Any other is removed when it stops")
+    serve.add_argument("--firewall-update", type=seconds, default=UPDATE_TIME,
+                       help="seconds between the firewall's checks that its table is still the one it loaded (loaded "
+                            "again when removed or replaced, as pve-firewall's update loop does)")
     args = ap.parse_args(argv)
 
     state_dir = Path(args.state_dir or Path(os.environ.get("LAB_DIR", DEFAULT_LAB_DIR)) / "pve")
@@ -82,13 +96,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pve: serving https://{args.host}:{server.server_address[1]}/api2/json node={args.node} "
           f"ca={ca_file} tokens={state_dir / 'tokens.json'} pid={os.getpid()}", file=sys.stderr, flush=True)
     app.crm.run(args.ha_round)
+    firewall_stop = threading.Event()
+    if enforce:
+        app.firewall.run(firewall_stop, args.firewall_update)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
         app.crm.stop()
+        firewall_stop.set()
         server.server_close()
         if enforce and args.firewall_table != TABLE:
-            nft_remove(args.firewall_table)  # its own table: nothing else filters through it
+            with app.firewall.lock:  # after the update loop's last check: it must not load the table again
+                nft_remove(args.firewall_table)  # its own table: nothing else filters through it
         print("pve: stopped", file=sys.stderr, flush=True)
     return 0
 

@@ -43,7 +43,7 @@ from .errors import (
     unknown_node,
 )
 from .faults import FaultPlan, Rule
-from .firewall import TABLE, FirewallStore, nft_enforce
+from .firewall import TABLE, FirewallStore, nft_enforce, nft_table_handle
 from .ha import HaStore
 from .jsonschema import answer_errors, validate_params
 from .routes import Call, WithTotal, find
@@ -91,7 +91,7 @@ class Emulator:
         self.jobs_file = self.state_dir / "state" / "jobs.json"
         # The node's firewall; enforced (nftables, root) by the lab's server, kept as files only in unit tests.
         self.firewall = FirewallStore(self.state_dir / "state", enforce=nft_enforce if enforce_firewall else None,
-                                      table=firewall_table)
+                                      table=firewall_table, loaded=nft_table_handle if enforce_firewall else None)
         if enforce_firewall:
             self.firewall.apply()  # a node's boot: pve-firewall loads the saved rules before anything else
         self.tokens = TokenStore(self.state_dir)

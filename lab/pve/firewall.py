@@ -16,6 +16,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ TABLE = "homelab_lab_pve_fw"  # `bridge` family; created by the lab's emulator, 
 # Loading a table replaces it whole: an emulator other than the lab's (the lab's tests start some) owns a table of
 # its own, or it would wipe the lab's rules with its own empty set.
 TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+UPDATE_TIME = 10.0  # pve-firewall's $updatetime: seconds between its checks that the loaded rules are its own
 VETH_PREFIX = "vlab"  # lab/hosts.py names each CT's host-side veth vlab<vmid> (lxc.net.0.veth.pair)
 RULE_KEYS = ("type", "action", "macro", "source", "dest", "proto", "dport", "sport", "iface", "log", "icmp-type",
              "enable", "comment")
@@ -49,9 +51,14 @@ def digest(value) -> str:
 class FirewallStore:
     """cluster.json and <vmid>.json under <root>/firewall; `enforce` gets the nftables text after every change."""
 
-    def __init__(self, root: str | os.PathLike, enforce: Callable[[str], None] | None = None, table: str = TABLE):
+    def __init__(self, root: str | os.PathLike, enforce: Callable[[str], None] | None = None, table: str = TABLE,
+                 loaded: Callable[[str], int | None] | None = None):
+        """`loaded` gives the kernel's handle of a loaded table (None when none is): how update() tells that the
+        table was removed or replaced by someone else since this store loaded it."""
         self.dir = Path(root) / "firewall"
         self.table = table
+        self.loaded = loaded
+        self.handle: int | None = None  # the table's handle when this store last loaded it
         self.dir.mkdir(parents=True, exist_ok=True)
         self.enforce = enforce
         self.lock = threading.RLock()
@@ -115,7 +122,33 @@ class FirewallStore:
                     self.enforce(text)
                 except RuntimeError as exc:  # pve-firewall logs it; an API call here says it
                     raise fail(str(exc)) from None
+                self.handle = self.loaded(self.table) if self.loaded else None
             return text
+
+    def update(self) -> bool:
+        """Load the rules again when the table is not the one this store loaded (removed, or replaced by another
+        process), as pve-firewall's update loop does; True when it did."""
+        with self.lock:
+            if self.enforce is None or self.loaded is None or self.loaded(self.table) == self.handle:
+                return False
+            self.apply()
+            return True
+
+    def run(self, stop: threading.Event, period: float = UPDATE_TIME) -> threading.Thread:
+        """Call update() every `period` seconds in a daemon thread (the lab's server), until `stop` is set."""
+
+        def loop() -> None:
+            while not stop.wait(period):
+                try:
+                    if self.update():
+                        print(f"pve-firewall: table bridge {self.table} was removed or replaced outside the "
+                              "emulator: its rules are loaded again", file=sys.stderr, flush=True)
+                except Exception as exc:  # noqa: BLE001 - one failed check must not end the loop
+                    print(f"pve-firewall: update failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+        thread = threading.Thread(target=loop, name="pve-firewall", daemon=True)
+        thread.start()
+        return thread
 
 
 def _resolve(spec: str, cluster: dict, ct: dict) -> list[str]:
@@ -203,6 +236,13 @@ def nft_enforce(text: str) -> None:
     done = subprocess.run(["nft", "-f", "-"], input=text, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"nft refused the firewall table: {done.stderr.strip()}")
+
+
+def nft_table_handle(table: str = TABLE) -> int | None:
+    """The kernel's handle of a loaded bridge table (a table deleted and loaded again gets a new one); None if none."""
+    done = subprocess.run(["nft", "-a", "list", "table", "bridge", table], capture_output=True, text=True, check=False)
+    found = re.search(r"# handle (\d+)", done.stdout) if done.returncode == 0 else None
+    return int(found.group(1)) if found else None
 
 
 def nft_table_exists(table: str = TABLE) -> bool:

@@ -6,22 +6,14 @@ its own empty set, and every port of the lab's hosts would be open to the LAN un
 
 from __future__ import annotations
 
-import re
-import subprocess
+import time
 
 import pytest
 
-from lab.pve.firewall import TABLE, nft_table_exists
+from lab.pve.firewall import TABLE, nft_remove, nft_table_exists, nft_table_handle
 
 pytest_plugins = ["pve_fixtures"]
 pytestmark = pytest.mark.lab
-
-
-def table_handle(name: str) -> int | None:
-    """The kernel's handle of a bridge table (a table deleted and loaded again gets a new one), None if none."""
-    done = subprocess.run(["nft", "-a", "list", "table", "bridge", name], capture_output=True, text=True, check=False)
-    found = re.search(r"# handle (\d+)", done.stdout) if done.returncode == 0 else None
-    return int(found.group(1)) if found else None
 
 
 def test_an_emulator_started_beside_the_lab_leaves_the_labs_firewall_table_alone(lab_hosts, tmp_path):
@@ -29,13 +21,32 @@ def test_an_emulator_started_beside_the_lab_leaves_the_labs_firewall_table_alone
     loaded while it runs and removed when it stops."""
     from pve_fixtures import serve_emulator
 
-    before = table_handle(TABLE)
+    before = nft_table_handle(TABLE)
     assert before is not None, f"the lab's emulator has not loaded its firewall table {TABLE}: is the lab up?"
     state = tmp_path / "pve"
     state.mkdir()
     with serve_emulator(state) as pve:
         assert pve.firewall_table != TABLE
         assert nft_table_exists(pve.firewall_table), f"the test's emulator did not load {pve.firewall_table}"
-        assert table_handle(TABLE) == before, f"the test's emulator loaded the lab's table {TABLE} again"
+        assert nft_table_handle(TABLE) == before, f"the test's emulator loaded the lab's table {TABLE} again"
     assert not nft_table_exists(pve.firewall_table), f"{pve.firewall_table} outlived its emulator"
-    assert table_handle(TABLE) == before
+    assert nft_table_handle(TABLE) == before
+
+
+def test_a_removed_table_is_loaded_again_by_the_firewalls_update_loop(lab_hosts, tmp_path):
+    """pve-firewall's update loop: the emulator's table removed behind its back (`nft delete table`, a flush) is
+    loaded again at its next check."""
+    from pve_fixtures import serve_emulator
+
+    state = tmp_path / "pve"
+    state.mkdir()
+    with serve_emulator(state, "--firewall-update", "0.5") as pve:
+        loaded = nft_table_handle(pve.firewall_table)
+        assert loaded is not None, f"the emulator did not load {pve.firewall_table}"
+        assert nft_remove(pve.firewall_table)
+        deadline = time.monotonic() + 10
+        while nft_table_handle(pve.firewall_table) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        again = nft_table_handle(pve.firewall_table)
+        assert again is not None and again != loaded, f"{pve.firewall_table} not loaded again within 10 s"
+    assert "was removed or replaced outside the emulator" in pve.log.read_text()

@@ -12,7 +12,7 @@ from pve_memdriver import MemHosts
 from lab.pve.__main__ import main as serve_main
 from lab.pve.app import Emulator
 from lab.pve.auth import FULL_TOKEN_ID, load_tokens
-from lab.pve.firewall import TABLE, compile_ruleset
+from lab.pve.firewall import TABLE, FirewallStore, compile_ruleset
 from plugins.inventory import InventoryError, load_inventory
 from plugins.inventory.loader import validate_document
 from plugins.proxmox.firewall import changes, converge, read_state
@@ -214,6 +214,42 @@ def test_the_emulator_refuses_a_table_name_nftables_would_not_take(name, capsys)
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "argument --firewall-table" in err and "is no nftables table name" in err and "Traceback" not in err
+
+
+def test_the_update_loop_loads_the_rules_again_when_the_table_was_removed_or_replaced(tmp_path):
+    """pve-firewall's update: nothing happens while the kernel holds the table this store loaded; a table removed,
+    or loaded by someone else (a new handle), gets this store's rules again."""
+    kernel = {"handle": None, "next": 10}
+    loads: list[str] = []
+
+    def enforce(text: str) -> None:
+        loads.append(text)
+        kernel["handle"], kernel["next"] = kernel["next"], kernel["next"] + 1
+
+    store = FirewallStore(tmp_path, enforce=enforce, table="homelab_lab_pve_fw_t1", loaded=lambda t: kernel["handle"])
+    store.change_cluster(lambda cluster: cluster["options"].update(enable=1))
+    assert len(loads) == 1 and store.handle == 10
+    assert store.update() is False and len(loads) == 1  # still ours: nothing loaded
+    kernel["handle"] = None  # removed (nft delete table, a flush)
+    assert store.update() is True and len(loads) == 2 and store.handle == 11
+    kernel["handle"] = 40  # replaced: loaded by another process
+    assert store.update() is True and len(loads) == 3 and loads[-1] == loads[0]
+    assert store.update() is False
+
+
+def test_a_store_that_enforces_nothing_never_updates(tmp_path):
+    """Unit tests' emulators keep the rules as files only: no loop loads anything."""
+    assert FirewallStore(tmp_path).update() is False
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan"])
+def test_the_emulator_refuses_a_firewall_update_period_that_is_not_positive(value, capsys):
+    """`--firewall-update` 0 would spin: refused in one line before the emulator starts."""
+    with pytest.raises(SystemExit) as stop:
+        serve_main(["serve", "--firewall-update", value, "--state-dir", "/nonexistent/never-made"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "argument --firewall-update" in err and "is not a positive number of seconds" in err
 
 
 def test_pve_refuses_what_pve_firewall_refuses(pve):
