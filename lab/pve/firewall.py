@@ -247,8 +247,7 @@ def nft_table_handle(table: str = TABLE) -> int | None:
 
 def nft_table_exists(table: str = TABLE) -> bool:
     """Tell whether the lab's firewall table (or another emulator's) is loaded."""
-    done = subprocess.run(["nft", "list", "table", "bridge", table], capture_output=True, check=False)
-    return done.returncode == 0
+    return nft_table_handle(table) is not None
 
 
 def nft_remove(table: str = TABLE) -> bool:
