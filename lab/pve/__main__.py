@@ -12,7 +12,7 @@ from pathlib import Path
 from .app import Emulator
 from .ca import ensure_ca
 from .crm import FENCE_DELAY, ROUND
-from .firewall import TABLE, TABLE_NAME, UPDATE_TIME, nft_remove
+from .firewall import TABLE, TABLE_NAME, UPDATE_TIME, nft_remove, table_for
 from .server import PveServer
 
 DEFAULT_LAB_DIR = "/var/lib/homelab-lab"
@@ -23,6 +23,11 @@ def load_driver(spec: str):
     module, _, cls = spec.partition(":")
     mod = __import__(module, fromlist=[cls])
     return getattr(mod, cls)()
+
+
+def lab_state_dir() -> Path:
+    """The lab's own state directory: $LAB_DIR/pve (LAB_DIR unset or empty: the default), as `lab up` passes it."""
+    return Path(os.environ.get("LAB_DIR") or DEFAULT_LAB_DIR) / "pve"
 
 
 def table_name(value: str) -> str:
@@ -66,24 +71,26 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--fence-delay", type=float, default=FENCE_DELAY,
                        help="seconds from a node going down to its fencing and HA recovery (PVE: 60 + the agent lock)")
     serve.add_argument("--ha-round", type=float, default=ROUND, help="seconds between the HA manager's rounds")
-    serve.add_argument("--firewall-table", type=table_name, default=TABLE,
+    serve.add_argument("--firewall-table", type=table_name, default=None,
                        help=f"the nftables table (bridge family) this emulator loads its firewall into (default: the "
-                            f"lab's, {TABLE}, which `lab down` removes). A second emulator on the machine needs a "
-                            "table of its own: loading one replaces it whole. Any other is removed when it stops")
+                            f"lab's, {TABLE}, for the lab's state directory, which `lab down` removes; for any other "
+                            f"state directory, {TABLE}_ and a digest of its path: loading a table replaces it whole). "
+                            "A table other than the lab's is removed when the emulator stops")
     serve.add_argument("--firewall-update", type=seconds, default=UPDATE_TIME,
                        help="seconds between the firewall's checks that its table is still the one it loaded (loaded "
                             "again when removed or replaced, as pve-firewall's update loop does)")
     args = ap.parse_args(argv)
 
-    state_dir = Path(args.state_dir or Path(os.environ.get("LAB_DIR", DEFAULT_LAB_DIR)) / "pve")
+    state_dir = Path(args.state_dir or lab_state_dir())
     state_dir.mkdir(parents=True, exist_ok=True)
+    table = args.firewall_table or table_for(state_dir, lab_state_dir())
     ca_file, cert, key = ensure_ca(state_dir)
     # the real containers' traffic is filtered; another driver has no veths to filter
     enforce = args.driver == "lab.hosts:LabHosts"
     try:
         app = Emulator(state_dir, load_driver(args.driver), node=args.node, version=args.pve_version,
                        verify_results=args.verify_results, nodes=args.nodes, fence_delay=args.fence_delay,
-                       enforce_firewall=enforce, firewall_table=args.firewall_table)
+                       enforce_firewall=enforce, firewall_table=table)
     except ValueError as exc:  # a bad version or cluster size (ClusterError is one)
         ap.error(str(exc))
     server = PveServer((args.host, args.port), app, cert, key, auth_delay=args.auth_delay)
@@ -94,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"pve: serving https://{args.host}:{server.server_address[1]}/api2/json node={args.node} "
-          f"ca={ca_file} tokens={state_dir / 'tokens.json'} pid={os.getpid()}", file=sys.stderr, flush=True)
+          f"ca={ca_file} tokens={state_dir / 'tokens.json'} pid={os.getpid()}"
+          + (f" firewall=bridge {table}" if enforce else ""), file=sys.stderr, flush=True)
     app.crm.run(args.ha_round)
     firewall_stop = threading.Event()
     if enforce:
@@ -105,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         app.crm.stop()
         firewall_stop.set()
         server.server_close()
-        if enforce and args.firewall_table != TABLE:
+        if enforce and table != TABLE:
             with app.firewall.lock:  # after the update loop's last check: it must not load the table again
-                nft_remove(args.firewall_table)  # its own table: nothing else filters through it
+                nft_remove(table)  # its own table: nothing else filters through it
         print("pve: stopped", file=sys.stderr, flush=True)
     return 0
 

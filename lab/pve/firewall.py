@@ -25,12 +25,21 @@ from .errors import fail
 
 TABLE = "homelab_lab_pve_fw"  # `bridge` family; created by the lab's emulator, removed by `lab down`
 # Loading a table replaces it whole: an emulator other than the lab's (the lab's tests start some) owns a table of
-# its own, or it would wipe the lab's rules with its own empty set.
+# its own (table_for), or it would wipe the lab's rules with its own empty set.
 TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 UPDATE_TIME = 10.0  # pve-firewall's $updatetime: seconds between its checks that the loaded rules are its own
 VETH_PREFIX = "vlab"  # lab/hosts.py names each CT's host-side veth vlab<vmid> (lxc.net.0.veth.pair)
 RULE_KEYS = ("type", "action", "macro", "source", "dest", "proto", "dport", "sport", "iface", "log", "icmp-type",
              "enable", "comment")
+
+
+def table_for(state_dir: str | os.PathLike, lab_state_dir: str | os.PathLike) -> str:
+    """The table an emulator on this state directory loads: TABLE for the lab's own, one named after the directory
+    for any other (two emulators on two state directories never load one table)."""
+    state = Path(state_dir).resolve()
+    if state == Path(lab_state_dir).resolve():
+        return TABLE
+    return f"{TABLE}_{hashlib.sha256(str(state).encode()).hexdigest()[:12]}"
 
 
 def empty_cluster() -> dict:

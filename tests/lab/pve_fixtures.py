@@ -17,7 +17,8 @@ import pytest
 import requests
 from proxmoxer import ProxmoxAPI
 
-from lab.pve.firewall import TABLE, nft_remove
+from lab.config import PATHS
+from lab.pve.firewall import nft_remove, table_for
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE = "homelab"
@@ -42,9 +43,9 @@ class PveLab:
                           timeout=timeout)
 
 
-def emulator_table(port: int) -> str:
-    """The nftables table of a test's emulator on this port: never the lab's."""
-    return f"{TABLE}_t{port}"
+def emulator_table(state: Path) -> str:
+    """The nftables table an emulator on this state dir loads by default: the lab's for the lab's state dir only."""
+    return table_for(state, PATHS.pve_dir)
 
 
 def _port() -> int:
@@ -60,16 +61,16 @@ def _port() -> int:
 
 @contextmanager
 def serve_emulator(state: Path, *extra: str) -> Iterator[PveLab]:
-    """`python -m lab.pve serve` (real LabHosts) on a state dir, with extra options and a firewall table of its own
-    (the lab's stays the lab's emulator's); stopped by PID at the end, its table removed."""
+    """`python -m lab.pve serve` (real LabHosts) on a state dir, with extra options; its firewall table is its own by
+    default (the lab's stays the lab's emulator's); stopped by PID at the end, its table removed."""
     from lab.pve.auth import load_tokens
 
     log = state / "pve.log"
     port = _port()
-    table = emulator_table(port)
+    table = emulator_table(state)
     with open(log, "w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "lab.pve", "serve", "--node", NODE, "--port", str(port),
-                                 "--state-dir", str(state), "--firewall-table", table, *extra], cwd=ROOT, stdout=fh,
+                                 "--state-dir", str(state), *extra], cwd=ROOT, stdout=fh,
                                 stderr=fh,
                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
     ca_file = state / "ca.pem"

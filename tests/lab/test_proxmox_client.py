@@ -72,14 +72,14 @@ class Emulator:
 
 @pytest.fixture(scope="module")
 def pve(lab_hosts, tmp_path_factory) -> Iterator[Emulator]:
-    """`python -m lab.pve serve` on a free port with its own state dir and firewall table (stopped by pid afterwards,
-    its table removed)."""
+    """`python -m lab.pve serve` on a free port with its own state dir, hence its own firewall table (stopped by pid
+    afterwards, its table removed)."""
     state = tmp_path_factory.mktemp("pve-state")
     port = _free_port()
-    table = emulator_table(port)
+    table = emulator_table(state)
     log = (state / "serve.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "lab.pve", "serve", "--port", str(port), "--state-dir",
-                             str(state), "--node", NODE, "--firewall-table", table], cwd=ROOT, stdout=log,
+                             str(state), "--node", NODE], cwd=ROOT, stdout=log,
                             stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30

@@ -17,17 +17,19 @@ pytestmark = pytest.mark.lab
 
 
 def test_an_emulator_started_beside_the_lab_leaves_the_labs_firewall_table_alone(lab_hosts, tmp_path):
-    """The lab's table keeps its handle while a test's emulator starts, runs and stops; the test's own table is
-    loaded while it runs and removed when it stops."""
+    """The lab's table keeps its handle while a test's emulator on another state dir, started without
+    `--firewall-table`, starts, runs and stops; the test's own table is loaded while it runs and removed when it
+    stops."""
     from pve_fixtures import serve_emulator
 
     before = nft_table_handle(TABLE)
     assert before is not None, f"the lab's emulator has not loaded its firewall table {TABLE}: is the lab up?"
     state = tmp_path / "pve"
     state.mkdir()
-    with serve_emulator(state) as pve:
+    with serve_emulator(state) as pve:  # no --firewall-table: the state dir alone decides
         assert pve.firewall_table != TABLE
         assert nft_table_exists(pve.firewall_table), f"the test's emulator did not load {pve.firewall_table}"
+        assert f"firewall=bridge {pve.firewall_table}" in pve.log.read_text(), "the emulator's log names no table"
         assert nft_table_handle(TABLE) == before, f"the test's emulator loaded the lab's table {TABLE} again"
     assert not nft_table_exists(pve.firewall_table), f"{pve.firewall_table} outlived its emulator"
     assert nft_table_handle(TABLE) == before

@@ -9,10 +9,12 @@ import pytest
 from broken_inventory import lab_document
 from pve_memdriver import MemHosts
 
+from lab.config import LabPaths
+from lab.pve.__main__ import lab_state_dir
 from lab.pve.__main__ import main as serve_main
 from lab.pve.app import Emulator
 from lab.pve.auth import FULL_TOKEN_ID, load_tokens
-from lab.pve.firewall import TABLE, FirewallStore, compile_ruleset
+from lab.pve.firewall import TABLE, TABLE_NAME, FirewallStore, compile_ruleset, table_for
 from plugins.inventory import InventoryError, load_inventory
 from plugins.inventory.loader import validate_document
 from plugins.proxmox.firewall import changes, converge, read_state
@@ -203,6 +205,34 @@ def test_an_emulator_with_a_table_of_its_own_loads_only_that_table(tmp_path, lab
     assert loaded and loaded[-1].startswith("table bridge homelab_lab_pve_fw_t8123 {}\n"
                                             "delete table bridge homelab_lab_pve_fw_t8123\n")
     assert f"{TABLE} " not in loaded[-1]
+
+
+def test_only_the_labs_state_dir_gets_the_labs_table(tmp_path):
+    """The default table follows the state dir: the lab's (however it is spelled) loads TABLE, any other a table of
+    its own, the same one every time, a name nftables takes."""
+    lab = tmp_path / "lab" / "pve"
+    lab.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "lab")
+    assert table_for(lab, lab) == TABLE
+    assert table_for(tmp_path / "link" / "pve", lab) == TABLE
+    assert table_for(lab / ".." / "pve", lab) == TABLE
+    others = {table_for(tmp_path / name, lab) for name in ("a", "b", "a/pve")}
+    assert len(others) == 3 and TABLE not in others
+    assert table_for(tmp_path / "a", lab) == table_for(tmp_path / "a", lab)
+    assert all(TABLE_NAME.fullmatch(name) and name.startswith(f"{TABLE}_") for name in others)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, "/var/lib/homelab-lab/pve"), ("", "/var/lib/homelab-lab/pve"),
+                                                 ("/srv/lab", "/srv/lab/pve")])
+def test_the_labs_state_dir_is_the_one_lab_up_passes(monkeypatch, value, expected):
+    """$LAB_DIR/pve, the default root when LAB_DIR is unset or empty: the lab's pve_dir (lab/config.py), which
+    `lab up` passes as --state-dir."""
+    if value is None:
+        monkeypatch.delenv("LAB_DIR", raising=False)
+    else:
+        monkeypatch.setenv("LAB_DIR", value)
+    assert str(lab_state_dir()) == expected
+    assert lab_state_dir() == LabPaths.from_env().pve_dir
 
 
 @pytest.mark.parametrize("name", ["1table", "lab-fw", "fw; flush ruleset", "t" * 65])
