@@ -152,7 +152,10 @@ def bench_health(count: int, repeat: int, nodes: list[str], proxmox: ProxmoxClie
             print(f"health: {count} hosts over {len(nodes)} nodes ({', '.join(f'{n} {c}' for n, c in per_node.items())}"
                   f"): setup {setup:.1f} s | pytest suites/health {suite:.2f} s (median of "
                   f"{', '.join(f'{r[0]:.2f}' for r in runs)}) | bare logins {floor:.2f} s (median of "
-                  f"{', '.join(f'{f:.2f}' for f in floors)}) | {suite / floor:.2f}x the floor (target <= 1.5) | "
+                  f"{', '.join(f'{f:.2f}' for f in floors)}) | {suite / floor:.2f}x the floor (target <= 1.5; "
+                  # each round's suite against the floor run just before it: the machine's speed drifts from minute
+                  # to minute, and the spread of these says how far the median can be trusted
+                  f"rounds {', '.join(f'{r[0] / f:.2f}' for r, f in zip(runs, floors, strict=True))}) | "
                   f"load {os.getloadavg()[0]:.1f}", flush=True)
             if baseline:
                 base = statistics.median(r[0] for r in before)
