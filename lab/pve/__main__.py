@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import signal
 import sys
@@ -28,6 +29,31 @@ def load_driver(spec: str):
 def lab_state_dir() -> Path:
     """The lab's own state directory: $LAB_DIR/pve (LAB_DIR unset or empty: the default), as `lab up` passes it."""
     return Path(os.environ.get("LAB_DIR") or DEFAULT_LAB_DIR) / "pve"
+
+
+def hold_state_dir(state_dir: Path) -> int | None:
+    """Lock the state directory for this process's life (its fd, kept open); None when another emulator holds it.
+
+    Two emulators on one state directory would both run its HA manager and load its firewall table over each
+    other's."""
+    fd = os.open(state_dir / "serve.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def holder(state_dir: Path) -> str:
+    """Who holds the state directory's lock, as its lock file says (`pid N`), for a message."""
+    try:
+        pid = (state_dir / "serve.lock").read_text().strip()
+    except OSError:
+        pid = ""
+    return f"pid {pid}" if pid.isdigit() else "another process"
 
 
 def table_name(value: str) -> str:
@@ -83,17 +109,26 @@ def main(argv: list[str] | None = None) -> int:
 
     state_dir = Path(args.state_dir or lab_state_dir())
     state_dir.mkdir(parents=True, exist_ok=True)
+    if hold_state_dir(state_dir) is None:
+        ap.error(f"{state_dir} is served by another emulator ({holder(state_dir)}): one emulator per state directory "
+                 "(`python -m lab status` for the lab's; --state-dir DIR for another)")
     table = args.firewall_table or table_for(state_dir, lab_state_dir())
     ca_file, cert, key = ensure_ca(state_dir)
     # the real containers' traffic is filtered; another driver has no veths to filter
     enforce = args.driver == "lab.hosts:LabHosts"
+    # the port first: an emulator that cannot listen must not have loaded its firewall or started its HA manager
     try:
-        app = Emulator(state_dir, load_driver(args.driver), node=args.node, version=args.pve_version,
-                       verify_results=args.verify_results, nodes=args.nodes, fence_delay=args.fence_delay,
-                       enforce_firewall=enforce, firewall_table=table)
+        server = PveServer((args.host, args.port), None, cert, key, auth_delay=args.auth_delay)
+    except OSError as exc:
+        ap.error(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc} (--port PORT for another)")
+    try:
+        server.app = Emulator(state_dir, load_driver(args.driver), node=args.node, version=args.pve_version,
+                              verify_results=args.verify_results, nodes=args.nodes, fence_delay=args.fence_delay,
+                              enforce_firewall=enforce, firewall_table=table)
     except ValueError as exc:  # a bad version or cluster size (ClusterError is one)
+        server.server_close()
         ap.error(str(exc))
-    server = PveServer((args.host, args.port), app, cert, key, auth_delay=args.auth_delay)
+    app = server.app
 
     def stop(signum, frame):
         threading.Thread(target=server.shutdown, daemon=True).start()

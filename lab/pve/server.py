@@ -107,7 +107,8 @@ class PveServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address, app: Emulator, cert_file: str, key_file: str, auth_delay: float = 0.05):
+    def __init__(self, address, app: Emulator | None, cert_file: str, key_file: str, auth_delay: float = 0.05):
+        """Listen on `address` (OSError when it cannot); `app` may be set after, before serve_forever."""
         super().__init__(address, Handler)
         self.app = app
         self.auth_delay = auth_delay

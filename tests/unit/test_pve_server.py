@@ -104,6 +104,53 @@ def test_a_reply_is_not_held_back_by_nagles_algorithm(served, monkeypatch):
     assert nodelay and all(nodelay), f"TCP_NODELAY on the emulator's connections: {nodelay}"
 
 
+def _serve_cmd(port: int, state: Path) -> list[str]:
+    return [sys.executable, "-m", "lab.pve", "serve", "--port", str(port), "--state-dir", str(state), "--driver",
+            "pve_memdriver:MemHosts"]
+
+
+def _refusal(command: list[str]) -> str:
+    """Run an emulator that must refuse to start: its exit code 2 and its last line (no traceback)."""
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests' / 'unit'}"}
+    try:
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=30, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the emulator started (it should have refused) and was stopped by the timeout")
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    return done.stderr.strip().splitlines()[-1]
+
+
+def test_an_emulator_that_cannot_listen_says_so_in_one_line(tmp_path):
+    """A port already taken (the lab's emulator on 8006): one line naming the address, before the emulator has
+    loaded anything (its firewall, its HA manager)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = _refusal(_serve_cmd(port, tmp_path))
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in line
+    assert not (tmp_path / "tokens.json").exists(), "the emulator set up its state before it could listen"
+
+
+def test_a_second_emulator_on_a_served_state_dir_is_refused_naming_the_first(tmp_path):
+    """One emulator per state directory: two would both run its HA manager and load its firewall table. The second
+    is refused in one line that names the first's PID (the same port too, so that a missing lock cannot leave a
+    second emulator serving)."""
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests' / 'unit'}"}
+    first = subprocess.Popen(_serve_cmd(port, tmp_path), cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while not (tmp_path / "tokens.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        line = _refusal(_serve_cmd(port, tmp_path))
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=10)
+    assert f"{tmp_path} is served by another emulator (pid {first.pid})" in line
+
+
 def test_main_serves_and_stops_on_sigterm(tmp_path):
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests' / 'unit'}"}
