@@ -122,13 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         ap.error(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc} (--port PORT for another)")
     try:
-        server.app = Emulator(state_dir, load_driver(args.driver), node=args.node, version=args.pve_version,
-                              verify_results=args.verify_results, nodes=args.nodes, fence_delay=args.fence_delay,
-                              enforce_firewall=enforce, firewall_table=table)
+        app = Emulator(state_dir, load_driver(args.driver), node=args.node, version=args.pve_version,
+                       verify_results=args.verify_results, nodes=args.nodes, fence_delay=args.fence_delay,
+                       enforce_firewall=enforce, firewall_table=table)
     except ValueError as exc:  # a bad version or cluster size (ClusterError is one)
         server.server_close()
         ap.error(str(exc))
-    app = server.app
+    server.app = app
 
     def stop(signum, frame):
         threading.Thread(target=server.shutdown, daemon=True).start()
