@@ -62,10 +62,15 @@ security:           ## read-only audit of every host and route: ssh-audit, sslyz
 # The unit tests need no lab: they run beside `lab up` (make -j2, output not synchronized: make's -O holds a
 # command's whole output until it ends, and a cold build's progress would come after ten silent minutes), niced so that a fresh machine's image builds keep the cores first. Either failing stops here: the lab's
 # tests start only once the lab is up and every unit passed.
+# Then the end-to-end tests, one at a time (they share the lab's homelab), and the lab's own tests on two workers
+# (--dist loadfile: each module owns its VMIDs, tests/lab/conftest.py); both parts run, either failing fails.
 # reports/tests/*.xml: each test's time (scripts/test_times.py prints them per module).
-test: install       ## the project's own tests: unit (in parallel, beside lab up), then emulator conformance and end to end on the lab
+test: install       ## the project's own tests: unit (in parallel, beside lab up), then end to end, then the lab's own tests on two workers
 	$(MAKE) --no-print-directory -j2 lab-up test-unit UNIT_NICE="nice -n 10"
-	$(LABENV) && $(PYTEST) tests -m "not unit and not cluster" --junitxml reports/tests/lab.xml
+	$(LABENV) || exit 1; status=0; \
+	$(PYTEST) tests -m "not unit and not cluster" --ignore tests/lab --junitxml reports/tests/e2e.xml || status=1; \
+	$(PYTEST) tests/lab -m "not unit and not cluster" -n 2 --dist loadfile --junitxml reports/tests/lab.xml || status=1; \
+	exit $$status
 
 # The lab brought up as a 3-node cluster (it stays one: `make test` after it keeps its nodes); too slow for CI.
 test-cluster: install  ## the 3-node cluster end to end on lab-cluster.yml (deploy, rollback, migrate, node down): not in make test

@@ -13,6 +13,10 @@ import pytest
 from lab import net
 from lab.hosts import LabHosts
 
+# Each module owns its VMIDs (address 198.18.0.<VMID - 800>), so `make test` runs the modules on two workers side by
+# side (--dist loadfile): test_hosts 901-920, test_pve_conformance 950-960, test_pve_backup_restore 955,
+# test_registry_mirror 957, test_pve_ha_lab 970-972, test_proxmox_client 976-977, test_roles 771-772,
+# test_app_demo_host 773, test_health_suite 880-884. A new module takes numbers no other one uses.
 TEST_VMIDS = range(900, 1000)
 
 
@@ -89,12 +93,14 @@ def make_host(lab_hosts: LabHosts, ssh_key: Path) -> Iterator[HostFactory]:
 def ssh(ssh_key: Path, tmp_path: Path):
     """Run a command on a host over SSH with the test key and a per-test known_hosts."""
     known = tmp_path / "known_hosts"
+    # ConnectTimeout covers sshd's banner too: with two test workers and a host's dockerd starting, a loaded
+    # machine can take seconds to answer, which is not what these tests check.
 
     def run(ip: str, command: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
         """ssh root@ip command (returns the completed process)."""
         cmd = ["ssh", "-i", str(ssh_key), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
                "-o", "StrictHostKeyChecking=accept-new", "-o", f"UserKnownHostsFile={known}",
-               "-o", "ConnectTimeout=5", "-o", "KexAlgorithms=curve25519-sha256",
+               "-o", "ConnectTimeout=15", "-o", "KexAlgorithms=curve25519-sha256",
                "-o", "LogLevel=ERROR", f"root@{ip}", command]
         res = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)
         if check and res.returncode != 0:

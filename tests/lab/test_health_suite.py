@@ -19,7 +19,7 @@ from plugins.ssh.pool import SshPool, SshTarget
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
-FIRST_VMID, FIRST_OCTET, COUNT = 850, 150, 5  # 198.18.0.150-154 (the bench uses .130-.179 when it runs alone)
+FIRST_VMID, FIRST_OCTET, COUNT = 880, 180, 5  # 198.18.0.180-184 (the bench uses .130-.179 when it runs alone)
 # Files that legitimately change when someone logs in (wtmp, lastlog, journal, sessions): not the suite's doing.
 CHANGE_SCAN = ("find / -xdev -newer /run/hc-mark ! -type d ! -path '/proc/*' ! -path '/sys/*' ! -path '/run/*' "
                "! -path '/tmp/*' ! -path '/var/tmp/*' ! -path '/var/log/*' ! -path '/var/lib/systemd/*' "
@@ -28,7 +28,7 @@ CHANGE_SCAN = ("find / -xdev -newer /run/hc-mark ! -type d ! -path '/proc/*' ! -
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    """Five prepared lab hosts hc850-hc854 (deploy user, runner key, container `web`, HTTP on :8080)."""
+    """Five prepared lab hosts hc880-hc884 (deploy user, runner key, container `web`, HTTP on :8080)."""
     from tests.lab.conftest import lab_skip_reason
 
     reason = lab_skip_reason()

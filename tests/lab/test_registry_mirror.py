@@ -18,7 +18,7 @@ from lab.npm_mirror import NpmMirror
 
 pytestmark = pytest.mark.lab
 
-VMID = 951
+VMID = 957
 NPM_SEED = Path(__file__).resolve().parent / "fixtures" / "npm-seed"
 
 
