@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from plugins.deploy import recorded_state
-from plugins.deploy.finish.rollback import describe, roll_back_session
+from plugins.deploy.finish.rollback import describe, left_to_recover, recovery_lines, roll_back_session
 from plugins.deploy.run_lock import LockHeld, RunLock, forget, read_record, recovery_hint
 from plugins.deploy.session import DeploySession
 from plugins.inventory import InventoryError, load_inventory
@@ -63,8 +63,8 @@ def _status(lock: RunLock, record) -> int:
     if record is None:
         print(f"no run recorded ({lock.path})")
     elif record.changed_something():
-        snapshots = ", ".join(f"CT {vmid}: {name}" for vmid, name in sorted(record.snapshots.items()))
-        print(f"{record.holder()} took snapshots ({snapshots}); if it is no longer running, {recovery_hint(record)}")
+        print(f"{record.holder()} left {record.pending()} to put back; if it is no longer running, "
+              f"{recovery_hint(record)}")
         return NEEDS_RECOVERY
     else:
         print(f"{record.holder()} holds or held the lock and took no snapshot")
@@ -82,11 +82,16 @@ def _rollback(inventory, lock: RunLock, record) -> int:
     deploy.snapshots = {int(vmid): name for vmid, name in record.snapshots.items()}
     recorded_state.onto_session(deploy, record.restores)  # the firewall and HA resources the run found
     outcome = roll_back_session(deploy, print)
-    for line in describe(outcome):
+    lines = describe(outcome)
+    for line in lines:
         print(line)
     if not outcome["ok"]:
-        lock.abandon()
-        print(f"the rollback of {record.holder()} is incomplete: its record is kept ({lock.path})", file=sys.stderr)
+        for line in recovery_lines(outcome, deploy.snapshots, inventory):
+            print(line)
+        left, restores = left_to_recover(outcome, deploy.snapshots, recorded_state.to_record(deploy), inventory)
+        lock.keep_unfinished(lines[0], left, restores)
+        print(f"the rollback of {record.holder()} is incomplete: its record keeps what is left ({lock.path})",
+              file=sys.stderr)
         return 1
     lock.release()
     print(f"{record.holder()} is rolled back; the next deploy can start")

@@ -33,6 +33,9 @@ def state_dir(env: dict[str, str] | None = None) -> Path:
     return Path(base) / "homelab-suite"
 
 
+RESTORED = {"firewall": "firewall", "ha": "HA resources", "ha_rules": "HA rules"}  # recorded_state.py's keys
+
+
 @dataclass
 class RunRecord:
     """Who holds (or held) an environment's deploy lock, and what that run changed so far."""
@@ -54,8 +57,17 @@ class RunRecord:
         return f"run {self.run_id} (pid {self.pid} on {self.host}, since {self.since})"
 
     def changed_something(self) -> bool:
-        """Whether the run may have left the homelab half-deployed (it took snapshots)."""
-        return bool(self.snapshots)
+        """Whether the run may have left the homelab half-deployed (it took snapshots, or an incomplete rollback
+        left PVE's firewall or HA resources to put back)."""
+        return bool(self.snapshots) or bool(self.restores)
+
+    def pending(self) -> str:
+        """What a recovery would put back, in words: the snapshots, and the firewall or HA resources it recorded."""
+        parts = [", ".join(f"CT {vmid}: {name}" for vmid, name in sorted(self.snapshots.items()))]
+        if self.restores:
+            parts.append(f"PVE's {', '.join(RESTORED[key] for key in sorted(self.restores) if key in RESTORED)} "
+                         "as the run found them")
+        return "; ".join(part for part in parts if part)
 
 
 class LockHeld(Exception):
@@ -112,11 +124,10 @@ class RunLock:
         previous = read_record(self.path)
         if previous is not None and previous.changed_something():
             os.close(fd)
-            snapshots = ", ".join(f"CT {vmid}: {name}" for vmid, name in sorted(previous.snapshots.items()))
             how = (f"its rollback was incomplete ({previous.rollback_incomplete})" if previous.rollback_incomplete
                    else "it was killed after taking snapshots")
             raise UnfinishedRun(
-                f"{previous.holder()} did not finish: {how} ({snapshots}), so "
+                f"{previous.holder()} did not finish: {how} ({previous.pending()}), so "
                 f"'{self.environment}' may be half-deployed; {recovery_hint(previous)}", previous)
         self._fd = fd
         self.taken_over = previous
@@ -158,11 +169,15 @@ class RunLock:
             os.close(self._fd)
             self._fd = None
 
-    def keep_unfinished(self, why: str) -> None:
+    def keep_unfinished(self, why: str, snapshots: dict[int, str] | None = None, restores: dict | None = None) -> None:
         """The run ended but its rollback did not finish: keep the record (the next run refuses, naming the
-        recovery) and let go of the lock."""
+        recovery) and let go of the lock; snapshots and restores, when given: only what is left to put back."""
         if self.record is not None and self._fd is not None:
             self.record.rollback_incomplete = why
+            if snapshots is not None:
+                self.record.snapshots = {str(vmid): name for vmid, name in snapshots.items()}
+            if restores is not None:
+                self.record.restores = restores
             self._save()
         self.abandon()
 

@@ -134,3 +134,21 @@ def test_an_old_record_without_the_rollback_field_still_reads(tmp_path):
                                 "snapshots": {"250": "deploy_old1"}}))
     record = read_record(path)
     assert record is not None and record.rollback_incomplete == "" and record.changed_something()
+
+
+def test_an_incomplete_rollback_keeps_only_what_is_left_and_says_so(tmp_path):
+    """The record narrowed to what the recovery must still put back: the next run names only that; a record
+    left with PVE's firewall to put back, and no snapshot, still blocks the next run."""
+    lock = RunLock("lab", tmp_path)
+    lock.acquire("partial1", inventory="inventories/lab.yml")
+    lock.note_snapshots({200: "deploy_partial1", 250: "deploy_partial1"})
+    lock.keep_unfinished("rollback INCOMPLETE in 9.0 s", {250: "deploy_partial1"}, {})
+    with pytest.raises(UnfinishedRun) as unfinished:
+        RunLock("lab", tmp_path).acquire("next")
+    assert "(CT 250: deploy_partial1)" in str(unfinished.value) and "CT 200" not in str(unfinished.value)
+
+    other = RunLock("lab2", tmp_path)
+    other.acquire("fw1", inventory="inventories/lab.yml")
+    other.keep_unfinished("rollback INCOMPLETE in 1.0 s", {}, {"firewall": {"state": {}, "nodes": {}}})
+    with pytest.raises(UnfinishedRun, match=r"\(PVE's firewall as the run found them\)"):
+        RunLock("lab2", tmp_path).acquire("next")

@@ -20,8 +20,16 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from plugins.deploy import recorded_state
 from plugins.deploy.finish import run_result
-from plugins.deploy.finish.rollback import changed_nothing, describe, discard_snapshots, roll_back_session
+from plugins.deploy.finish.rollback import (
+    changed_nothing,
+    describe,
+    discard_snapshots,
+    left_to_recover,
+    recovery_lines,
+    roll_back_session,
+)
 from plugins.deploy.finish.timeline import timeline_lines
 from plugins.deploy.progress import result_table
 from plugins.deploy.release import RECORD_PATH, record_on_hosts, release_record, write_local
@@ -84,6 +92,7 @@ def _rollback(deploy: DeploySession, end: RunEnd, write) -> None:
         # The run is over but the homelab is not back: say the one command that finishes the rollback (the
         # lock's record is kept for it, and the next deploy refuses until it ran).
         deploy.rollback["recovery"] = recovery_command(str(deploy.inventory.source))
+        end.lines += recovery_lines(deploy.rollback, deploy.snapshots, deploy.inventory)
         end.lines.append(f"the homelab may be half-deployed: once the cause is fixed, run "
                          f"`{deploy.rollback['recovery']}` (the next deploy refuses until then)")
 
@@ -159,7 +168,10 @@ def end_session(session: pytest.Session, deploy: DeploySession, exitstatus: int,
         for number, handler in previous.items():
             signal.signal(number, handler)
     if lock is not None and deploy.rollback is not None and not deploy.rollback["ok"]:
-        lock.keep_unfinished(describe(deploy.rollback)[0])
+        # the record keeps only what is left: a host rolled back and healthy serves again, and is not rolled back twice
+        left, restores = left_to_recover(deploy.rollback, deploy.snapshots, recorded_state.to_record(deploy),
+                                         deploy.inventory)
+        lock.keep_unfinished(describe(deploy.rollback)[0], left, restores)
     elif lock is not None:
         lock.release()
     if failed and session.exitstatus in PASSING:

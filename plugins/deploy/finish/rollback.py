@@ -34,8 +34,7 @@ def rollback_targets(deploy: DeploySession) -> tuple[dict[int, str], list[str]]:
     inventory = deploy.inventory
     targets, excluded = {}, []
     for vmid, name in sorted(deploy.snapshots.items()):
-        host = inventory.host(vmid)
-        reason = self_reason(inventory, host) or (None if host.rollback else f"{host.hostname} has rollback: false")
+        reason = _not_rolled_back(inventory, inventory.host(vmid))
         if reason:
             excluded.append(f"{reason}: not rolled back")
         else:
@@ -44,6 +43,11 @@ def rollback_targets(deploy: DeploySession) -> tuple[dict[int, str], list[str]]:
     excluded += [f"{deploy.left_out_line(vmid)}: not rolled back (this run did not touch it)"
                  for vmid in sorted(deploy.left_out) if vmid in rollback_set]
     return targets, excluded
+
+
+def _not_rolled_back(inventory: Any, host: Any) -> str | None:
+    """Why no rollback touches this host (the runner, this machine, `rollback: false`), None when one does."""
+    return self_reason(inventory, host) or (None if host.rollback else f"{host.hostname} has rollback: false")
 
 
 def roll_back(deploy: DeploySession, client: Any) -> dict:
@@ -96,6 +100,36 @@ def roll_back(deploy: DeploySession, client: Any) -> dict:
         "ok": not task_errors and not unhealthy and not firewall_error and not ha_error,
         "timeline": timeline.as_dict(),
     }
+
+
+def left_to_recover(outcome: dict, snapshots: dict[int, str], restores: dict, inventory: Any
+                    ) -> tuple[dict[int, str], dict]:
+    """What the recovery of an incomplete rollback still has to do: (the snapshots of the hosts not rolled back, or
+    rolled back but not healthy; the records of the firewall and HA resources it could not put back). A host rolled
+    back and healthy is not in it: it serves again, and a second rollback would take away what it wrote since."""
+    done = set(outcome.get("rolled_back") or {}) - set(outcome.get("unhealthy") or {})
+    left = {vmid: name for vmid, name in snapshots.items()
+            if inventory.host(vmid).hostname not in done and not _not_rolled_back(inventory, inventory.host(vmid))}
+    kept = dict(restores)
+    # put back only when the outcome says so: a rollback that broke before it began has no such key
+    if outcome.get("firewall_error", "not tried") == "":
+        kept.pop("firewall", None)
+    if outcome.get("ha_error", "not tried") == "":
+        kept.pop("ha", None)
+        kept.pop("ha_rules", None)
+    return left, kept
+
+
+def recovery_lines(outcome: dict, snapshots: dict[int, str], inventory: Any) -> list[str]:
+    """What `recover rollback` will roll back after this incomplete rollback, and what it leaves as it is."""
+    left, _ = left_to_recover(outcome, snapshots, {}, inventory)
+    again = ", ".join(inventory.host(vmid).hostname for vmid in sorted(left)) or "no container"
+    lines = [f"  the recovery rolls back {again}"]
+    done = [inventory.host(vmid).hostname for vmid in sorted(snapshots)
+            if vmid not in left and not _not_rolled_back(inventory, inventory.host(vmid))]
+    if done:
+        lines.append(f"  rolled back and healthy, not rolled back again: {', '.join(done)}")
+    return lines
 
 
 def _restore(stage: Any, deploy: DeploySession, client: Any) -> tuple[list[str], str]:
