@@ -14,6 +14,15 @@ if TYPE_CHECKING:
     from plugins.deploy.session import DeploySession
 
 
+class PartlyRestored(Exception):
+    """A restore that put back what it could reach and not the rest (a container's node is down); `done` lists what
+    it changed, the message what it left."""
+
+    def __init__(self, message: str, done: list[str]) -> None:
+        super().__init__(message)
+        self.done = done
+
+
 def to_record(deploy: DeploySession) -> dict[str, Any]:
     """The session's recorded firewall, HA resources and HA rules, JSON-ready (only those the run recorded)."""
     out: dict[str, Any] = {}

@@ -322,6 +322,10 @@ class FakeProxmox:
         rows = self.api_call("list", "GET", "cluster/resources", type="vm")
         return {int(row["vmid"]): row["node"] for row in rows}
 
+    def offline_nodes(self):
+        rows = self.api_call("status", "GET", "cluster/status")
+        return sorted(row["name"] for row in rows if row.get("type") == "node" and not row.get("online"))
+
 
 def test_the_stage_plans_applies_and_the_rollback_restores_what_it_recorded(pve, lab):
     """A plan lists and changes nothing; a deploy records, applies, converges; the rollback restores the record."""
@@ -393,6 +397,41 @@ def test_the_stage_follows_each_ct_to_the_node_it_runs_on_now(tmp_path):
     reply = app.handle("GET", f"{BASE}/nodes/homelab/lxc/{app_demo.vmid}/firewall/options", {}, api.auth)
     assert reply.status == 500 and "nodes/homelab/lxc/250.conf' does not exist" in reply.reason
     assert stage.restore(deploy, FakeProxmox(api))
+
+
+def test_a_rollback_with_a_node_down_puts_back_every_firewall_it_can_reach_and_names_the_rest(tmp_path):
+    """lab-cluster.yml on a 3-node emulator, homelab-3 (monitoring) down after the apply: the restore puts back the
+    datacenter's firewall and every other CT's, names monitoring's as left (its calls would answer 595), and with the
+    node back a second restore (the recovery's) puts back the rest."""
+    from plugins.deploy.recorded_state import PartlyRestored
+    from plugins.deploy.stages import firewall as stage
+
+    cluster = load_inventory("inventories/lab-cluster.yml")
+    app = Emulator(tmp_path / "pve", MemHosts(), node="homelab", verify_results=True, nodes=3, fence_delay=3600)
+    app.firewall.enforce = lambda ruleset: None
+    api = Api(app)
+    for host in cluster.hosts:
+        rootfs = {"rootfs": f"{host.storage}:8"} if host.storage != "local" else {}
+        upid = api("create", "POST", f"nodes/{host.node}/lxc", vmid=host.vmid, ostemplate=TEMPLATE,
+                   hostname=host.hostname, net0=f"name=eth0,bridge=labbr0,ip={host.ip}/24,gw=198.18.0.1", **rootfs)
+        app.tasks.wait(upid, 10)
+    monitoring = cluster.host("monitoring")
+    assert monitoring.node == "homelab-3"
+    deploy, proxmox = FakeSession(cluster), FakeProxmox(api)
+    stage.record_previous(deploy, proxmox)
+    before = deploy.firewall_before
+    assert stage.apply(deploy, proxmox)
+    app.cluster.set_online("homelab-3", False)
+    with pytest.raises(PartlyRestored, match=r"^the firewall of CT 240 \(node homelab-3 down\) not put back") as partly:
+        stage.restore(deploy, proxmox)
+    assert partly.value.done, "nothing was put back"
+    others = {vmid: node for vmid, node in before["nodes"].items() if vmid != monitoring.vmid}
+    now = read_state(api, others)
+    assert now["cluster"] == before["state"]["cluster"]
+    assert now["cts"] == {vmid: ct for vmid, ct in before["state"]["cts"].items() if vmid in others}
+    app.cluster.set_online("homelab-3", True)
+    assert stage.restore(deploy, proxmox), "the recovery found monitoring's firewall already put back"
+    assert read_state(api, before["nodes"]) == before["state"]
 
 
 def test_destroying_a_ct_drops_its_firewall_file_and_its_rules(pve, lab):

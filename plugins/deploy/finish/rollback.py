@@ -16,6 +16,7 @@ from typing import Any
 from plugins.deploy.finish import timeline as tl
 from plugins.deploy.finish.judgement import Judgement, judge, judge_lines, judged_by
 from plugins.deploy.pipeline import PIPELINE, STAGES
+from plugins.deploy.recorded_state import PartlyRestored
 from plugins.deploy.release import read_records
 from plugins.deploy.session import DeploySession
 from plugins.deploy.stages import firewall as firewall_stage
@@ -137,6 +138,8 @@ def _restore(stage: Any, deploy: DeploySession, client: Any) -> tuple[list[str],
     resources): (changes, error or '')."""
     try:
         return stage.restore(deploy, client), ""
+    except PartlyRestored as partly:
+        return partly.done, str(partly)
     except Exception as exc:  # noqa: BLE001 - the containers' rollback goes on; the outcome says what failed
         return [], f"{type(exc).__name__}: {exc}"
 

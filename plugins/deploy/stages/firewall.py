@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from plugins.deploy.recorded_state import PartlyRestored
 from plugins.proxmox.firewall import changes, converge, read_state
 from plugins.report import allure_output
 from plugins.stack.firewall import MARK, desired_state
@@ -84,13 +85,23 @@ def _read(deployment: DeploySession, proxmox: ProxmoxClient, cts: dict[int, str]
 
 
 def restore(deployment: DeploySession, proxmox: ProxmoxClient) -> list[str]:
-    """Put back the firewall recorded before this run (the rollback's part that snapshots do not hold)."""
+    """Put back the firewall recorded before this run (the rollback's part that snapshots do not hold), each
+    container's where it runs now; PartlyRestored when a container's node is down: the rest is put back."""
     before = deployment.firewall_before
     if not before:
         return []
-    cts = before["nodes"]
+    where, offline = proxmox.placement(), set(proxmox.offline_nodes())
+    cts = {vmid: where.get(vmid, node) for vmid, node in before["nodes"].items()}
+    # a call about a container on a down node answers 595: it would stop the restore of every other one
+    unreachable = {vmid: node for vmid, node in cts.items() if node in offline}
+    reachable = {vmid: node for vmid, node in cts.items() if vmid not in unreachable}
+    wanted = {**before["state"], "cts": {vmid: ct for vmid, ct in before["state"]["cts"].items() if vmid in reachable}}
     deployment.firewall_seen = None
-    return converge(proxmox.api_call, read_state(proxmox.api_call, cts), before["state"], MARK, cts)
+    done = converge(proxmox.api_call, read_state(proxmox.api_call, reachable), wanted, MARK, reachable)
+    if unreachable:
+        left = ", ".join(f"CT {vmid} (node {node} down)" for vmid, node in sorted(unreachable.items()))
+        raise PartlyRestored(f"the firewall of {left} not put back, the rest is", done)
+    return done
 
 
 def _summary(state: dict) -> str:
