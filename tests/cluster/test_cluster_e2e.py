@@ -3,10 +3,10 @@
 The inventory is inventories/lab-cluster.yml with fewer services per host (the cluster's behaviour, not the
 stack's, is under test here; the whole stack on one node is tests/e2e's): every host on the node the file gives,
 `utilities` and `monitoring` HA-managed on the shared storage, at least one host per node. The tests run in file
-order on one deployed cluster (six deploys in all, and a refused one): a failed deploy rolled back, a migration
+order on one deployed cluster (seven deploys in all, one of them losing a node, and a refused one): a failed deploy rolled back, a migration
 followed, a node of HA hosts lost and recovered under a deploy that proceeds, a node with a plain host lost
 named by the health suite, refused by a deploy whose policy is refuse and left out by one whose policy is proceed,
-then deployed again once its node is back.
+then deployed again once its node is back; last, that node lost while a deploy runs, and the recovery after it.
 
 Too slow for CI (`make test` leaves the `cluster` marker out): `sudo make test-cluster` runs it.
 """
@@ -14,11 +14,12 @@ Too slow for CI (`make test` leaves the `cluster` marker out): `sudo make test-c
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from lab_driving import running_lab, wait_for
+from lab_driving import ansible_running, running_lab, wait_for
 
 from lab import config, orchestrate, scenarios
 from plugins.inventory import load_inventory
@@ -256,3 +257,67 @@ def test_a_node_down_with_a_plain_host_health_names_it_refuse_refuses_and_procee
     assert run.result["left_out"] == {} and "left out" not in run.output, run.tail(80)
     assert str(app.vmid) in run.result["snapshots"], run.result["snapshots"]
     assert run.result["ansible"]["site"]["stats"][app.hostname]["failures"] == 0, run.result["ansible"]["site"]
+
+
+def recover(variants, command: str = "rollback") -> subprocess.CompletedProcess:
+    """The documented recovery of an unfinished run (`python -m plugins.deploy.recover`), as a person runs it."""
+    return subprocess.run([".venv/bin/python", "-m", "plugins.deploy.recover", command, "--inventory",
+                           str(variants["cluster"])], cwd=scenarios.ROOT, env=scenarios.suite_env(),
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_a_node_lost_during_a_deploy_rolls_back_the_rest_and_recover_finishes_only_what_is_left(
+        first_deploy, proxmox, inventory, variants, tmp_path):
+    """homelab-3 (monitoring, HA; app-demo, migrated there) lost while a deploy's Ansible runs: the run fails, rolls
+    back the hosts it can reach, names app-demo's node as unreachable, ends INCOMPLETE naming the recovery, and its
+    record keeps only what is left. The recovery with the node still down fails again without touching a host
+    already back; with the node back it rolls back only what is left, and health passes."""
+    monitoring, app = inventory.host("monitoring"), inventory.host("app-demo")
+    assert {proxmox.placement()[h.vmid] for h in (monitoring, app)} == {"homelab-3"}
+    output = tmp_path / "deploy.log"
+    proc = scenarios.start_suite("deploy", inventory=variants["cluster"], output=output)
+    try:
+        wait_for(lambda: ansible_running(proc.pid) or proc.poll() is not None, "the deploy's ansible-playbook")
+        assert proc.poll() is None, f"the deploy ended before its Ansible stage:\n{output.read_text()[-2000:]}"
+        orchestrate.set_node_online("homelab-3", False)
+        proc.wait(timeout=900)
+        out = output.read_text()
+        print(f"deploy losing homelab-3 during Ansible: exit {proc.returncode}")
+        assert proc.returncode != 0, f"a deploy that lost a node exited 0:\n{out[-3000:]}"
+        rollback = (scenarios.latest_result() or {}).get("rollback") or {}
+        assert rollback and not rollback["ok"], f"the rollback was not reported incomplete: {rollback}\n{out[-3000:]}"
+        assert "cannot reach that node" in rollback["task_errors"].get("app-demo", ""), rollback["task_errors"]
+        # the firewall put back everywhere it can be reached, app-demo's left to the recovery
+        assert f"CT {app.vmid} (node homelab-3 down)" in rollback["firewall_error"], rollback["firewall_error"]
+        done = set(rollback["rolled_back"]) - set(rollback["unhealthy"])
+        assert {h.hostname for h in inventory.rollback_set} - {monitoring.hostname, app.hostname} <= \
+            set(rollback["rolled_back"]), rollback
+        assert done, f"no host was rolled back healthy: {rollback}"
+        assert rollback["recovery"] in out, out[-2000:]
+        status = recover(variants, "status")
+        assert status.returncode == 3, status.stdout + status.stderr
+        for host in inventory.rollback_set:
+            assert (f"CT {host.vmid}:" in status.stdout) == (host.hostname not in done), \
+                f"{host.hostname} (rolled back healthy: {host.hostname in done}): {status.stdout}"
+
+        still_down = recover(variants)
+        print(f"recover with homelab-3 down: exit {still_down.returncode}")
+        assert still_down.returncode == 1, still_down.stdout + still_down.stderr
+        assert not any(f"rolled back {name} " in still_down.stdout for name in done), still_down.stdout
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        orchestrate.set_node_online("homelab-3", True)
+    wait_for(lambda: proxmox.guests()[app.vmid]["status"] == "running", "app-demo booted with homelab-3", 60)
+    wait_for(lambda: proxmox.guests().get(monitoring.vmid, {}).get("node") == "homelab-3"
+             and proxmox.guests()[monitoring.vmid].get("status") == "running",
+             "monitoring relocated back to homelab-3, its rule's first node", RECOVERY_START)
+    finished = recover(variants)
+    print(f"recover with homelab-3 back: exit {finished.returncode}")
+    if finished.returncode != 0:
+        recover(variants, "forget")  # the next module must not find a blocked environment
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert "rolled back app-demo " in finished.stdout, finished.stdout
+    assert not any(f"rolled back {name} " in finished.stdout for name in done), finished.stdout
+    run = health(variants)
+    assert run.rc == 0, f"suites/health after the recovery:\n{run.tail()}"
