@@ -370,14 +370,9 @@ def test_a_zone_that_changes_network_is_converged_entry_by_entry(pve, lab):
     assert read_state(pve, nodes)["cluster"]["ipsets"]["lan"]["entries"] == ["198.18.0.0/16"]
 
 
-def test_the_stage_follows_each_ct_to_the_node_it_runs_on_now(tmp_path):
-    """lab-cluster.yml on a 3-node emulator, app-demo migrated off its inventory node: the stage records, applies
-    and restores each CT's firewall where it runs now (its options are proxied to that node; PVE answers a CT's
-    rules from the cluster file system on any node)."""
-    from plugins.deploy.stages import firewall as stage
-
-    cluster = load_inventory("inventories/lab-cluster.yml")
-    app = Emulator(tmp_path / "pve", MemHosts(), node="homelab", verify_results=True, nodes=3)
+def cluster_emulator(tmp_path, cluster, **options) -> tuple[Emulator, Api]:
+    """A 3-node in-process emulator (firewall not enforced) with each of the inventory's CTs on its node."""
+    app = Emulator(tmp_path / "pve", MemHosts(), node="homelab", verify_results=True, nodes=3, **options)
     app.firewall.enforce = lambda ruleset: None
     api = Api(app)
     for host in cluster.hosts:
@@ -385,6 +380,17 @@ def test_the_stage_follows_each_ct_to_the_node_it_runs_on_now(tmp_path):
         upid = api("create", "POST", f"nodes/{host.node}/lxc", vmid=host.vmid, ostemplate=TEMPLATE,
                    hostname=host.hostname, net0=f"name=eth0,bridge=labbr0,ip={host.ip}/24,gw=198.18.0.1", **rootfs)
         app.tasks.wait(upid, 10)
+    return app, api
+
+
+def test_the_stage_follows_each_ct_to_the_node_it_runs_on_now(tmp_path):
+    """lab-cluster.yml on a 3-node emulator, app-demo migrated off its inventory node: the stage records, applies
+    and restores each CT's firewall where it runs now (its options are proxied to that node; PVE answers a CT's
+    rules from the cluster file system on any node)."""
+    from plugins.deploy.stages import firewall as stage
+
+    cluster = load_inventory("inventories/lab-cluster.yml")
+    app, api = cluster_emulator(tmp_path, cluster)
     app_demo = cluster.host("app-demo")
     app.tasks.wait(api("migrate", "POST", f"nodes/{app_demo.node}/lxc/{app_demo.vmid}/migrate", target="homelab-3"),
                    10)
@@ -407,14 +413,7 @@ def test_a_rollback_with_a_node_down_puts_back_every_firewall_it_can_reach_and_n
     from plugins.deploy.stages import firewall as stage
 
     cluster = load_inventory("inventories/lab-cluster.yml")
-    app = Emulator(tmp_path / "pve", MemHosts(), node="homelab", verify_results=True, nodes=3, fence_delay=3600)
-    app.firewall.enforce = lambda ruleset: None
-    api = Api(app)
-    for host in cluster.hosts:
-        rootfs = {"rootfs": f"{host.storage}:8"} if host.storage != "local" else {}
-        upid = api("create", "POST", f"nodes/{host.node}/lxc", vmid=host.vmid, ostemplate=TEMPLATE,
-                   hostname=host.hostname, net0=f"name=eth0,bridge=labbr0,ip={host.ip}/24,gw=198.18.0.1", **rootfs)
-        app.tasks.wait(upid, 10)
+    app, api = cluster_emulator(tmp_path, cluster, fence_delay=3600)  # no HA recovery during the test
     monitoring = cluster.host("monitoring")
     assert monitoring.node == "homelab-3"
     deploy, proxmox = FakeSession(cluster), FakeProxmox(api)
