@@ -3,10 +3,11 @@
 The inventory is inventories/lab-cluster.yml with fewer services per host (the cluster's behaviour, not the
 stack's, is under test here; the whole stack on one node is tests/e2e's): every host on the node the file gives,
 `utilities` and `monitoring` HA-managed on the shared storage, at least one host per node. The tests run in file
-order on one deployed cluster (seven deploys in all, one of them losing a node, and a refused one): a failed deploy rolled back, a migration
-followed, a node of HA hosts lost and recovered under a deploy that proceeds, a node with a plain host lost
-named by the health suite, refused by a deploy whose policy is refuse and left out by one whose policy is proceed,
-then deployed again once its node is back; last, that node lost while a deploy runs, and the recovery after it.
+order on one deployed cluster (seven deploys in all, one of them losing a node, and a refused one): a failed
+deploy rolled back, a migration followed, a node of HA hosts lost and recovered under a deploy that proceeds, a
+node with a plain host lost named by the health suite, refused by a deploy whose policy is refuse and left out by
+one whose policy is proceed, then deployed again once its node is back; last, that node lost while a deploy runs,
+and the recovery after it.
 
 Too slow for CI (`make test` leaves the `cluster` marker out): `sudo make test-cluster` runs it.
 """
